@@ -1,0 +1,48 @@
+"""The one entry point: `streamlit run app.py` serves the dashboard and, on the same
+port, the HTTP routes (Stripe webhook, REST API) through `st.App`."""
+
+import streamlit as st
+
+from pages import _signin
+from pricing_core.config import get_settings
+from pricing_core.http import routes
+
+if __name__ != "__main__":
+    _signin.check_startup()  # server start: refuse an unsafe production configuration
+
+app = st.App("app.py", routes=routes(), on_script_error=_signin.on_script_error)
+
+if __name__ == "__main__":
+    from pages import _ui
+
+    _ui.setup()
+    _signin.refuse_if_unsafe()
+    if _signin.needs_sign_in():
+        st.navigation([st.Page(_signin.sign_in_page, title="Sign in", url_path="signin")]).run()
+        st.stop()
+    _ui.sidebar()
+    sections = {
+        "Your account": [
+            st.Page(
+                "pages/overview.py",
+                title="Overview",
+                icon=":material/account_balance_wallet:",
+                default=True,
+            ),
+            st.Page("pages/chats.py", title="Chats", icon=":material/forum:"),
+            st.Page("pages/usage.py", title="Usage", icon=":material/bar_chart:"),
+            st.Page("pages/transactions.py", title="Transactions", icon=":material/receipt_long:"),
+            st.Page("pages/budget.py", title="Budget & alerts", icon=":material/savings:"),
+            st.Page("pages/plans.py", title="Plans", icon=":material/workspace_premium:"),
+        ],
+    }
+    if get_settings().enable_billing:  # PRICING_ENABLE_BILLING off hides purchases
+        sections["Your account"].append(
+            st.Page("pages/buy_credits.py", title="Buy credits", icon=":material/add_card:", url_path="buy_credits")
+        )
+    if _ui.viewer_is_admin():
+        from pages._admin import admin_pages
+
+        sections["Admin"] = admin_pages()
+    navigation = st.navigation(sections)
+    navigation.run()

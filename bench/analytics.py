@@ -1,0 +1,222 @@
+"""B3: every analytics function behind every page, p50 and p95, against the naive way
+(load the range's events into pandas and group them).
+
+`QUERIES` lists the calls the pages make, as (page, label, scope, call). To cover a
+new page, add its calls here; a function that does not exist (yet) is reported as
+skipped, not as an error. `scope` picks the naive baseline: "account" loads one
+account's events for the range, "all" loads every account's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import statistics
+import time as clock
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from bench.results import Measurement
+from pricing_core import storage
+from pricing_core.auth import Principal
+
+P95_TARGET_MS = 150.0
+RATIO_TARGET = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the pages would pass: the engine, a member of the busiest account, an
+    admin, and the default date ranges (90 days for members, 30 for admins)."""
+
+    engine: sa.Engine
+    member: Principal
+    admin: Principal
+    chat_id: str | None
+    member_range: tuple[date, date]
+    admin_range: tuple[date, date]
+
+
+def _fn(path: str) -> Callable[..., Any]:
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(f"pricing_core.{module}"), name)
+
+
+def _member(ctx: Context, path: str, *args: Any, **kwargs: Any) -> Any:
+    return _fn(path)(ctx.engine, ctx.member, *args, **kwargs)
+
+
+def _admin(ctx: Context, path: str, **kwargs: Any) -> Any:
+    return _fn(path)(ctx.engine, ctx.admin, **kwargs)
+
+
+def _mr(ctx: Context) -> dict[str, date]:
+    return {"start": ctx.member_range[0], "end": ctx.member_range[1]}
+
+
+def _ar(ctx: Context) -> dict[str, date]:
+    return {"start": ctx.admin_range[0], "end": ctx.admin_range[1]}
+
+
+# (page, label, scope, call)
+QUERIES: list[tuple[str, str, str, Callable[[Context], Any]]] = [
+    ("overview", "analytics.overview", "account", lambda c: _member(c, "analytics.overview")),
+    ("overview", "budgets.budget_status", "account", lambda c: _member(c, "budgets.budget_status")),
+    ("chats", "analytics.list_chats", "account", lambda c: _member(c, "analytics.list_chats")),
+    ("chats", "analytics.chat_detail", "account",
+     lambda c: _member(c, "analytics.chat_detail", c.chat_id)),
+    ("usage", "analytics.usage_range", "account", lambda c: _member(c, "analytics.usage_range")),
+    ("usage", "analytics.usage_report", "account",
+     lambda c: _member(c, "analytics.usage_report", **_mr(c))),
+    ("transactions", "analytics.ledger_span", "account",
+     lambda c: _member(c, "analytics.ledger_span")),
+    ("transactions", "analytics.ledger_view", "account",
+     lambda c: _member(c, "analytics.ledger_view", **_mr(c))),
+    ("budget", "budgets.budget_status", "account", lambda c: _member(c, "budgets.budget_status")),
+    ("plans", "plan_advice.advise_plan", "account",
+     lambda c: _fn("plan_advice.advise_plan")(c.engine, c.member.account_id)),
+    ("buy_credits", "ledger.get_wallet", "account",
+     lambda c: _fn("ledger.get_wallet")(c.engine, c.member.account_id)),
+    ("buy_credits", "checkout.list_packages", "account",
+     lambda c: _fn("checkout.list_packages")(c.engine)),
+    ("buy_credits", "checkout.list_purchases", "account",
+     lambda c: _fn("checkout.list_purchases")(c.engine, c.member.account_id)),
+    ("admin_revenue", "admin_revenue.usage_span", "all",
+     lambda c: _admin(c, "admin_revenue.usage_span")),
+    ("admin_revenue", "admin_revenue.revenue_report", "all",
+     lambda c: _admin(c, "admin_revenue.revenue_report", **_ar(c))),
+    ("admin_revenue", "admin_revenue.liability", "all",
+     lambda c: _admin(c, "admin_revenue.liability")),
+    ("admin_revenue", "admin_revenue.revenue_breakdown(model)", "all",
+     lambda c: _admin(c, "admin_revenue.revenue_breakdown", by="model", **_ar(c))),
+    ("admin_revenue", "admin_revenue.revenue_breakdown(operation)", "all",
+     lambda c: _admin(c, "admin_revenue.revenue_breakdown", by="operation", **_ar(c))),
+    ("admin_revenue", "admin_revenue.top_accounts", "all",
+     lambda c: _admin(c, "admin_revenue.top_accounts", limit=10, **_ar(c))),
+]  # fmt: skip
+
+
+def context(engine: sa.Engine) -> Context:
+    """The busiest account's first user, an admin, and the last day with usage."""
+    with engine.connect() as conn:
+        account = conn.execute(
+            sa.text(
+                "SELECT account_id FROM usage_daily GROUP BY account_id "
+                "ORDER BY SUM(requests) DESC LIMIT 1"
+            )
+        ).scalar_one()
+        one = {"a": account}
+        user = conn.execute(
+            sa.text("SELECT id FROM users WHERE account_id = :a ORDER BY id LIMIT 1"), one
+        ).scalar_one()
+        chat = conn.execute(
+            sa.text(
+                "SELECT chat_id FROM chats WHERE account_id = :a ORDER BY last_at DESC LIMIT 1"
+            ),
+            one,
+        ).scalar()
+        last = conn.execute(sa.text("SELECT MAX(day) FROM usage_daily")).scalar_one()
+    last = date.fromisoformat(str(last)[:10])
+    return Context(
+        engine=engine,
+        member=Principal(user, account),
+        admin=Principal("bench-admin", account, role="admin"),
+        chat_id=chat,
+        member_range=(last - timedelta(days=89), last),
+        admin_range=(last - timedelta(days=29), last),
+    )
+
+
+def naive(ctx: Context, scope: str) -> pd.DataFrame:
+    """The peers' way: the range's events into pandas, grouped by day and model."""
+    start, end = ctx.member_range if scope == "account" else ctx.admin_range
+    e = storage.usage_events.c
+    query = sa.select(
+        e.created_at, e.model, e.operation, e.price, e.provider_cost,
+        e.input_tokens, e.output_tokens,
+    ).where(
+        e.created_at >= datetime.combine(start, time.min, tzinfo=UTC),
+        e.created_at < datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC),
+    )  # fmt: skip
+    if scope == "account":
+        query = query.where(e.account_id == ctx.member.account_id)
+    with ctx.engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(query).all(), columns=list(query.selected_columns.keys()))
+    frame["day"] = pd.to_datetime(frame["created_at"], utc=True).dt.date
+    return frame.groupby(["day", "model", "operation"])[["price", "provider_cost"]].sum()
+
+
+def _timings(call: Callable[[], Any], runs: int) -> list[float]:
+    call()  # warm-up: imports, first connection, the database's own caches
+    out = []
+    for _ in range(runs):
+        started = clock.perf_counter()
+        call()
+        out.append((clock.perf_counter() - started) * 1000)
+    return out
+
+
+def _p95(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+def run_backend(url: str, *, runs: int = 20, naive_runs: int = 3) -> list[dict]:
+    """Per query: p50/p95 ms of the function and of the naive way for its scope."""
+    engine = storage.make_engine(url)
+    ctx = context(engine)
+    baselines: dict[str, list[float]] = {}
+    rows = []
+    for page, label, scope, call in QUERIES:
+        try:
+            times = _timings(lambda call=call: call(ctx), runs)
+        except (AttributeError, ImportError) as exc:
+            rows.append({"page": page, "function": label, "skipped": str(exc)})
+            continue
+        if scope not in baselines:
+            baselines[scope] = _timings(lambda scope=scope: naive(ctx, scope), naive_runs)
+        base = baselines[scope]
+        rows.append(
+            {
+                "page": page,
+                "function": label,
+                "scope": scope,
+                "p50_ms": round(statistics.median(times), 2),
+                "p95_ms": round(_p95(times), 2),
+                "naive_p50_ms": round(statistics.median(base), 1),
+                "naive_p95_ms": round(_p95(base), 1),
+                "ratio": round(statistics.median(base) / statistics.median(times), 1),
+            }
+        )
+    engine.dispose()
+    return rows
+
+
+def measure(urls: dict[str, str], *, runs: int = 20) -> tuple[Measurement, dict]:
+    per_backend = {backend: run_backend(url, runs=runs) for backend, url in urls.items()}
+    measured = [(b, r) for b, rows in per_backend.items() for r in rows if "p95_ms" in r]
+    worst_b, worst = max(measured, key=lambda br: br[1]["p95_ms"])
+    lowest = min(r["ratio"] for _, r in measured)
+    misses = [
+        f"{b}:{r['function']}"
+        for b, r in measured
+        if r["p95_ms"] >= P95_TARGET_MS or r["ratio"] < RATIO_TARGET
+    ]
+    measurement = Measurement(
+        what=f"{len(measured)} analytics calls behind the pages ({', '.join(urls)}); value: the "
+        f"slowest p95 ({worst_b}: {worst['function']}); ratio: the lowest naive/function "
+        f"p50 ratio; misses: {', '.join(misses) or 'none'}",
+        value=worst["p95_ms"],
+        unit="ms (p95)",
+        baseline=worst["naive_p95_ms"],
+        baseline_unit="ms (p95, naive pandas groupby of the range's events)",
+        ratio=lowest,
+        target="p95 < 150 ms on each back end; ratio >= 100x",
+        met=not misses,
+    )
+    return measurement, per_backend

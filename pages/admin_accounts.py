@@ -1,0 +1,196 @@
+import uuid
+
+import streamlit as st
+
+from pages import _admin, _ui
+from pricing_core import admin_accounts as aa
+from pricing_core.config import get_settings
+from pricing_core.errors import PricingError
+
+viewer = _admin.admin_principal()
+engine = _ui.engine()
+st.title("Accounts")
+
+find_tab, grant_tab = st.tabs(["Find an account", "Bulk grant"])
+
+with find_tab:
+    query = st.text_input("Search by account id, name or email", key="accounts_query")
+    found = aa.search_accounts(engine, viewer, query, limit=50)
+    _admin.table(
+        [
+            {
+                "account": a.account_id,
+                "name": a.name,
+                "emails": ", ".join(a.emails),
+                "balance": _admin.usd(a.balance),
+                "available": _admin.usd(a.available),
+                "held": _admin.usd(a.held),
+                "spend this month": _admin.usd(a.spend_this_month),
+                "plan": a.plan,
+            }
+            for a in found
+        ]
+    )
+    if not found:
+        st.stop()
+    names = {a.account_id: a.name for a in found}
+    account_id = st.selectbox(
+        "Account", list(names), format_func=lambda i: f"{names[i]} ({i})", key="accounts_pick"
+    )
+    summary = aa.account_summary(engine, viewer, account_id)
+    cols = st.columns(4)
+    cols[0].metric("Balance", _admin.usd_total(summary.balance))
+    cols[1].metric("Available", _admin.usd_total(summary.available))
+    cols[2].metric("Held", _admin.usd_total(summary.held))
+    cols[3].metric("Spend this month", _admin.usd_total(summary.spend_this_month))
+    st.caption(
+        f"Plan: **{summary.plan}** · {summary.kind} account · "
+        f"users: {', '.join(summary.emails) or 'no email on file'}"
+    )
+    _admin.view_as_link(account_id)
+
+    adjust_tab, ledger_tab, usage_tab, holds_tab, audit_tab = st.tabs(
+        ["Adjust balance", "Ledger", "Usage", "Holds", "Audit"]
+    )
+    with adjust_tab:
+        nonce = st.session_state.setdefault("adjust_nonce", uuid.uuid4().hex)
+        threshold = _admin.usd_total(aa.confirm_threshold())
+        with st.form("adjust_form"):
+            amount = st.text_input(
+                "Amount in USD (negative takes credit back)",
+                placeholder="5.00",
+                key="adjust_amount",
+            )
+            reason = st.text_area(
+                "Reason (required, kept in the audit log)", max_chars=1000, key="adjust_reason"
+            )
+            confirmed = st.checkbox(
+                f"I confirm an adjustment of {threshold} or more", key="adjust_confirm"
+            )
+            submitted = st.form_submit_button(
+                "Apply adjustment", type="primary", key="adjust_submit"
+            )
+        if submitted:
+            try:
+                posting = aa.adjust_balance(
+                    engine,
+                    viewer,
+                    account_id,
+                    amount,
+                    reason=reason,
+                    idempotency_key=nonce,
+                    confirmed=confirmed,
+                )
+            except aa.ConfirmationRequired as exc:
+                st.warning(f"{exc}: tick the confirmation box and apply again.")
+            except PricingError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["adjust_nonce"] = uuid.uuid4().hex
+                _admin.clear_cache()
+                st.success(
+                    f"Applied {_admin.usd(posting.entry.amount)}: the balance is now "
+                    f"{_admin.usd_total(posting.entry.balance_after)}."
+                )
+    with ledger_tab:
+        _admin.table(
+            [
+                {
+                    "time": _admin.when(e.created_at),
+                    "kind": e.kind,
+                    "amount": _admin.usd(e.amount),
+                    "balance after": _admin.usd(e.balance_after),
+                    "reference": e.reference or "",
+                    "reason": e.reason or "",
+                    "actor": e.actor or "",
+                }
+                for e in aa.account_ledger(engine, viewer, account_id, limit=200)
+            ]
+        )
+    with usage_tab:
+        span = _admin.cached("admin_revenue", "usage_span", viewer)
+        end = span[1] if span else None
+        start, end = _admin.date_range("accounts_usage_range", last_day=end, days=30)
+        _admin.table(
+            [
+                {
+                    "day": u.day.isoformat(),
+                    "model": u.model,
+                    "operation": u.operation,
+                    "requests": f"{u.requests:,}",
+                    "input tokens": f"{u.input_tokens:,}",
+                    "output tokens": f"{u.output_tokens:,}",
+                    "charged": _admin.usd(u.price),
+                    "provider cost": _admin.usd(u.provider_cost),
+                }
+                for u in aa.account_usage(engine, viewer, account_id, start=start, end=end)
+            ]
+        )
+    with holds_tab:
+        _admin.table(
+            [
+                {
+                    "hold": h.id,
+                    "amount": _admin.usd(h.amount),
+                    "request": h.request_id or "",
+                    "placed": _admin.when(h.created_at),
+                    "expires": _admin.when(h.expires_at),
+                }
+                for h in aa.account_holds(engine, viewer, account_id)
+            ]
+        )
+    with audit_tab:
+        _admin.audit_table(_admin.list_audit(viewer, account_id=account_id))
+
+with grant_tab:
+    st.caption(
+        "Grants the same amount once to each listed account. Re-submitting the same batch "
+        "key never grants twice: rows already granted are reported as such."
+    )
+    with st.form("grant_form"):
+        pasted = st.text_area(
+            "Account ids or emails (one per line, or comma-separated)", key="grant_targets"
+        )
+        upload = st.file_uploader(
+            "...or upload a CSV / text file",
+            type=["csv", "txt"],
+            max_upload_size=max(1, get_settings().admin_upload_max_bytes // 1_000_000),
+        )
+        amount = st.text_input("Amount in USD per account", placeholder="5.00", key="grant_amount")
+        reason = st.text_input("Reason (required)", key="grant_reason")
+        batch_key = st.text_input(
+            "Batch key (names this grant; keep it to re-submit safely)",
+            value=f"grant-{_admin.today().isoformat()}",
+            key="grant_batch",
+        )
+        submitted = st.form_submit_button("Grant", type="primary", key="grant_submit")
+    if submitted:
+        try:
+            targets = aa.parse_targets(upload.getvalue() if upload else pasted)
+            report = aa.bulk_grant(
+                engine, viewer, targets, amount=amount, reason=reason, batch_key=batch_key
+            )
+        except PricingError as exc:
+            st.error(str(exc))
+        else:
+            _admin.clear_cache()
+            st.session_state["grant_report"] = report
+    report = st.session_state.get("grant_report")
+    if report:
+        counts = _admin.status_counts(report)
+        st.success(" · ".join(f"{n} {status}" for status, n in counts.items()))
+        _admin.table(
+            [
+                {
+                    "row": r.row,
+                    "target": r.target,
+                    "account": r.account_id or "",
+                    "status": str(r.status),
+                    "detail": r.detail,
+                }
+                for r in report
+            ]
+        )
+        st.download_button(
+            "Download the report (CSV)", aa.grant_report_csv(report), "grant-report.csv", "text/csv"
+        )

@@ -1,0 +1,108 @@
+import streamlit as st
+
+from pages import _admin
+from pricing_core.config import get_settings
+from pricing_core.errors import PricingError
+
+viewer = _admin.admin_principal()
+st.title("Usage explorer")
+st.caption(f"System-wide usage from the daily rollups. Days are in {get_settings().timezone}.")
+
+span = _admin.cached("admin_revenue", "usage_span", viewer)
+left, right = st.columns([3, 2])
+with left:
+    start, end = _admin.date_range("usage_range", last_day=span[1] if span else None)
+with right:
+    granularity = _admin.granularity("usage_granularity")
+
+try:
+    tabs = st.tabs(["By model", "By provider", "By operation"])
+    for tab, dimension in zip(tabs, ("model", "provider", "operation"), strict=True):
+        with tab:
+            series = _admin.cached(
+                "admin_revenue",
+                "revenue_series",
+                viewer,
+                start=start,
+                end=end,
+                granularity=granularity,
+                by=dimension,
+            )
+            st.plotly_chart(
+                _admin.bar_chart(series, value="usage_revenue", title=f"Charged by {dimension}"),
+                key=f"usage_by_{dimension}",
+            )
+            rows = _admin.cached(
+                "admin_revenue", "revenue_breakdown", viewer, start=start, end=end, by=dimension
+            )
+            _admin.table(_admin.usage_rows(rows, dimension))
+except PricingError as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.subheader("High-cost accounts")
+as_of = st.date_input(
+    "As of (day)",
+    value=end,
+    key="usage_as_of",
+    format="YYYY-MM-DD",
+    help="Today by default when there is usage today; the projection assumes the month "
+    "continues at its pace so far.",
+)
+high = _admin.cached("admin_usage", "high_cost_accounts", viewer, as_of=as_of, limit=10)
+_admin.table(
+    [
+        {
+            "account": f"{a.name} ({a.account_id})",
+            "spend that day": _admin.usd(a.spend_today),
+            "month to date": _admin.usd(a.month_to_date),
+            "projected month end": _admin.usd_total(a.projected_month_end),
+            "balance": _admin.usd(a.balance),
+        }
+        for a in high
+    ]
+)
+
+st.subheader("Spend-rate jumps")
+st.caption(
+    "Rule: an account is listed when it spent at least $1.00 on the day and its daily "
+    "rate is at least 3x its own average over the 14 days before (or it had no spend "
+    "then: new spend)."
+)
+jumps = _admin.cached("admin_usage", "spend_anomalies", viewer, as_of=as_of)
+_admin.table(
+    [
+        {
+            "account": f"{a.name} ({a.account_id})",
+            "spend that day": _admin.usd(a.recent_spend),
+            "baseline per day": _admin.usd(a.baseline_daily),
+            "jump": "new spend" if a.ratio is None else f"x{a.ratio}",
+        }
+        for a in jumps
+    ]
+)
+
+st.subheader("Unpriced usage queue")
+queue = _admin.cached("admin_usage", "unpriced_queue", viewer)
+if not queue:
+    st.success("No unpriced usage: every recorded call had a price.")
+else:
+    st.warning(
+        "These calls were recorded without a price (model unknown to the catalog). "
+        "They were not charged; add the model's price, then re-import them."
+    )
+    _admin.table(
+        [
+            {
+                "model": f"{g.provider}/{g.model}",
+                "operation": g.operation,
+                "events": f"{g.events:,}",
+                "accounts": g.accounts,
+                "input tokens": f"{g.input_tokens:,}",
+                "output tokens": f"{g.output_tokens:,}",
+                "first": _admin.when(g.first_at),
+                "last": _admin.when(g.last_at),
+            }
+            for g in queue
+        ]
+    )

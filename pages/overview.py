@@ -1,0 +1,74 @@
+"""Overview: balance and its state, spend, projection and runway, budget, recent entries."""
+
+import streamlit as st
+
+from pages import _ui
+from pricing_core import analytics, budgets
+
+viewer = _ui.principal()
+data = _ui.cached(analytics.overview, viewer)
+budget = _ui.cached(budgets.budget_status, viewer)
+
+STATES = {
+    analytics.BalanceState.OK: ":green-badge[:material/check_circle: Healthy]",
+    analytics.BalanceState.LOW: ":orange-badge[:material/warning: Low balance]",
+    analytics.BalanceState.CRITICAL: ":red-badge[:material/error: Critical: almost empty]",
+    analytics.BalanceState.NEGATIVE: ":red-badge[:material/error: Owes credit]",
+}
+
+st.title("Overview")
+st.caption(f"{data.account_name} · times in {_ui.zone()}")
+if data.owes_credit:
+    st.error(
+        f"Your account owes {_ui.usd(data.owed)} of credit (a purchase was refunded or "
+        "disputed after it was used). New requests are refused until you buy credits.",
+        icon=":material/account_balance:",
+    )
+
+balance, available, today, month = st.columns(4)
+with balance:
+    st.metric("Balance", _ui.usd(data.balance), border=True)
+    st.markdown(STATES[data.state])
+available.metric(
+    "Available",
+    _ui.usd(data.available),
+    border=True,
+    help="Balance minus the amounts reserved for requests still running.",
+)
+today.metric("Spent today", _ui.usd_spend(data.spend_today), border=True)
+month.metric("Spent this month", _ui.usd_spend(data.spend_this_month), border=True)
+
+last, projected, runway = st.columns([1, 1, 2])
+last.metric("Spent last month", _ui.usd_spend(data.spend_last_month), border=True)
+projected.metric(
+    "Projected this month",
+    _ui.usd_or_na(data.forecast.projected_month_end),
+    border=True,
+    help="Month to date plus your pace of the last 14 days for the days left.",
+)
+with runway:
+    st.info(data.forecast.message, icon=":material/speed:")
+    _ui.buy_credits_link()
+
+if budget.budget.is_set:
+    st.subheader("Monthly budget")
+    st.progress(
+        budget.meter_percent,
+        text=f"{_ui.usd(budget.spend)} of {_ui.usd(budget.budget.monthly_limit)} "
+        f"({budget.percent_used}%) used in {budget.period}",
+    )
+    st.page_link("pages/budget.py", label="Budget & alerts", icon=":material/savings:")
+
+st.subheader("Recent activity")
+if not data.has_usage:
+    st.info(
+        "No usage yet. When your app makes its first model call, its cost shows up here "
+        "within seconds.",
+        icon=":material/hourglass_empty:",
+    )
+st.dataframe(
+    _ui.entries_frame(data.recent_entries),
+    hide_index=True,
+    width="stretch",
+    column_config=_ui.ENTRY_COLUMNS,
+)

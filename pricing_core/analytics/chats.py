@@ -1,0 +1,209 @@
+"""The Chats page's data: the account's chats and one chat's requests, paged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import pandas as pd
+from sqlalchemy import Engine, func, or_, select
+
+from ..auth import Principal
+from ..catalog import get_price_book
+from ..errors import InvalidUsage
+from ..metering import explain_event
+from ..storage import chats, usage_events
+from .common import _target, local_time, printable
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDetail:
+    """One chat and one page of its requests, in time order.
+
+    `requests` columns: created_at (aware, configured zone), request_id, user_id,
+    model, provider, operation, input_tokens, output_tokens, cached_tokens (int),
+    cost (Decimal USD), explanation (str). `page` is 1-based; `offset` is the index
+    of the page's first request in the chat.
+    """
+
+    chat_id: str
+    title: str
+    requests_count: int
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+    first_at: datetime
+    last_at: datetime
+    requests: pd.DataFrame
+    page: int = 1
+    pages: int = 1
+    offset: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def shown(self) -> tuple[int, int]:
+        """(first, last) 1-based positions of this page's requests in the chat."""
+        return self.offset + 1, self.offset + len(self.requests)
+
+
+# ---------------------------------------------------------------- chats
+
+
+CHAT_COLUMNS = [
+    "chat_id",
+    "title",
+    "user_id",
+    "requests",
+    "tokens",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "first_at",
+    "last_at",
+]
+
+
+def list_chats(
+    engine: Engine,
+    viewer: Principal,
+    *,
+    search: str = "",
+    account_id: str | None = None,
+) -> pd.DataFrame:
+    """The account's chats, most recent activity first, from the `chats` rollup.
+
+    Args: search: case-insensitive substring of the title or the chat id.
+    Returns: DataFrame with CHAT_COLUMNS; `title` falls back to the chat id; `tokens` =
+        input + output; cost Decimal USD; times aware in the configured zone.
+    """
+    target = _target(viewer, account_id)
+    c = chats.c
+    query = select(chats).where(c.account_id == target).order_by(c.last_at.desc(), c.chat_id)
+    needle = printable(search).strip().lower()[:200]
+    if needle:
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                func.lower(c.chat_id).like(pattern, escape="\\"),
+                func.lower(func.coalesce(c.title, "")).like(pattern, escape="\\"),
+            )
+        )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pd.DataFrame(
+        [
+            (
+                r.chat_id,
+                r.title or r.chat_id,
+                r.user_id,
+                r.requests,
+                r.input_tokens + r.output_tokens,
+                r.input_tokens,
+                r.output_tokens,
+                r.cost,
+                local_time(r.first_at),
+                local_time(r.last_at),
+            )
+            for r in rows
+        ],
+        columns=CHAT_COLUMNS,
+    )
+
+
+REQUEST_COLUMNS = [
+    "created_at",
+    "request_id",
+    "user_id",
+    "model",
+    "provider",
+    "operation",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cost",
+    "explanation",
+]
+
+
+CHAT_PAGE_SIZE = 100
+
+
+def chat_detail(
+    engine: Engine,
+    viewer: Principal,
+    chat_id: str,
+    *,
+    page: int = 1,
+    page_size: int = CHAT_PAGE_SIZE,
+    account_id: str | None = None,
+) -> ChatDetail | None:
+    """One chat of the account with one page of its requests in time order, each
+    with the explanation of its charge (`metering.explain_event`).
+
+    Args: page: 1-based, clamped to the chat's pages; page_size: requests per page.
+    Returns: None when the account has no such chat. A chat of another account is
+        "no such chat" too: every query is scoped to the account, so nothing of it
+        is read.
+    """
+    target = _target(viewer, account_id)
+    if not isinstance(chat_id, str) or not chat_id or len(chat_id) > 128:
+        return None
+    if printable(chat_id) != chat_id:
+        return None  # no stored chat id has control characters
+    if page_size < 1:
+        raise InvalidUsage(f"page size must be at least 1, got {page_size}")
+    with engine.connect() as conn:
+        chat = conn.execute(
+            select(chats).where(chats.c.account_id == target, chats.c.chat_id == chat_id)
+        ).first()
+        if chat is None:
+            return None
+        pages = max(1, -(-int(chat.requests) // page_size))
+        page = min(max(int(page), 1), pages)
+        offset = (page - 1) * page_size
+        e = usage_events.c
+        rows = conn.execute(
+            select(usage_events)
+            .where(e.account_id == target, e.chat_id == chat_id)
+            .order_by(e.created_at, e.id)
+            .offset(offset)
+            .limit(page_size)
+        ).all()
+        book = get_price_book(engine)
+        frame = pd.DataFrame(
+            [
+                (
+                    local_time(r.created_at),
+                    r.request_id,
+                    r.user_id,
+                    r.model,
+                    r.provider,
+                    r.operation,
+                    r.input_tokens,
+                    r.output_tokens,
+                    r.cached_tokens,
+                    r.price,
+                    explain_event(book, r, conn=conn),
+                )
+                for r in rows
+            ],
+            columns=REQUEST_COLUMNS,
+        )
+    return ChatDetail(
+        chat_id=chat.chat_id,
+        title=chat.title or chat.chat_id,
+        requests_count=chat.requests,
+        input_tokens=chat.input_tokens,
+        output_tokens=chat.output_tokens,
+        cost=chat.cost,
+        first_at=local_time(chat.first_at),
+        last_at=local_time(chat.last_at),
+        requests=frame,
+        page=page,
+        pages=pages,
+        offset=offset,
+    )

@@ -1,0 +1,58 @@
+"""Helpers shared by the analytics modules: scoping to the viewer's account, calendar
+days and times in the configured zone, exact nano-USD strings."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+
+import pandas as pd
+
+from ..auth import Principal, require_account
+from ..config import get_settings
+from ..money import NANOS_PER_USD
+
+
+def _target(viewer: Principal, account_id: str | None) -> str:
+    target = account_id or viewer.account_id
+    require_account(viewer, target)
+    return target
+
+
+def printable(text: str) -> str:
+    """`text` without control or unprintable characters (ids never contain them, and
+    PostgreSQL refuses NUL bytes in text parameters)."""
+    return "".join(ch for ch in text if not unicodedata.category(ch).startswith("C"))
+
+
+def _today(now: datetime | None) -> date:
+    return (now or datetime.now(UTC)).astimezone(get_settings().tz).date()
+
+
+def local_time(value: datetime) -> datetime:
+    """A stored UTC time in the configured time zone."""
+    return value.astimezone(get_settings().tz)
+
+
+def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """UTC instants [start 00:00, end + 1 day 00:00) of calendar days in the configured zone."""
+    tz = get_settings().tz
+    lo = datetime.combine(start, time(), tz).astimezone(UTC)
+    hi = datetime.combine(end + timedelta(days=1), time(), tz).astimezone(UTC)
+    return lo, hi
+
+
+def _local_times(values: Sequence[object]) -> pd.Series:
+    """Stored UTC times (datetimes, or naive UTC text from SQLite) in the configured zone."""
+    return pd.Series(pd.to_datetime(list(values), utc=True, format="mixed")).dt.tz_convert(
+        get_settings().timezone
+    )
+
+
+def nanos_str(nanos: int) -> str:
+    """Integer nano-USD as an exact decimal string, as `money.usd_str` writes it."""
+    whole, frac = divmod(abs(int(nanos)), NANOS_PER_USD)
+    digits = f"{frac:09d}".rstrip("0")
+    sign = "-" if nanos < 0 else ""
+    return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"

@@ -1,0 +1,210 @@
+"""The Transactions page's data: the ledger filtered, usage grouped per day, CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pandas as pd
+from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
+
+from ..auth import Principal
+from ..errors import InvalidUsage
+from ..ledger import EntryKind
+from ..money import nanos_to_usd
+from ..storage import ledger_entries
+from .common import _local_times, _target, _today, day_bounds, local_time, nanos_str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerView:
+    """The ledger of one account, filtered.
+
+    `rows`: what the Transactions page lists, newest first: non-usage entries one by
+    one and usage entries grouped per run within a calendar day. Columns: group (int),
+    created_at (aware, configured zone; the group's last entry), day (date), kind,
+    description (str), entries (int), amount (Decimal, signed), balance_after (Decimal,
+    the running balance after the row).
+    `entries_nanos`: every matching entry, newest first, with its group; amounts as
+    exact integer nano-USD (columns group, id, created_at, kind, amount_nanos,
+    balance_after_nanos, reference, reason, actor). Use `entries_of(group)` for one
+    row's entries in Decimal USD.
+    """
+
+    account_id: str
+    rows: pd.DataFrame
+    entries_nanos: pd.DataFrame
+
+    def entries_of(self, group: int) -> pd.DataFrame:
+        """The entries of one row, newest first. Columns: ENTRY_COLUMNS (Decimal USD)."""
+        chosen = self.entries_nanos[self.entries_nanos["group"] == group]
+        return pd.DataFrame(
+            {
+                "group": chosen["group"],
+                "id": chosen["id"],
+                "created_at": chosen["created_at"],
+                "kind": chosen["kind"],
+                "amount": [nanos_to_usd(n) for n in chosen["amount_nanos"]],
+                "balance_after": [nanos_to_usd(n) for n in chosen["balance_after_nanos"]],
+                "reference": chosen["reference"],
+                "reason": chosen["reason"],
+                "actor": chosen["actor"],
+            }
+        ).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- transactions
+
+
+ENTRY_COLUMNS = [
+    "group",
+    "id",
+    "created_at",
+    "kind",
+    "amount",
+    "balance_after",
+    "reference",
+    "reason",
+    "actor",
+]
+ROW_COLUMNS = [
+    "group",
+    "created_at",
+    "day",
+    "kind",
+    "description",
+    "entries",
+    "amount",
+    "balance_after",
+]
+
+
+def ledger_span(
+    engine: Engine,
+    viewer: Principal,
+    *,
+    account_id: str | None = None,
+    now: datetime | None = None,
+) -> tuple[date, date] | None:
+    """(day of the first ledger entry, today) in the configured zone, or None without
+    entries."""
+    target = _target(viewer, account_id)
+    with engine.connect() as conn:
+        first = conn.execute(
+            select(func.min(ledger_entries.c.created_at)).where(
+                ledger_entries.c.account_id == target
+            )
+        ).scalar()
+    if first is None:
+        return None
+    first_day = (
+        local_time(first).date() if first.tzinfo else local_time(first.replace(tzinfo=UTC)).date()
+    )
+    return first_day, max(first_day, _today(now))
+
+
+def ledger_view(
+    engine: Engine,
+    viewer: Principal,
+    *,
+    kinds: Sequence[str] | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    account_id: str | None = None,
+) -> LedgerView:
+    """The account's ledger, filtered by kind and calendar days (configured zone).
+
+    Usage entries are grouped per calendar day (a run of usage entries in one day
+    not interrupted by another kind of entry is one row), so the list stays readable;
+    the running balance of a row is the balance after its last entry. Amounts are
+    summed as integer nano-USD (exact) and converted to Decimal USD per row.
+    Raises: InvalidUsage for an unknown kind or a reversed range; PermissionDenied.
+    """
+    target = _target(viewer, account_id)
+    wanted = [EntryKind(k) for k in kinds] if kinds else None
+    if start and end and start > end:
+        raise InvalidUsage(f"the date range starts ({start}) after it ends ({end})")
+    le = ledger_entries.c
+    query = select(
+        le.id,
+        type_coerce(le.created_at, String).label("created_at"),
+        le.kind,
+        type_coerce(le.amount, BigInteger).label("amount_nanos"),
+        type_coerce(le.balance_after, BigInteger).label("balance_after_nanos"),
+        le.reference,
+        le.reason,
+        le.actor,
+    ).where(le.account_id == target)
+    if start:
+        query = query.where(le.created_at >= day_bounds(start, start)[0])
+    if end:
+        query = query.where(le.created_at < day_bounds(end, end)[1])
+    if wanted:
+        query = query.where(le.kind.in_([str(k) for k in wanted]))
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(le.id)).all()
+    columns = ["id", "created_at", "kind", "amount_nanos", "balance_after_nanos"]
+    columns += ["reference", "reason", "actor"]
+    entries = pd.DataFrame([tuple(r) for r in rows], columns=columns, dtype=object)
+    if entries.empty:
+        empty_entries = pd.DataFrame(columns=["group", *columns])
+        return LedgerView(target, pd.DataFrame(columns=ROW_COLUMNS), empty_entries)
+    entries["created_at"] = _local_times(entries["created_at"])
+    day = entries["created_at"].dt.date
+    usage = entries["kind"] == str(EntryKind.USAGE)
+    continues = usage & usage.shift(fill_value=False) & (day == day.shift())
+    entries.insert(0, "group", (~continues).cumsum().astype("int64") - 1)
+    last = entries.groupby("group", sort=True).tail(1).set_index("group")
+    first = entries.groupby("group", sort=True).head(1).set_index("group")
+    counts = entries.groupby("group", sort=True).size()
+    sums = entries.groupby("group", sort=True)["amount_nanos"].sum()
+    groups = []
+    for group in counts.index:
+        kind = first.at[group, "kind"]
+        count = int(counts[group])
+        if kind == EntryKind.USAGE:
+            description = f"usage: {count:,} request{'' if count == 1 else 's'}"
+        else:
+            description = first.at[group, "reason"] or first.at[group, "reference"] or kind
+        when = last.at[group, "created_at"]
+        groups.append(
+            (
+                int(group),
+                when.to_pydatetime(),
+                when.date(),
+                kind,
+                description,
+                count,
+                nanos_to_usd(int(sums[group])),
+                nanos_to_usd(int(last.at[group, "balance_after_nanos"])),
+            )
+        )
+    rows_frame = pd.DataFrame(groups[::-1], columns=ROW_COLUMNS)
+    return LedgerView(target, rows_frame, entries.iloc[::-1].reset_index(drop=True))
+
+
+def ledger_csv(view: LedgerView) -> str:
+    """The view's entries (one row each, oldest first) as CSV with exact decimal
+    strings and ISO 8601 times in the configured zone."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["entry_id", "created_at", "kind", "amount_usd", "balance_after_usd", "reference", "reason"]
+    )
+    entries = view.entries_nanos.iloc[::-1]
+    writer.writerows(
+        zip(
+            entries["id"],
+            [t.isoformat() for t in entries["created_at"]],
+            entries["kind"],
+            [nanos_str(n) for n in entries["amount_nanos"]],
+            [nanos_str(n) for n in entries["balance_after_nanos"]],
+            [r or "" for r in entries["reference"]],
+            [r or "" for r in entries["reason"]],
+            strict=True,
+        )
+    )
+    return out.getvalue()

@@ -1,0 +1,137 @@
+"""Settings, from the environment (prefix `PRICING_`) or a `.env` file.
+
+`get_settings()` is cached; tests that change the environment call
+`get_settings.cache_clear()`.
+"""
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATA_DIR / 'pricing.db'}"
+
+
+class Settings(BaseSettings):
+    """Every setting of the product. Money settings are Decimal USD."""
+
+    model_config = SettingsConfigDict(env_prefix="PRICING_", env_file=".env", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    timezone: str = "UTC"
+    env: Literal["development", "production"] = "development"
+    demo: Literal["auto", "on", "off"] = "auto"
+    admin_emails: str = ""
+    # Sign-in: when true, an email counts (invitations, PRICING_ADMIN_EMAILS) only if
+    # the provider says `email_verified: true`; when false, unless it says false.
+    require_verified_email: bool = False
+    # API keys: failed authentications allowed per client address per window.
+    api_auth_max_failures: int = 10
+    api_auth_window_seconds: int = 300
+    public_url: str = "http://localhost:8501"
+
+    welcome_credit: Decimal = Decimal("10")
+    default_markup: Decimal = Decimal("1.25")
+    low_balance_usd: Decimal = Decimal("1.00")
+    critical_balance_usd: Decimal = Decimal("0.10")
+    minimum_balance_usd: Decimal = Decimal("0.01")
+    price_cache_ttl: int = 300
+    # "fail": recording an unpriced model raises UnknownModel;
+    # "queue": the event is kept as unpriced for an admin to price.
+    unpriced_policy: Literal["fail", "queue"] = "fail"
+
+    # Authorize / hold / settle, budgets and limits (issue 7). Feature flags allow a
+    # gradual rollout: first record (pricing off), then show (enforcement off), then enforce.
+    enable_pricing: bool = True  # off: record tokens only, never charge
+    enable_budget_enforcement: bool = True  # off: show costs but never refuse a request
+    enable_billing: bool = True  # off: hide purchases
+    default_monthly_budget: Decimal | None = None  # USD per account without its own budget
+    hold_timeout_seconds: int = 900  # an unsettled hold expires after this long
+    free_tier_requests_per_day: int = 20  # per anonymous session id, calendar day
+    budget_webhook_url: str | None = None  # alerts are POSTed here, signed, when set
+    budget_webhook_secret: SecretStr | None = None
+
+    # Admin console: adjustments of at least this many USD (either sign) need an
+    # explicit confirmation; bulk-grant uploads are refused above these limits.
+    admin_confirm_usd: Decimal = Decimal("100")
+    admin_upload_max_bytes: int = 1_000_000
+    admin_bulk_max_rows: int = 10_000
+
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None
+
+    # Plans: which operations count as "messages" (comma-separated; empty = every
+    # metered request), how many past months a recommendation replays, and the Stripe
+    # Price of each plan's monthly fee (JSON object, e.g. {"starter": "price_123"}).
+    plan_message_operations: str = ""
+    plan_history_months: int = 3
+    stripe_plan_prices: dict[str, str] = {}
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator(
+        "welcome_credit",
+        "default_markup",
+        "low_balance_usd",
+        "critical_balance_usd",
+        "minimum_balance_usd",
+        "default_monthly_budget",
+        "admin_confirm_usd",
+        mode="before",
+    )
+    @classmethod
+    def _no_float(cls, value: object) -> object:
+        if isinstance(value, float):
+            raise ValueError("money settings must be given as strings or integers, not floats")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def message_operations(self) -> frozenset[str] | None:
+        """Operations that count as plan messages; None = every metered request."""
+        names = frozenset(o.strip() for o in self.plan_message_operations.split(",") if o.strip())
+        return names or None
+
+    @property
+    def is_default_database(self) -> bool:
+        return self.database_url == DEFAULT_DATABASE_URL
+
+    def demo_mode(self, *, sign_in_configured: bool) -> bool:
+        """Demo mode: never in production; `auto` means on only when no sign-in is
+        configured; `on`/`off` force it (outside production)."""
+        if self.env == "production":
+            return False
+        if self.demo == "auto":
+            return not sign_in_configured
+        return self.demo == "on"
+
+    @property
+    def demo_enabled(self) -> bool:
+        """`demo_mode` with sign-in as configured in the secrets files Streamlit reads
+        (the dashboard decides from `st.secrets` instead, see `pages/_ui.py`)."""
+        from .safety import load_auth_section, sign_in_config
+
+        return self.demo_mode(sign_in_configured=sign_in_config(load_auth_section()).configured)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings (cached)."""
+    return Settings()

@@ -1,0 +1,175 @@
+"""Invariant checks over the whole database (`verify_ledger`).
+
+1. Every wallet's balance equals the sum of its ledger entries.
+2. Every wallet's `held` equals the sum of its active holds.
+3. Every entry's `balance_after` equals the running sum of its account's entries.
+4. Every priced usage event's charge equals its ledger entry.
+5. The daily rollups equal the events grouped by (day, account, user, provider,
+   model, operation); the chat totals equal the events grouped by chat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.engine import Connection
+
+from .money import usd_to_nanos
+from .storage import chats, holds, ledger_entries, usage_daily, usage_events, wallets
+
+
+@dataclass(slots=True)
+class LedgerReport:
+    """Counts checked and the violations found (each a sentence)."""
+
+    wallets: int = 0
+    entries: int = 0
+    events: int = 0
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def verify_ledger(engine: Engine) -> LedgerReport:
+    """Check every invariant of the ledger and rollups. Read-only.
+
+    Returns: LedgerReport; `ok` is True when nothing is violated.
+    """
+    report = LedgerReport()
+    with engine.connect() as conn:
+        sums = dict(
+            conn.execute(
+                select(ledger_entries.c.account_id, func.sum(ledger_entries.c.amount)).group_by(
+                    ledger_entries.c.account_id
+                )
+            ).all()
+        )
+        held = dict(
+            conn.execute(
+                select(holds.c.account_id, func.sum(holds.c.amount))
+                .where(holds.c.status == "active")
+                .group_by(holds.c.account_id)
+            ).all()
+        )
+        for w in conn.execute(select(wallets)):
+            report.wallets += 1
+            total = sums.pop(w.account_id, None) or Decimal(0)
+            if total != w.balance:
+                report.violations.append(
+                    f"wallet {w.account_id!r}: balance {w.balance} != sum of entries {total}"
+                )
+            active = held.get(w.account_id) or Decimal(0)
+            if active != w.held:
+                report.violations.append(
+                    f"wallet {w.account_id!r}: held {w.held} != sum of active holds {active}"
+                )
+        for account_id in sums:
+            report.violations.append(f"ledger entries for {account_id!r} have no wallet")
+
+        report.entries = conn.execute(select(func.count()).select_from(ledger_entries)).scalar_one()
+        running = func.sum(ledger_entries.c.amount).over(
+            partition_by=ledger_entries.c.account_id, order_by=ledger_entries.c.id
+        )
+        chain = select(
+            ledger_entries.c.id, ledger_entries.c.balance_after, running.label("running")
+        ).subquery()
+        for entry_id, after, run in conn.execute(
+            select(chain.c.id, chain.c.balance_after, chain.c.running)
+            .where(chain.c.balance_after != chain.c.running)
+            .limit(20)
+        ):
+            report.violations.append(
+                f"ledger entry {entry_id}: balance_after {after} != running sum {run} (nano-USD)"
+            )
+
+        report.events = conn.execute(select(func.count()).select_from(usage_events)).scalar_one()
+        for ev_id, price, amount in conn.execute(
+            select(usage_events.c.id, usage_events.c.price, ledger_entries.c.amount)
+            .select_from(
+                usage_events.outerjoin(
+                    ledger_entries,
+                    and_(
+                        ledger_entries.c.id == usage_events.c.ledger_entry_id,
+                        ledger_entries.c.account_id == usage_events.c.account_id,
+                    ),
+                )
+            )
+            .where(
+                (usage_events.c.price != 0)
+                & (
+                    (ledger_entries.c.amount.is_(None))
+                    | (ledger_entries.c.amount != -usage_events.c.price)
+                )
+            )
+            .limit(20)
+        ):
+            report.violations.append(
+                f"usage event {ev_id}: price {price} has no matching ledger entry ({amount})"
+            )
+
+        report.violations.extend(_compare_rollups(conn))
+    return report
+
+
+_KEYS = ("account_id", "day", "user_id", "provider", "model", "operation")
+_SUMS = ("input_tokens", "output_tokens", "cached_tokens", "provider_cost", "price")
+
+
+def _compare_rollups(conn: Connection) -> list[str]:
+    problems: list[str] = []
+    e = usage_events.c
+    grouped = select(
+        *(e[k] for k in _KEYS),
+        func.count().label("requests"),
+        *(func.sum(e[s]).label(s) for s in _SUMS),
+    ).group_by(*(e[k] for k in _KEYS))
+    expected = {tuple(r[:6]): tuple(r[6:]) for r in conn.execute(grouped)}
+    d = usage_daily.c
+    actual = {
+        tuple(r[:6]): tuple(r[6:])
+        for r in conn.execute(select(*(d[k] for k in _KEYS), d.requests, *(d[s] for s in _SUMS)))
+    }
+    for key in expected.keys() | actual.keys():
+        want = _normal(expected.get(key))
+        got = _normal(actual.get(key))
+        if want != got:
+            problems.append(f"usage_daily {key}: rollup {got} != events {want}")
+            if len(problems) >= 20:
+                break
+
+    c = chats.c
+    by_chat = (
+        select(e.account_id, e.chat_id, func.count(), func.sum(e.price))
+        .where(e.chat_id.is_not(None))
+        .group_by(e.account_id, e.chat_id)
+    )
+    want_chats = {
+        (a, ch): (n, usd_to_nanos(p or Decimal(0))) for a, ch, n, p in conn.execute(by_chat)
+    }
+    got_chats = {
+        (a, ch): (n, cost)
+        for a, ch, n, cost in conn.execute(select(c.account_id, c.chat_id, c.requests, c.cost))
+    }
+    got_chats = {k: (n, usd_to_nanos(cost)) for k, (n, cost) in got_chats.items()}
+    for key in want_chats.keys() | got_chats.keys():
+        if want_chats.get(key) != got_chats.get(key):
+            problems.append(
+                f"chat {key}: totals {got_chats.get(key)} != events {want_chats.get(key)}"
+            )
+            if len(problems) >= 40:
+                break
+    return problems
+
+
+def _normal(values: tuple[Any, ...] | None) -> tuple[int, ...]:
+    """(requests, tokens x3, provider_cost, price) as ints, money in nano-USD, so the
+    two sides compare whatever type each back end's SUM returned."""
+    if values is None:
+        return ()
+    counts = tuple(int(v or 0) for v in values[:4])
+    return counts + tuple(usd_to_nanos(Decimal(v or 0)) for v in values[4:])

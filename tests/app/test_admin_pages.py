@@ -1,0 +1,237 @@
+"""AppTest for every admin page: renders for an admin on the real trace, refuses members."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from pricing_core import auth, storage
+from pricing_core.money import format_usd
+from tests.admin_support import ADMIN, MEMBER, seed_small
+from tests.admin_trace import import_real_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ["admin_revenue", "admin_usage", "admin_prices", "admin_accounts", "admin_integrity"]
+NANO = Decimal("1e-9")
+
+
+@pytest.fixture
+def db(sqlite_url, monkeypatch):
+    monkeypatch.setenv("PRICING_DATABASE_URL", sqlite_url)
+    from pricing_core.config import get_settings
+
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    engine = storage.open_database(sqlite_url)
+    yield engine
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def run_page(name: str, principal, monkeypatch, **state) -> AppTest:
+    monkeypatch.setattr(auth, "current_principal", lambda *a, **k: principal)
+    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=60)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def usd(nanos: int) -> Decimal:
+    return (Decimal(nanos) * NANO).quantize(NANO)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_member_opening_an_admin_page_is_refused(page, db, monkeypatch):
+    seed_small(db)
+    at = run_page(page, MEMBER, monkeypatch)
+    assert not at.exception
+    assert any("Admins only" in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.metric and not at.dataframe
+
+
+def test_the_revenue_page_shows_the_ledger_totals_on_the_real_trace(db, monkeypatch, tmp_path):
+    import_real_trace(db, tmp_path, rows=1500)
+    with db.connect() as conn:
+        price, cost = conn.execute(
+            sa.text("SELECT SUM(price), SUM(provider_cost) FROM usage_events")
+        ).one()
+        balances = defaultdict(int)
+        for account, amount in conn.execute(
+            sa.text("SELECT account_id, amount FROM ledger_entries")
+        ):
+            balances[account] += amount
+    at = run_page("admin_revenue", ADMIN, monkeypatch)
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Usage revenue"] == format_usd(usd(price), total=True)
+    assert metrics["Provider cost"] == format_usd(usd(cost), total=True)
+    assert metrics["Margin"] == format_usd(usd(price - cost), total=True)
+    assert metrics["Prepaid liability"] == format_usd(
+        usd(sum(b for b in balances.values() if b > 0)), total=True
+    )
+    assert len(at.get("plotly_chart")) >= 3
+
+
+def test_the_demo_admin_toggle_opens_the_admin_section(db, monkeypatch):
+    seed_small(db)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["demo_account"] = "alice"
+    at.run()
+    with pytest.raises(ValueError, match="admin_revenue"):  # not in a member's navigation
+        at.switch_page("pages/admin_revenue.py")
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["demo_account"] = "alice"
+    at.session_state["demo_admin"] = True
+    at.run()
+    assert not at.exception, at.exception
+    at.switch_page("pages/admin_revenue.py")
+    # AppTest runs the chosen page file by itself (without app.py's sidebar), so the
+    # toggle's state is set again as the sidebar would keep it
+    at.session_state["demo_admin"] = True
+    at.run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Revenue"], [e.value for e in at.error]
+
+
+def test_the_accounts_page_lists_accounts_and_adjusts_a_balance_with_an_audit_row(
+    db, monkeypatch, tmp_path
+):
+    import_real_trace(db, tmp_path, rows=300)
+    at = run_page("admin_accounts", ADMIN, monkeypatch)
+    assert not at.exception, at.exception
+    at.text_input(key="accounts_query").set_value("user-3").run()
+    assert at.selectbox(key="accounts_pick").value == "trace-user-3"
+    with db.connect() as conn:
+        before = conn.execute(
+            sa.text("SELECT SUM(amount) FROM ledger_entries WHERE account_id = 'trace-user-3'")
+        ).scalar_one()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Balance"] == format_usd(usd(before), total=True)
+
+    at.text_input(key="adjust_amount").set_value("250")
+    at.text_area(key="adjust_reason").set_value("compensation for an outage")
+    at.button(key="adjust_submit").click().run()
+    assert any("confirmation" in w.value for w in at.warning), [w.value for w in at.warning]
+    at.checkbox(key="adjust_confirm").check()
+    at.button(key="adjust_submit").click().run()
+    assert not at.exception, at.exception
+    assert any("Applied $250.00" in s.value for s in at.success), [e.value for e in at.error]
+    with db.connect() as conn:
+        after = conn.execute(
+            sa.text("SELECT SUM(amount) FROM ledger_entries WHERE account_id = 'trace-user-3'")
+        ).scalar_one()
+        actor, reason = conn.execute(
+            sa.text("SELECT actor, reason FROM audit_log WHERE account_id = 'trace-user-3'")
+        ).one()
+    assert after - before == 250 * 10**9
+    assert (actor, reason) == ("ops@example.com", "compensation for an outage")
+
+
+def test_the_bulk_grant_form_reports_each_row_and_a_resubmission_grants_nothing(
+    db, monkeypatch, tmp_path
+):
+    import_real_trace(db, tmp_path, rows=50)
+    at = run_page("admin_accounts", ADMIN, monkeypatch)
+    at.text_area(key="grant_targets").set_value("trace-user-1\ntrace-user-2\nnobody\ntrace-user-2")
+    at.text_input(key="grant_amount").set_value("3")
+    at.text_input(key="grant_reason").set_value("launch week")
+    at.text_input(key="grant_batch").set_value("launch-1")
+    at.button(key="grant_submit").click().run()
+    assert not at.exception, at.exception
+    assert [s.value for s in at.success] == ["2 done · 1 unknown account · 1 duplicate in list"]
+    at.button(key="grant_submit").click().run()
+    assert [s.value for s in at.success] == [
+        "2 already applied · 1 unknown account · 1 duplicate in list"
+    ]
+    with db.connect() as conn:
+        grants = conn.execute(
+            sa.text(
+                "SELECT account_id, amount FROM ledger_entries WHERE kind = 'grant' "
+                "AND idempotency_key = 'grant:launch-1' ORDER BY account_id"
+            )
+        ).all()
+    assert [tuple(g) for g in grants] == [("trace-user-1", 3 * 10**9), ("trace-user-2", 3 * 10**9)]
+
+
+def test_the_price_book_previews_then_saves_a_markup_with_history(db, monkeypatch, tmp_path):
+    from pricing_core import admin_prices as ap
+
+    import_real_trace(db, tmp_path, rows=200)
+    at = run_page("admin_prices", ADMIN, monkeypatch)
+    assert not at.exception, at.exception
+    models = at.dataframe[0].value["model"].tolist()
+    with db.connect() as conn:
+        used = conn.execute(sa.text("SELECT DISTINCT provider, model FROM usage_events")).all()
+    assert sorted(models) == sorted(f"{p}/{m}" for p, m in used)
+    model = models[0]
+    at.selectbox(key="price_model").set_value(model)
+    at.text_input(key="price_markup").set_value("1.5")
+    at.text_input(key="price_reason").set_value("cover support costs")
+    at.button(key="price_preview").click().run()
+    assert not at.exception, at.exception
+    assert not at.button(key="price_save").disabled
+    # the trace is from 2023: nothing in the last 30 days to reprice
+    preview = at.dataframe[1].value
+    assert preview["model"].tolist() == [model, "total"]
+    assert preview["difference"].tolist() == ["$0.00", "$0.00"]
+    at.button(key="price_save").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    [row] = ap.price_history(db, ADMIN)
+    assert (row.subject, row.actor, row.reason) == (
+        model,
+        "ops@example.com",
+        "cover support costs",
+    )
+    assert row.change == "markup 1.5"
+
+
+def test_the_usage_explorer_shows_usage_by_model_and_the_days_high_cost_accounts(
+    db, monkeypatch, tmp_path
+):
+    import_real_trace(db, tmp_path, rows=600)
+    at = run_page("admin_usage", ADMIN, monkeypatch)
+    assert not at.exception, at.exception
+    with db.connect() as conn:
+        by_model = {
+            f"{p}/{m}": n
+            for p, m, n in conn.execute(
+                sa.text("SELECT provider, model, COUNT(*) FROM usage_events GROUP BY 1, 2")
+            )
+        }
+        by_account = dict(
+            conn.execute(
+                sa.text("SELECT account_id, SUM(price) FROM usage_events GROUP BY account_id")
+            ).all()
+        )
+    models = at.dataframe[0].value
+    shown = dict(zip(models["model"], models["requests"], strict=True))
+    assert shown == {k: f"{n:,}" for k, n in by_model.items()}
+    high = at.dataframe[3].value  # the trace's day is the last day with usage
+    top = max(by_account, key=by_account.get)
+    assert high["account"].iloc[0].endswith(f"({top})")
+    assert high["spend that day"].iloc[0] == format_usd(usd(by_account[top]))
+    assert any("No unpriced usage" in s.value for s in at.success)
+
+
+def test_the_integrity_page_reports_a_clean_ledger_with_its_counts(db, monkeypatch, tmp_path):
+    n = import_real_trace(db, tmp_path, rows=300)
+    at = run_page("admin_integrity", ADMIN, monkeypatch)
+    assert not at.exception, at.exception
+    with db.connect() as conn:
+        entries = conn.execute(sa.text("SELECT COUNT(*) FROM ledger_entries")).scalar_one()
+        wallets = conn.execute(sa.text("SELECT COUNT(*) FROM wallets")).scalar_one()
+    [ok] = at.success
+    assert ok.value.startswith(
+        f"Ledger OK: {wallets} wallets, {entries:,} ledger entries and {n:,} usage"
+    )
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rejected API requests"] == "0" and metrics["Unpriced usage events"] == "0"

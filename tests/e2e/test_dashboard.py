@@ -1,0 +1,209 @@
+"""End to end in Debian's chromium: `streamlit run app.py` on a temporary SQLite
+database holding the real Azure trace (imported with the CLI), every end-user page
+opened, balance and charts visible, a chat opened from its URL, a screenshot of each
+page saved under the test's tmp_path."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pricing_core.money import format_usd
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def free_port() -> int:
+    for port in range(8640, 8700):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 8640-8699")
+
+
+TRACE_FILES = (
+    ("AzureLLMInferenceTrace_conv.csv", "chat_message"),
+    ("AzureLLMInferenceTrace_code.csv", "code_completion"),
+)
+
+
+def seed(db_url: str) -> None:
+    """Import the real trace (both files, shifted to end now, overdraft allowed) with
+    the `pricing-core import azure-trace` command, as a user would."""
+    from pricing_core.importers import find_trace_dir
+
+    data = find_trace_dir()
+    if data is None:
+        pytest.skip("the Azure trace is not available (../shared/data/azure-llm-inference-2023)")
+    env = {**os.environ, "PRICING_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
+    for name, operation in TRACE_FILES:
+        subprocess.run(
+            [
+                sys.executable, "-c", "from pricing_core.cli import main; main()",
+                "import", "azure-trace", str(data / name), "--operation", operation,
+                "--shift-to-now", "--allow-overdraft",
+            ],
+            cwd=ROOT, env=env, check=True, capture_output=True, timeout=900,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Debian chromium not found at {CHROMIUM}")
+    folder = tmp_path_factory.mktemp("e2e")
+    db_url = f"sqlite:///{folder / 'dashboard.db'}"
+    seed(db_url)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PRICING_DATABASE_URL": db_url,
+        "PYTHONPATH": str(ROOT),
+        "PRICING_DEMO": "on",
+    }
+    log = (folder / "streamlit.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", "app.py",
+            "--server.port", str(port), "--server.headless", "true",
+            "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+        ],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"streamlit did not start: {(folder / 'streamlit.log').read_text()}"
+                )
+            time.sleep(0.5)
+        yield base, db_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def busiest_account(db_url: str) -> tuple[str, Decimal, str, str]:
+    """(account, its balance from the ledger, its busiest chat id, that chat's title)."""
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        account = conn.execute(
+            sa.text(
+                "SELECT account_id FROM usage_events GROUP BY account_id "
+                "ORDER BY COUNT(*) DESC, account_id LIMIT 1"
+            )
+        ).scalar_one()
+        nanos = conn.execute(
+            sa.text("SELECT SUM(amount) FROM ledger_entries WHERE account_id = :a"), {"a": account}
+        ).scalar_one()
+        chat_id, title = conn.execute(
+            sa.text(
+                "SELECT chat_id, COALESCE(title, chat_id) FROM chats WHERE account_id = :a "
+                "ORDER BY requests DESC, chat_id LIMIT 1"
+            ),
+            {"a": account},
+        ).one()
+    engine.dispose()
+    return account, Decimal(nanos).scaleb(-9), chat_id, title
+
+
+def open_page(browser, url: str, shot: Path):  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1440, "height": 1600})
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=60_000)
+    page.wait_for_selector('[data-testid="stHeading"], h1', timeout=60_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+    )
+    for table in page.locator('[data-testid="stDataFrame"]').all():
+        table.locator("canvas").first.wait_for(timeout=30_000)
+    page.wait_for_function(  # tables are laid out (a fresh grid starts a few px wide)
+        """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+              .every(t => t.getBoundingClientRect().width > 300)""",
+        timeout=30_000,
+    )
+    page.wait_for_timeout(5000)  # let tables and charts finish drawing before the screenshot
+    page.screenshot(path=str(shot), full_page=True)
+    return page
+
+
+def test_every_page_renders_with_balance_charts_and_a_chat_from_its_url(server, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    base, db_url = server
+    account, balance, chat_id, title = busiest_account(db_url)
+    query = f"?account={account}"
+
+    page = open_page(browser, f"{base}/{query}", tmp_path / "overview.png")
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Balance").first
+    expect(metric).to_contain_text(format_usd(balance, total=True))
+    expect(page.get_by_text("DEMO MODE")).to_be_visible()
+    # The trace covers one hour, so the forecast says it cannot project yet.
+    expect(page.get_by_text("Too little history to project").first).to_be_visible()
+    page.close()
+
+    page = open_page(browser, f"{base}/usage{query}", tmp_path / "usage.png")
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    assert page.locator(".js-plotly-plot").count() == 4
+    page.close()
+
+    for name in ("chats", "transactions", "budget"):
+        page = open_page(browser, f"{base}/{name}{query}", tmp_path / f"{name}.png")
+        expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+        page.close()
+
+    page = open_page(browser, f"{base}/chats{query}&chat={chat_id}", tmp_path / "chat.png")
+    expect(page.get_by_role("heading", name=title)).to_be_visible()
+    expect(page.get_by_text("Requests, oldest first")).to_be_visible()
+    expect(page.get_by_text("x markup").first).to_be_visible()
+    page.close()
+
+    for shot in ("overview", "usage", "chats", "transactions", "budget", "chat"):
+        assert (tmp_path / f"{shot}.png").stat().st_size > 10_000

@@ -1,0 +1,672 @@
+"""A small fake of the Stripe API on loopback HTTP, for the real `stripe` SDK.
+
+Point the SDK at it with `stripe.StripeClient(key, base_addresses={"api": server.url})`
+(or `PRICING_STRIPE_API_BASE=server.url`). It implements what this product calls:
+
+- `POST /v1/checkout/sessions` (form-encoded like the SDK sends it; honours
+  `Idempotency-Key`: same key + same parameters -> the same session, different
+  parameters -> 400 `idempotency_error`), payment and subscription mode;
+- `GET /v1/checkout/sessions/:id` with `expand[]=line_items`, `payment_intent`,
+  `payment_intent.latest_charge`; `GET /v1/checkout/sessions` (`created[gte]`,
+  `payment_intent`, `limit`, `starting_after`, newest first);
+  `POST /v1/checkout/sessions/:id/expire`;
+- `GET /v1/payment_intents/:id`, `GET /v1/charges/:id`, `GET|POST /v1/refunds`,
+  `GET /v1/refunds/:id`, `GET /v1/disputes/:id`, `GET|POST|DELETE /v1/subscriptions/:id`;
+- a hosted checkout page, `GET /pay/:session_id`, that pays the session and
+  redirects (303) to its `success_url`, like Stripe's hosted page after a payment;
+- `GET /receipts/:charge_id`, a receipt page.
+
+Tests change the world with Python methods (`pay`, `settle_async`, `refund`,
+`dispute`, `tamper`...) and build events with `event(type, obj)`; `sign()` signs a
+payload exactly as Stripe does: `t=<ts>,v1=<hex hmac-sha256(secret, "<ts>.<payload>")>`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+API_KEY = "sk_test_fake_4242"
+WEBHOOK_SECRET = "whsec_test_fake_secret"
+
+
+def sign(payload: str | bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    """The `Stripe-Signature` header Stripe would send for `payload` (computed here
+    independently of the SDK)."""
+    body = payload if isinstance(payload, bytes) else payload.encode()
+    ts = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={ts},v1={mac}"
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+
+
+def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's form encoding (`a[b][0][c]=v`) -> nested dicts and lists."""
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        parts = re.findall(r"[^\[\]]+", key)
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+
+    def lists(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node and all(k.isdigit() for k in node):
+                return [lists(node[k]) for k in sorted(node, key=int)]
+            return {k: lists(v) for k, v in node.items()}
+        return node
+
+    return lists(root)
+
+
+class StripeError(Exception):
+    def __init__(self, status: int, kind: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message, self.param = status, kind, message, param
+
+
+class FakeStripe:
+    """The fake's state and behaviour. Thread-safe; start with `start()` or as a
+    context manager."""
+
+    def __init__(self, api_key: str = API_KEY, webhook_secret: str = WEBHOOK_SECRET) -> None:
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret
+        self.lock = threading.RLock()
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.line_items: dict[str, list[dict[str, Any]]] = {}
+        self.payment_intents: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.idempotency: dict[str, tuple[str, int, dict[str, Any]]] = {}
+        self.requests: list[dict[str, Any]] = []  # every API request, for assertions
+        self.async_payments = False  # hosted page leaves payment_status "unpaid"
+        self.fail_next: list[int] = []  # HTTP statuses to answer the next API calls with
+        # when set, `emit` POSTs signed events here, and the hosted page emits
+        # checkout.session.completed after a payment (racing the redirect)
+        self.webhook_url: str | None = None
+        self.webhook_replies: list[int | None] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._clock = int(time.time())
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeStripe:
+        fake = self
+
+        class Handler(_Handler):
+            stripe = fake
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeStripe:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _now(self) -> int:
+        # strictly increasing "created" so lists have a stable newest-first order
+        with self.lock:
+            self._clock = max(self._clock + 1, int(time.time()))
+            return self._clock
+
+    # ------------------------------------------------------------ checkout sessions
+
+    def create_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        mode = params.get("mode")
+        if mode not in ("payment", "subscription", "setup"):
+            raise StripeError(400, "invalid_request_error", "Missing required param: mode.", "mode")
+        if not params.get("success_url"):
+            raise StripeError(400, "invalid_request_error", "Missing success_url", "success_url")
+        items = params.get("line_items") or []
+        if mode != "setup" and not items:
+            raise StripeError(400, "invalid_request_error", "Missing line_items", "line_items")
+        sid = _new_id("cs_test")
+        lines, total, currency = [], 0, None
+        for i, item in enumerate(items):
+            quantity = int(item.get("quantity", 1))
+            if "price_data" in item:
+                pd = item["price_data"]
+                unit, currency = int(pd["unit_amount"]), pd["currency"].lower()
+                name = pd.get("product_data", {}).get("name", "")
+                price = {
+                    "id": _new_id("price"),
+                    "object": "price",
+                    "unit_amount": unit,
+                    "currency": currency,
+                    "product": _new_id("prod"),
+                }
+            else:  # a Price id (subscription mode); the fake charges 0 unless told
+                unit, currency, name = 0, params.get("currency", "usd"), item.get("price", "")
+                price = {
+                    "id": item.get("price"),
+                    "object": "price",
+                    "unit_amount": unit,
+                    "currency": currency,
+                }
+            lines.append(
+                {
+                    "id": f"li_{sid[-12:]}_{i}",
+                    "object": "item",
+                    "description": name,
+                    "quantity": quantity,
+                    "currency": currency,
+                    "amount_subtotal": unit * quantity,
+                    "amount_total": unit * quantity,
+                    "price": price,
+                }
+            )
+            total += unit * quantity
+        session = {
+            "id": sid,
+            "object": "checkout.session",
+            "mode": mode,
+            "status": "open",
+            "payment_status": "unpaid",
+            "amount_total": total,
+            "amount_subtotal": total,
+            "currency": currency,
+            "client_reference_id": params.get("client_reference_id"),
+            "metadata": params.get("metadata", {}),
+            "success_url": params["success_url"],
+            "cancel_url": params.get("cancel_url"),
+            "customer_email": params.get("customer_email"),
+            "payment_intent": None,
+            "subscription": None,
+            "customer": None,
+            "subscription_data": params.get("subscription_data"),
+            "payment_intent_data": params.get("payment_intent_data"),
+            "created": self._now(),
+            "expires_at": int(time.time()) + 86400,
+            "livemode": False,
+            "url": f"{self.url}/pay/{sid}",
+        }
+        with self.lock:
+            self.sessions[sid] = session
+            self.line_items[sid] = lines
+        return self.session_object(sid)
+
+    def session_object(self, sid: str, expand: list[str] | None = None) -> dict[str, Any]:
+        with self.lock:
+            if sid not in self.sessions:
+                raise StripeError(
+                    404, "invalid_request_error", f"No such checkout.session: '{sid}'", "id"
+                )
+            session = copy.deepcopy(self.sessions[sid])
+            for key in ("subscription_data", "payment_intent_data"):
+                session.pop(key, None)
+            for path in expand or []:
+                if path == "line_items":
+                    session["line_items"] = {
+                        "object": "list",
+                        "data": copy.deepcopy(self.line_items[sid]),
+                        "has_more": False,
+                        "url": f"/v1/checkout/sessions/{sid}/line_items",
+                    }
+                elif path.startswith("payment_intent") and session["payment_intent"]:
+                    pi = copy.deepcopy(self.payment_intents[session["payment_intent"]])
+                    if path == "payment_intent.latest_charge" and pi.get("latest_charge"):
+                        pi["latest_charge"] = copy.deepcopy(self.charges[pi["latest_charge"]])
+                    session["payment_intent"] = pi
+            return session
+
+    def pay(self, sid: str, *, async_payment: bool | None = None) -> dict[str, Any]:
+        """What the hosted page does when the buyer pays: the session completes; it is
+        paid at once, or (async payment methods) left unpaid until `settle_async`."""
+        with self.lock:
+            session = self.sessions[sid]
+            if session["status"] != "open":
+                return session
+            session["status"] = "complete"
+            pending = self.async_payments if async_payment is None else async_payment
+            if session["mode"] == "subscription":
+                self._subscribe(session)
+            elif not pending:
+                self._charge(session)
+            return session
+
+    def settle_async(self, sid: str, *, succeeded: bool = True) -> dict[str, Any]:
+        """The delayed payment of a completed session succeeds (paid) or fails."""
+        with self.lock:
+            session = self.sessions[sid]
+            if succeeded:
+                self._charge(session)
+            else:
+                session["payment_status"] = "unpaid"
+            return session
+
+    def expire(self, sid: str) -> dict[str, Any]:
+        with self.lock:
+            session = self.sessions[sid]
+            if session["status"] == "open":
+                session["status"] = "expired"
+            return session
+
+    def tamper(self, sid: str, **fields: Any) -> None:
+        """Change a session's fields (e.g. `amount_total`) and its line items'."""
+        with self.lock:
+            self.sessions[sid].update(fields)
+            for line in self.line_items[sid]:
+                if "amount_total" in fields:
+                    line["amount_total"] = fields["amount_total"]
+                if "currency" in fields:
+                    line["currency"] = fields["currency"]
+
+    def _charge(self, session: dict[str, Any]) -> None:
+        pi_id, ch_id = _new_id("pi"), _new_id("ch")
+        metadata = (session.get("payment_intent_data") or {}).get("metadata", {})
+        self.charges[ch_id] = {
+            "id": ch_id,
+            "object": "charge",
+            "amount": session["amount_total"],
+            "amount_refunded": 0,
+            "currency": session["currency"],
+            "paid": True,
+            "refunded": False,
+            "status": "succeeded",
+            "payment_intent": pi_id,
+            "receipt_url": f"{self.url}/receipts/{ch_id}",
+            "created": self._now(),
+            "metadata": metadata,
+            "disputed": False,
+        }
+        self.payment_intents[pi_id] = {
+            "id": pi_id,
+            "object": "payment_intent",
+            "amount": session["amount_total"],
+            "amount_received": session["amount_total"],
+            "currency": session["currency"],
+            "status": "succeeded",
+            "latest_charge": ch_id,
+            "metadata": metadata,
+            "created": self._now(),
+        }
+        session["payment_intent"] = pi_id
+        session["payment_status"] = "paid"
+
+    def _subscribe(self, session: dict[str, Any]) -> None:
+        sub_id, cus_id = _new_id("sub"), session.get("customer") or _new_id("cus")
+        items = [
+            {
+                "id": _new_id("si"),
+                "object": "subscription_item",
+                "price": line["price"],
+                "quantity": line["quantity"],
+            }
+            for line in self.line_items[session["id"]]
+        ]
+        self.subscriptions[sub_id] = {
+            "id": sub_id,
+            "object": "subscription",
+            "status": "active",
+            "customer": cus_id,
+            "items": {"object": "list", "data": items, "has_more": False},
+            "metadata": (session.get("subscription_data") or {}).get("metadata", {}),
+            "created": self._now(),
+            "current_period_start": int(time.time()),
+            "cancel_at_period_end": False,
+        }
+        session.update(subscription=sub_id, customer=cus_id, payment_status="paid")
+
+    def update_subscription(self, sub_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/subscriptions/:id: swap an item's Price, merge metadata."""
+        with self.lock:
+            sub = self.subscriptions.get(sub_id)
+            if sub is None:
+                raise StripeError(404, "invalid_request_error", f"No such subscription: '{sub_id}'")
+            for change in params.get("items") or []:
+                for item in sub["items"]["data"]:
+                    if item["id"] == change.get("id") and "price" in change:
+                        item["price"] = {"id": change["price"], "object": "price", "unit_amount": 0}
+            sub["metadata"] = {**sub["metadata"], **(params.get("metadata") or {})}
+            return copy.deepcopy(sub)
+
+    def cancel_subscription(self, sub_id: str) -> dict[str, Any]:
+        """DELETE /v1/subscriptions/:id: cancel now."""
+        with self.lock:
+            sub = self.subscriptions.get(sub_id)
+            if sub is None:
+                raise StripeError(404, "invalid_request_error", f"No such subscription: '{sub_id}'")
+            sub.update(status="canceled", canceled_at=self._now())
+            return copy.deepcopy(sub)
+
+    # ------------------------------------------------------------ refunds, disputes
+
+    def refund(
+        self,
+        charge_id: str | None = None,
+        *,
+        payment_intent: str | None = None,
+        amount: int | None = None,
+        status: str = "succeeded",
+    ) -> dict[str, Any]:
+        """Refund (part of) a charge; `status` e.g. "pending" or "failed"."""
+        with self.lock:
+            if charge_id is None:
+                if payment_intent not in self.payment_intents:
+                    raise StripeError(
+                        404, "invalid_request_error", f"No such payment_intent: '{payment_intent}'"
+                    )
+                charge_id = self.payment_intents[payment_intent]["latest_charge"]
+            if charge_id not in self.charges:
+                raise StripeError(404, "invalid_request_error", f"No such charge: '{charge_id}'")
+            charge = self.charges[charge_id]
+            left = charge["amount"] - charge["amount_refunded"]
+            amount = left if amount is None else int(amount)
+            if amount <= 0 or amount > left:
+                raise StripeError(
+                    400,
+                    "invalid_request_error",
+                    f"Refund amount ({amount}) is greater than unrefunded amount ({left})",
+                )
+            rid = _new_id("re")
+            self.refunds[rid] = {
+                "id": rid,
+                "object": "refund",
+                "amount": amount,
+                "charge": charge_id,
+                "currency": charge["currency"],
+                "payment_intent": charge["payment_intent"],
+                "status": status,
+                "created": self._now(),
+                "metadata": {},
+            }
+            if status in ("succeeded", "pending"):
+                charge["amount_refunded"] += amount
+                charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+            return copy.deepcopy(self.refunds[rid])
+
+    def set_refund_status(self, rid: str, status: str) -> dict[str, Any]:
+        with self.lock:
+            refund = self.refunds[rid]
+            charge = self.charges[refund["charge"]]
+            if refund["status"] in ("succeeded", "pending") and status in ("failed", "canceled"):
+                charge["amount_refunded"] -= refund["amount"]
+                charge["refunded"] = False
+            refund["status"] = status
+            return copy.deepcopy(refund)
+
+    def dispute(
+        self, charge_id: str, *, amount: int | None = None, status: str = "needs_response"
+    ) -> dict[str, Any]:
+        with self.lock:
+            charge = self.charges[charge_id]
+            did = _new_id("dp")
+            self.disputes[did] = {
+                "id": did,
+                "object": "dispute",
+                "amount": charge["amount"] if amount is None else amount,
+                "charge": charge_id,
+                "payment_intent": charge["payment_intent"],
+                "currency": charge["currency"],
+                "status": status,
+                "reason": "fraudulent",
+                "created": self._now(),
+            }
+            charge["disputed"] = True
+            return copy.deepcopy(self.disputes[did])
+
+    def set_dispute_status(self, did: str, status: str) -> dict[str, Any]:
+        with self.lock:
+            self.disputes[did]["status"] = status
+            return copy.deepcopy(self.disputes[did])
+
+    # ------------------------------------------------------------ events
+
+    def event(
+        self, event_type: str, obj: dict[str, Any], *, event_id: str | None = None
+    ) -> dict[str, Any]:
+        """A Stripe event envelope around `obj` (a snapshot, as Stripe sends it)."""
+        return {
+            "id": event_id or _new_id("evt"),
+            "object": "event",
+            "api_version": "2025-01-27.acacia",
+            "created": int(time.time()),
+            "data": {"object": copy.deepcopy(obj)},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+        }
+
+    def signed(
+        self, event: dict[str, Any], *, timestamp: int | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """(body, headers) for POSTing `event` to a webhook endpoint."""
+        body = json.dumps(event, separators=(",", ":"))
+        return body.encode(), {
+            "Stripe-Signature": sign(body, self.webhook_secret, timestamp),
+            "Content-Type": "application/json",
+        }
+
+    def emit(self, event_type: str, obj: dict[str, Any]) -> int | None:
+        """Build an event and, when `webhook_url` is set, deliver it signed (returns
+        the HTTP status)."""
+        import urllib.error
+        import urllib.request
+
+        event = self.event(event_type, obj)
+        if self.webhook_url is None:
+            return None
+        body, headers = self.signed(event)
+        request = urllib.request.Request(
+            self.webhook_url, data=body, headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        self.webhook_replies.append(status)
+        return status
+
+    # ------------------------------------------------------------ HTTP dispatch
+
+    def handle_api(
+        self, method: str, path: str, params: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        self.requests.append(
+            {
+                "method": method,
+                "path": path,
+                "params": params,
+                "idempotency_key": headers.get("idempotency-key"),
+            }
+        )
+        if self.fail_next:
+            status = self.fail_next.pop(0)
+            raise StripeError(status, "api_error", f"fake failure {status}")
+        auth = headers.get("authorization", "")
+        if auth != f"Bearer {self.api_key}":
+            raise StripeError(401, "invalid_request_error", "Invalid API Key provided")
+        key = headers.get("idempotency-key")
+        if method == "POST" and key:
+            fingerprint = json.dumps([path, params], sort_keys=True)
+            with self.lock:
+                seen = self.idempotency.get(key)
+            if seen is not None:
+                if seen[0] != fingerprint:
+                    raise StripeError(
+                        400,
+                        "idempotency_error",
+                        "Keys for idempotent requests can only be used with the same "
+                        "parameters they were first used with.",
+                    )
+                return seen[1], seen[2]
+            status, body = self._route(method, path, params)
+            with self.lock:
+                self.idempotency[key] = (fingerprint, status, body)
+            return status, body
+        return self._route(method, path, params)
+
+    def _route(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        expand = params.get("expand") or []
+        parts = path.strip("/").split("/")[1:]  # drop "v1"
+        match (method, parts):
+            case ("POST", ["checkout", "sessions"]):
+                return 200, self.create_session(params)
+            case ("GET", ["checkout", "sessions"]):
+                return 200, self._list_sessions(params)
+            case ("GET", ["checkout", "sessions", sid]):
+                return 200, self.session_object(sid, expand)
+            case ("GET", ["checkout", "sessions", sid, "line_items"]):
+                return 200, self.session_object(sid, ["line_items"])["line_items"]
+            case ("POST", ["checkout", "sessions", sid, "expire"]):
+                self.expire(sid)
+                return 200, self.session_object(sid)
+            case ("GET", ["payment_intents", pid]):
+                return 200, self._get(self.payment_intents, pid, "payment_intent")
+            case ("GET", ["charges", cid]):
+                return 200, self._get(self.charges, cid, "charge")
+            case ("GET", ["refunds"]):
+                data = [
+                    r
+                    for r in self.refunds.values()
+                    if params.get("charge") in (None, r["charge"])
+                    and params.get("payment_intent") in (None, r["payment_intent"])
+                ]
+                return 200, self._page(data, params, "/v1/refunds")
+            case ("POST", ["refunds"]):
+                amount = int(params["amount"]) if "amount" in params else None
+                return 200, self.refund(
+                    params.get("charge"), payment_intent=params.get("payment_intent"), amount=amount
+                )
+            case ("GET", ["refunds", rid]):
+                return 200, self._get(self.refunds, rid, "refund")
+            case ("GET", ["disputes", did]):
+                return 200, self._get(self.disputes, did, "dispute")
+            case ("GET", ["subscriptions", sub]):
+                return 200, self._get(self.subscriptions, sub, "subscription")
+            case ("POST", ["subscriptions", sub]):
+                return 200, self.update_subscription(sub, params)
+            case ("DELETE", ["subscriptions", sub]):
+                return 200, self.cancel_subscription(sub)
+        raise StripeError(
+            404, "invalid_request_error", f"Unrecognized request URL ({method}: {path})"
+        )
+
+    def _get(self, store: dict[str, dict[str, Any]], oid: str, kind: str) -> dict[str, Any]:
+        with self.lock:
+            if oid not in store:
+                raise StripeError(404, "invalid_request_error", f"No such {kind}: '{oid}'", "id")
+            return copy.deepcopy(store[oid])
+
+    def _list_sessions(self, params: dict[str, Any]) -> dict[str, Any]:
+        created = params.get("created") or {}
+        with self.lock:
+            data = [
+                self.session_object(s["id"])
+                for s in self.sessions.values()
+                if ("gte" not in created or s["created"] >= int(created["gte"]))
+                and params.get("payment_intent") in (None, s["payment_intent"])
+            ]
+        return self._page(data, params, "/v1/checkout/sessions")
+
+    @staticmethod
+    def _page(data: list[dict[str, Any]], params: dict[str, Any], url: str) -> dict[str, Any]:
+        data = sorted(data, key=lambda o: (o["created"], o["id"]), reverse=True)  # newest first
+        if params.get("starting_after"):
+            ids = [o["id"] for o in data]
+            data = data[ids.index(params["starting_after"]) + 1 :]
+        limit = int(params.get("limit", 10))
+        return {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "url": url}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    stripe: FakeStripe
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Request-Id", _new_id("req"))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _dispatch(self, method: str) -> None:
+        split = urlsplit(self.path)
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        if method == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            pairs += parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True)
+        if split.path.startswith("/pay/"):
+            return self._hosted_page(split.path.removeprefix("/pay/"))
+        if split.path.startswith("/receipts/"):
+            html = f"<html><body><h1>Receipt</h1><p>{split.path[10:]}</p></body></html>"
+            return self._send(200, html.encode(), "text/html")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            status, body = self.stripe.handle_api(method, split.path, parse_form(pairs), headers)
+        except StripeError as exc:
+            status, body = (
+                exc.status,
+                {"error": {"type": exc.kind, "message": exc.message, "param": exc.param}},
+            )
+        except (KeyError, ValueError) as exc:
+            status, body = (
+                400,
+                {"error": {"type": "invalid_request_error", "message": f"bad request: {exc}"}},
+            )
+        self._send(status, json.dumps(body).encode(), "application/json")
+
+    def _hosted_page(self, sid: str) -> None:
+        if sid not in self.stripe.sessions:
+            return self._send(404, b"no such checkout session", "text/plain")
+        was_open = self.stripe.sessions[sid]["status"] == "open"
+        session = self.stripe.pay(sid)
+        if was_open and self.stripe.webhook_url and session["mode"] == "payment":
+            # like Stripe: the event is sent on its own, racing the buyer's redirect
+            snapshot = self.stripe.session_object(sid)
+            threading.Thread(
+                target=self.stripe.emit, args=("checkout.session.completed", snapshot), daemon=True
+            ).start()
+        target = session["success_url"].replace("{CHECKOUT_SESSION_ID}", sid)
+        self._send(303, b"", "text/plain", {"Location": target})
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._dispatch("GET")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")

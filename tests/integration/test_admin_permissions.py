@@ -1,0 +1,114 @@
+"""Every admin function of pricing_core refuses a member (the role is checked in
+pricing_core, not only by hiding pages), and writes nothing."""
+
+from __future__ import annotations
+
+import inspect
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from pricing_core import (
+    admin_accounts,
+    admin_integrity,
+    admin_prices,
+    admin_revenue,
+    admin_sales,
+    admin_usage,
+    audit,
+    counters,
+)
+from pricing_core.errors import PermissionDenied
+from tests.admin_support import ADMIN, MEMBER, seed_small
+
+D1, D2 = date(2025, 3, 1), date(2025, 3, 5)
+CHANGE = admin_prices.PriceChange("openai", "gpt-4o", Decimal(2))
+ARGS: dict[str, dict] = {
+    "revenue_report": {"start": D1, "end": D2},
+    "revenue_breakdown": {"start": D1, "end": D2, "by": "model"},
+    "revenue_series": {"start": D1, "end": D2, "granularity": "day", "by": "model"},
+    "liability": {},
+    "package_sales": {"start": D1, "end": D2},
+    "revenue_by_plan": {"start": D1, "end": D2},
+    "top_accounts": {"start": D1, "end": D2},
+    "usage_span": {},
+    "search_accounts": {"query": "a"},
+    "account_summary": {"account_id": "alice"},
+    "account_holds": {"account_id": "alice"},
+    "account_ledger": {"account_id": "alice"},
+    "account_usage": {"account_id": "alice", "start": D1, "end": D2},
+    "adjust_balance": {"account_id": "alice", "amount": "1", "reason": "r", "idempotency_key": "k"},
+    "bulk_grant": {"targets": ["alice"], "amount": "1", "reason": "r", "batch_key": "b"},
+    "price_book": {},
+    "set_model_price": {"change": CHANGE, "effective_from": None, "reason": "r"},
+    "operation_price_list": {},
+    "set_operation_price": {
+        "operation": "x",
+        "price": "1",
+        "provider_cost": "0",
+        "effective_from": None,
+        "reason": "r",
+    },
+    "reprice_preview": {"changes": [CHANGE]},
+    "price_history": {},
+    "catalog_staleness": {},
+    "high_cost_accounts": {"as_of": D2},
+    "spend_anomalies": {"as_of": D2},
+    "unpriced_queue": {},
+    "integrity_report": {},
+    "list_audit": {},
+    "counter_totals": {"since": D1, "until": D2},
+}
+MODULES = [
+    admin_revenue,
+    admin_sales,
+    admin_accounts,
+    admin_prices,
+    admin_usage,
+    admin_integrity,
+    audit,
+    counters,
+]
+
+
+def admin_functions() -> dict[str, object]:
+    found = {}
+    for module in MODULES:
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            params = list(inspect.signature(fn).parameters)[:2]
+            public = fn.__module__ == module.__name__ and not name.startswith("_")
+            if public and params == ["engine", "principal"]:
+                found[name] = fn
+    return found
+
+
+def test_every_admin_function_is_covered_by_the_permission_test():
+    assert set(admin_functions()) == set(ARGS)
+
+
+def snapshot(engine) -> tuple:
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+            for table in ("ledger_entries", "audit_log", "model_prices", "operation_prices")
+        )
+
+
+@pytest.mark.parametrize("name", sorted(ARGS))
+def test_a_member_calling_an_admin_function_gets_a_permission_error(name, sqlite_url, monkeypatch):
+    from pricing_core import storage
+    from pricing_core.config import get_settings
+
+    monkeypatch.setenv("PRICING_DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    engine = storage.make_engine(sqlite_url)
+    seed_small(engine)
+    before = snapshot(engine)
+    fn = admin_functions()[name]
+    with pytest.raises(PermissionDenied, match="not an admin"):
+        fn(engine, MEMBER, **ARGS[name])
+    assert snapshot(engine) == before
+    fn(engine, ADMIN, **ARGS[name])  # the same call works for an admin
+    engine.dispose()

@@ -1,0 +1,105 @@
+"""Pure parts of analytics: exact nano-USD strings, periods, aggregations."""
+
+from datetime import date
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pricing_core import analytics
+from pricing_core.money import nanos_to_usd, printf_usd_format, usd_str
+
+
+@given(st.integers(min_value=-(10**18), max_value=10**18))
+def test_nanos_are_written_exactly_as_usd_str_writes_them(nanos):
+    assert analytics.nanos_str(nanos) == usd_str(nanos_to_usd(nanos))
+
+
+@pytest.mark.parametrize(
+    ("day", "granularity", "start"),
+    [
+        (date(2025, 3, 20), "day", date(2025, 3, 20)),
+        (date(2025, 3, 20), "week", date(2025, 3, 17)),  # a Thursday -> Monday
+        (date(2025, 3, 17), "week", date(2025, 3, 17)),
+        (date(2025, 3, 2), "week", date(2025, 2, 24)),  # a Sunday -> the Monday before
+        (date(2025, 3, 20), "month", date(2025, 3, 1)),
+    ],
+)
+def test_periods_start_on_the_day_the_monday_or_the_first(day, granularity, start):
+    assert analytics.period_start(day, analytics.Granularity(granularity)) == start
+
+
+def report(rows):
+    frame = pd.DataFrame(rows, columns=analytics.DAILY_COLUMNS)
+    return analytics.UsageReport("a", date(2025, 1, 1), date(2025, 3, 31), frame)
+
+
+ROWS = [
+    (date(2025, 3, 3), "openai", "gpt-4o", "chat_message", 2, 100, 10, 0, Decimal("0.000000001")),
+    (date(2025, 3, 4), "openai", "gpt-4o", "code_completion", 1, 50, 5, 0, Decimal("0.3")),
+    (date(2025, 3, 10), "google", "gemini-2.5-flash", "chat_message", 3, 10, 1, 0, Decimal("0.1")),
+]  # fmt: skip
+
+
+def test_series_shares_and_model_table_are_exact():
+    r = report(ROWS)
+    weekly = analytics.usage_series(r, granularity="week", by="model")
+    assert weekly.values.tolist() == [
+        [date(2025, 3, 3), "gpt-4o", Decimal("0.300000001")],
+        [date(2025, 3, 10), "gemini-2.5-flash", Decimal("0.1")],
+    ]
+    share = analytics.usage_share(r, by="operation", measure="tokens")
+    assert share.values.tolist() == [  # 68.75 and 31.25 %, half-even to 0.1
+        ["chat_message", 121, Decimal("68.8")],
+        ["code_completion", 55, Decimal("31.2")],
+    ]
+    table = analytics.model_table(r)
+    assert table["model"].tolist() == ["gpt-4o", "gemini-2.5-flash"]
+    assert table["avg_cost"].tolist() == [Decimal("0.100000000"), Decimal("0.033333333")]
+    assert analytics.report_totals(r) == (6, 176, Decimal("0.400000001"))
+
+
+def test_an_empty_report_gives_empty_frames():
+    r = report([])
+    assert analytics.usage_series(r).empty and analytics.usage_share(r).empty
+    assert analytics.model_table(r).empty
+    assert analytics.report_totals(r) == (0, 0, Decimal(0))
+
+
+def test_filtering_a_report_keeps_only_the_chosen_models_and_operations():
+    r = analytics.filter_report(report(ROWS), models=["gpt-4o"], operations=["chat_message"])
+    assert len(r.daily) == 1 and r.daily["requests"].tolist() == [2]
+
+
+@pytest.mark.parametrize(
+    ("amounts", "fmt"),
+    [
+        ([Decimal("12.5"), Decimal("0.5")], "$%.2f"),
+        ([Decimal("0.000288"), Decimal("3")], "$%.5f"),
+        ([Decimal("0.01")], "$%.3f"),
+        ([Decimal("0"), Decimal("0")], "$%.2f"),
+        ([Decimal("0.000000001")], "$%.9f"),
+    ],
+)
+def test_a_sortable_money_column_keeps_two_significant_digits_of_its_smallest_amount(amounts, fmt):
+    assert printf_usd_format(amounts) == fmt
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [
+        (Decimal("0"), "$0.00"),
+        (Decimal("0.0026"), "$0.0026"),
+        (Decimal("0.00042"), "$0.00042"),
+        (Decimal("-0.004"), "-$0.004"),
+        (Decimal("0.01"), "$0.01"),
+        (Decimal("0.126"), "$0.13"),
+        (Decimal("1234.5"), "$1,234.50"),
+    ],
+)
+def test_spend_totals_have_two_decimals_but_never_hide_a_sub_cent_spend(amount, text):
+    from pricing_core.money import format_usd_total
+
+    assert format_usd_total(amount) == text
