@@ -177,6 +177,8 @@ ADMIN_ONLY = {
     "admin_revenue.liability",
     "admin_revenue.top_accounts",
     "admin_revenue.usage_span",
+    "admin_sales.package_sales",
+    "admin_sales.revenue_by_plan",
     "audit.list_audit",
     "admin_prices.catalog_staleness",
     "admin_prices.operation_price_list",
