@@ -4,7 +4,8 @@
   the balance chain, events == ledger entries, rollups == events);
 - price catalog staleness (the genai-prices snapshot, the last operator change);
 - counts of rejected API requests and failed webhooks (`counters`), and the size of
-  the unpriced-usage queue.
+  the unpriced-usage queue;
+- Stripe reconciliation (`stripe_reconciliation`), on request: it calls Stripe.
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import stripe
 from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import Connection
 
 from .admin_prices import CatalogStaleness, catalog_staleness
+from .audit import actor_of, write_audit
 from .auth import Principal, require_admin
 from .config import get_settings
 from .counters import Counter, counter_totals
 from .integrity import LedgerReport, verify_ledger
-from .storage import usage_events
+from .reconcile import ReconcileReport, reconcile
+from .storage import run_write, usage_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +66,42 @@ def integrity_report(
         counts[str(Counter.WEBHOOK_FAILED)],
         int(unpriced),
     )
+
+
+def stripe_reconciliation(
+    engine: Engine,
+    principal: Principal,
+    *,
+    since: datetime | None,
+    fix: bool = False,
+    client: stripe.StripeClient | None = None,
+    now: datetime | None = None,
+) -> ReconcileReport:
+    """`reconcile.reconcile` for an admin: Stripe's credit-pack Checkout Sessions
+    created since `since` against the ledger. With `fix`, paid-but-not-credited
+    sessions are fulfilled (exactly once) and each fix is written to `audit_log`.
+
+    Returns: ReconcileReport. Raises: PermissionDenied, ConfigurationError,
+    StripeUnavailable.
+    """
+    require_admin(principal)
+    at = now or datetime.now(UTC)
+    report = reconcile(engine, since=since, fix=fix, client=client, now=at)
+    fixed = [d for d in report.discrepancies if d.fixed]
+    if fixed:
+
+        def audit(conn: Connection) -> None:
+            for d in fixed:
+                write_audit(
+                    conn,
+                    actor=actor_of(principal),
+                    action="stripe.reconcile_fix",
+                    now=at,
+                    account_id=d.account_id,
+                    target=f"checkout_session:{d.session_id}",
+                    after={"finding": str(d.finding), "detail": d.detail},
+                    reason="Stripe reconciliation: paid but not credited",
+                )
+
+        run_write(engine, audit)
+    return report
