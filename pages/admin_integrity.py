@@ -1,9 +1,9 @@
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
 from pages import _admin, _ui
-from pricing_core.admin_integrity import stripe_reconciliation
+from pricing_core.admin_integrity import integrity_report, ledger_check, stripe_reconciliation
 from pricing_core.config import get_settings
 from pricing_core.errors import PricingError
 from pricing_core.periods import local_moment
@@ -12,21 +12,29 @@ from pricing_core.stripe_api import payments_configured
 viewer = _admin.admin_principal()
 st.title("Integrity")
 
-if st.button("Check again", help="The checks are cached for a minute; this re-runs them now."):
-    _admin.clear_cache()
-with st.spinner("Verifying every wallet, ledger entry, usage event and rollup..."):
-    report = _admin.cached("admin_integrity", "integrity_report", viewer)
-ledger = report.ledger
-if ledger.ok:
-    st.success(
-        f"Ledger OK: {ledger.wallets:,} wallets, {ledger.entries:,} ledger entries and "
-        f"{ledger.events:,} usage events checked (balances = sum of entries, holds, "
-        "balance chain, charges = ledger entries, rollups = events)."
-    )
-else:
-    st.error(f"{len(ledger.violations)} ledger violation(s) found:")
-    for violation in ledger.violations:
-        st.markdown(f"- `{violation}`")
+report = integrity_report(_ui.engine(), viewer)
+
+st.subheader("Ledger")
+st.caption(
+    "Checks every wallet, ledger entry, usage event and rollup: balances = sum of "
+    "entries, holds, the balance chain, charges = ledger entries, rollups = events. "
+    "It reads the whole ledger, so it runs when you ask (or nightly with "
+    "`pricing-core ledger verify`)."
+)
+if st.button("Verify the ledger now", type="primary"):
+    with st.spinner("Reading every wallet, ledger entry, usage event and rollup..."):
+        st.session_state["ledger_check"] = (ledger_check(_ui.engine(), viewer), datetime.now(UTC))
+if "ledger_check" in st.session_state:
+    ledger, verified_at = st.session_state["ledger_check"]
+    if ledger.ok:
+        st.success(
+            f"Ledger OK: {ledger.wallets:,} wallets, {ledger.entries:,} ledger entries and "
+            f"{ledger.events:,} usage events checked at {_admin.when(verified_at)}."
+        )
+    else:
+        st.error(f"{len(ledger.violations)} ledger violation(s) found:")
+        for violation in ledger.violations:
+            st.markdown(f"- `{violation}`")
 
 st.subheader("Stripe reconciliation")
 if not payments_configured():

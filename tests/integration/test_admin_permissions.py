@@ -58,6 +58,7 @@ ARGS: dict[str, dict] = {
     "spend_anomalies": {"as_of": D2},
     "unpriced_queue": {},
     "integrity_report": {},
+    "ledger_check": {},
     "stripe_reconciliation": {"since": None},
     "list_audit": {},
     "counter_totals": {"since": D1, "until": D2},
