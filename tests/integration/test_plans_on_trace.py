@@ -20,6 +20,7 @@ from decimal import Decimal as D
 import pytest
 from genai_prices import Usage, calc_price
 
+from pricing_core.auth import Principal
 from pricing_core.exports import ExportFormat, export_usage
 from pricing_core.importers import (
     DEFAULT_MODEL_MIX,
@@ -110,7 +111,7 @@ def test_per_month_costs_on_the_real_trace_equal_a_recomputation_from_the_export
     for account in ACCOUNTS:
         messages, payg = by_month(rows, account)
         assert set(messages) == {"2023-11"}  # the trace is one hour of 2023-11-16
-        advice = advise_plan(engine, account, months=2, now=MONTH_END)
+        advice = advise_plan(engine, Principal(account, account), months=2, now=MONTH_END)
         got = [
             (m.month, m.projected, m.messages, dict(m.costs)) for m in advice.recommendation.months
         ]
@@ -143,7 +144,7 @@ def test_per_month_costs_on_the_real_trace_equal_a_recomputation_from_the_export
         messages, payg = by_month(rows, account)
         n = (messages["2023-11"] * month_hours / elapsed_hours).to_integral_value(ROUND_HALF_EVEN)
         cost = (payg["2023-11"] * month_hours / elapsed_hours).quantize(D("1e-9"), ROUND_HALF_EVEN)
-        advice = advise_plan(engine, account, months=1, now=MID_MONTH)
+        advice = advise_plan(engine, Principal(account, account), months=1, now=MID_MONTH)
         projected = advice.recommendation.months[-1]
         assert (projected.month, projected.projected, projected.messages) == ("2023-11", True, n)
         assert dict(projected.costs) == expected_costs(int(n), cost)
