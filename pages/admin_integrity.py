@@ -1,23 +1,84 @@
+from datetime import UTC, datetime, time, timedelta
+
 import streamlit as st
 
 from pages import _admin, _ui
-from pricing_core.admin_integrity import integrity_report
+from pricing_core.admin_integrity import integrity_report, ledger_check, stripe_reconciliation
+from pricing_core.config import get_settings
+from pricing_core.errors import PricingError
+from pricing_core.periods import local_moment
+from pricing_core.stripe_api import payments_configured
 
 viewer = _admin.admin_principal()
 st.title("Integrity")
 
 report = integrity_report(_ui.engine(), viewer)
-ledger = report.ledger
-if ledger.ok:
-    st.success(
-        f"Ledger OK: {ledger.wallets:,} wallets, {ledger.entries:,} ledger entries and "
-        f"{ledger.events:,} usage events checked (balances = sum of entries, holds, "
-        "balance chain, charges = ledger entries, rollups = events)."
-    )
+
+st.subheader("Ledger")
+st.caption(
+    "Checks every wallet, ledger entry, usage event and rollup: balances = sum of "
+    "entries, holds, the balance chain, charges = ledger entries, rollups = events. "
+    "It reads the whole ledger, so it runs when you ask (or nightly with "
+    "`pricing-core ledger verify`)."
+)
+if st.button("Verify the ledger now", type="primary"):
+    with st.spinner("Reading every wallet, ledger entry, usage event and rollup..."):
+        st.session_state["ledger_check"] = (ledger_check(_ui.engine(), viewer), datetime.now(UTC))
+if "ledger_check" in st.session_state:
+    ledger, verified_at = st.session_state["ledger_check"]
+    if ledger.ok:
+        st.success(
+            f"Ledger OK: {ledger.wallets:,} wallets, {ledger.entries:,} ledger entries and "
+            f"{ledger.events:,} usage events checked at {_admin.when(verified_at)}."
+        )
+    else:
+        st.error(f"{len(ledger.violations)} ledger violation(s) found:")
+        for violation in ledger.violations:
+            st.markdown(f"- `{violation}`")
+
+st.subheader("Stripe reconciliation")
+if not payments_configured():
+    st.info("Stripe is not configured (no secret key), so there is nothing to reconcile.")
 else:
-    st.error(f"{len(ledger.violations)} ledger violation(s) found:")
-    for violation in ledger.violations:
-        st.markdown(f"- `{violation}`")
+    st.caption(
+        "Lists the credit-pack Checkout Sessions Stripe has since the chosen day and "
+        "compares each with the ledger. Fulfilling is exactly-once and audited."
+    )
+    since = st.date_input("Sessions created since", value=_admin.today() - timedelta(days=30))
+    left, right = st.columns(2)
+    check = left.button("Reconcile with Stripe")
+    fix = right.button("Reconcile and credit paid sessions that were not credited")
+    if check or fix:
+        try:
+            with st.spinner("Asking Stripe for its Checkout Sessions..."):
+                rec = stripe_reconciliation(
+                    _ui.engine(),
+                    viewer,
+                    since=local_moment(since, time(0), get_settings().tz),
+                    fix=fix,
+                )
+        except PricingError as exc:
+            st.error(str(exc))
+        else:
+            cols = st.columns(3)
+            cols[0].metric("Sessions checked", f"{rec.checked:,}")
+            cols[1].metric("Credited", f"{rec.credited:,}")
+            cols[2].metric("Unresolved", f"{len(rec.unresolved):,}")
+            if rec.ok:
+                st.success("Stripe and the ledger agree on every credit-pack session.")
+            if rec.discrepancies:
+                _admin.table(
+                    [
+                        {
+                            "finding": str(d.finding),
+                            "session": d.session_id,
+                            "account": d.account_id or "-",
+                            "detail": d.detail,
+                            "fixed": "yes" if d.fixed else "no",
+                        }
+                        for d in rec.discrepancies
+                    ]
+                )
 
 st.subheader("Price catalog")
 stale = report.staleness

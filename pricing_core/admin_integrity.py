@@ -1,10 +1,13 @@
 """The admin Integrity page's checks, in one place.
 
-- `verify_ledger` over all wallets (balance == sum of entries, held == active holds,
-  the balance chain, events == ledger entries, rollups == events);
+- `ledger_check`: `verify_ledger` over all wallets (balance == sum of entries, held ==
+  active holds, the balance chain, events == ledger entries, rollups == events). It
+  reads every row (about 20-60 s at 10M events), so it runs on request, not on
+  every page render;
 - price catalog staleness (the genai-prices snapshot, the last operator change);
 - counts of rejected API requests and failed webhooks (`counters`), and the size of
-  the unpriced-usage queue.
+  the unpriced-usage queue;
+- Stripe reconciliation (`stripe_reconciliation`), on request: it calls Stripe.
 """
 
 from __future__ import annotations
@@ -12,23 +15,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import stripe
 from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import Connection
 
 from .admin_prices import CatalogStaleness, catalog_staleness
+from .audit import actor_of, write_audit
 from .auth import Principal, require_admin
 from .config import get_settings
 from .counters import Counter, counter_totals
 from .integrity import LedgerReport, verify_ledger
-from .storage import usage_events
+from .reconcile import ReconcileReport, reconcile
+from .storage import run_write, usage_events
 
 
 @dataclass(frozen=True, slots=True)
 class IntegrityReport:
-    """Everything the Integrity page shows (except Stripe reconciliation, which calls
-    Stripe and runs on request)."""
+    """The Integrity page's cheap figures (the ledger check and Stripe reconciliation
+    run on request)."""
 
     checked_at: datetime
-    ledger: LedgerReport
     staleness: CatalogStaleness
     since: date  # counters cover since..today (local days)
     api_rejected: int
@@ -39,8 +45,8 @@ class IntegrityReport:
 def integrity_report(
     engine: Engine, principal: Principal, *, days: int = 7, now: datetime | None = None
 ) -> IntegrityReport:
-    """Run `verify_ledger` and gather the other health figures (counters over the last
-    `days` local days). Read-only. Raises: PermissionDenied.
+    """Catalog staleness, counters over the last `days` local days and the unpriced
+    queue's size. Read-only. Raises: PermissionDenied.
     """
     require_admin(principal)
     at = now or datetime.now(UTC)
@@ -54,10 +60,55 @@ def integrity_report(
         ).scalar_one()
     return IntegrityReport(
         at,
-        verify_ledger(engine),
         catalog_staleness(engine, principal, now=at),
         since,
         counts[str(Counter.API_REJECTED)],
         counts[str(Counter.WEBHOOK_FAILED)],
         int(unpriced),
     )
+
+
+def ledger_check(engine: Engine, principal: Principal) -> LedgerReport:
+    """`verify_ledger` for an admin: every invariant over every wallet, entry, event
+    and rollup (a full read of the ledger). Read-only. Raises: PermissionDenied."""
+    require_admin(principal)
+    return verify_ledger(engine)
+
+
+def stripe_reconciliation(
+    engine: Engine,
+    principal: Principal,
+    *,
+    since: datetime | None,
+    fix: bool = False,
+    client: stripe.StripeClient | None = None,
+    now: datetime | None = None,
+) -> ReconcileReport:
+    """`reconcile.reconcile` for an admin: Stripe's credit-pack Checkout Sessions
+    created since `since` against the ledger. With `fix`, paid-but-not-credited
+    sessions are fulfilled (exactly once) and each fix is written to `audit_log`.
+
+    Returns: ReconcileReport. Raises: PermissionDenied, ConfigurationError,
+    StripeUnavailable.
+    """
+    require_admin(principal)
+    at = now or datetime.now(UTC)
+    report = reconcile(engine, since=since, fix=fix, client=client, now=at)
+    fixed = [d for d in report.discrepancies if d.fixed]
+    if fixed:
+
+        def audit(conn: Connection) -> None:
+            for d in fixed:
+                write_audit(
+                    conn,
+                    actor=actor_of(principal),
+                    action="stripe.reconcile_fix",
+                    now=at,
+                    account_id=d.account_id,
+                    target=f"checkout_session:{d.session_id}",
+                    after={"finding": str(d.finding), "detail": d.detail},
+                    reason="Stripe reconciliation: paid but not credited",
+                )
+
+        run_write(engine, audit)
+    return report

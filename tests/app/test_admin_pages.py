@@ -226,6 +226,9 @@ def test_the_integrity_page_reports_a_clean_ledger_with_its_counts(db, monkeypat
     n = import_real_trace(db, tmp_path, rows=300)
     at = run_page("admin_integrity", ADMIN, monkeypatch)
     assert not at.exception, at.exception
+    assert not at.success  # the full ledger check runs on request
+    at.button[0].click().run()
+    assert not at.exception, at.exception
     with db.connect() as conn:
         entries = conn.execute(sa.text("SELECT COUNT(*) FROM ledger_entries")).scalar_one()
         wallets = conn.execute(sa.text("SELECT COUNT(*) FROM wallets")).scalar_one()
@@ -235,3 +238,40 @@ def test_the_integrity_page_reports_a_clean_ledger_with_its_counts(db, monkeypat
     )
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Rejected API requests"] == "0" and metrics["Unpriced usage events"] == "0"
+
+
+def test_the_integrity_page_reconciles_with_stripe_and_credits_a_dropped_payment_once(
+    db, monkeypatch, fake_stripe
+):
+    from pricing_core.ledger import create_account, get_wallet
+    from tests.integration.stripe_helpers import paid_session
+
+    create_account(db, "acct", name="Ada", opening_credit=Decimal(1))
+    sid = paid_session(db, fake_stripe)  # paid at Stripe, webhook never arrived
+    at = run_page("admin_integrity", ADMIN, monkeypatch)
+    assert any("Sessions created since" in d.label for d in at.date_input)
+    at.button[1].click().run()  # "Reconcile with Stripe": report only
+    assert not at.exception, at.exception
+    [found] = at.dataframe
+    assert list(found.value["finding"]) == ["paid_not_credited"]
+    assert list(found.value["session"]) == [sid] and list(found.value["fixed"]) == ["no"]
+    assert get_wallet(db, "acct").balance == Decimal(1)
+
+    for _ in range(2):  # the second run finds nothing left to credit
+        at.button[2].click().run()
+        assert not at.exception, at.exception
+    assert get_wallet(db, "acct").balance == Decimal(1) + Decimal(20)  # the Popular pack
+    assert any("agree on every credit-pack session" in s.value for s in at.success)
+    with db.connect() as conn:
+        audited = conn.execute(
+            sa.text("SELECT actor, action, target FROM audit_log WHERE account_id = 'acct'")
+        ).all()
+    assert [(a.action, a.target) for a in audited] == [
+        ("stripe.reconcile_fix", f"checkout_session:{sid}")
+    ]
+
+
+def test_the_integrity_page_says_when_stripe_is_not_configured(db, monkeypatch):
+    seed_small(db)
+    at = run_page("admin_integrity", ADMIN, monkeypatch)
+    assert any("Stripe is not configured" in i.value for i in at.info)

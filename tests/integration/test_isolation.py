@@ -188,6 +188,8 @@ ADMIN_ONLY = {
     "admin_prices.set_model_price",
     "admin_prices.set_operation_price",
     "admin_integrity.integrity_report",
+    "admin_integrity.ledger_check",
+    "admin_integrity.stripe_reconciliation",
     "admin_usage.high_cost_accounts",
     "admin_usage.spend_anomalies",
     "admin_usage.unpriced_queue",
