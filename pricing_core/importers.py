@@ -29,7 +29,10 @@ deterministically from the options (`TraceMapping`):
 
 The file is read whole before anything is written (one small `TraceRow` per
 request: chats need each user's requests in time order), then recorded in chunks
-of 1,000 events per transaction through `metering.record_usage_many`.
+of 1,000 events per transaction through `ingest.record_usage_batch`. Rows already
+recorded by an earlier run of the same import are counted as already present and
+not sent again; the batch's rejections (position, request id, error) are reported
+against their lines.
 
 Bad rows (missing or extra fields, negative or non-integer tokens, bad timestamps)
 are reported with their line numbers (the header is line 1) and skipped. An event
@@ -56,8 +59,9 @@ from sqlalchemy import Engine, select
 from .catalog import provider_price
 from .config import PROJECT_ROOT
 from .errors import InsufficientBalance, InvalidUsage, PricingError
+from .ingest import BatchResult, record_usage_batch
 from .ledger import create_account
-from .metering import MAX_TOKENS, UsageEvent, UsageResult, record_usage_many
+from .metering import MAX_TOKENS, UsageEvent
 from .metering import _check_name as check_name
 from .storage import usage_events
 
@@ -429,28 +433,29 @@ def import_azure_trace(
         present = _present(engine, [e for _, e in chunk])
         todo = [(line, e) for line, e in chunk if (e.account_id, e.request_id) not in present]
         summary.already_present += len(chunk) - len(todo)
-        results = record_usage_many(
+        result = record_usage_batch(
             engine,
             [e for _, e in todo],
             allow_overdraft=allow_overdraft,
             chunk_size=chunk_size,
             now=at,
         )
-        for (line, _), result in zip(todo, results, strict=True):
-            _tally(summary, line, result)
+        _tally(summary, [line for line, _ in todo], result)
         done += len(chunk)
         if on_progress:
             on_progress(done, summary.rows)
     return summary
 
 
-def _tally(summary: ImportSummary, line: int, result: UsageResult | PricingError) -> None:
-    if isinstance(result, InsufficientBalance):
-        summary.report(line, RowOutcome.REJECTED, str(result))
-    elif isinstance(result, PricingError):
-        summary.report(line, RowOutcome.SKIPPED, str(result))
-    elif result.replayed:
-        summary.already_present += 1
-    else:
-        summary.imported += 1
-        summary.charged_usd += result.price
+def _tally(summary: ImportSummary, lines: list[int], result: BatchResult) -> None:
+    """Count one batch; `lines[k]` is the file line of the batch's k-th event."""
+    for rejection in result.rejected:  # in batch order, as the rows come in the file
+        outcome = (
+            RowOutcome.REJECTED
+            if isinstance(rejection.error, InsufficientBalance)
+            else RowOutcome.SKIPPED
+        )
+        summary.report(lines[rejection.position], outcome, str(rejection.error))
+    summary.already_present += result.replayed
+    summary.imported += result.recorded
+    summary.charged_usd += result.price

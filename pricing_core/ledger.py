@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import Engine, bindparam, func, insert, literal, select, update
+from sqlalchemy import Engine, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -29,14 +29,12 @@ from .errors import (
     IdempotencyConflict,
     InsufficientBalance,
     InvalidUsage,
-    PricingError,
     UnknownAccount,
 )
 from .money import ZERO, round_nano, to_usd
 from .storage import (
     NanoUSD,
     accounts,
-    insert_many_returning_ids,
     ledger_entries,
     run_write,
     users,
@@ -191,142 +189,6 @@ def post_entry(
         now,
     )
     return Posting(entry, replayed=False)
-
-
-@dataclass(frozen=True, slots=True)
-class EntryRequest:
-    """One balance change for `post_entries`; fields as the arguments of `post_entry`."""
-
-    account_id: str
-    amount: Decimal
-    kind: EntryKind
-    idempotency_key: str
-    floor: Decimal | None = ZERO
-    reference: str | None = None
-    reason: str | None = None
-    actor: str | None = None
-
-
-def lock_wallets(conn: Connection, account_ids: Iterable[str]) -> dict[str, Wallet]:
-    """Read the wallets of `account_ids` inside `conn`'s transaction, locking them
-    (PostgreSQL: `SELECT ... FOR UPDATE` in sorted id order, so two batches never
-    deadlock; SQLite: the transaction already holds the write lock).
-
-    Returns: {account_id: Wallet}; unknown accounts are absent.
-    """
-    ids = sorted(set(account_ids))
-    if not ids:
-        return {}
-    rows = conn.execute(
-        select(wallets.c.account_id, wallets.c.balance, wallets.c.held)
-        .where(wallets.c.account_id.in_(ids))
-        .order_by(wallets.c.account_id)
-        .with_for_update()
-    )
-    return {r.account_id: Wallet(r.account_id, r.balance, r.held) for r in rows}
-
-
-def post_entries(
-    conn: Connection, requests: Sequence[EntryRequest], *, now: datetime
-) -> list[Posting | PricingError]:
-    """Apply many signed amounts, in order, with the same outcome as calling
-    `post_entry` for each in turn, in a handful of statements: the wallets are
-    locked once, floors are checked on the running balance, the new entries are
-    inserted in one multi-row statement and each wallet is updated once.
-
-    Returns: one Posting or error per request (IdempotencyConflict, UnknownAccount,
-        InsufficientBalance, InvalidUsage); a refused request writes nothing.
-    """
-    # Per request: a result, or (index into the new rows, replayed) until inserted.
-    results: list[Posting | PricingError | tuple[int, bool]] = []
-    c = ledger_entries.c
-    wanted = {(r.account_id, r.idempotency_key) for r in requests}
-    known: dict[tuple[str, str], LedgerEntry | int] = {}
-    keys = sorted(wanted)
-    for start in range(0, len(keys), 1000):
-        part = keys[start : start + 1000]
-        for row in conn.execute(
-            select(ledger_entries).where(
-                c.account_id.in_(sorted({a for a, _ in part})),
-                c.idempotency_key.in_([k for _, k in part]),
-            )
-        ):
-            if (row.account_id, row.idempotency_key) in wanted:
-                known[(row.account_id, row.idempotency_key)] = _entry(row)
-    state = lock_wallets(conn, (r.account_id for r in requests))
-    balance = {a: w.balance for a, w in state.items()}
-    count: dict[str, int] = {}
-    rows: list[dict[str, object]] = []
-    for r in requests:
-        key = (r.account_id, r.idempotency_key)
-        if r.amount != round_nano(r.amount):
-            results.append(InvalidUsage(f"amount {r.amount} is not a whole number of nano-USD"))
-        elif key in known:
-            earlier = known[key]
-            entry = earlier if isinstance(earlier, LedgerEntry) else None
-            if entry is None:
-                kind, amount = rows[earlier]["kind"], rows[earlier]["amount"]  # type: ignore[index]
-            else:
-                kind, amount = entry.kind, entry.amount
-            if amount != r.amount or kind != r.kind:
-                results.append(
-                    IdempotencyConflict(
-                        f"idempotency key {r.idempotency_key!r} was already used for "
-                        f"{kind} {amount} USD on account {r.account_id!r}"
-                    )
-                )
-            elif entry is not None:
-                results.append(Posting(entry, replayed=True))
-            else:
-                results.append((earlier, True))  # type: ignore[arg-type]
-        elif r.account_id not in balance:
-            results.append(UnknownAccount(f"unknown account {r.account_id!r}"))
-        elif (
-            r.amount < 0
-            and r.floor is not None
-            and balance[r.account_id] - state[r.account_id].held + r.amount < r.floor
-        ):
-            available = balance[r.account_id] - state[r.account_id].held
-            results.append(InsufficientBalance(r.account_id, available, -r.amount))
-        else:
-            balance[r.account_id] += r.amount
-            count[r.account_id] = count.get(r.account_id, 0) + 1
-            known[key] = len(rows)
-            results.append((len(rows), False))
-            rows.append(
-                dict(
-                    account_id=r.account_id,
-                    kind=str(r.kind),
-                    amount=r.amount,
-                    balance_after=balance[r.account_id],
-                    idempotency_key=r.idempotency_key,
-                    reference=r.reference,
-                    reason=r.reason,
-                    actor=r.actor,
-                    created_at=now,
-                )
-            )
-    entries: list[LedgerEntry] = []
-    if rows:
-        ids = insert_many_returning_ids(conn, ledger_entries, rows)
-        entries = [LedgerEntry(id=i, **row) for i, row in zip(ids, rows, strict=True)]  # type: ignore[arg-type]
-    if count:
-        # One statement per wallet, sent as one batch; the wallets are locked, so
-        # adding the batch's delta lands exactly on the running balance above.
-        conn.execute(
-            update(wallets)
-            .where(wallets.c.account_id == bindparam("a"))
-            .values(
-                balance=wallets.c.balance + bindparam("delta", type_=NanoUSD),
-                version=wallets.c.version + bindparam("n"),
-                updated_at=now,
-            ),
-            [
-                {"a": a, "delta": balance[a] - state[a].balance, "n": n}
-                for a, n in sorted(count.items())
-            ],
-        )
-    return [Posting(entries[r[0]], replayed=r[1]) if isinstance(r, tuple) else r for r in results]
 
 
 def idempotent_write(engine: Engine, work: Callable[[Connection], T]) -> T:

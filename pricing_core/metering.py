@@ -9,7 +9,7 @@ All checks run before the first write, so a refused event leaves nothing behind.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -498,51 +498,3 @@ def record_usage(
             timestamp_given=event.created_at is not None,
         ),
     )
-
-
-def record_usage_many(
-    engine: Engine,
-    events: Iterable[UsageEvent],
-    *,
-    allow_overdraft: bool = False,
-    chunk_size: int = 1000,
-    now: datetime | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> list[UsageResult | PricingError]:
-    """Record many events, `chunk_size` per transaction (an import's fast path).
-
-    Each event is checked and priced exactly as `record_usage` does, and the
-    outcome is the same as recording them one by one in order (same results, same
-    ledger, same rollups; see `metering_batch`), with a handful of statements per
-    chunk. An event that fails gets its `PricingError` in the result list (nothing
-    of it is written) and the others go on. A chunk hit by a deadlock, a
-    serialization failure or a concurrent writer of the same request ids is retried
-    as a whole. Returns one result or error per event, in order.
-    """
-    from .metering_batch import record_batch_on
-
-    at = now or datetime.now(UTC)
-    book = get_price_book(engine)
-    results: list[UsageResult | PricingError] = []
-    chunk: list[UsageEvent] = []
-
-    def flush() -> None:
-        results.extend(
-            idempotent_write(
-                engine,
-                lambda conn: record_batch_on(
-                    conn, chunk, book=book, now=at, allow_overdraft=allow_overdraft
-                ),
-            )
-        )
-        if on_progress:
-            on_progress(len(chunk))
-        chunk.clear()
-
-    for ev in events:
-        chunk.append(ev)
-        if len(chunk) >= chunk_size:
-            flush()
-    if chunk:
-        flush()
-    return results

@@ -37,9 +37,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    insert,
     inspect,
-    text,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -608,32 +606,6 @@ def dialect_insert(conn: Connection, table: Table) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
-
-
-def insert_many_returning_ids(
-    conn: Connection, table: Table, rows: list[dict[str, Any]]
-) -> list[int]:
-    """Insert `rows` (dicts of column values, no `id`) and return their new ids in order.
-
-    PostgreSQL: the ids are drawn from the table's sequence first, then the rows go in
-    as one multi-row INSERT without RETURNING (several times faster than an ordered
-    RETURNING over thousands of rows). SQLite: `INSERT ... RETURNING` in parameter order.
-    """
-    if not rows:
-        return []
-    if conn.dialect.name == "postgresql":
-        ids = sorted(
-            conn.execute(
-                text(
-                    "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"
-                ),
-                {"t": table.name, "n": len(rows)},
-            ).scalars()
-        )
-        conn.execute(insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
-        return ids
-    returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return list(conn.execute(returning, rows).scalars())
 
 
 def to_json(value: Any) -> str:

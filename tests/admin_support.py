@@ -15,8 +15,9 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from pricing_core.auth import Principal
+from pricing_core.ingest import record_usage_batch
 from pricing_core.ledger import EntryKind, create_account, credit, post_entry
-from pricing_core.metering import UsageEvent, record_usage, record_usage_many
+from pricing_core.metering import UsageEvent, record_usage
 from pricing_core.storage import run_write
 
 ADMIN = Principal("ops", "ops", role="admin", email="ops@example.com")
@@ -168,7 +169,7 @@ def seed_trace(engine: Engine, *, rows: int = 1500, accounts: int = 6) -> int:
                     created_at=stamp,
                 )
             )
-    results = record_usage_many(engine, events, allow_overdraft=True)
-    bad = [r for r in results if isinstance(r, Exception)]
-    assert not bad, bad[:3]
-    return len(results)
+    result = record_usage_batch(engine, events, allow_overdraft=True)
+    assert not result.rejected, result.rejected[:3]
+    assert result.recorded == len(events)
+    return result.recorded

@@ -17,8 +17,9 @@ from streamlit.testing.v1 import AppTest
 from pricing_core import auth, storage
 from pricing_core.auth import Principal
 from pricing_core.config import get_settings
+from pricing_core.ingest import record_usage_batch
 from pricing_core.ledger import create_account
-from pricing_core.metering import UsageEvent, record_usage_many
+from pricing_core.metering import UsageEvent
 from pricing_core.plans import month_bounds, previous_months
 from pricing_core.storage import operation_prices
 from pricing_core.subscriptions import SubscriptionSource, switch_plan
@@ -74,7 +75,8 @@ def db(sqlite_url, monkeypatch):
             )
             for i in range(40)
         ]
-    assert not [r for r in record_usage_many(engine, events) if isinstance(r, Exception)]
+    result = record_usage_batch(engine, events)
+    assert not result.rejected and result.recorded == len(events)
     yield engine
     st.cache_resource.clear()
 
@@ -162,7 +164,8 @@ def test_the_progress_bar_shows_this_months_messages_against_the_allowance(db, m
     now = datetime.now(UTC)
     start = month_bounds(now.strftime("%Y-%m"), UTC)[0]
     moments = [start + (now - start) * i / 300 for i in range(250)]
-    record_usage_many(db, [light_message(f"now-{i}", at) for i, at in enumerate(moments)])
+    result = record_usage_batch(db, [light_message(f"now-{i}", at) for i, at in enumerate(moments)])
+    assert result.recorded == 250
     at = open_page("light", monkeypatch)
     bar = at.get("progress")[0]
     assert bar.proto.value == 25  # 250 of 1,000

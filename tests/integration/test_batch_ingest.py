@@ -1,7 +1,9 @@
 """record_usage_batch records exactly what record_usage records, event by event."""
 
+import random
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -265,3 +267,86 @@ def test_plan_subscribers_get_their_included_messages_and_overage_in_a_batch(two
     with batch_db.connect() as conn:
         bases = set(conn.execute(sa.select(usage_events.c.charge_basis)).scalars())
     assert bases == {"included", "overage", "payg"}
+
+
+def mixed_stream(seed: int, start: datetime) -> list[UsageEvent]:
+    """A long stream, 7 minutes apart across a month boundary: retries of earlier
+    events (some with different content), unknown models, zero and negative tokens,
+    SQL-looking and non-ASCII request ids, accounts that run dry, a plan subscriber
+    and an unknown account."""
+    rng = random.Random(seed)
+    models = [("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5"), ("openai", "nope")]
+    events: list[UsageEvent] = []
+    for n in range(260):
+        if events and rng.random() < 0.12:
+            earlier = rng.choice(events)
+            if rng.random() < 0.3:
+                earlier = replace(earlier, output_tokens=earlier.output_tokens + 1)
+            events.append(earlier)
+            continue
+        provider, model = rng.choices(models, weights=[8, 3, 1])[0]
+        names = ["rich", "poor", "dry", "plan", "ghost"] if n % 50 else ["rich"]
+        account = f"mx-{rng.choice(names)}"
+        events.append(
+            UsageEvent(
+                request_id=rng.choice([f"r{n}", f"r'{n}; DROP TABLE x;--", f"r{n}" + "\u00e9" * 5]),
+                account_id=account,
+                user_id=account,
+                operation=rng.choice(["chat_message", "code_completion"]),
+                provider=provider,
+                model=model,
+                input_tokens=-1 if n % 97 == 0 else rng.choice([0, rng.randint(1, 20_000), 5]),
+                output_tokens=rng.randint(0, 2_000),
+                chat_id=rng.choice([None, f"c{n // 7}"]),
+                created_at=start + timedelta(minutes=7 * n),
+            )
+        )
+    return events
+
+
+@pytest.mark.parametrize("seed, overdraft", [(1, False), (2, False), (3, True)])
+def test_a_long_mixed_stream_with_a_plan_subscriber_is_recorded_like_one_by_one(
+    two_engines, seed, overdraft
+):
+    from pricing_core.plans import Plan
+    from pricing_core.subscriptions import (
+        SubscriptionSource,
+        publish_plan_version,
+        switch_plan,
+    )
+
+    batch_db, single_db = two_engines
+    start = NOW - timedelta(days=1, hours=1)  # the stream runs into the next month
+    tiny = Plan("tiny", "Tiny", monthly_fee=Decimal(1), included_messages=10,
+                overage_rate=Decimal("0.001"), monthly_cap=None)  # fmt: skip
+    for engine in two_engines:
+        publish_plan_version(engine, tiny, actor="t", reason="test", effective_from=start)
+        for name, credit in [("rich", "1000"), ("poor", "0.05"), ("dry", "0"), ("plan", "0.01")]:
+            create_account(
+                engine, f"mx-{name}", name=name, opening_credit=Decimal(credit), now=start
+            )
+        switch_plan(engine, "mx-plan", "tiny", source=SubscriptionSource.DEMO, now=start)
+    events = mixed_stream(seed, start)
+
+    expected = one_by_one(single_db, events, allow_overdraft=overdraft)
+    result = record_usage_batch(batch_db, events, allow_overdraft=overdraft, now=NOW, chunk_size=64)
+    got = [(r.position, type(r.error).__name__, str(r.error)) for r in result.rejected]
+    assert got == expected
+    kinds = {"UnknownModel", "UnknownAccount", "DuplicateRequest", "InvalidUsage"}
+    assert kinds | ({"InsufficientBalance"} if not overdraft else set()) == {k for _, k, _ in got}
+    assert state(batch_db, "mx-") == state(single_db, "mx-")
+    assert verify_ledger(batch_db).ok
+
+    with batch_db.connect() as conn:
+        ue = usage_events.c
+        count, cost, price = conn.execute(
+            sa.select(sa.func.count(), sa.func.sum(ue.provider_cost), sa.func.sum(ue.price))
+        ).one()
+        bases = set(conn.execute(sa.select(ue.charge_basis).distinct()).scalars())
+        dry = conn.execute(sa.select(wallets.c.balance).where(wallets.c.account_id == "mx-dry"))
+        dry_balance = dry.scalar_one()
+    assert (result.recorded, result.provider_cost, result.price) == (count, cost, price)
+    assert result.replayed > 0  # retries with the same content
+    assert result.recorded + result.replayed + len(result.rejected) == len(events)
+    assert {"included", "overage", "payg"} <= bases
+    assert (dry_balance < 0) is overdraft

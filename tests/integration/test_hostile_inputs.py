@@ -1,4 +1,4 @@
-"""Hostile inputs to record_usage, record_usage_many and the trace importer: each gets a
+"""Hostile inputs to record_usage, record_usage_batch and the trace importer: each gets a
 clear PricingError (or a row report) and nothing partial is written."""
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from pricing_core.importers import (
     import_azure_trace,
     parse_model_mix,
 )
+from pricing_core.ingest import record_usage_batch
 from pricing_core.integrity import verify_ledger
 from pricing_core.ledger import create_account
-from pricing_core.metering import UsageEvent, UsageResult, record_usage, record_usage_many
+from pricing_core.metering import UsageEvent, UsageResult, record_usage
 from pricing_core.storage import chats, ledger_entries, usage_daily, usage_events, wallets
 
 NOW = datetime(2025, 3, 2, tzinfo=UTC)
@@ -143,12 +144,15 @@ def test_a_hostile_event_is_recorded_whole_or_refused_with_a_pricing_error(funde
 @given(batch=st.lists(hostile_events(), min_size=1, max_size=8))
 def test_a_hostile_batch_records_the_good_events_and_nothing_of_the_bad(funded, batch):
     (events_before, _, _, _), _ = snapshot(funded)
-    results = record_usage_many(funded, batch, now=NOW)
-    assert len(results) == len(batch)
-    assert all(isinstance(r, UsageResult | PricingError) for r in results)
-    new = sum(isinstance(r, UsageResult) and not r.replayed for r in results)
+    result = record_usage_batch(funded, batch, now=NOW)
+    assert result.recorded + result.replayed + len(result.rejected) == len(batch)
+    positions = [r.position for r in result.rejected]
+    assert positions == sorted(set(positions))  # each refused event once, in batch order
+    for r in result.rejected:
+        assert isinstance(r.error, PricingError) and str(r.error)
+        assert r.request_id == batch[r.position].request_id
     (events_after, _, _, _), _ = snapshot(funded)
-    assert events_after - events_before == new
+    assert events_after - events_before == result.recorded
     assert verify_ledger(funded).ok
 
 

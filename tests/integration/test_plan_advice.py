@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from pricing_core.auth import Principal
 from pricing_core.cli import app
 from pricing_core.config import get_settings
+from pricing_core.ingest import record_usage_batch
 from pricing_core.ledger import create_account
-from pricing_core.metering import UsageEvent, record_usage_many
+from pricing_core.metering import UsageEvent
 from pricing_core.plan_advice import advise_plan, recommendation_json
 from pricing_core.storage import plans, usage_events
 from pricing_core.subscriptions import SubscriptionSource, switch_plan
@@ -83,8 +84,9 @@ def usage(engine, monkeypatch):
         for i in range(count):
             at = datetime.fromisoformat(f"2025-{month}-02T06:00+00:00") + timedelta(hours=i * 5)
             events.append(event("heavy", f"{month}-{i}", at, 4000 + i, 900 + i))
-    results = record_usage_many(engine, events, allow_overdraft=True)
-    assert all(not isinstance(r, Exception) for r in results), results
+    result = record_usage_batch(engine, events, allow_overdraft=True)
+    assert not result.rejected, result.rejected
+    assert result.recorded == len(events)
     return engine
 
 

@@ -10,10 +10,11 @@ from sqlalchemy import insert, select
 
 from pricing_core.config import get_settings
 from pricing_core.costing import ChargeBasis
-from pricing_core.errors import InsufficientBalance, PricingError, UnknownAccount
+from pricing_core.errors import InsufficientBalance, UnknownAccount
+from pricing_core.ingest import record_usage_batch
 from pricing_core.integrity import verify_ledger
 from pricing_core.ledger import create_account, get_wallet
-from pricing_core.metering import UsageEvent, record_usage, record_usage_many
+from pricing_core.metering import UsageEvent, record_usage
 from pricing_core.plans import PlanError
 from pricing_core.storage import audit_log, plan_usage, plans, usage_events
 from pricing_core.subscriptions import (
@@ -43,6 +44,14 @@ def event(i: int, *, at: datetime = AT, account: str = "acct", **overrides) -> U
     )
     fields.update(overrides)
     return UsageEvent(**fields)
+
+
+def charges(engine) -> dict[str, tuple[str, D]]:
+    """Recorded events: request id -> (charge basis, price)."""
+    e = usage_events.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(e.request_id, e.charge_basis, e.price))
+        return {r.request_id: (r.charge_basis, r.price) for r in rows}
 
 
 def add_plan(engine, code: str, *, fee: str, included: int | None, rate: str, cap: str | None):
@@ -75,11 +84,12 @@ def on_starter(engine):
 def test_on_starter_the_first_1000_messages_are_free_and_later_ones_cost_the_overage_rate(
     on_starter,
 ):
-    results = record_usage_many(on_starter, [event(i) for i in range(1002)])
-    assert not [r for r in results if isinstance(r, PricingError)]
-    assert {r.basis for r in results[:1000]} == {ChargeBasis.INCLUDED}
-    assert {r.price for r in results[:1000]} == {D("0")}
-    assert [(r.basis, r.price) for r in results[1000:]] == [
+    result = record_usage_batch(on_starter, [event(i) for i in range(1002)])
+    assert not result.rejected and result.recorded == 1002
+    assert result.price == D("0.0003")
+    charged = charges(on_starter)
+    assert {charged[f"req-{i}"] for i in range(1000)} == {(ChargeBasis.INCLUDED, D("0"))}
+    assert [charged[f"req-{i}"] for i in (1000, 1001)] == [
         (ChargeBasis.OVERAGE, D("0.00015")),
         (ChargeBasis.OVERAGE, D("0.00015")),
     ]
@@ -136,9 +146,13 @@ def test_a_refused_overage_message_is_not_counted_against_the_allowance(engine):
     create_account(engine, "acct", name="A", opening_credit=D("0"), now=START)
     add_plan(engine, "tiny", fee="1", included=1, rate="0.00015", cap=None)
     switch_plan(engine, "acct", "tiny", source=SubscriptionSource.DEMO, now=START)
-    results = record_usage_many(engine, [event(1), event(2), event(3)])
-    assert results[0].basis is ChargeBasis.INCLUDED
-    assert all(isinstance(r, InsufficientBalance) for r in results[1:])
+    result = record_usage_batch(engine, [event(1), event(2), event(3)])
+    assert result.recorded == 1 and result.price == 0
+    assert charges(engine) == {"req-1": (ChargeBasis.INCLUDED, D("0"))}
+    assert [(r.position, r.request_id, type(r.error)) for r in result.rejected] == [
+        (1, "req-2", InsufficientBalance),
+        (2, "req-3", InsufficientBalance),
+    ]
     with engine.connect() as conn:
         assert conn.execute(select(plan_usage.c.plan_messages)).scalar_one() == 1
         assert len(conn.execute(select(usage_events.c.id)).all()) == 1
