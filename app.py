@@ -38,7 +38,12 @@ if __name__ == "__main__":
     }
     if get_settings().enable_billing:  # PRICING_ENABLE_BILLING off hides purchases
         sections["Your account"].append(
-            st.Page("pages/buy_credits.py", title="Buy credits", icon=":material/add_card:", url_path="buy_credits")
+            st.Page(
+                "pages/buy_credits.py",
+                title="Buy credits",
+                icon=":material/add_card:",
+                url_path="buy_credits",
+            )
         )
     if _ui.viewer_is_admin():
         from pages._admin import admin_pages

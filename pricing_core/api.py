@@ -21,16 +21,18 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import Enum
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -51,16 +53,15 @@ from .errors import (
     UnknownModel,
     UnknownOperation,
 )
-from .holds import Hold, HoldNotActive, HoldNotFound
+from .holds import HoldNotActive, HoldNotFound
 from .ledger import get_wallet
 from .limits import (
     LimitExceeded,
-    SpendLimitExceeded,
     TokenLimitExceeded,
     budget_report,
     save_budget_rule,
 )
-from .metering import MAX_TOKENS, UsageEvent, UsageResult
+from .metering import MAX_TOKENS, UsageEvent
 from .money import usd_str
 from .storage import open_database
 from .usage_log import MAX_PAGE, EventRow, get_chat, list_events
@@ -84,6 +85,16 @@ HoldId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_
 ChatId = Annotated[
     str, Path(min_length=1, max_length=128, pattern=PATH_ID_PATTERN, examples=["chat-1"])
 ]
+IdQuery = Annotated[str | None, Query(max_length=128, pattern=ID_PATTERN)]
+NameQuery = Annotated[str | None, Query(max_length=64, pattern=NAME_PATTERN)]
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Cursor = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
+Instant = Annotated[
+    str | None,
+    Query(
+        pattern=INSTANT_PATTERN, description="ISO 8601 with an offset, e.g. 2025-03-01T00:00:00Z"
+    ),
+]
 
 
 def _plain_text(value: Any, where: str = "metadata") -> None:
@@ -100,13 +111,26 @@ def _plain_text(value: Any, where: str = "metadata") -> None:
             _plain_text(item, where)
 
 
+def _storable(value: dict[str, Any]) -> dict[str, Any]:
+    _plain_text(value)
+    return value
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_storable)]
+
+
+def _exactly_one(body: BaseModel, first: str, second: str) -> None:
+    """Raises: ValueError unless exactly one of the two fields is given."""
+    if (getattr(body, first) is None) == (getattr(body, second) is None):
+        raise ValueError(f"give exactly one of {first} and {second}")
+
+
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid")  # subclasses' model_config adds to this
 
 
 class AuthorizeIn(_In):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -135,10 +159,8 @@ class AuthorizeIn(_In):
 
     @model_validator(mode="after")
     def _one_each(self) -> AuthorizeIn:
-        if (self.user_id is None) == (self.anonymous_session_id is None):
-            raise ValueError("give exactly one of user_id and anonymous_session_id")
-        if (self.estimated_input_tokens is None) == (self.prompt_text is None):
-            raise ValueError("give exactly one of estimated_input_tokens and prompt_text")
+        _exactly_one(self, "user_id", "anonymous_session_id")
+        _exactly_one(self, "estimated_input_tokens", "prompt_text")
         return self
 
 
@@ -146,18 +168,11 @@ class SettleIn(_In):
     input_tokens: Tokens
     output_tokens: Tokens
     cached_tokens: Tokens = 0
-    metadata: dict[str, Any] | None = None
-
-    @field_validator("metadata")
-    @classmethod
-    def _storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        _plain_text(value)
-        return value
+    metadata: Metadata | None = None
 
 
 class UsageIn(_In):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -184,18 +199,11 @@ class UsageIn(_In):
     created_at: str | None = Field(
         None, pattern=INSTANT_PATTERN, description="ISO 8601 with an offset; default: now"
     )
-    metadata: dict[str, Any] | None = None
-
-    @field_validator("metadata")
-    @classmethod
-    def _storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        _plain_text(value)
-        return value
+    metadata: Metadata | None = None
 
     @model_validator(mode="after")
     def _one_user(self) -> UsageIn:
-        if (self.user_id is None) == (self.anonymous_session_id is None):
-            raise ValueError("give exactly one of user_id and anonymous_session_id")
+        _exactly_one(self, "user_id", "anonymous_session_id")
         return self
 
 
@@ -209,8 +217,7 @@ class EstimateIn(_In):
 
     @model_validator(mode="after")
     def _one_prompt(self) -> EstimateIn:
-        if (self.prompt_tokens is None) == (self.prompt_text is None):
-            raise ValueError("give exactly one of prompt_tokens and prompt_text")
+        _exactly_one(self, "prompt_tokens", "prompt_text")
         return self
 
 
@@ -408,61 +415,33 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 # ---------------------------------------------------------------- conversions
 
 
-def _hold(h: Hold) -> HoldOut:
-    return HoldOut(
-        id=h.id,
-        status=h.status.value,
-        amount=usd_str(h.amount),
-        request_id=h.request_id,
-        user_id=h.user_id,
-        operation=h.operation,
-        provider=h.provider,
-        model=h.model,
-        chat_id=h.chat_id,
-        input_tokens=h.input_tokens,
-        max_output_tokens=h.max_output_tokens,
-        estimate_method=h.estimate_method,
-        created_at=h.created_at,
-        expires_at=h.expires_at,
-        closed_at=h.closed_at,
-    )
+Out = TypeVar("Out", bound=BaseModel)
 
 
-def _usage(u: UsageResult) -> UsageOut:
-    return UsageOut(
-        request_id=u.request_id,
-        event_id=u.event_id,
-        price=usd_str(u.price),
-        provider_cost=usd_str(u.provider_cost),
-        basis=str(u.basis),
-        price_version=u.price_version,
-        explanation=u.explanation,
-        balance_after=usd_str(u.balance_after),
-        replayed=u.replayed,
-    )
+def _out(model: type[Out], source: object, **given: Any) -> Out:
+    """A response model filled from `source`'s attributes of the same names.
+
+    Amounts (Decimal USD) become decimal strings, enums their values; `given` sets
+    the fields whose value has another name (or no attribute) on `source`.
+    """
+    unknown = given.keys() - model.model_fields.keys()
+    if unknown:
+        raise TypeError(f"{model.__name__} has no fields {sorted(unknown)}")
+    values = dict(given)
+    for name in model.model_fields.keys() - given.keys():
+        if hasattr(source, name):
+            values[name] = _response_value(getattr(source, name))
+    return model(**values)
+
+
+def _response_value(value: object) -> object:
+    if isinstance(value, Decimal):
+        return usd_str(value)
+    return value.value if isinstance(value, Enum) else value
 
 
 def _event(e: EventRow) -> EventOut:
-    return EventOut(
-        event_id=e.id,
-        request_id=e.request_id,
-        user_id=e.user_id,
-        chat_id=e.chat_id,
-        operation=e.operation,
-        provider=e.provider,
-        model=e.model,
-        input_tokens=e.input_tokens,
-        output_tokens=e.output_tokens,
-        cached_tokens=e.cached_tokens,
-        provider_cost=usd_str(e.provider_cost),
-        price=usd_str(e.price),
-        basis=e.charge_basis,
-        status=e.status,
-        price_version=e.price_version,
-        created_at=e.created_at,
-        hold_id=e.hold_id,
-        exceeded_hold=e.exceeded_hold,
-    )
+    return _out(EventOut, e, event_id=e.id, basis=e.charge_basis)
 
 
 def _rate(value: Decimal | None) -> str | None:
@@ -476,8 +455,23 @@ def _amount(value: int | Decimal) -> str:
 # ---------------------------------------------------------------- errors
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+def _error(
+    status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """The API's error body: `{"error": code, "message": message, **extra}`."""
+    response = JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+    response.headers.update(headers or {})  # after content-type, as they always were
+    return response
+
+
+def _limit_error(
+    status: int, message: str, *, retry_after: int | None, **fields: str
+) -> JSONResponse:
+    """A `limit_exceeded` body (`LimitErrorOut`), with `Retry-After` when there is a wait."""
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return _error(
+        status, "limit_exceeded", message, headers=headers, retry_after=retry_after, **fields
+    )
 
 
 _FIELDS = {
@@ -514,22 +508,17 @@ def pricing_error_response(exc: PricingError) -> JSONResponse:
             required=usd_str(exc.required),
         )
     if isinstance(exc, LimitExceeded):
-        status = 403 if isinstance(exc, TokenLimitExceeded) else 429
-        response = _error(
-            status,
-            "limit_exceeded",
+        return _limit_error(  # retry_after: only period limits (SpendLimitExceeded) have one
+            403 if isinstance(exc, TokenLimitExceeded) else 429,
             message,
+            retry_after=exc.retry_after,
             limit=str(exc.limit),
             scope=exc.scope,
             operation=exc.operation,
             value=_amount(exc.value),
             current=_amount(exc.current),
             requested=_amount(exc.requested),
-            retry_after=exc.retry_after,
         )
-        if isinstance(exc, SpendLimitExceeded) and exc.retry_after:
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
     if isinstance(exc, InvalidUsage | UnknownModel | UnknownOperation):
         first = message.split(" ", 1)[0]
         if isinstance(exc, UnknownModel):
@@ -540,32 +529,27 @@ def pricing_error_response(exc: PricingError) -> JSONResponse:
             422, code, message, detail=[{"loc": loc, "msg": message, "type": type(exc).__name__}]
         )
     if isinstance(exc, TooManyAttempts):
-        response = _error(
+        return _limit_error(
             429,
-            "limit_exceeded",
             message,
+            retry_after=exc.retry_after,
             limit="api_auth_max_failures",
             scope="client address",
             operation="*",
             value=str(get_settings().api_auth_max_failures),
             current="",
             requested="1",
-            retry_after=exc.retry_after,
         )
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
     if isinstance(exc, InvalidApiKey):
-        response = _error(401, "unauthorized", message)
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
-    if isinstance(exc, UnknownAccount | HoldNotFound | authz.UnknownUser | UnknownApiKey):
+        return _error(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+    # PermissionDenied is 404 too: never confirm another account's data.
+    not_found = UnknownAccount | HoldNotFound | authz.UnknownUser | UnknownApiKey | PermissionDenied
+    if isinstance(exc, not_found):
         return _error(404, "not_found", message)
     if isinstance(exc, HoldNotActive):
         return _error(409, "hold_not_active", message)
     if isinstance(exc, DuplicateRequest | IdempotencyConflict):
         return _error(409, "duplicate_request", message)
-    if isinstance(exc, PermissionDenied):
-        return _error(404, "not_found", message)  # never confirm another account's data
     return _error(409, "refused", message)
 
 
@@ -591,10 +575,7 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
 
 async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    response = _error(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
-    for name, value in (exc.headers or {}).items():
-        response.headers[name] = value
-    return response
+    return _error(exc.status_code, f"http_{exc.status_code}", str(exc.detail), headers=exc.headers)
 
 
 # ---------------------------------------------------------------- dependencies
@@ -639,23 +620,10 @@ def known_query_only(request: Request) -> None:
         for name in set(request.query_params) & allowed
         if len(request.query_params.getlist(name)) > 1
     )
-    problems = [
-        {"loc": ("query", name), "msg": "unknown query parameter", "type": "extra_forbidden"}
-        for name in unknown
-    ] + [
-        {"loc": ("query", name), "msg": "given more than once", "type": "value_error"}
-        for name in repeated
-    ]
+    problems = [_query_problem(n, "unknown query parameter", "extra_forbidden") for n in unknown]
+    problems += [_query_problem(n, "given more than once", "value_error") for n in repeated]
     if problems:
         raise RequestValidationError(problems)
-
-
-Instant = Annotated[
-    str | None,
-    Query(
-        pattern=INSTANT_PATTERN, description="ISO 8601 with an offset, e.g. 2025-03-01T00:00:00Z"
-    ),
-]
 
 
 def _instant(name: str, text: str | None, where: str = "query") -> datetime | None:
@@ -667,16 +635,14 @@ def _instant(name: str, text: str | None, where: str = "query") -> datetime | No
     except ValueError:
         value = None
     if value is None or value.tzinfo is None:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", name),
-                    "msg": f"not an ISO 8601 instant: {text!r:.60}",
-                    "type": "datetime_parsing",
-                }
-            ]
-        )
+        problem = _query_problem(name, f"not an ISO 8601 instant: {text!r:.60}", "datetime_parsing")
+        raise RequestValidationError([problem])
     return value.astimezone(UTC)
+
+
+def _query_problem(name: str, msg: str, kind: str) -> dict[str, Any]:
+    """One entry of a RequestValidationError about the query parameter `name`."""
+    return {"loc": ("query", name), "msg": msg, "type": kind}
 
 
 Key = Annotated[Principal, Depends(api_key)]
@@ -685,6 +651,12 @@ Db = Annotated[Engine, Depends(engine)]
 
 def _user(body_user: str | None, session: str | None) -> str:
     return body_user if body_user is not None else authz.anonymous_user_id(session or "")
+
+
+def _check_own_user(db: Engine, account_id: str, user_id: str | None) -> None:
+    """Raises: UnknownUser (404) when `user_id` is given and not a user of the account."""
+    if user_id is not None:
+        authz.check_user(db, account_id, user_id)
 
 
 # ---------------------------------------------------------------- the app
@@ -716,16 +688,9 @@ def create_app() -> FastAPI:
             db,
             account_id=key.account_id,
             user_id=_user(body.user_id, body.anonymous_session_id),
-            model=body.model,
-            provider=body.provider,
-            operation=body.operation,
-            chat_id=body.chat_id,
-            estimated_input_tokens=body.estimated_input_tokens,
-            prompt_text=body.prompt_text,
-            max_output_tokens=body.max_output_tokens,
-            request_id=body.request_id,
+            **body.model_dump(exclude={"user_id", "anonymous_session_id"}),
         )
-        return _hold(hold)
+        return _out(HoldOut, hold)
 
     @app.post(
         "/holds/{hold_id}/settle",
@@ -734,17 +699,12 @@ def create_app() -> FastAPI:
         summary="Record a held call's actual usage",
     )
     def post_settle(hold_id: HoldId, body: SettleIn, key: Key, db: Db) -> SettlementOut:
-        result = authz.settle(
-            db,
-            hold_id,
-            account_id=key.account_id,
-            input_tokens=body.input_tokens,
-            output_tokens=body.output_tokens,
-            cached_tokens=body.cached_tokens,
-            metadata=body.metadata,
-        )
-        return SettlementOut(
-            hold=_hold(result.hold), usage=_usage(result.usage), exceeded_hold=result.exceeded_hold
+        result = authz.settle(db, hold_id, account_id=key.account_id, **body.model_dump())
+        return _out(
+            SettlementOut,
+            result,
+            hold=_out(HoldOut, result.hold),
+            usage=_out(UsageOut, result.usage),
         )
 
     @app.post(
@@ -754,7 +714,7 @@ def create_app() -> FastAPI:
         summary="Release a hold whose call did not happen",
     )
     def post_release(hold_id: HoldId, key: Key, db: Db) -> HoldOut:
-        return _hold(holds_mod.release(db, key.account_id, hold_id))
+        return _out(HoldOut, holds_mod.release(db, key.account_id, hold_id))
 
     @app.post(
         "/usage",
@@ -770,26 +730,17 @@ def create_app() -> FastAPI:
         user_id = _user(body.user_id, body.anonymous_session_id)
         authz.check_user(db, key.account_id, user_id)
         provider = authz.resolve_provider(body.model, body.provider)
-        result, _alerts = authz.record_request_usage(
-            db,
-            UsageEvent(
-                request_id=body.request_id,
-                account_id=key.account_id,
-                user_id=user_id,
-                operation=body.operation,
-                provider=provider,
-                model=body.model,
-                input_tokens=body.input_tokens,
-                output_tokens=body.output_tokens,
-                cached_tokens=body.cached_tokens,
-                chat_id=body.chat_id,
-                created_at=_instant("created_at", body.created_at, "body"),
-                metadata=body.metadata,
-            ),
+        fields = body.model_dump(exclude={"anonymous_session_id"})
+        fields.update(
+            account_id=key.account_id,
+            user_id=user_id,
+            provider=provider,
+            created_at=_instant("created_at", body.created_at, "body"),
         )
+        result, _alerts = authz.record_request_usage(db, UsageEvent(**fields))
         if result.replayed:
             response.status_code = 200
-        return _usage(result)
+        return _out(UsageOut, result)
 
     @app.get(
         "/usage",
@@ -800,14 +751,14 @@ def create_app() -> FastAPI:
     def get_usage(
         key: Key,
         db: Db,
-        user_id: Annotated[str | None, Query(max_length=128, pattern=ID_PATTERN)] = None,
-        chat_id: Annotated[str | None, Query(max_length=128, pattern=ID_PATTERN)] = None,
-        model: Annotated[str | None, Query(max_length=64, pattern=NAME_PATTERN)] = None,
-        operation: Annotated[str | None, Query(max_length=64, pattern=NAME_PATTERN)] = None,
+        user_id: IdQuery = None,
+        chat_id: IdQuery = None,
+        model: NameQuery = None,
+        operation: NameQuery = None,
         since: Instant = None,
         until: Instant = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-        cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+        limit: PageLimit = 50,
+        cursor: Cursor = None,
     ) -> EventPageOut:
         page = list_events(
             db,
@@ -830,13 +781,7 @@ def create_app() -> FastAPI:
         summary="The account's wallet",
     )
     def get_balance(key: Key, db: Db) -> BalanceOut:
-        wallet = get_wallet(db, key.account_id)
-        return BalanceOut(
-            account_id=key.account_id,
-            balance=usd_str(wallet.balance),
-            held=usd_str(wallet.held),
-            available=usd_str(wallet.available),
-        )
+        return _out(BalanceOut, get_wallet(db, key.account_id), account_id=key.account_id)
 
     @app.get(
         "/chats/{chat_id}/usage",
@@ -848,23 +793,16 @@ def create_app() -> FastAPI:
         chat_id: ChatId,
         key: Key,
         db: Db,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-        cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+        limit: PageLimit = 50,
+        cursor: Cursor = None,
     ) -> ChatUsageOut:
         chat = get_chat(db, key.account_id, chat_id)
         if chat is None:
             raise HoldNotFound(f"no chat {chat_id!r} on account {key.account_id!r}")
         page = list_events(db, key.account_id, chat_id=chat_id, limit=limit, cursor=cursor)
-        return ChatUsageOut(
-            chat_id=chat.chat_id,
-            user_id=chat.user_id,
-            title=chat.title,
-            requests=chat.requests,
-            input_tokens=chat.input_tokens,
-            output_tokens=chat.output_tokens,
-            cost=usd_str(chat.cost),
-            first_at=chat.first_at,
-            last_at=chat.last_at,
+        return _out(
+            ChatUsageOut,
+            chat,
             events=[_event(e) for e in page.items],
             next_cursor=page.next_cursor,
         )
@@ -878,12 +816,12 @@ def create_app() -> FastAPI:
     def get_models(
         key: Key,
         db: Db,
-        provider: Annotated[str | None, Query(max_length=64, pattern=NAME_PATTERN)] = None,
+        provider: NameQuery = None,
         model: Annotated[
             str | None,
             Query(max_length=64, pattern=NAME_PATTERN, description="substring of the model id"),
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        limit: PageLimit = 50,
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     ) -> ModelListOut:
         matches = [
@@ -903,27 +841,7 @@ def create_app() -> FastAPI:
         summary="Estimate the most a call can cost",
     )
     def post_estimate(body: EstimateIn, key: Key, db: Db) -> EstimateOut:
-        est = authz.estimate_cost(
-            db,
-            model=body.model,
-            provider=body.provider,
-            operation=body.operation,
-            prompt_tokens=body.prompt_tokens,
-            prompt_text=body.prompt_text,
-            max_output_tokens=body.max_output_tokens,
-        )
-        return EstimateOut(
-            provider=est.provider,
-            model=est.model,
-            operation=est.operation,
-            input_tokens=est.input_tokens,
-            max_output_tokens=est.max_output_tokens,
-            price=usd_str(est.price),
-            provider_cost=usd_str(est.provider_cost),
-            method=est.method,
-            price_version=est.price_version,
-            explanation=est.explanation,
-        )
+        return _out(EstimateOut, authz.estimate_cost(db, **body.model_dump()))
 
     @app.get(
         "/budget",
@@ -931,13 +849,8 @@ def create_app() -> FastAPI:
         responses=_responses(),
         summary="A monthly budget (the account's, or a user's) against this month",
     )
-    def get_budget(
-        key: Key,
-        db: Db,
-        user_id: Annotated[str | None, Query(max_length=128, pattern=ID_PATTERN)] = None,
-    ) -> BudgetOut:
-        if user_id is not None:
-            authz.check_user(db, key.account_id, user_id)
+    def get_budget(key: Key, db: Db, user_id: IdQuery = None) -> BudgetOut:
+        _check_own_user(db, key.account_id, user_id)
         return _budget(db, key.account_id, user_id)
 
     @app.put(
@@ -947,8 +860,7 @@ def create_app() -> FastAPI:
         summary="Set or remove a monthly budget",
     )
     def put_budget(body: BudgetIn, key: Key, db: Db) -> BudgetOut:
-        if body.user_id is not None:
-            authz.check_user(db, key.account_id, body.user_id)
+        _check_own_user(db, key.account_id, body.user_id)
         save_budget_rule(
             db,
             account_id=key.account_id,
@@ -999,17 +911,12 @@ def _model_price(db: Engine, provider: str, model: str) -> ModelPriceOut:
 
 def _budget(db: Engine, account_id: str, user_id: str | None) -> BudgetOut:
     report = budget_report(db, account_id, user_id or "")
-    return BudgetOut(
-        account_id=account_id,
-        user_id=user_id,
-        period=report.period,
-        monthly_limit=None if report.monthly_limit is None else usd_str(report.monthly_limit),
+    return _out(
+        BudgetOut,
+        report,
+        user_id=user_id,  # None for the account's budget ("" in the report)
         operator_default=report.is_default,
-        thresholds=list(report.thresholds),
         block_at_limit=report.block,
-        spend=usd_str(report.spend),
-        held=usd_str(report.held),
-        crossed=list(report.crossed),
     )
 
 

@@ -5,58 +5,44 @@ month in the configured time zone. Spend is the sum of the month's usage prices
 from the daily rollups. Thresholds are percents of the budget (default 50/80/100);
 when spend reaches one, a row in `budget_alerts` remembers it for the month, so the
 dashboard keeps showing the banner until the month rolls over even if the budget
-is raised. With `block_at_limit`, the API refuses requests once the budget is used
-up: it reads the same settings through `read_budget` and `spend_in_month`.
+is raised. With `block_at_limit`, `limits.check_budgets` refuses requests once the
+budget is used up.
+
+The settings themselves (`Budget`, `read_budget`, the parsers, storing a row) and
+the spend queries are `limits`', shared with the API; this module adds what the
+dashboard needs: the viewer's permission, this month's status with the alerts
+already recorded, and the audited save of the account's budget.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
+from . import limits
+from .audit import actor_of, write_audit
 from .auth import Principal, require_account
 from .config import get_settings
 from .errors import InvalidUsage, UnknownAccount
-from .money import ZERO, to_usd, usd_str
-from .storage import (
-    accounts,
-    audit_log,
-    budget_alerts,
-    budgets,
-    dialect_insert,
-    run_write,
-    usage_daily,
+from .limits import (
+    DEFAULT_THRESHOLDS,
+    MAX_MONTHLY_BUDGET,
+    Budget,
+    parse_monthly_limit,
+    parse_thresholds,
+    read_budget,
+    spend_on,
+    store_budget_on,
 )
-
-ACCOUNT_WIDE = ""  # budgets.user_id for a budget over the whole account
-DEFAULT_THRESHOLDS: tuple[int, ...] = (50, 80, 100)
-MAX_MONTHLY_BUDGET = Decimal("1000000")  # USD; anything above is a typo, not a budget
-MAX_THRESHOLDS = 10
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """An account's (or user's) budget settings. `monthly_limit`: Decimal USD or None
-    (no budget). `thresholds`: ascending percents in 1..100."""
-
-    account_id: str
-    user_id: str
-    monthly_limit: Decimal | None
-    thresholds: tuple[int, ...]
-    block_at_limit: bool
-    updated_by: str | None = None
-    updated_at: datetime | None = None
-    is_default: bool = False  # the operator's default budget (setting), not the account's
-
-    @property
-    def is_set(self) -> bool:
-        return self.monthly_limit is not None
+from .limits import WHOLE_ACCOUNT as ACCOUNT_WIDE
+from .money import usd_str
+from .periods import month_period
+from .storage import accounts, budget_alerts, run_write
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,105 +74,17 @@ class BudgetStatus:
         return max(0, min(100, int(self.percent_used)))
 
 
-# ---------------------------------------------------------------- validation (pure)
-
-
-def parse_monthly_limit(value: object) -> Decimal | None:
-    """A budget amount from user input: None/"" = no budget.
-
-    Returns: Decimal USD. Raises: InvalidUsage for garbage, floats, zero or negative
-    amounts, fractions of a cent, or more than MAX_MONTHLY_BUDGET.
-    """
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    text = value.strip().lstrip("$").replace(",", "") if isinstance(value, str) else value
-    try:
-        amount = to_usd(text)
-    except ValueError as exc:
-        raise InvalidUsage(f"monthly budget: {exc}") from None
-    if amount <= 0:
-        raise InvalidUsage(f"monthly budget must be positive, got {amount}")
-    if amount > MAX_MONTHLY_BUDGET:
-        raise InvalidUsage(
-            f"monthly budget {amount} USD is above the maximum of {MAX_MONTHLY_BUDGET} USD"
-        )
-    if amount != amount.quantize(Decimal("0.01")):
-        raise InvalidUsage(f"monthly budget must be whole cents, got {amount}")
-    return amount.quantize(Decimal("0.01"))
-
-
-def parse_thresholds(value: str | Iterable[object]) -> tuple[int, ...]:
-    """Alert thresholds from "50, 80, 100" or a list of integers.
-
-    Returns: ascending unique percents. Raises: InvalidUsage for non-integers, values
-    outside 1..100, none at all, or more than MAX_THRESHOLDS.
-    """
-    items: list[object] = (
-        [p for p in re.split(r"[,\s;]+", value.replace("%", "")) if p]
-        if isinstance(value, str)
-        else list(value)
-    )
-    percents: set[int] = set()
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, int | str):
-            raise InvalidUsage(f"threshold must be a whole percent, got {item!r:.40}")
-        if isinstance(item, str) and not re.fullmatch(r"[+-]?\d{1,6}", item.strip()):
-            raise InvalidUsage(f"threshold must be a whole percent, got {item!r:.40}")
-        percent = int(item)
-        if not 1 <= percent <= 100:
-            raise InvalidUsage(f"threshold must be between 1 and 100 %, got {percent}")
-        percents.add(percent)
-    if not percents:
-        raise InvalidUsage("give at least one alert threshold (1..100 %)")
-    if len(percents) > MAX_THRESHOLDS:
-        raise InvalidUsage(f"at most {MAX_THRESHOLDS} thresholds, got {len(percents)}")
-    return tuple(sorted(percents))
-
-
 def crossed_thresholds(
     limit: Decimal | None, thresholds: Iterable[int], spend: Decimal
 ) -> tuple[int, ...]:
-    """Thresholds (percents) that `spend` has reached: spend >= limit x t / 100. Exact."""
+    """Thresholds (percents) that `spend` has reached: spend >= limit x t / 100. Exact.
+    No budget (None, or not positive): none."""
     if limit is None or limit <= 0:
         return ()
-    return tuple(t for t in thresholds if spend * 100 >= limit * t)
+    return limits.crossed_thresholds(spend, limit, tuple(thresholds))
 
 
 # ---------------------------------------------------------------- reads (reusable in transactions)
-
-
-def month_of(now: datetime) -> tuple[date, date, str]:
-    """(first day, last day, "YYYY-MM") of `now`'s month in the configured time zone."""
-    today = now.astimezone(get_settings().tz).date()
-    first = today.replace(day=1)
-    following = (first + timedelta(days=32)).replace(day=1)
-    return first, following - timedelta(days=1), f"{first:%Y-%m}"
-
-
-def read_budget(conn: Connection, account_id: str, user_id: str = ACCOUNT_WIDE) -> Budget:
-    """The budget settings of an account (or one of its users).
-
-    Without a stored row, the account-wide budget is the operator's default
-    (`PRICING_DEFAULT_MONTHLY_BUDGET`, blocking at 100 %, as `limits` enforces it) or
-    none. Usable inside any transaction.
-    """
-    row = conn.execute(
-        select(budgets).where(budgets.c.account_id == account_id, budgets.c.user_id == user_id)
-    ).first()
-    if row is None:
-        default = get_settings().default_monthly_budget if user_id == ACCOUNT_WIDE else None
-        if default is not None:
-            return Budget(account_id, user_id, default, DEFAULT_THRESHOLDS, True, is_default=True)
-        return Budget(account_id, user_id, None, DEFAULT_THRESHOLDS, False)
-    return Budget(
-        account_id,
-        user_id,
-        row.monthly_limit,
-        parse_thresholds(row.thresholds),
-        bool(row.block_at_limit),
-        row.updated_by,
-        row.updated_at,
-    )
 
 
 def spend_in_month(
@@ -194,15 +92,22 @@ def spend_in_month(
 ) -> Decimal:
     """Decimal USD of usage prices in `now`'s month (configured time zone), from the
     daily rollups; `user_id` "" = the whole account."""
-    first, last, _ = month_of(now)
-    d = usage_daily.c
-    query = select(func.coalesce(func.sum(d.price), 0)).where(
-        d.account_id == account_id, d.day >= first, d.day <= last
+    period = month_period(now, get_settings().tz)
+    return spend_on(
+        conn, account_id=account_id, period=period, user_id=user_id, include_holds=False
     )
-    if user_id != ACCOUNT_WIDE:
-        query = query.where(d.user_id == user_id)
-    total = conn.execute(query).scalar_one()
-    return total if isinstance(total, Decimal) else ZERO
+
+
+def _recorded_thresholds(conn: Connection, account_id: str, user_id: str, period: str) -> set[int]:
+    """The thresholds whose alerts `budget_alerts` already holds for the month."""
+    a = budget_alerts.c
+    return set(
+        conn.execute(
+            select(a.threshold).where(
+                a.account_id == account_id, a.user_id == user_id, a.period == period
+            )
+        ).scalars()
+    )
 
 
 def status_on(
@@ -210,22 +115,17 @@ def status_on(
 ) -> BudgetStatus:
     """The budget status inside an open connection (see `budget_status`)."""
     budget = read_budget(conn, account_id, user_id)
-    spend = spend_in_month(conn, account_id, now=now, user_id=user_id)
-    _, _, period = month_of(now)
+    month = month_period(now, get_settings().tz)
+    spend = spend_on(
+        conn, account_id=account_id, period=month, user_id=user_id, include_holds=False
+    )
     crossed = set(crossed_thresholds(budget.monthly_limit, budget.thresholds, spend))
-    recorded = conn.execute(
-        select(budget_alerts.c.threshold).where(
-            budget_alerts.c.account_id == account_id,
-            budget_alerts.c.user_id == user_id,
-            budget_alerts.c.period == period,
-        )
-    ).scalars()
     if budget.is_set:
-        crossed |= set(recorded)
+        crossed |= _recorded_thresholds(conn, account_id, user_id, month.label)
     limit = budget.monthly_limit
     return BudgetStatus(
         budget=budget,
-        period=period,
+        period=month.label,
         spend=spend,
         percent_used=None if limit is None else (spend * 100 / limit).quantize(Decimal("0.1")),
         remaining=None if limit is None else limit - spend,
@@ -264,15 +164,7 @@ def record_budget_alerts(
     at = now or datetime.now(UTC)
     with engine.connect() as conn:
         status = status_on(conn, target, now=at)
-        recorded = set(
-            conn.execute(
-                select(budget_alerts.c.threshold).where(
-                    budget_alerts.c.account_id == target,
-                    budget_alerts.c.user_id == ACCOUNT_WIDE,
-                    budget_alerts.c.period == status.period,
-                )
-            ).scalars()
-        )
+        recorded = _recorded_thresholds(conn, target, ACCOUNT_WIDE, status.period)
     if (
         set(crossed_thresholds(status.budget.monthly_limit, status.budget.thresholds, status.spend))
         - recorded
@@ -308,39 +200,25 @@ def save_budget(
     if not isinstance(block_at_limit, bool):
         raise InvalidUsage(f"block_at_limit must be true or false, got {block_at_limit!r:.40}")
     at = now or datetime.now(UTC)
-    actor = viewer.email or viewer.user_id
-    values = dict(
-        monthly_limit=limit,
-        thresholds=",".join(str(p) for p in percents),
-        block_at_limit=block_at_limit,
-        updated_by=actor,
-        updated_at=at,
-    )
+    actor = actor_of(viewer)
+    budget = Budget(target, ACCOUNT_WIDE, limit, percents, block_at_limit)
 
     def work(conn: Connection) -> Budget:
         if conn.execute(select(accounts.c.id).where(accounts.c.id == target)).first() is None:
             raise UnknownAccount(f"unknown account {target!r}")
         before = read_budget(conn, target)
-        stmt = dialect_insert(conn, budgets).values(
-            account_id=target, user_id=ACCOUNT_WIDE, **values
+        store_budget_on(conn, budget, actor=actor, now=at)
+        write_audit(
+            conn,
+            actor=actor,
+            action="budget.update",
+            now=at,
+            account_id=target,
+            target=target,
+            before=_as_json(before),
+            after=_as_json(budget),
         )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[budgets.c.account_id, budgets.c.user_id], set_=values
-            )
-        )
-        conn.execute(
-            insert(audit_log).values(
-                account_id=target,
-                actor=actor,
-                action="budget.update",
-                target=target,
-                before=_as_json(before),
-                after=_as_json(Budget(target, ACCOUNT_WIDE, limit, percents, block_at_limit)),
-                created_at=at,
-            )
-        )
-        return Budget(target, ACCOUNT_WIDE, limit, percents, block_at_limit, actor, at)
+        return replace(budget, updated_by=actor, updated_at=at)
 
     return run_write(engine, work)
 
@@ -358,11 +236,11 @@ def _as_json(budget: Budget) -> dict[str, object]:
 __all__ = [
     "ACCOUNT_WIDE",
     "DEFAULT_THRESHOLDS",
+    "MAX_MONTHLY_BUDGET",
     "Budget",
     "BudgetStatus",
     "budget_status",
     "crossed_thresholds",
-    "month_of",
     "parse_monthly_limit",
     "parse_thresholds",
     "read_budget",

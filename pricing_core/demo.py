@@ -37,6 +37,7 @@ from .catalog import clear_price_cache, get_price_book
 from .config import get_settings
 from .costing import TokenCounts
 from .errors import PricingError
+from .ingest import record_usage_batch
 from .ledger import (
     EntryKind,
     adjust,
@@ -46,7 +47,6 @@ from .ledger import (
     ensure_user,
     post_entry,
 )
-from .ingest import record_usage_batch
 from .metering import UsageEvent
 from .storage import accounts, chats, operation_prices, run_write
 

@@ -14,10 +14,11 @@ and for "*" each:
 A cost cap at account level counts the whole account's spend; at user level, the
 user's. A cap on "*" counts all operations; on an operation, that operation's.
 
-Monthly budgets (`budgets` rows, set on the budget page) of the account
-(user_id "") and of the user; an account without a budget row gets
+Monthly budgets (`budgets` rows, set on the budget page or `PUT /api/v1/budget`) of
+the account (user_id "") and of the user; an account without a budget row gets
 `PRICING_DEFAULT_MONTHLY_BUDGET` (blocking) if set. A budget refuses only when set
-to block.
+to block. Budget settings are read, validated and stored here (`read_budget`,
+`parse_monthly_limit`, `store_budget_on`); `budgets` builds the dashboard on them.
 
 Spend in a period = priced usage in the period's local calendar days (from the
 `usage_daily` rollup) + every active hold (money already promised). Periods are
@@ -26,7 +27,8 @@ calendar days and months in `PRICING_TIMEZONE` (see `periods`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,6 +38,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import Connection
 
+from .audit import write_audit
 from .config import get_settings
 from .errors import InvalidUsage, PricingError
 from .metering import MAX_TOKENS
@@ -46,7 +49,9 @@ from .storage import budgets, dialect_insert, holds, run_write, spending_limits,
 ALL_OPERATIONS = "*"
 OPERATOR = ""  # account_id of operator defaults
 WHOLE_ACCOUNT = ""  # user_id of account-wide rows
-DEFAULT_THRESHOLDS = (50, 80, 100)
+DEFAULT_THRESHOLDS: tuple[int, ...] = (50, 80, 100)
+MAX_MONTHLY_BUDGET = Decimal("1000000")  # USD; anything above is a typo, not a budget
+MAX_THRESHOLDS = 10
 
 
 class LimitKind(StrEnum):
@@ -87,12 +92,10 @@ class LimitExceeded(PricingError):
         requested: int | Decimal,
         retry_after: int | None = None,
     ) -> None:
-        shown = format_usd(value) if isinstance(value, Decimal) else f"{value:,}"
-        used = format_usd(current) if isinstance(current, Decimal) else f"{current:,}"
-        asked = format_usd(requested) if isinstance(requested, Decimal) else f"{requested:,}"
         what = "" if operation == ALL_OPERATIONS else f" for operation {operation!r}"
         super().__init__(
-            f"{limit} of {scope}{what} is {shown}: already used {used}, this request needs {asked}"
+            f"{limit} of {scope}{what} is {_shown(value)}: already used {_shown(current)}, "
+            f"this request needs {_shown(requested)}"
         )
         self.limit = limit
         self.scope = scope
@@ -101,6 +104,11 @@ class LimitExceeded(PricingError):
         self.current = current
         self.requested = requested
         self.retry_after = retry_after
+
+
+def _shown(value: int | Decimal) -> str:
+    """USD amounts as people read them; token and request counts with separators."""
+    return format_usd(value) if isinstance(value, Decimal) else f"{value:,}"
 
 
 class TokenLimitExceeded(LimitExceeded):
@@ -140,15 +148,22 @@ class Constraint:
 
 
 @dataclass(frozen=True, slots=True)
-class BudgetRule:
-    """A monthly budget. `user_id` "" = the whole account. Decimal USD."""
+class Budget:
+    """An account's (user_id "") or user's budget settings. `monthly_limit`: Decimal
+    USD or None (no budget). `thresholds`: ascending percents in 1..100."""
 
     account_id: str
     user_id: str
-    monthly_limit: Decimal
+    monthly_limit: Decimal | None
     thresholds: tuple[int, ...]
-    block: bool
-    is_default: bool = False
+    block_at_limit: bool
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+    is_default: bool = False  # the operator's default budget (setting), not the account's
+
+    @property
+    def is_set(self) -> bool:
+        return self.monthly_limit is not None
 
 
 def _scope(account_id: str, user_id: str | None) -> str:
@@ -243,7 +258,7 @@ def limit_rows_on(
             s.operation.in_([ALL_OPERATIONS, operation]),
         )
     ).all()
-    return [SpendingLimits(*(getattr(r, f.name) for f in fields(SpendingLimits))) for r in rows]
+    return [_limits_row(r) for r in rows]
 
 
 def list_limits(engine: Engine, account_id: str | None = None) -> list[SpendingLimits]:
@@ -254,10 +269,11 @@ def list_limits(engine: Engine, account_id: str | None = None) -> list[SpendingL
     if account_id is not None:
         stmt = stmt.where(spending_limits.c.account_id.in_([OPERATOR, account_id]))
     with engine.connect() as conn:
-        return [
-            SpendingLimits(*(getattr(r, f.name) for f in fields(SpendingLimits)))
-            for r in conn.execute(stmt)
-        ]
+        return [_limits_row(r) for r in conn.execute(stmt)]
+
+
+def _limits_row(row: Any) -> SpendingLimits:
+    return SpendingLimits(*(getattr(row, f.name) for f in fields(SpendingLimits)))
 
 
 def effective_constraints(
@@ -289,44 +305,127 @@ def effective_constraints(
 # ---------------------------------------------------------------- budgets
 
 
-def _thresholds(text: str) -> tuple[int, ...]:
+def parse_monthly_limit(value: object, *, name: str = "monthly budget") -> Decimal | None:
+    """A budget amount from user input: None/"" = no budget. `name` starts the messages.
+
+    Returns: Decimal USD, whole cents. Raises: InvalidUsage for garbage, floats, zero
+    or negative amounts, fractions of a cent, or more than MAX_MONTHLY_BUDGET.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = value.strip().lstrip("$").replace(",", "") if isinstance(value, str) else value
+    try:
+        amount = to_usd(text)
+    except ValueError as exc:
+        raise InvalidUsage(f"{name}: {exc}") from None
+    if amount <= 0:
+        raise InvalidUsage(f"{name} must be positive, got {amount}")
+    if amount > MAX_MONTHLY_BUDGET:
+        raise InvalidUsage(f"{name} {amount} USD is above the maximum of {MAX_MONTHLY_BUDGET} USD")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InvalidUsage(f"{name} must be whole cents, got {amount}")
+    return amount.quantize(Decimal("0.01"))
+
+
+def parse_thresholds(value: str | Iterable[object]) -> tuple[int, ...]:
+    """Alert thresholds from "50, 80, 100" or a list of integers.
+
+    Returns: ascending unique percents. Raises: InvalidUsage for non-integers, values
+    outside 1..100, none at all, or more than MAX_THRESHOLDS.
+    """
+    items: list[object] = (
+        [p for p in re.split(r"[,\s;]+", value.replace("%", "")) if p]
+        if isinstance(value, str)
+        else list(value)
+    )
+    percents: set[int] = set()
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise InvalidUsage(f"threshold must be a whole percent, got {item!r:.40}")
+        if isinstance(item, str) and not re.fullmatch(r"[+-]?\d{1,6}", item.strip()):
+            raise InvalidUsage(f"threshold must be a whole percent, got {item!r:.40}")
+        percent = int(item)
+        if not 1 <= percent <= 100:
+            raise InvalidUsage(f"threshold must be between 1 and 100 %, got {percent}")
+        percents.add(percent)
+    if not percents:
+        raise InvalidUsage("give at least one alert threshold (1..100 %)")
+    if len(percents) > MAX_THRESHOLDS:
+        raise InvalidUsage(f"at most {MAX_THRESHOLDS} thresholds, got {len(percents)}")
+    return tuple(sorted(percents))
+
+
+def _stored_thresholds(text: str) -> tuple[int, ...]:
+    # Written by store_budget_on ("50,80,100"); an unreadable row keeps the defaults
+    # rather than refusing every request of the account.
     try:
         return tuple(sorted({int(p) for p in text.split(",") if p.strip()}))
     except ValueError:
         return DEFAULT_THRESHOLDS
 
 
-def budget_rules_on(conn: Connection, account_id: str, user_id: str | None) -> list[BudgetRule]:
-    """The monthly budgets that apply to a request of `user_id` on `account_id`: the
-    account's (or the operator's default budget) and the user's, when set."""
+def _budget(account_id: str, user_id: str, row: Any) -> Budget:
+    if row is None:
+        default = get_settings().default_monthly_budget if user_id == WHOLE_ACCOUNT else None
+        if default is not None:
+            return Budget(account_id, user_id, default, DEFAULT_THRESHOLDS, True, is_default=True)
+        return Budget(account_id, user_id, None, DEFAULT_THRESHOLDS, False)
+    return Budget(
+        account_id,
+        user_id,
+        row.monthly_limit,
+        _stored_thresholds(row.thresholds),
+        bool(row.block_at_limit),
+        row.updated_by,
+        row.updated_at,
+    )
+
+
+def read_budgets_on(conn: Connection, account_id: str, user_ids: Sequence[str]) -> list[Budget]:
+    """The budget settings of each of `user_ids` ("" = the whole account), in order,
+    in one query. Without a stored row, the account-wide budget is the operator's
+    default (`PRICING_DEFAULT_MONTHLY_BUDGET`, blocking at 100 %) or none; a user's
+    is none."""
     b = budgets.c
-    wanted = [WHOLE_ACCOUNT] + ([user_id] if user_id else [])
     rows = {
         r.user_id: r
         for r in conn.execute(
-            select(budgets).where(b.account_id == account_id, b.user_id.in_(wanted))
+            select(budgets).where(b.account_id == account_id, b.user_id.in_(list(user_ids)))
         )
     }
-    rules = []
-    for uid in wanted:
-        row = rows.get(uid)
-        if row is not None and row.monthly_limit is not None:
-            rules.append(
-                BudgetRule(
-                    account_id,
-                    uid,
-                    row.monthly_limit,
-                    _thresholds(row.thresholds),
-                    bool(row.block_at_limit),
-                )
-            )
-        elif row is None and uid == WHOLE_ACCOUNT:
-            default = get_settings().default_monthly_budget
-            if default is not None:
-                rules.append(
-                    BudgetRule(account_id, uid, default, DEFAULT_THRESHOLDS, True, is_default=True)
-                )
-    return rules
+    return [_budget(account_id, uid, rows.get(uid)) for uid in user_ids]
+
+
+def read_budget(conn: Connection, account_id: str, user_id: str = WHOLE_ACCOUNT) -> Budget:
+    """The budget settings of an account (or one of its users); see `read_budgets_on`."""
+    return read_budgets_on(conn, account_id, [user_id])[0]
+
+
+def budget_rules_on(conn: Connection, account_id: str, user_id: str | None) -> list[Budget]:
+    """The monthly budgets that apply to a request of `user_id` on `account_id`: the
+    account's (or the operator's default budget) and the user's, when set."""
+    wanted = [WHOLE_ACCOUNT] + ([user_id] if user_id else [])
+    return [budget for budget in read_budgets_on(conn, account_id, wanted) if budget.is_set]
+
+
+def store_budget_on(
+    conn: Connection, budget: Budget, *, actor: str | None, now: datetime
+) -> dict[str, Any]:
+    """Insert or replace `budget`'s row inside `conn`'s transaction (validate first:
+    `parse_monthly_limit`, `parse_thresholds`). Returns: the column values written."""
+    values = {
+        "monthly_limit": budget.monthly_limit,
+        "thresholds": ",".join(str(p) for p in budget.thresholds),
+        "block_at_limit": budget.block_at_limit,
+        "updated_by": actor,
+        "updated_at": now,
+    }
+    b = budgets.c
+    stmt = dialect_insert(conn, budgets).values(
+        account_id=budget.account_id, user_id=budget.user_id, **values
+    )
+    conn.execute(stmt.on_conflict_do_update(index_elements=[b.account_id, b.user_id], set_=values))
+    return values
 
 
 # ---------------------------------------------------------------- spend
@@ -475,8 +574,9 @@ def check_budgets(
     the user's) would be exceeded by this month's spend plus `estimate`."""
     period = month_period(now, get_settings().tz)
     for rule in budget_rules_on(conn, account_id, user_id):
-        if not rule.block:
+        if not rule.block_at_limit:
             continue
+        assert rule.monthly_limit is not None  # budget_rules_on keeps set budgets only
         spent = spend_on(conn, account_id=account_id, period=period, user_id=rule.user_id or None)
         if spent + estimate > rule.monthly_limit:
             raise SpendLimitExceeded(
@@ -519,7 +619,7 @@ class BudgetStatus:
     alert thresholds (percent) that spend has reached.
     """
 
-    rule: BudgetRule
+    rule: Budget  # a set budget (monthly_limit is not None)
     period: str
     spend: Decimal
     held: Decimal
@@ -527,7 +627,7 @@ class BudgetStatus:
 
     @property
     def remaining(self) -> Decimal:
-        return max(ZERO, self.rule.monthly_limit - self.spend - self.held)
+        return max(ZERO, (self.rule.monthly_limit or ZERO) - self.spend - self.held)
 
 
 def crossed_thresholds(
@@ -539,36 +639,32 @@ def crossed_thresholds(
     return tuple(t for t in thresholds if spend * 100 >= limit * t)
 
 
+def _month_totals(
+    conn: Connection, account_id: str, user_id: str, period: Period
+) -> tuple[Decimal, Decimal]:
+    """(priced usage in `period`, active holds) of the account (user_id "") or a user."""
+    uid = user_id or None
+    spend = spend_on(conn, account_id=account_id, period=period, user_id=uid, include_holds=False)
+    return spend, held_on(conn, account_id=account_id, user_id=uid)
+
+
 def budget_status(
     engine: Engine, account_id: str, user_id: str | None = None, *, now: datetime | None = None
 ) -> list[BudgetStatus]:
     """The account's budget (or the operator default) and the user's, against this
     calendar month's spend in the configured time zone."""
-    at = now or datetime.now(UTC)
-    period = month_period(at, get_settings().tz)
+    period = month_period(now or datetime.now(UTC), get_settings().tz)
     out = []
     with engine.connect() as conn:
         for rule in budget_rules_on(conn, account_id, user_id):
-            uid = rule.user_id or None
-            spend = spend_on(
-                conn, account_id=account_id, period=period, user_id=uid, include_holds=False
-            )
-            held = held_on(conn, account_id=account_id, user_id=uid)
-            out.append(
-                BudgetStatus(
-                    rule,
-                    period.label,
-                    spend,
-                    held,
-                    crossed_thresholds(spend, rule.monthly_limit, rule.thresholds),
-                )
-            )
+            assert rule.monthly_limit is not None  # budget_rules_on keeps set budgets only
+            spend, held = _month_totals(conn, account_id, rule.user_id, period)
+            crossed = crossed_thresholds(spend, rule.monthly_limit, rule.thresholds)
+            out.append(BudgetStatus(rule, period.label, spend, held, crossed))
     return out
 
 
 # ---------------------------------------------------------------- storing budgets (API)
-
-MAX_MONTHLY_BUDGET = Decimal("1000000")
 
 
 def save_budget_rule(
@@ -589,29 +685,14 @@ def save_budget_rule(
         removes the budget. thresholds: 1 to 10 percents in 1..100.
     Raises: InvalidUsage (nothing written).
     """
-    from .audit import write_audit
-
-    if monthly_limit is not None:
-        if not monthly_limit.is_finite() or not 0 < monthly_limit <= MAX_MONTHLY_BUDGET:
-            raise InvalidUsage(
-                f"monthly_limit must be above 0 and at most {MAX_MONTHLY_BUDGET} USD, "
-                f"got {monthly_limit}"
-            )
-        if monthly_limit != monthly_limit.quantize(Decimal("0.01")):
-            raise InvalidUsage(f"monthly_limit must be whole cents, got {monthly_limit}")
-    percents = sorted(set(thresholds))
-    if not 1 <= len(percents) <= 10 or any(
-        isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 100 for p in percents
-    ):
-        raise InvalidUsage(f"thresholds must be 1 to 10 whole percents in 1..100, got {thresholds}")
+    budget = Budget(
+        account_id,
+        user_id,
+        parse_monthly_limit(monthly_limit, name="monthly_limit"),
+        parse_thresholds(thresholds),
+        bool(block),
+    )
     at = now or datetime.now(UTC)
-    values = {
-        "monthly_limit": monthly_limit,
-        "thresholds": ",".join(str(p) for p in percents),
-        "block_at_limit": bool(block),
-        "updated_by": actor,
-        "updated_at": at,
-    }
 
     def work(conn: Connection) -> None:
         b = budgets.c
@@ -620,12 +701,7 @@ def save_budget_rule(
                 b.account_id == account_id, b.user_id == user_id
             )
         ).first()
-        stmt = dialect_insert(conn, budgets).values(
-            account_id=account_id, user_id=user_id, **values
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(index_elements=[b.account_id, b.user_id], set_=values)
-        )
+        values = store_budget_on(conn, budget, actor=actor, now=at)
         write_audit(
             conn,
             actor=actor,
@@ -666,36 +742,20 @@ def budget_report(
 ) -> BudgetReport:
     """The budget of the account (user_id "") or of one user, with this month's spend
     in the configured time zone."""
-    at = now or datetime.now(UTC)
-    period = month_period(at, get_settings().tz)
-    uid = user_id or None
+    period = month_period(now or datetime.now(UTC), get_settings().tz)
     with engine.connect() as conn:
-        rules = [r for r in budget_rules_on(conn, account_id, uid) if r.user_id == user_id]
-        spend = spend_on(
-            conn, account_id=account_id, period=period, user_id=uid, include_holds=False
-        )
-        held = held_on(conn, account_id=account_id, user_id=uid)
-        stored = conn.execute(
-            select(budgets.c.thresholds, budgets.c.block_at_limit).where(
-                budgets.c.account_id == account_id, budgets.c.user_id == user_id
-            )
-        ).first()
-    if rules:
-        rule = rules[0]
-        return BudgetReport(
-            account_id,
-            user_id,
-            period.label,
-            rule.monthly_limit,
-            rule.thresholds,
-            rule.block,
-            rule.is_default,
-            spend,
-            held,
-            crossed_thresholds(spend, rule.monthly_limit, rule.thresholds),
-        )
-    thresholds = _thresholds(stored.thresholds) if stored else DEFAULT_THRESHOLDS
-    block = bool(stored.block_at_limit) if stored else False
+        budget = read_budget(conn, account_id, user_id)
+        spend, held = _month_totals(conn, account_id, user_id, period)
+    limit = budget.monthly_limit
     return BudgetReport(
-        account_id, user_id, period.label, None, thresholds, block, False, spend, held, ()
+        account_id,
+        user_id,
+        period.label,
+        limit,
+        budget.thresholds,
+        budget.block_at_limit,
+        budget.is_default,
+        spend,
+        held,
+        () if limit is None else crossed_thresholds(spend, limit, budget.thresholds),
     )

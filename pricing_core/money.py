@@ -81,7 +81,8 @@ def format_usd(amount: Decimal, *, total: bool = False) -> str:
     sign = "-" if amount < 0 else ""
     magnitude = abs(amount)
     if total or magnitude >= 1 or magnitude == 0:
-        return f"{sign}${magnitude.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
+        cents = magnitude.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+        return f"{sign if cents else ''}${cents:,}"  # -0.00042 is $0.00, not -$0.00
     if magnitude >= Decimal("0.01"):
         text = format(magnitude.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN), "f")
     else:

@@ -42,7 +42,9 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
 
 
 def _admin_engine() -> sa.Engine:
-    return sa.create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    return sa.create_engine(
+        TEST_DATABASE_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+    )
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +54,8 @@ def pg_template() -> Iterator[str]:
         with _admin_engine().connect() as conn:
             conn.exec_driver_sql("SELECT 1")
     except sa.exc.OperationalError as exc:
-        reason = f"PostgreSQL unreachable at {make_url(TEST_DATABASE_URL).render_as_string()}: {exc.orig}"
+        where = make_url(TEST_DATABASE_URL).render_as_string()
+        reason = f"PostgreSQL unreachable at {where}: {exc.orig}"
         if os.environ.get("CI"):
             pytest.fail(f"CI requires PostgreSQL. {reason}")
         pytest.skip(reason)

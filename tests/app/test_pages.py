@@ -88,8 +88,8 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("title", "markdown", "caption", "info", "warning", "error", "success")
-             for e in getattr(at, kind)]  # fmt: skip
+    kinds = ("title", "markdown", "caption", "info", "warning", "error", "success")
+    parts = [e.value for kind in kinds for e in getattr(at, kind)]
     parts += [m.label + " " + m.value for m in at.metric]
     return "\n".join(str(p) for p in parts)
 
@@ -160,7 +160,8 @@ def test_a_chat_opened_by_url_shows_its_cost_as_genai_prices_computes_it(demo_db
     with demo_db.connect() as conn:
         chat_id = conn.execute(
             sa.text(
-                "SELECT chat_id FROM chats WHERE account_id = 'ada' ORDER BY requests DESC, chat_id LIMIT 1"
+                "SELECT chat_id FROM chats WHERE account_id = 'ada' "
+                "ORDER BY requests DESC, chat_id LIMIT 1"
             )
         ).scalar_one()
         events = conn.execute(
@@ -254,7 +255,8 @@ def test_the_transactions_page_shows_the_running_balance(demo_db, monkeypatch):
     assert "adjustment" in set(rows["Type"]) and "grant" in set(rows["Type"])
     usage_days = scalar(
         demo_db,
-        "SELECT COUNT(DISTINCT date(created_at)) FROM ledger_entries WHERE account_id = 'northwind' AND kind = 'usage'",
+        "SELECT COUNT(DISTINCT date(created_at)) FROM ledger_entries "
+        "WHERE account_id = 'northwind' AND kind = 'usage'",
     )
     assert (rows["Type"] == "usage").sum() >= usage_days  # grouped per day, not per request
     assert len(rows) < scalar(
@@ -378,7 +380,8 @@ def test_the_demo_budget_of_grace_shows_its_meter_and_banner(demo_db, monkeypatc
     month = usd(
         scalar(
             demo_db,
-            "SELECT SUM(price) FROM usage_events WHERE account_id = 'grace' AND created_at >= :start",
+            "SELECT SUM(price) FROM usage_events "
+            "WHERE account_id = 'grace' AND created_at >= :start",
             start=month_start_utc().replace(tzinfo=None),
         )
     )

@@ -5,9 +5,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
+from genai_prices import Usage, calc_price
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from genai_prices import Usage, calc_price
 from sqlalchemy import func, select
 
 from pricing_core import analytics
@@ -42,7 +42,8 @@ CALLS = [
     ("a2", "alice", "trip", "gpt-4o", "openai", 2000, 300, NOW - timedelta(days=19, hours=1)),
     ("a3", "alice", "code", "gpt-4o", "openai", 500, 50, NOW - timedelta(days=3)),
     ("a4", "alice", "trip", "gpt-4o-mini", "openai", 800, 90, NOW - timedelta(hours=2)),
-    ("a5", "alice", "code", "claude-3-5-haiku-latest", "anthropic", 3000, 10, NOW - timedelta(hours=1)),
+    ("a5", "alice", "code", "claude-3-5-haiku-latest", "anthropic", 3000, 10,
+     NOW - timedelta(hours=1)),
     ("b1", "bob", "secret", "gpt-4o", "openai", 9000, 900, NOW - timedelta(days=1)),
 ]  # fmt: skip
 

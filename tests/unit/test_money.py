@@ -100,7 +100,8 @@ def test_a_serialized_amount_parses_back_to_the_rounded_amount(amount):
         ("0", "$0.00", "$0.00"),
         ("-3", "-$3.00", "-$3.00"),
         ("0.00042", "$0.00042", "$0.00"),  # small amounts keep two significant digits
-        ("-0.00042", "-$0.00042", "-$0.00"),
+        ("-0.00042", "-$0.00042", "$0.00"),  # a total of zero cents has no sign
+        ("-0.006", "-$0.006", "-$0.01"),
         ("0.0123456", "$0.0123", "$0.01"),
         ("0.999", "$0.999", "$1.00"),
         ("0.000000001", "$0.000000001", "$0.00"),
@@ -109,6 +110,11 @@ def test_a_serialized_amount_parses_back_to_the_rounded_amount(amount):
 def test_amounts_are_formatted_for_people(amount, shown, as_total):
     assert format_usd(D(amount)) == shown
     assert format_usd(D(amount), total=True) == as_total
+
+
+@pytest.mark.parametrize("amount", ["-0.00042", "-0.00499", "-0.005", "-0.000000001"])
+def test_a_negative_total_that_rounds_to_zero_cents_shows_no_minus_sign(amount):
+    assert format_usd(D(amount), total=True) == "$0.00"
 
 
 @pytest.mark.parametrize(
