@@ -28,8 +28,8 @@ How a chunk (default 50,000 events, one write transaction) is recorded:
 
 Events of accounts that need per-event logic (plan subscribers, see
 `per_event_accounts`) are recorded with `metering.record_on` inside the same
-transaction, so plans' included messages and overage are charged exactly as one by one. Holds and free-tier flags are
-not part of batches: use `record_usage` for those.
+transaction, so plans' included messages and overage are charged exactly as one by
+one. Holds and free-tier flags are not part of batches: use `record_usage` for those.
 """
 
 from __future__ import annotations
