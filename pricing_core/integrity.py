@@ -133,15 +133,9 @@ def _compare_rollups(conn: Connection) -> list[str]:
     stored = select(
         *(d[k] for k in _KEYS), d.requests, *(func.coalesce(d[s], 0).label(s) for s in _SUMS)
     )
-    problems = [
-        f"usage_daily {tuple(row[:6])}: {side} (requests, tokens, cost, price) {tuple(row[6:])} "
-        "has no equal on the other side"
-        for side, rows in (
-            ("events", _one_sided(conn, by_key, stored)),
-            ("rollup", _one_sided(conn, stored, by_key)),
-        )
-        for row in rows
-    ]
+    problems = _mismatches(
+        conn, by_key, stored, key_len=6, what="usage_daily", sides=("events", "rollup")
+    )
 
     c = chats.c
     chat_events = (
@@ -150,16 +144,31 @@ def _compare_rollups(conn: Connection) -> list[str]:
         .group_by(e.account_id, e.chat_id)
     )
     chat_rows = select(c.account_id, c.chat_id, c.requests, c.cost)
-    problems += [
-        f"chat {tuple(row[:2])}: {side} (requests, cost) {tuple(row[2:])} has no equal "
+    return problems + _mismatches(
+        conn, chat_events, chat_rows, key_len=2, what="chat", sides=("events", "chat totals")
+    )
+
+
+def _mismatches(
+    conn: Connection,
+    derived: Select[Any],
+    stored: Select[Any],
+    *,
+    key_len: int,
+    what: str,
+    sides: tuple[str, str],
+) -> list[str]:
+    """Rows on either side with no equal row on the other, as sentences."""
+    return [
+        f"{what} {tuple(row[:key_len])}: {side} totals {tuple(row[key_len:])} have no equal "
         "on the other side"
-        for side, rows in (
-            ("events", _one_sided(conn, chat_events, chat_rows)),
-            ("chat totals", _one_sided(conn, chat_rows, chat_events)),
+        for side, rows in zip(
+            sides,
+            (_one_sided(conn, derived, stored), _one_sided(conn, stored, derived)),
+            strict=True,
         )
         for row in rows
     ]
-    return problems
 
 
 def _one_sided(conn: Connection, left: Select[Any], right: Select[Any]) -> list[Any]:
