@@ -236,8 +236,11 @@ def _plan_intervals(conn: Connection) -> dict[str, list[tuple[datetime, datetime
     return out
 
 
+PAYG_NAME = "Pay as you go"
+
+
 def _plan_at(intervals: list[tuple[datetime, datetime | None, str]], at: datetime) -> str:
-    name = "Pay as you go"
+    name = PAYG_NAME
     for started, ended, plan in intervals:
         if started <= at and (ended is None or ended > at):
             name = plan
@@ -259,17 +262,30 @@ def revenue_by_plan(
     cost: dict[str, Decimal] = defaultdict(lambda: ZERO)
     members: dict[str, set[str]] = defaultdict(set)
     lo, hi = utc_bounds(start, end, tz)
+    in_range = and_(d.day >= start, d.day <= end)
     with engine.connect() as conn:
         intervals = _plan_intervals(conn)
-        for account_id, day, price, provider_cost in conn.execute(
+        subscribed = sorted(intervals)
+        # Accounts that never subscribed are pay-as-you-go on every day: summed in
+        # the database, so the Python loop below only walks the plan subscribers.
+        payg_only, price, provider_cost = conn.execute(
+            select(
+                func.count(d.account_id.distinct()), func.sum(d.price), func.sum(d.provider_cost)
+            ).where(in_range, d.account_id.not_in(subscribed))
+        ).one()
+        if payg_only:
+            revenue[PAYG_NAME] += price or ZERO
+            cost[PAYG_NAME] += provider_cost or ZERO
+        per_day = conn.execute(
             select(d.account_id, d.day, func.sum(d.price), func.sum(d.provider_cost))
-            .where(d.day >= start, d.day <= end)
+            .where(in_range, d.account_id.in_(subscribed))
             .group_by(d.account_id, d.day)
-        ):
+        )
+        for account_id, day, price, provider_cost in per_day:
             end_of_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz).astimezone(
                 UTC
             )
-            plan = _plan_at(intervals.get(account_id, []), end_of_day - timedelta(microseconds=1))
+            plan = _plan_at(intervals[account_id], end_of_day - timedelta(microseconds=1))
             revenue[plan] += price or ZERO
             cost[plan] += provider_cost or ZERO
             members[plan].add(account_id)
@@ -277,5 +293,6 @@ def revenue_by_plan(
         for m in plan_fee_movements(conn, lo, hi):
             fees[m.label] += m.amount
     names = set(revenue) | set(fees)
-    rows = [PlanRevenue(n, len(members[n]), revenue[n], cost[n], fees[n]) for n in names]
+    accounts = {n: len(members[n]) + (payg_only if n == PAYG_NAME else 0) for n in names}
+    rows = [PlanRevenue(n, accounts[n], revenue[n], cost[n], fees[n]) for n in names]
     return sorted(rows, key=lambda r: (-(r.usage_revenue + r.plan_fees), r.plan))

@@ -7,11 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from pricing_core import admin_revenue as rev
 from pricing_core import admin_sales as sales
 from pricing_core.auth import demo_principal
 from pricing_core.checkout import session_row, simulate_purchase
+from pricing_core.money import nanos_to_usd
 from pricing_core.refunds import apply_refund_on
 from pricing_core.storage import run_write
 from pricing_core.subscriptions import SubscriptionSource, switch_plan
@@ -78,6 +80,20 @@ def test_plan_fees_count_once_per_monthly_cycle_and_usage_is_split_by_plan(engin
         for p in sales.revenue_by_plan(engine, ADMIN, start=date(2025, 3, 1), end=date(2025, 3, 5))
     }
     assert plans["Starter"].plan_fees == Decimal(5) and plans["Starter"].accounts == 2
+    with engine.connect() as conn:  # a day counts for the plan held at its end
+        days = conn.execute(
+            sa.text(
+                "SELECT account_id, day, SUM(price) FROM usage_daily "
+                "WHERE day BETWEEN '2025-03-01' AND '2025-03-05' GROUP BY account_id, day"
+            )
+        ).all()
+    payg = [
+        (a, nanos_to_usd(int(n)))
+        for a, day, n in days
+        if a not in ("alice", "bob") or str(day)[:10] < "2025-03-03"
+    ]
+    assert plans["Pay as you go"].accounts == len({a for a, _ in payg})
+    assert plans["Pay as you go"].usage_revenue == sum((v for _, v in payg), Decimal(0))
     total = rev.revenue_report(engine, ADMIN, start=date(2025, 3, 1), end=date(2025, 3, 5))
     assert sum((p.usage_revenue for p in plans.values()), Decimal(0)) == total.totals.usage_revenue
 
