@@ -16,9 +16,7 @@ st.title("Buy credits")
 
 if session_id := st.query_params.get("session_id"):  # back from Stripe Checkout
     try:
-        _ui.show_fulfilment(
-            checkout.fulfil_checkout(engine, session_id, viewer=viewer)
-        )
+        _ui.show_fulfilment(checkout.fulfil_checkout(engine, session_id, viewer=viewer))
     except PricingError as exc:
         st.error(str(exc))
 elif st.query_params.get("canceled"):

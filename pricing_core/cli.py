@@ -51,6 +51,7 @@ def _refuse_unsafe_production() -> None:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
 
+
 # Imports and exports (cli_data.py).
 from .cli_data import import_app, ledger_export, usage_app  # noqa: E402
 

@@ -65,9 +65,7 @@ def counter_totals(
     totals = {str(name): 0 for name in Counter}
     with engine.connect() as conn:
         for name, count in conn.execute(
-            select(c.name, func.sum(c.count))
-            .where(c.day >= since, c.day <= until)
-            .group_by(c.name)
+            select(c.name, func.sum(c.count)).where(c.day >= since, c.day <= until).group_by(c.name)
         ):
             totals[name] = int(count or 0)
     return totals
