@@ -2,7 +2,7 @@
 
 - `ledger_check`: `verify_ledger` over all wallets (balance == sum of entries, held ==
   active holds, the balance chain, events == ledger entries, rollups == events). It
-  reads every row (about 20-60 s at 10M events), so it runs on request, not on
+  reads every row of the ledger, events and rollups, so it runs on request, not on
   every page render;
 - price catalog staleness (the genai-prices snapshot, the last operator change);
 - counts of rejected API requests and failed webhooks (`counters`), and the size of
