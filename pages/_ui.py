@@ -19,7 +19,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from pages import _signin
-from pricing_core import auth, checkout, ledger
+from pricing_core import analytics, auth, checkout, ledger
 from pricing_core.config import get_settings
 from pricing_core.errors import PricingError
 from pricing_core.money import format_tokens, format_usd, format_usd_total
@@ -339,19 +339,13 @@ def colors(keys: Any) -> dict[str, str]:
     return {key: PALETTE[i % len(PALETTE)] for i, key in enumerate(sorted(set(keys)))}
 
 
-def _value_text(values: Any, measure: str) -> list[str]:
-    if str(measure) == "tokens":
-        return [tokens(v) for v in values]
-    return [usd_small(v) for v in values]
-
-
 def stacked_chart(
     series: Any, *, measure: str, title: str, palette: dict[str, str] | None = None
 ) -> Any:
     """A stacked bar chart of `analytics.usage_series` output (period, key, value)."""
     import plotly.express as px
 
-    frame = series.assign(label=_value_text(series["value"], measure))
+    frame = series.assign(label=analytics.value_labels(series["value"], measure))
     figure = px.bar(
         frame,
         x="period",
@@ -383,7 +377,7 @@ def share_chart(
     """A donut of `analytics.usage_share` output (key, value, percent)."""
     import plotly.express as px
 
-    frame = share.assign(label=_value_text(share["value"], measure))
+    frame = share.assign(label=analytics.value_labels(share["value"], measure))
     figure = px.pie(
         frame, names="key", values="value", hole=0.5, title=title, custom_data=["label"]
     )

@@ -46,6 +46,7 @@ from .usage import (
     usage_report,
     usage_series,
     usage_share,
+    value_labels,
 )
 
 __all__ = [
@@ -56,5 +57,5 @@ __all__ = [
     "describe_entry", "filter_report", "ledger_csv", "ledger_span", "ledger_view",
     "list_chats", "local_time", "model_table", "nanos_str", "overview", "period_start",
     "report_totals", "usage_events_csv", "usage_range", "usage_report", "usage_series",
-    "usage_share",
+    "usage_share", "value_labels",
 ]  # fmt: skip

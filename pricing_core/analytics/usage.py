@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
 
 from ..auth import Principal
 from ..errors import InvalidUsage
-from ..money import ZERO, round_nano
+from ..money import ZERO, format_tokens, format_usd, round_nano
 from ..storage import usage_daily, usage_events
 from .common import _local_times, _target, day_bounds, nanos_str
 
@@ -186,6 +186,14 @@ def usage_series(
         totals[slot] = totals.get(slot, _zero(measure)) + value
     rows = [(period, key, value) for (period, key), value in sorted(totals.items())]
     return pd.DataFrame(rows, columns=["period", "key", "value"])
+
+
+def value_labels(values: Sequence[Decimal | int], measure: Measure) -> list[str]:
+    """Display text for `usage_series` / `usage_share` values: USD with sub-cent
+    digits kept ($0.00042) for cost, thousands separators for tokens. Pure."""
+    if Measure(measure) is Measure.TOKENS:
+        return [format_tokens(v) for v in values]
+    return [format_usd(v) for v in values]
 
 
 def usage_share(

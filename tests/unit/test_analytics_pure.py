@@ -103,3 +103,15 @@ def test_spend_totals_have_two_decimals_but_never_hide_a_sub_cent_spend(amount, 
     from pricing_core.money import format_usd_total
 
     assert format_usd_total(amount) == text
+
+
+def test_value_labels_keep_sub_cent_digits_for_cost_and_separators_for_tokens():
+    from decimal import Decimal
+
+    from pricing_core.analytics import Measure, value_labels
+
+    assert value_labels([Decimal("0.00042"), Decimal("12.5")], Measure.COST) == [
+        "$0.00042",
+        "$12.50",
+    ]
+    assert value_labels([1234567], "tokens") == ["1,234,567"]
