@@ -141,3 +141,15 @@ def fake_stripe(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         get_settings.cache_clear()
         yield fake
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def trace_dir() -> Path:
+    """The real Azure trace folder (`find_trace_dir`); skips the test when this
+    checkout has no `../shared/data` beside it and PRICING_TRACE_DIR is unset."""
+    from pricing_core.importers import find_trace_dir
+
+    found = find_trace_dir()
+    if found is None:
+        pytest.skip("the Azure trace is not at ../shared/data/azure-llm-inference-2023/")
+    return found

@@ -217,6 +217,7 @@ def test_a_dataframe_batch_is_recorded_like_the_same_events_one_by_one(two_engin
     assert state(batch_db, "fa") == state(single_db, "fa")
 
 
+@pytest.mark.usefixtures("trace_dir")  # the generator resamples its token counts
 def test_generated_traffic_loads_through_the_batch_exactly_like_one_by_one(two_engines):
     from bench.generate import Workload, generate
 

@@ -12,7 +12,7 @@ FIELDS = {"what", "value", "unit", "baseline", "baseline_unit", "ratio", "target
 
 
 @pytest.fixture
-def tiny(tmp_path, monkeypatch, pg_url):
+def tiny(tmp_path, monkeypatch, pg_url, trace_dir):
     """Bench data in a temporary folder, PostgreSQL scratch databases on the test server."""
     monkeypatch.setattr(dataset, "DATA_DIR", tmp_path / "data")
     base = pg_url.rsplit("/", 1)[0] + "/postgres"
