@@ -5,7 +5,7 @@ import streamlit as st
 
 from pages import _signin
 from pricing_core.config import get_settings
-from pricing_core.http import routes
+from pricing_core.api.http import routes
 
 if __name__ != "__main__":
     _signin.check_startup()  # server start: refuse an unsafe production configuration

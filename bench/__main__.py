@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Measurement]:
         step("B6", lambda: app.measure_render(urls))
     if "B5" in only:
         backend = "postgres" if "postgres" in urls else backends[0]
-        from pricing_core import storage
+        from pricing_core.adapters import storage
 
         engine = storage.make_engine(urls[backend])
         account = analytics.context(engine).member.account_id

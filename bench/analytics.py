@@ -21,8 +21,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from bench.results import Measurement
-from pricing_core import storage
-from pricing_core.auth import Principal
+from pricing_core.adapters import storage
+from pricing_core.access.auth import Principal
 
 P95_TARGET_MS = 150.0
 RATIO_TARGET = 100.0

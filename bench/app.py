@@ -78,7 +78,8 @@ def render_times(url: str) -> dict[str, dict]:
     logging.getLogger("streamlit").setLevel(logging.ERROR)  # "no runtime" notices
 
     from bench.analytics import context
-    from pricing_core import auth, storage
+    from pricing_core.access import auth
+    from pricing_core.adapters import storage
 
     results: dict[str, dict] = {}
     with _database(url):

@@ -21,9 +21,9 @@ from bench.dataset import DEFAULT_PG, Dataset
 from bench.generate import Workload
 from bench.ingest import extra_events
 from bench.results import Measurement
-from pricing_core import storage
-from pricing_core.errors import PricingError
-from pricing_core.metering import record_usage
+from pricing_core.adapters import storage
+from pricing_core.domain.errors import PricingError
+from pricing_core.metering.record import record_usage
 
 CLIENTS = 8
 TARGET = 0.8

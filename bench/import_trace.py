@@ -25,15 +25,15 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from pricing_core import storage
-from pricing_core.importers import (
+from pricing_core.adapters import storage
+from pricing_core.metering.importers import (
     DEFAULT_MODEL_MIX,
     TraceMapping,
     find_trace_dir,
     import_azure_trace,
     parse_model_mix,
 )
-from pricing_core.integrity import verify_ledger
+from pricing_core.ledger.integrity import verify_ledger
 
 FILES = (
     ("AzureLLMInferenceTrace_conv.csv", "chat_message"),

@@ -13,9 +13,9 @@ import pandas as pd
 from bench.dataset import Dataset, batches
 from bench.generate import Workload
 from bench.results import Measurement
-from pricing_core import storage
-from pricing_core.errors import PricingError
-from pricing_core.metering import UsageEvent, record_usage
+from pricing_core.adapters import storage
+from pricing_core.domain.errors import PricingError
+from pricing_core.metering.record import UsageEvent, record_usage
 
 TARGET = 50_000.0
 

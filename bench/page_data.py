@@ -22,9 +22,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from pricing_core import analytics, budgets, storage
-from pricing_core.auth import Principal
-from pricing_core.importers import (
+from pricing_core import analytics
+from pricing_core.limits import budgets
+from pricing_core.adapters import storage
+from pricing_core.access.auth import Principal
+from pricing_core.metering.importers import (
     DEFAULT_MODEL_MIX,
     TraceMapping,
     find_trace_dir,

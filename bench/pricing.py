@@ -20,8 +20,8 @@ from genai_prices import Usage, calc_price
 from bench.dataset import batches
 from bench.generate import Workload
 from bench.results import Measurement
-from pricing_core.catalog import PriceBook
-from pricing_core.costing import TokenCounts, price_frame
+from pricing_core.catalog.price_book import PriceBook
+from pricing_core.domain.costing import TokenCounts, price_frame
 
 NANO = Decimal("1e-9")
 TARGET = 100.0

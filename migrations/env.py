@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import pool
 
-from pricing_core.storage import make_engine, metadata
+from pricing_core.adapters.storage import make_engine, metadata
 
 config = context.config
 

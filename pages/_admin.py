@@ -14,11 +14,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages import _ui
-from pricing_core import audit, auth
+from pricing_core.adapters import audit
+from pricing_core.access import auth
 from pricing_core.config import get_settings
-from pricing_core.errors import PermissionDenied
-from pricing_core.money import format_usd
-from pricing_core.periods import Granularity
+from pricing_core.domain.errors import PermissionDenied
+from pricing_core.domain.money import format_usd
+from pricing_core.domain.periods import Granularity
 
 ADMIN_PAGES = (
     ("pages/admin_revenue.py", "Revenue", ":material/monitoring:"),

@@ -2,7 +2,7 @@
 `st.logout`) configured by the `[auth]` section of `.streamlit/secrets.toml`, the
 production start check, and the error handler that shows messages, not tracebacks.
 
-No SQL and no money here: identity resolution is `pricing_core.auth.current_principal`.
+No SQL and no money here: identity resolution is `pricing_core.access.auth.current_principal`.
 """
 
 from __future__ import annotations

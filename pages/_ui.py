@@ -19,11 +19,14 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from pages import _signin
-from pricing_core import analytics, auth, checkout, ledger
+from pricing_core import analytics
+from pricing_core.access import auth
+from pricing_core.billing import checkout
+from pricing_core.ledger import wallets as ledger
 from pricing_core.config import get_settings
-from pricing_core.errors import PricingError
-from pricing_core.money import format_tokens, format_usd, format_usd_total
-from pricing_core.storage import open_database
+from pricing_core.domain.errors import PricingError
+from pricing_core.domain.money import format_tokens, format_usd, format_usd_total
+from pricing_core.adapters.storage import open_database
 
 T = TypeVar("T")
 CACHE_TTL_SECONDS = 60
@@ -53,7 +56,7 @@ def _seed_demo_if_empty() -> None:
     working product at once (`pricing-core demo seed` does the same)."""
     if not get_settings().demo_enabled:
         return
-    from pricing_core.demo import DatabaseNotEmpty, seed_demo
+    from pricing_core.demo.seed import DatabaseNotEmpty, seed_demo
 
     eng = engine()
     if auth.list_accounts(eng):
@@ -168,7 +171,7 @@ def clear_cached() -> None:
 def banner(viewer: auth.Principal) -> None:
     """The budget banner, on every page (via `principal()`) while a threshold is
     crossed this month."""
-    from pricing_core import budgets
+    from pricing_core.limits import budgets
 
     try:
         status = cached(budgets.record_budget_alerts, viewer)
@@ -413,7 +416,7 @@ def chats_frame(table: Any) -> Any:
 
 
 def chat_columns(table: Any) -> dict[str, Any]:
-    from pricing_core.money import printf_usd_format
+    from pricing_core.domain.money import printf_usd_format
 
     return {
         "Chat": st.column_config.TextColumn("Chat", width="large"),

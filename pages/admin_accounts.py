@@ -3,9 +3,9 @@ import uuid
 import streamlit as st
 
 from pages import _admin, _ui
-from pricing_core import admin_accounts as aa
+from pricing_core.admin import accounts as aa
 from pricing_core.config import get_settings
-from pricing_core.errors import PricingError
+from pricing_core.domain.errors import PricingError
 
 viewer = _admin.admin_principal()
 engine = _ui.engine()
@@ -108,7 +108,7 @@ with find_tab:
             ]
         )
     with usage_tab:
-        span = _admin.cached("admin_revenue", "usage_span", viewer)
+        span = _admin.cached("analytics.revenue", "usage_span", viewer)
         end = span[1] if span else None
         start, end = _admin.date_range("accounts_usage_range", last_day=end, days=30)
         _admin.table(

@@ -3,10 +3,10 @@ from datetime import time
 import streamlit as st
 
 from pages import _admin, _ui
-from pricing_core import admin_prices as ap
+from pricing_core.admin import prices as ap
 from pricing_core.config import get_settings
-from pricing_core.errors import PricingError
-from pricing_core.periods import local_moment
+from pricing_core.domain.errors import PricingError
+from pricing_core.domain.periods import local_moment
 
 viewer = _admin.admin_principal()
 engine = _ui.engine()

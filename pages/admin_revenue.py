@@ -2,7 +2,7 @@ import streamlit as st
 
 from pages import _admin
 from pricing_core.config import get_settings
-from pricing_core.errors import PricingError
+from pricing_core.domain.errors import PricingError
 
 viewer = _admin.admin_principal()
 st.title("Revenue")
@@ -12,7 +12,7 @@ st.caption(
     f"happened. Days are in {get_settings().timezone}."
 )
 
-span = _admin.cached("admin_revenue", "usage_span", viewer)
+span = _admin.cached("analytics.revenue", "usage_span", viewer)
 left, right = st.columns([3, 2])
 with left:
     start, end = _admin.date_range("revenue_range", last_day=span[1] if span else None)
@@ -21,16 +21,16 @@ with right:
 
 try:
     report = _admin.cached(
-        "admin_revenue", "revenue_report", viewer, start=start, end=end, granularity=granularity
+        "analytics.revenue", "revenue_report", viewer, start=start, end=end, granularity=granularity
     )
-    debt = _admin.cached("admin_revenue", "liability", viewer)
+    debt = _admin.cached("analytics.revenue", "liability", viewer)
     by_model = _admin.cached(
-        "admin_revenue", "revenue_breakdown", viewer, start=start, end=end, by="model"
+        "analytics.revenue", "revenue_breakdown", viewer, start=start, end=end, by="model"
     )
     by_operation = _admin.cached(
-        "admin_revenue", "revenue_breakdown", viewer, start=start, end=end, by="operation"
+        "analytics.revenue", "revenue_breakdown", viewer, start=start, end=end, by="operation"
     )
-    top = _admin.cached("admin_revenue", "top_accounts", viewer, start=start, end=end, limit=10)
+    top = _admin.cached("analytics.revenue", "top_accounts", viewer, start=start, end=end, limit=10)
 except PricingError as exc:
     st.error(str(exc))
     st.stop()
@@ -79,7 +79,7 @@ for tab, rows, dimension in (
 ):
     with tab:
         series = _admin.cached(
-            "admin_revenue",
+            "analytics.revenue",
             "revenue_series",
             viewer,
             start=start,
@@ -119,7 +119,7 @@ with tab_plan:
                 "provider cost": _admin.usd(p.provider_cost),
                 "margin": _admin.usd(p.margin),
             }
-            for p in _admin.cached("admin_sales", "revenue_by_plan", viewer, start=start, end=end)
+            for p in _admin.cached("analytics.sales", "revenue_by_plan", viewer, start=start, end=end)
         ]
     )
 
@@ -133,7 +133,7 @@ _admin.table(
             "refunded": _admin.usd_total(s.refunded),
             "net": _admin.usd_total(s.net),
         }
-        for s in _admin.cached("admin_sales", "package_sales", viewer, start=start, end=end)
+        for s in _admin.cached("analytics.sales", "package_sales", viewer, start=start, end=end)
     ]
 )
 

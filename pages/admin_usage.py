@@ -2,13 +2,13 @@ import streamlit as st
 
 from pages import _admin
 from pricing_core.config import get_settings
-from pricing_core.errors import PricingError
+from pricing_core.domain.errors import PricingError
 
 viewer = _admin.admin_principal()
 st.title("Usage explorer")
 st.caption(f"System-wide usage from the daily rollups. Days are in {get_settings().timezone}.")
 
-span = _admin.cached("admin_revenue", "usage_span", viewer)
+span = _admin.cached("analytics.revenue", "usage_span", viewer)
 left, right = st.columns([3, 2])
 with left:
     start, end = _admin.date_range("usage_range", last_day=span[1] if span else None)
@@ -20,7 +20,7 @@ try:
     for tab, dimension in zip(tabs, ("model", "provider", "operation"), strict=True):
         with tab:
             series = _admin.cached(
-                "admin_revenue",
+                "analytics.revenue",
                 "revenue_series",
                 viewer,
                 start=start,
@@ -33,7 +33,7 @@ try:
                 key=f"usage_by_{dimension}",
             )
             rows = _admin.cached(
-                "admin_revenue", "revenue_breakdown", viewer, start=start, end=end, by=dimension
+                "analytics.revenue", "revenue_breakdown", viewer, start=start, end=end, by=dimension
             )
             _admin.table(_admin.usage_rows(rows, dimension))
 except PricingError as exc:
@@ -49,7 +49,7 @@ as_of = st.date_input(
     help="Today by default when there is usage today; the projection assumes the month "
     "continues at its pace so far.",
 )
-high = _admin.cached("admin_usage", "high_cost_accounts", viewer, as_of=as_of, limit=10)
+high = _admin.cached("analytics.spend_watch", "high_cost_accounts", viewer, as_of=as_of, limit=10)
 _admin.table(
     [
         {
@@ -69,7 +69,7 @@ st.caption(
     "rate is at least 3x its own average over the 14 days before (or it had no spend "
     "then: new spend)."
 )
-jumps = _admin.cached("admin_usage", "spend_anomalies", viewer, as_of=as_of)
+jumps = _admin.cached("analytics.spend_watch", "spend_anomalies", viewer, as_of=as_of)
 _admin.table(
     [
         {
@@ -83,7 +83,7 @@ _admin.table(
 )
 
 st.subheader("Unpriced usage queue")
-queue = _admin.cached("admin_usage", "unpriced_queue", viewer)
+queue = _admin.cached("analytics.spend_watch", "unpriced_queue", viewer)
 if not queue:
     st.success("No unpriced usage: every recorded call had a price.")
 else:

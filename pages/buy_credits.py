@@ -3,12 +3,12 @@ import uuid
 import streamlit as st
 
 from pages import _ui
-from pricing_core import checkout
+from pricing_core.billing import checkout
 from pricing_core.config import get_settings
-from pricing_core.errors import PricingError
-from pricing_core.ledger import wallet_for
-from pricing_core.money import format_usd
-from pricing_core.stripe_api import payments_configured
+from pricing_core.domain.errors import PricingError
+from pricing_core.ledger.wallets import wallet_for
+from pricing_core.domain.money import format_usd
+from pricing_core.billing.stripe_api import payments_configured
 
 viewer = _ui.principal()
 engine = _ui.engine()

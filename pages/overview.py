@@ -3,7 +3,8 @@
 import streamlit as st
 
 from pages import _ui
-from pricing_core import analytics, budgets
+from pricing_core import analytics
+from pricing_core.limits import budgets
 
 viewer = _ui.principal()
 data = _ui.cached(analytics.overview, viewer)

@@ -1,17 +1,17 @@
 import streamlit as st
 
 from pages import _ui
-from pricing_core import plan_views
-from pricing_core.errors import PricingError
-from pricing_core.plan_advice import advise_plan
-from pricing_core.plan_billing import (
+from pricing_core.analytics import plan_views
+from pricing_core.domain.errors import PricingError
+from pricing_core.plans.advice import advise_plan
+from pricing_core.plans.billing import (
     ChangeKind,
     SwitchMode,
     confirm_plan_checkout,
     request_plan_change,
     switch_mode,
 )
-from pricing_core.plans import PAYG, Outcome
+from pricing_core.domain.plans import PAYG, Outcome
 
 viewer = _ui.principal()
 st.title("Plans")

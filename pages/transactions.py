@@ -5,7 +5,7 @@ import streamlit as st
 
 from pages import _ui
 from pricing_core import analytics
-from pricing_core.ledger import EntryKind
+from pricing_core.ledger.wallets import EntryKind
 
 viewer = _ui.principal()
 st.title("Transactions")

@@ -29,8 +29,8 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .config import PROJECT_ROOT, Settings
-from .errors import ConfigurationError
+from pricing_core.config import PROJECT_ROOT, Settings
+from pricing_core.domain.errors import ConfigurationError
 
 # Keys a provider needs (either directly under [auth] or in an [auth.<name>] section).
 PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")

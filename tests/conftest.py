@@ -18,7 +18,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from pricing_core import catalog, storage
+from pricing_core.catalog import price_book as catalog
+from pricing_core.adapters import storage
 from pricing_core.config import get_settings
 
 TEST_DATABASE_URL = os.environ.get(
@@ -147,7 +148,7 @@ def fake_stripe(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 def trace_dir() -> Path:
     """The real Azure trace folder (`find_trace_dir`); skips the test when this
     checkout has no `../shared/data` beside it and PRICING_TRACE_DIR is unset."""
-    from pricing_core.importers import find_trace_dir
+    from pricing_core.metering.importers import find_trace_dir
 
     found = find_trace_dir()
     if found is None:

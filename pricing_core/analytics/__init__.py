@@ -11,8 +11,8 @@ Amounts are Decimal USD (DataFrame columns of Decimal objects); dates are calend
 days and times are aware datetimes in the configured time zone.
 """
 
-from .account import RECENT_ENTRIES, BalanceState, Overview, balance_state, describe_entry, overview
-from .chats import (
+from pricing_core.analytics.account import RECENT_ENTRIES, BalanceState, Overview, balance_state, describe_entry, overview
+from pricing_core.analytics.chats import (
     CHAT_COLUMNS,
     CHAT_PAGE_SIZE,
     REQUEST_COLUMNS,
@@ -20,8 +20,8 @@ from .chats import (
     chat_detail,
     list_chats,
 )
-from .common import day_bounds, local_time, nanos_str
-from .transactions import (
+from pricing_core.analytics.common import day_bounds, local_time, nanos_str
+from pricing_core.analytics.transactions import (
     ENTRY_COLUMNS,
     ROW_COLUMNS,
     LedgerView,
@@ -29,7 +29,7 @@ from .transactions import (
     ledger_span,
     ledger_view,
 )
-from .usage import (
+from pricing_core.analytics.usage import (
     DAILY_COLUMNS,
     EXPORT_COLUMNS,
     MODEL_TABLE_COLUMNS,

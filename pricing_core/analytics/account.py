@@ -10,14 +10,14 @@ from enum import StrEnum
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from ..auth import Principal
-from ..config import get_settings
-from ..errors import UnknownAccount
-from ..forecast import PACE_WINDOW_DAYS, Forecast, forecast_spend
-from ..ledger import EntryKind, LedgerEntry, get_wallet_on
-from ..money import ZERO
-from ..storage import accounts, ledger_entries, usage_daily
-from .common import _target, _today, local_time
+from pricing_core.access.auth import Principal
+from pricing_core.config import get_settings
+from pricing_core.domain.errors import UnknownAccount
+from pricing_core.domain.forecast import PACE_WINDOW_DAYS, Forecast, forecast_spend
+from pricing_core.ledger.wallets import EntryKind, LedgerEntry, get_wallet_on
+from pricing_core.domain.money import ZERO
+from pricing_core.adapters.storage import accounts, ledger_entries, usage_daily
+from pricing_core.analytics.common import _target, _today, local_time
 
 RECENT_ENTRIES = 20
 

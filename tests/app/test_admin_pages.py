@@ -11,8 +11,9 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from pricing_core import auth, storage
-from pricing_core.money import format_usd
+from pricing_core.access import auth
+from pricing_core.adapters import storage
+from pricing_core.domain.money import format_usd
 from tests.admin_support import ADMIN, MEMBER, seed_small
 from tests.admin_trace import import_real_trace
 
@@ -162,7 +163,7 @@ def test_the_bulk_grant_form_reports_each_row_and_a_resubmission_grants_nothing(
 
 
 def test_the_price_book_previews_then_saves_a_markup_with_history(db, monkeypatch, tmp_path):
-    from pricing_core import admin_prices as ap
+    from pricing_core.admin import prices as ap
 
     import_real_trace(db, tmp_path, rows=200)
     at = run_page("admin_prices", ADMIN, monkeypatch)
@@ -243,7 +244,7 @@ def test_the_integrity_page_reports_a_clean_ledger_with_its_counts(db, monkeypat
 def test_the_integrity_page_reconciles_with_stripe_and_credits_a_dropped_payment_once(
     db, monkeypatch, fake_stripe
 ):
-    from pricing_core.ledger import create_account, get_wallet
+    from pricing_core.ledger.wallets import create_account, get_wallet
     from tests.integration.stripe_helpers import paid_session
 
     create_account(db, "acct", name="Ada", opening_credit=Decimal(1))

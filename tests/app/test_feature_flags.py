@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pricing_core import auth, storage
-from pricing_core.auth import Principal
+from pricing_core.access import auth
+from pricing_core.adapters import storage
+from pricing_core.access.auth import Principal
 from pricing_core.config import get_settings
-from pricing_core.ledger import create_account
+from pricing_core.ledger.wallets import create_account
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 

@@ -15,13 +15,14 @@ import sqlalchemy as sa
 from genai_prices import Usage, calc_price
 from streamlit.testing.v1 import AppTest
 
-from pricing_core import auth, storage
-from pricing_core.auth import Principal
+from pricing_core.access import auth
+from pricing_core.adapters import storage
+from pricing_core.access.auth import Principal
 from pricing_core.config import get_settings
-from pricing_core.demo import seed_demo
-from pricing_core.ledger import create_account
-from pricing_core.metering import UsageEvent, record_usage
-from pricing_core.money import format_usd
+from pricing_core.demo.seed import seed_demo
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.domain.money import format_usd
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = ["overview", "chats", "usage", "transactions", "budget"]
@@ -395,7 +396,7 @@ def test_the_demo_budget_of_grace_shows_its_meter_and_banner(demo_db, monkeypatc
 def test_a_long_chat_is_paged(small_db, monkeypatch):
     from datetime import timedelta
 
-    from pricing_core.ingest import record_usage_batch
+    from pricing_core.metering.batch import record_usage_batch
 
     start = datetime.now(UTC) - timedelta(hours=3)
     events = [

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pricing_core import storage
-from pricing_core.demo import seed_demo
+from pricing_core.adapters import storage
+from pricing_core.demo.seed import seed_demo
 from tests.e2e.test_buy_credits_browser import CHROMIUM, CHROMIUM_ARGS, wait_healthy
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pricing_core.money import format_usd
+from pricing_core.domain.money import format_usd
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +55,7 @@ TRACE_FILES = (
 def seed(db_url: str) -> None:
     """Import the real trace (both files, shifted to end now, overdraft allowed) with
     the `pricing-core import azure-trace` command, as a user would."""
-    from pricing_core.importers import find_trace_dir
+    from pricing_core.metering.importers import find_trace_dir
 
     data = find_trace_dir()
     if data is None:
@@ -64,7 +64,7 @@ def seed(db_url: str) -> None:
     for name, operation in TRACE_FILES:
         subprocess.run(
             [
-                sys.executable, "-c", "from pricing_core.cli import main; main()",
+                sys.executable, "-c", "from pricing_core.cli.main import main; main()",
                 "import", "azure-trace", str(data / name), "--operation", operation,
                 "--shift-to-now", "--allow-overdraft",
             ],

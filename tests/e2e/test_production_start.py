@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pricing_core.cli import app as cli
+from pricing_core.cli.main import app as cli
 from pricing_core.config import get_settings
 from pricing_core.safety import install_log_redaction
 from tests.e2e.signin_support import (

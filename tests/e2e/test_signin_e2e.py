@@ -23,8 +23,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from pricing_core import storage
-from pricing_core.ledger import create_account
+from pricing_core.adapters import storage
+from pricing_core.ledger.wallets import create_account
 from tests.conftest import _admin_engine, _url_for
 from tests.e2e.signin_support import (
     CHROMIUM_ARGS,
@@ -236,7 +236,7 @@ def test_one_new_user_signing_in_from_two_browsers_at_once_gets_one_account(stac
 def _cli(stack: Stack, *args: str) -> str:
     env = {**stack.env, "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-c", "from pricing_core.cli import main; main()", *args],
+        [sys.executable, "-c", "from pricing_core.cli.main import main; main()", *args],
         cwd=stack.workdir,
         env=env,
         capture_output=True,

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing_core import admin_accounts as aa
-from pricing_core.audit import list_audit
-from pricing_core.errors import InsufficientBalance, InvalidUsage
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import get_wallet
+from pricing_core.admin import accounts as aa
+from pricing_core.adapters.audit import list_audit
+from pricing_core.domain.errors import InsufficientBalance, InvalidUsage
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import get_wallet
 from tests.admin_support import ADMIN, seed_accounts, seed_small
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)

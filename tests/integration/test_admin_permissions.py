@@ -10,17 +10,15 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from pricing_core import (
-    admin_accounts,
-    admin_integrity,
-    admin_prices,
-    admin_revenue,
-    admin_sales,
-    admin_usage,
-    audit,
-    counters,
-)
-from pricing_core.errors import PermissionDenied
+from pricing_core.admin import accounts as admin_accounts
+from pricing_core.admin import integrity as admin_integrity
+from pricing_core.admin import prices as admin_prices
+from pricing_core.analytics import revenue as admin_revenue
+from pricing_core.analytics import sales as admin_sales
+from pricing_core.analytics import spend_watch as admin_usage
+from pricing_core.adapters import audit
+from pricing_core.adapters import counters
+from pricing_core.domain.errors import PermissionDenied
 from tests.admin_support import ADMIN, MEMBER, seed_small
 
 D1, D2 = date(2025, 3, 1), date(2025, 3, 5)
@@ -102,7 +100,7 @@ def snapshot(engine) -> tuple:
 def test_a_member_calling_an_admin_function_gets_a_permission_error(
     name, sqlite_url, monkeypatch, request
 ):
-    from pricing_core import storage
+    from pricing_core.adapters import storage
     from pricing_core.config import get_settings
 
     if name == "stripe_reconciliation":

@@ -10,13 +10,13 @@ import pytest
 import sqlalchemy as sa
 from genai_prices import Usage, calc_price
 
-from pricing_core import admin_prices as ap
-from pricing_core.audit import list_audit
-from pricing_core.catalog import get_price_book
-from pricing_core.costing import TokenRates
-from pricing_core.errors import InvalidUsage, UnknownModel
-from pricing_core.integrity import verify_ledger
-from pricing_core.metering import UsageEvent, record_usage
+from pricing_core.admin import prices as ap
+from pricing_core.adapters.audit import list_audit
+from pricing_core.catalog.price_book import get_price_book
+from pricing_core.domain.costing import TokenRates
+from pricing_core.domain.errors import InvalidUsage, UnknownModel
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.metering.record import UsageEvent, record_usage
 from tests.admin_support import ADMIN, seed_accounts, seed_trace
 
 NANO = Decimal("1e-9")

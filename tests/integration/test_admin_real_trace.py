@@ -13,8 +13,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pytest
 from typer.testing import CliRunner
 
-from pricing_core import admin_revenue as rev
-from pricing_core import storage
+from pricing_core.analytics import revenue as rev
+from pricing_core.adapters import storage
 from tests.admin_support import ADMIN
 from tests.admin_trace import exported, import_real_trace
 
@@ -95,7 +95,7 @@ def test_outstanding_liability_equals_the_positive_balances_of_the_exported_ledg
 
 
 def test_the_revenue_cli_prints_the_same_figures_for_the_trace(trace, monkeypatch):
-    from pricing_core.cli import app
+    from pricing_core.cli.main import app
     from pricing_core.config import get_settings
 
     engine, _, usage, _, url = trace

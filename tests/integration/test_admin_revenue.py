@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from pricing_core import admin_revenue as rev
-from pricing_core.cli import app
-from pricing_core.periods import Granularity
+from pricing_core.analytics import revenue as rev
+from pricing_core.cli.main import app
+from pricing_core.domain.periods import Granularity
 from tests.admin_support import ADMIN, seed_small
 
 NANO = Decimal("1e-9")
@@ -133,7 +133,7 @@ def test_weeks_and_months_start_on_their_first_day_and_sum_their_days(engine):
 
 
 def test_a_reversed_range_is_refused(engine):
-    from pricing_core.errors import InvalidUsage
+    from pricing_core.domain.errors import InvalidUsage
 
     with pytest.raises(InvalidUsage, match="before it starts"):
         rev.revenue_report(engine, ADMIN, start=date(2025, 3, 5), end=date(2025, 3, 1))

@@ -11,14 +11,14 @@ from fastapi.testclient import TestClient
 from genai_prices import Usage, calc_price
 from starlette.applications import Starlette
 
-from pricing_core.apikeys import create_api_key, reset_default_limiter, revoke_api_key
-from pricing_core.auth import Principal
-from pricing_core.authorization import authorize
-from pricing_core.http import routes
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import create_account, get_wallet
-from pricing_core.limits import SpendingLimits, set_limits
-from pricing_core.metering import UsageEvent, record_usage
+from pricing_core.access.apikeys import create_api_key, reset_default_limiter, revoke_api_key
+from pricing_core.access.auth import Principal
+from pricing_core.metering.authorize import authorize
+from pricing_core.api.http import routes
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account, get_wallet
+from pricing_core.limits.rules import SpendingLimits, set_limits
+from pricing_core.metering.record import UsageEvent, record_usage
 
 
 def price(input_tokens: int, output_tokens: int) -> Decimal:

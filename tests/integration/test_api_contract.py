@@ -31,13 +31,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from pricing_core import storage
-from pricing_core.api import create_app
-from pricing_core.apikeys import create_api_key
-from pricing_core.auth import Principal
-from pricing_core.authorization import authorize
-from pricing_core.ledger import create_account, ensure_user
-from pricing_core.metering import UsageEvent, record_usage
+from pricing_core.adapters import storage
+from pricing_core.api.routes import create_app
+from pricing_core.access.apikeys import create_api_key
+from pricing_core.access.auth import Principal
+from pricing_core.metering.authorize import authorize
+from pricing_core.ledger.wallets import create_account, ensure_user
+from pricing_core.metering.record import UsageEvent, record_usage
 from tests.conftest import _admin_engine, _url_for
 
 pytestmark = pytest.mark.postgres

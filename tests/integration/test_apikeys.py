@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from pricing_core.apikeys import (
+from pricing_core.access.apikeys import (
     FailedAuthLimiter,
     InvalidApiKey,
     TooManyAttempts,
@@ -20,11 +20,11 @@ from pricing_core.apikeys import (
     list_api_keys,
     revoke_api_key,
 )
-from pricing_core.auth import Principal
-from pricing_core.cli import app as cli
-from pricing_core.errors import PermissionDenied
-from pricing_core.ledger import create_account
-from pricing_core.storage import api_keys, audit_log
+from pricing_core.access.auth import Principal
+from pricing_core.cli.main import app as cli
+from pricing_core.domain.errors import PermissionDenied
+from pricing_core.ledger.wallets import create_account
+from pricing_core.adapters.storage import api_keys, audit_log
 
 ALICE = Principal("alice", "alice", email="alice@example.com")
 BOB = Principal("bob", "bob", email="bob@example.com")

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
-from pricing_core.alerts import list_alerts
-from pricing_core.authorization import (
+from pricing_core.limits.alerts import list_alerts
+from pricing_core.metering.authorize import (
     HEURISTIC,
     authorize,
     count_prompt_tokens,
@@ -26,13 +26,13 @@ from pricing_core.authorization import (
     settle,
 )
 from pricing_core.config import get_settings
-from pricing_core.errors import (
+from pricing_core.domain.errors import (
     DuplicateRequest,
     InsufficientBalance,
     PricingError,
     UnknownModel,
 )
-from pricing_core.holds import (
+from pricing_core.ledger.holds import (
     HoldNotActive,
     HoldStatus,
     count_holds,
@@ -40,9 +40,9 @@ from pricing_core.holds import (
     get_hold,
     release,
 )
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import create_account, get_wallet
-from pricing_core.limits import (
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account, get_wallet
+from pricing_core.limits.rules import (
     LimitKind,
     SpendingLimits,
     SpendLimitExceeded,
@@ -50,8 +50,8 @@ from pricing_core.limits import (
     budget_status,
     set_limits,
 )
-from pricing_core.metering import UsageEvent, record_usage
-from pricing_core.storage import budgets, usage_events
+from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.adapters.storage import budgets, usage_events
 
 NOW = datetime(2025, 3, 12, 12, 0, tzinfo=UTC)
 NANO = Decimal("1e-9")
@@ -328,7 +328,7 @@ def test_a_daily_cost_cap_counts_active_holds_and_resets_at_local_midnight(acct,
 
 
 def get_hold_by_request(engine, request_id: str) -> str:
-    from pricing_core.storage import holds
+    from pricing_core.adapters.storage import holds
 
     with engine.connect() as conn:
         return conn.execute(select(holds.c.id).where(holds.c.request_id == request_id)).scalar_one()
@@ -382,7 +382,7 @@ def test_a_blocking_budget_resets_on_the_local_calendar_month(
 
 
 def test_a_users_blocking_budget_counts_only_that_users_spend(acct):
-    from pricing_core.ledger import ensure_user
+    from pricing_core.ledger.wallets import ensure_user
 
     ensure_user(acct, "acct", "bob")
     est = price(1000, 500)
@@ -557,7 +557,7 @@ def test_an_estimate_says_how_the_prompt_was_counted(acct):
 def test_hostile_authorizations_either_hold_or_refuse_cleanly(
     sqlite_url, monkeypatch, inp, out, rid, model
 ):
-    from pricing_core import storage
+    from pricing_core.adapters import storage
 
     monkeypatch.setenv("PRICING_DATABASE_URL", sqlite_url)
     engine = storage.make_engine(sqlite_url)

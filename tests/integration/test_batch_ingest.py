@@ -13,14 +13,14 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from pricing_core import storage
+from pricing_core.adapters import storage
 from pricing_core.config import get_settings
-from pricing_core.errors import PricingError
-from pricing_core.ingest import record_usage_batch
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import create_account
-from pricing_core.metering import UsageEvent, record_usage
-from pricing_core.storage import chats, ledger_entries, usage_daily, usage_events, wallets
+from pricing_core.domain.errors import PricingError
+from pricing_core.metering.batch import record_usage_batch
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.adapters.storage import chats, ledger_entries, usage_daily, usage_events, wallets
 from tests.conftest import _admin_engine, _url_for
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -242,8 +242,8 @@ def test_generated_traffic_loads_through_the_batch_exactly_like_one_by_one(two_e
 
 
 def test_plan_subscribers_get_their_included_messages_and_overage_in_a_batch(two_engines):
-    from pricing_core.plans import Plan
-    from pricing_core.subscriptions import (
+    from pricing_core.domain.plans import Plan
+    from pricing_core.plans.subscriptions import (
         SubscriptionSource,
         publish_plan_version,
         switch_plan,
@@ -309,8 +309,8 @@ def mixed_stream(seed: int, start: datetime) -> list[UsageEvent]:
 def test_a_long_mixed_stream_with_a_plan_subscriber_is_recorded_like_one_by_one(
     two_engines, seed, overdraft
 ):
-    from pricing_core.plans import Plan
-    from pricing_core.subscriptions import (
+    from pricing_core.domain.plans import Plan
+    from pricing_core.plans.subscriptions import (
         SubscriptionSource,
         publish_plan_version,
         switch_plan,

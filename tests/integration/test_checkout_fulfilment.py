@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing_core import checkout
-from pricing_core.auth import Principal
-from pricing_core.checkout import Outcome, fulfil_checkout, simulate_purchase
-from pricing_core.errors import ConfigurationError, InvalidUsage, PermissionDenied
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import create_account, get_wallet
+from pricing_core.billing import checkout
+from pricing_core.access.auth import Principal
+from pricing_core.billing.checkout import Outcome, fulfil_checkout, simulate_purchase
+from pricing_core.domain.errors import ConfigurationError, InvalidUsage, PermissionDenied
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account, get_wallet
 from tests.integration.stripe_helpers import (
     PACKS,
     counts,

@@ -12,10 +12,10 @@ import pytest
 from genai_prices import Usage, calc_price
 from sqlalchemy import func, select
 
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import create_account, get_wallet
-from pricing_core.metering import UsageEvent, UsageResult, record_usage
-from pricing_core.storage import ledger_entries, usage_events
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account, get_wallet
+from pricing_core.metering.record import UsageEvent, UsageResult, record_usage
+from pricing_core.adapters.storage import ledger_entries, usage_events
 
 THREADS, CALLS = 16, 200
 OPENING = Decimal("100")

@@ -9,15 +9,15 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from pricing_core import demo
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import get_wallet
+from pricing_core.demo import seed as demo
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import get_wallet
 
 NOW = datetime(2025, 6, 15, 18, 30, tzinfo=UTC)
 
 
 def test_the_same_seed_plans_the_same_data_and_another_seed_differs(sqlite_url):
-    from pricing_core.storage import make_engine
+    from pricing_core.adapters.storage import make_engine
 
     engine = make_engine(sqlite_url)
     first = demo.plan_demo(engine, seed=0, now=NOW)
@@ -44,7 +44,7 @@ def test_token_draws_follow_the_fitted_lognormal(fit, median):
 def test_the_demo_seeds_a_consistent_ledger_with_every_kind_of_account(sqlite_url):
     # SQLite only: the demo writes through metering, which is tested on both back
     # ends; seeding ~1,100 events on PostgreSQL would add a minute to the suite.
-    from pricing_core.storage import make_engine
+    from pricing_core.adapters.storage import make_engine
 
     engine = make_engine(sqlite_url)
     summary = demo.seed_demo(engine, seed=0, now=NOW)

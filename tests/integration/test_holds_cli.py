@@ -5,11 +5,11 @@ from decimal import Decimal
 
 from typer.testing import CliRunner
 
-from pricing_core.authorization import authorize
-from pricing_core.cli import app
-from pricing_core.holds import HoldStatus, count_holds
-from pricing_core.ledger import create_account, get_wallet
-from pricing_core.limits import list_limits
+from pricing_core.metering.authorize import authorize
+from pricing_core.cli.main import app
+from pricing_core.ledger.holds import HoldStatus, count_holds
+from pricing_core.ledger.wallets import create_account, get_wallet
+from pricing_core.limits.rules import list_limits
 
 
 def test_the_expire_command_expires_overdue_holds_and_frees_their_money(engine):

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from pricing_core.errors import PricingError
-from pricing_core.importers import (
+from pricing_core.domain.errors import PricingError
+from pricing_core.metering.importers import (
     DEFAULT_MODEL_MIX,
     InvalidImport,
     RowOutcome,
@@ -22,11 +22,11 @@ from pricing_core.importers import (
     import_azure_trace,
     parse_model_mix,
 )
-from pricing_core.ingest import record_usage_batch
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import create_account
-from pricing_core.metering import UsageEvent, UsageResult, record_usage
-from pricing_core.storage import chats, ledger_entries, usage_daily, usage_events, wallets
+from pricing_core.metering.batch import record_usage_batch
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.record import UsageEvent, UsageResult, record_usage
+from pricing_core.adapters.storage import chats, ledger_entries, usage_daily, usage_events, wallets
 
 NOW = datetime(2025, 3, 2, tzinfo=UTC)
 AT = datetime(2025, 3, 1, 12, tzinfo=UTC)
@@ -113,7 +113,7 @@ HYPO = settings(
 
 @pytest.fixture
 def funded(sqlite_url, monkeypatch):
-    from pricing_core import storage
+    from pricing_core.adapters import storage
     from pricing_core.config import get_settings
 
     monkeypatch.setenv("PRICING_DATABASE_URL", sqlite_url)

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import create_account
-from pricing_core.metering import UsageEvent, record_usage
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.record import UsageEvent, record_usage
 
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

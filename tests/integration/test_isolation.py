@@ -21,22 +21,20 @@ from typing import Any
 import pytest
 
 import pricing_core
-from pricing_core import (
-    analytics,
-    apikeys,
-    budgets,
-    checkout,
-    ledger,
-    plan_advice,
-    plan_billing,
-    teams,
-)
-from pricing_core.apikeys import UnknownApiKey, create_api_key
-from pricing_core.auth import Principal
+from pricing_core import analytics
+from pricing_core.access import apikeys
+from pricing_core.limits import budgets
+from pricing_core.billing import checkout
+from pricing_core.ledger import wallets as ledger
+from pricing_core.plans import advice as plan_advice
+from pricing_core.plans import billing as plan_billing
+from pricing_core.access import teams
+from pricing_core.access.apikeys import UnknownApiKey, create_api_key
+from pricing_core.access.auth import Principal
 from pricing_core.config import get_settings
-from pricing_core.errors import PermissionDenied, PricingError, UnknownAccount
-from pricing_core.ledger import create_account
-from pricing_core.metering import UsageEvent, record_usage
+from pricing_core.domain.errors import PermissionDenied, PricingError, UnknownAccount
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.record import UsageEvent, record_usage
 
 ALICE = Principal("alice", "alice", email="alice@example.com")
 BOB_MARK = "bobsecretchat"  # appears in Bob's chat ids and request ids only
@@ -120,35 +118,35 @@ def _cases(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         ),
         "analytics.ledger_span": lambda: analytics.ledger_span(e, ALICE, account_id="bob"),
         "analytics.ledger_view": lambda: analytics.ledger_view(e, ALICE, account_id="bob"),
-        "budgets.budget_status": lambda: budgets.budget_status(e, ALICE, account_id="bob"),
-        "budgets.save_budget": lambda: budgets.save_budget(
+        "limits.budgets.budget_status": lambda: budgets.budget_status(e, ALICE, account_id="bob"),
+        "limits.budgets.save_budget": lambda: budgets.save_budget(
             e, ALICE, monthly_limit="1", account_id="bob"
         ),
-        "budgets.record_budget_alerts": lambda: budgets.record_budget_alerts(
+        "limits.budgets.record_budget_alerts": lambda: budgets.record_budget_alerts(
             e, ALICE, account_id="bob"
         ),
-        "checkout.list_purchases": lambda: checkout.list_purchases(e, ALICE, account_id="bob"),
-        "checkout.create_checkout": lambda: checkout.create_checkout(
+        "billing.checkout.list_purchases": lambda: checkout.list_purchases(e, ALICE, account_id="bob"),
+        "billing.checkout.create_checkout": lambda: checkout.create_checkout(
             e, ALICE, package_id=w["package"], account_id="bob"
         ),
-        "checkout.simulate_purchase": lambda: checkout.simulate_purchase(
+        "billing.checkout.simulate_purchase": lambda: checkout.simulate_purchase(
             e, ALICE, package_id=w["package"], account_id="bob", idempotency_key="x"
         ),
-        "checkout.fulfil_checkout": lambda: checkout.fulfil_checkout(
+        "billing.checkout.fulfil_checkout": lambda: checkout.fulfil_checkout(
             e, w["bob_session"], viewer=ALICE
         ),
-        "ledger.wallet_for": lambda: ledger.wallet_for(e, ALICE, account_id="bob"),
-        "plan_advice.advise_plan": lambda: plan_advice.advise_plan(e, ALICE, account_id="bob"),
-        "plan_billing.request_plan_change": lambda: plan_billing.request_plan_change(
+        "ledger.wallets.wallet_for": lambda: ledger.wallet_for(e, ALICE, account_id="bob"),
+        "plans.advice.advise_plan": lambda: plan_advice.advise_plan(e, ALICE, account_id="bob"),
+        "plans.billing.request_plan_change": lambda: plan_billing.request_plan_change(
             e, ALICE, "starter", account_id="bob"
         ),
-        "plan_billing.confirm_plan_checkout": lambda: plan_billing.confirm_plan_checkout(
+        "plans.billing.confirm_plan_checkout": lambda: plan_billing.confirm_plan_checkout(
             e, ALICE, "cs_test_bob", account_id="bob"
         ),
-        "apikeys.create_api_key": lambda: apikeys.create_api_key(e, ALICE, account_id="bob"),
-        "apikeys.list_api_keys": lambda: apikeys.list_api_keys(e, ALICE, account_id="bob"),
-        "apikeys.revoke_api_key": lambda: apikeys.revoke_api_key(e, ALICE, w["bob_key"]),
-        "teams.list_members": lambda: teams.list_members(e, ALICE, "bob"),
+        "access.apikeys.create_api_key": lambda: apikeys.create_api_key(e, ALICE, account_id="bob"),
+        "access.apikeys.list_api_keys": lambda: apikeys.list_api_keys(e, ALICE, account_id="bob"),
+        "access.apikeys.revoke_api_key": lambda: apikeys.revoke_api_key(e, ALICE, w["bob_key"]),
+        "access.teams.list_members": lambda: teams.list_members(e, ALICE, "bob"),
     }
 
 
@@ -164,46 +162,46 @@ QUIET_CASES = {
 
 # Functions that take the principal and are for admins only.
 ADMIN_ONLY = {
-    "admin_accounts.search_accounts",
-    "admin_accounts.account_summary",
-    "admin_accounts.account_holds",
-    "admin_accounts.account_ledger",
-    "admin_accounts.account_usage",
-    "admin_accounts.adjust_balance",
-    "admin_accounts.bulk_grant",
-    "admin_revenue.revenue_report",
-    "admin_revenue.revenue_breakdown",
-    "admin_revenue.revenue_series",
-    "admin_revenue.liability",
-    "admin_revenue.top_accounts",
-    "admin_revenue.usage_span",
-    "admin_sales.package_sales",
-    "admin_sales.revenue_by_plan",
-    "audit.list_audit",
-    "admin_prices.catalog_staleness",
-    "admin_prices.operation_price_list",
-    "admin_prices.price_book",
-    "admin_prices.price_history",
-    "admin_prices.reprice_preview",
-    "admin_prices.set_model_price",
-    "admin_prices.set_operation_price",
-    "admin_integrity.integrity_report",
-    "admin_integrity.ledger_check",
-    "admin_integrity.stripe_reconciliation",
-    "admin_usage.high_cost_accounts",
-    "admin_usage.spend_anomalies",
-    "admin_usage.unpriced_queue",
-    "counters.counter_totals",
-    "teams.create_team_account",
-    "teams.invite_user",
-    "teams.set_user_role",
+    "admin.accounts.search_accounts",
+    "admin.accounts.account_summary",
+    "admin.accounts.account_holds",
+    "admin.accounts.account_ledger",
+    "admin.accounts.account_usage",
+    "admin.accounts.adjust_balance",
+    "admin.accounts.bulk_grant",
+    "analytics.revenue.revenue_report",
+    "analytics.revenue.revenue_breakdown",
+    "analytics.revenue.revenue_series",
+    "analytics.revenue.liability",
+    "analytics.revenue.top_accounts",
+    "analytics.revenue.usage_span",
+    "analytics.sales.package_sales",
+    "analytics.sales.revenue_by_plan",
+    "adapters.audit.list_audit",
+    "admin.prices.catalog_staleness",
+    "admin.prices.operation_price_list",
+    "admin.prices.price_book",
+    "admin.prices.price_history",
+    "admin.prices.reprice_preview",
+    "admin.prices.set_model_price",
+    "admin.prices.set_operation_price",
+    "admin.integrity.integrity_report",
+    "admin.integrity.ledger_check",
+    "admin.integrity.stripe_reconciliation",
+    "analytics.spend_watch.high_cost_accounts",
+    "analytics.spend_watch.spend_anomalies",
+    "analytics.spend_watch.unpriced_queue",
+    "adapters.counters.counter_totals",
+    "access.teams.create_team_account",
+    "access.teams.invite_user",
+    "access.teams.set_user_role",
 }
 # Helpers that take a principal but read nothing.
 NOT_QUERIES = {
-    "auth.require_admin",
-    "auth.require_account",
-    "auth.target_account",
-    "audit.actor_of",
+    "access.auth.require_admin",
+    "access.auth.require_account",
+    "access.auth.target_account",
+    "adapters.audit.actor_of",
 }
 
 
@@ -267,7 +265,7 @@ def _functions_taking_a_principal() -> set[str]:
     `viewer` or `principal` parameter, by the module that defines it."""
     found = set()
     for info in pkgutil.walk_packages(pricing_core.__path__, "pricing_core."):
-        if info.name.rsplit(".", 1)[-1].endswith("_cli") or info.name == "pricing_core.cli":
+        if info.name.startswith("pricing_core.cli"):
             continue
         module = importlib.import_module(info.name)
         for name, fn in vars(module).items():

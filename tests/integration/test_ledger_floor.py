@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from pricing_core.errors import InsufficientBalance
-from pricing_core.ledger import EntryKind, create_account, get_wallet, post_entry
-from pricing_core.storage import run_write
+from pricing_core.domain.errors import InsufficientBalance
+from pricing_core.ledger.wallets import EntryKind, create_account, get_wallet, post_entry
+from pricing_core.adapters.storage import run_write
 
 
 @pytest.mark.parametrize(("debit", "refused"), [("5", False), ("5.000000001", True), ("6", True)])

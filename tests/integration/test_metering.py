@@ -6,10 +6,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pytest
 from genai_prices import Usage, calc_price
 
-from pricing_core.errors import DuplicateRequest, InsufficientBalance, UnknownModel
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import create_account, get_wallet
-from pricing_core.metering import UsageEvent, record_usage
+from pricing_core.domain.errors import DuplicateRequest, InsufficientBalance, UnknownModel
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account, get_wallet
+from pricing_core.metering.record import UsageEvent, record_usage
 
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -13,15 +13,15 @@ from genai_prices import Usage, calc_price
 from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
-from pricing_core.auth import Principal
-from pricing_core.cli import app
+from pricing_core.access.auth import Principal
+from pricing_core.cli.main import app
 from pricing_core.config import get_settings
-from pricing_core.ingest import record_usage_batch
-from pricing_core.ledger import create_account
-from pricing_core.metering import UsageEvent
-from pricing_core.plan_advice import advise_plan, recommendation_json
-from pricing_core.storage import plans, usage_events
-from pricing_core.subscriptions import SubscriptionSource, switch_plan
+from pricing_core.metering.batch import record_usage_batch
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.record import UsageEvent
+from pricing_core.plans.advice import advise_plan, recommendation_json
+from pricing_core.adapters.storage import plans, usage_events
+from pricing_core.plans.subscriptions import SubscriptionSource, switch_plan
 
 ZONE = "America/New_York"
 NOW = datetime(2025, 4, 11, 4, tzinfo=UTC)  # April 11, 00:00 in New York: 10 of 30 days

@@ -6,20 +6,20 @@ from decimal import Decimal as D
 
 import pytest
 
-from pricing_core.auth import Principal
+from pricing_core.access.auth import Principal
 from pricing_core.config import get_settings
-from pricing_core.errors import ConfigurationError
-from pricing_core.ledger import create_account
-from pricing_core.plan_billing import (
+from pricing_core.domain.errors import ConfigurationError
+from pricing_core.ledger.wallets import create_account
+from pricing_core.plans.billing import (
     ChangeKind,
     SwitchMode,
     apply_subscription_on,
     request_plan_change,
     switch_mode,
 )
-from pricing_core.plans import PlanError
-from pricing_core.storage import run_write
-from pricing_core.subscriptions import current_plan, subscription_history
+from pricing_core.domain.plans import PlanError
+from pricing_core.adapters.storage import run_write
+from pricing_core.plans.subscriptions import current_plan, subscription_history
 
 ACCT = Principal("acct", "acct")
 

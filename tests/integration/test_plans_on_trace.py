@@ -20,9 +20,9 @@ from decimal import Decimal as D
 import pytest
 from genai_prices import Usage, calc_price
 
-from pricing_core.auth import Principal
-from pricing_core.exports import ExportFormat, export_usage
-from pricing_core.importers import (
+from pricing_core.access.auth import Principal
+from pricing_core.analytics.exports import ExportFormat, export_usage
+from pricing_core.metering.importers import (
     DEFAULT_MODEL_MIX,
     TraceMapping,
     account_id_for,
@@ -30,10 +30,10 @@ from pricing_core.importers import (
     import_azure_trace,
     parse_model_mix,
 )
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import create_account
-from pricing_core.plan_advice import advise_plan
-from pricing_core.subscriptions import SubscriptionSource, switch_plan
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account
+from pricing_core.plans.advice import advise_plan
+from pricing_core.plans.subscriptions import SubscriptionSource, switch_plan
 
 TRACE = find_trace_dir()
 pytestmark = pytest.mark.skipif(

@@ -9,15 +9,15 @@ import pytest
 from sqlalchemy import insert, select
 
 from pricing_core.config import get_settings
-from pricing_core.costing import ChargeBasis
-from pricing_core.errors import InsufficientBalance, UnknownAccount
-from pricing_core.ingest import record_usage_batch
-from pricing_core.integrity import verify_ledger
-from pricing_core.ledger import create_account, get_wallet
-from pricing_core.metering import UsageEvent, record_usage
-from pricing_core.plans import PlanError
-from pricing_core.storage import audit_log, plan_usage, plans, usage_events
-from pricing_core.subscriptions import (
+from pricing_core.domain.costing import ChargeBasis
+from pricing_core.domain.errors import InsufficientBalance, UnknownAccount
+from pricing_core.metering.batch import record_usage_batch
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account, get_wallet
+from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.domain.plans import PlanError
+from pricing_core.adapters.storage import audit_log, plan_usage, plans, usage_events
+from pricing_core.plans.subscriptions import (
     SubscriptionSource,
     UnknownPlan,
     current_plan,
@@ -237,8 +237,8 @@ def test_concurrent_messages_never_exceed_the_allowance(pg_engine):
 
 
 def test_a_new_plan_version_leaves_current_subscribers_on_theirs(engine):
-    from pricing_core.plans import Plan
-    from pricing_core.subscriptions import account_plans, publish_plan_version
+    from pricing_core.domain.plans import Plan
+    from pricing_core.plans.subscriptions import account_plans, publish_plan_version
 
     create_account(engine, "old", name="Old", opening_credit=D("5"), now=START)
     create_account(engine, "new", name="New", opening_credit=D("5"), now=START)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pricing_core import analytics
-from pricing_core.money import nanos_to_usd, printf_usd_format, usd_str
+from pricing_core.domain.money import nanos_to_usd, printf_usd_format, usd_str
 
 
 @given(st.integers(min_value=-(10**18), max_value=10**18))
@@ -100,7 +100,7 @@ def test_a_sortable_money_column_keeps_two_significant_digits_of_its_smallest_am
     ],
 )
 def test_spend_totals_have_two_decimals_but_never_hide_a_sub_cent_spend(amount, text):
-    from pricing_core.money import format_usd_total
+    from pricing_core.domain.money import format_usd_total
 
     assert format_usd_total(amount) == text
 

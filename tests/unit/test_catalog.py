@@ -9,8 +9,8 @@ import pytest
 from genai_prices import Usage, calc_price
 from sqlalchemy import insert
 
-from pricing_core import catalog
-from pricing_core.catalog import (
+from pricing_core.catalog import price_book as catalog
+from pricing_core.catalog.price_book import (
     ModelPriceRow,
     OperationPriceRow,
     PriceBook,
@@ -19,9 +19,9 @@ from pricing_core.catalog import (
     provider_cost,
     provider_price,
 )
-from pricing_core.costing import ChargeBasis, TokenCounts, TokenRates
-from pricing_core.errors import UnknownModel
-from pricing_core.storage import make_engine, model_prices
+from pricing_core.domain.costing import ChargeBasis, TokenCounts, TokenRates
+from pricing_core.domain.errors import UnknownModel
+from pricing_core.adapters.storage import make_engine, model_prices
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 NANO = D("1e-9")

@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing_core.costing import (
+from pricing_core.domain.costing import (
     ChargeBasis,
     TokenCounts,
     TokenRates,
     quote_fixed,
     quote_tokens,
 )
-from pricing_core.errors import InvalidUsage
+from pricing_core.domain.errors import InvalidUsage
 
 NANO = D("1e-9")
 MINI = TokenRates(D("0.15"), D("0.6"), D("0.075"))  # gpt-4o-mini, USD per MTok

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from pricing_core.forecast import (
+from pricing_core.domain.forecast import (
     RunwayState,
     days_left_in_month,
     forecast_spend,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing_core.money import (
+from pricing_core.domain.money import (
     cents_to_usd,
     format_tokens,
     format_usd,

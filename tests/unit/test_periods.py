@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pricing_core.periods import day_period, local_day, month_period
+from pricing_core.domain.periods import day_period, local_day, month_period
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

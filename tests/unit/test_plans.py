@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing_core.plans import (
+from pricing_core.domain.plans import (
     PAYG,
     MonthUsage,
     Outcome,

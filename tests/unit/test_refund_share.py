@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing_core.checkout import CreditPackage
-from pricing_core.refunds import refund_share
+from pricing_core.billing.checkout import CreditPackage
+from pricing_core.billing.refunds import refund_share
 
 NANO = Decimal("1e-9")
 

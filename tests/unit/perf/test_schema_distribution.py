@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 import pricing_core
-from pricing_core import storage
+from pricing_core.adapters import storage
 
 # Tables that grow with traffic: must be distributed by account_id.
 GROWS_WITH_USAGE = {

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing_core.catalog import ModelPriceRow, OperationPriceRow, PriceBook
-from pricing_core.costing import LinearCharge, TokenCounts, TokenRates, linear_nanos, price_frame
-from pricing_core.errors import UnknownModel
+from pricing_core.catalog.price_book import ModelPriceRow, OperationPriceRow, PriceBook
+from pricing_core.domain.costing import LinearCharge, TokenCounts, TokenRates, linear_nanos, price_frame
+from pricing_core.domain.errors import UnknownModel
 
 NANO = Decimal("1e-9")
 START = datetime(2024, 6, 1, tzinfo=UTC)

@@ -1,0 +1,221 @@
+"""Admin usage explorer: who is spending fast, whose spend jumped, what is unpriced.
+
+All figures come from the daily rollups (`usage_daily`), except the unpriced-usage
+queue, which lists the `usage_events` with `status = 'unpriced'` (a partial index
+keeps that cheap: it only holds the queue).
+
+Anomaly rule (`spend_anomalies`): an account's spend rate jumped when, over the
+`recent_days` days ending on `as_of` (inclusive; today counts as far as it has
+gone), it spent at least `min_spend` USD and its daily rate is at least `factor`
+times its own daily rate over the `baseline_days` days before that. An account with
+no spend in the baseline but at least `min_spend` recently is reported as new
+spend (ratio None). Defaults: 1 recent day, 14 baseline days, factor 3, $1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from sqlalchemy import Engine, case, func, select
+
+from pricing_core.access.auth import Principal, require_admin
+from pricing_core.config import get_settings
+from pricing_core.domain.errors import InvalidUsage
+from pricing_core.domain.forecast import project_month_end
+from pricing_core.domain.money import ZERO, round_nano
+from pricing_core.domain.periods import Granularity, next_period
+from pricing_core.adapters.storage import accounts, usage_daily, usage_events, wallets
+
+RATIO = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class HighCostAccount:
+    """An account's spend on `as_of` and this month, with the month-end projection
+    (linear run rate, `forecast.project_month_end`). USD."""
+
+    account_id: str
+    name: str
+    spend_today: Decimal
+    month_to_date: Decimal
+    projected_month_end: Decimal
+    balance: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SpendAnomaly:
+    """An account whose daily spend rate jumped against its own baseline. USD."""
+
+    account_id: str
+    name: str
+    recent_spend: Decimal
+    recent_daily: Decimal
+    baseline_daily: Decimal
+    ratio: Decimal | None  # recent / baseline daily rate, 2 places; None: no baseline
+
+
+def _moment(as_of: date | None, now: datetime | None) -> tuple[date, datetime]:
+    """(local day, moment): the moment is now, or the end of `as_of` if it is past."""
+    tz = get_settings().tz
+    real = now or datetime.now(UTC)
+    if as_of is None:
+        return real.astimezone(tz).date(), real
+    end_of_day = datetime.combine(as_of + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC)
+    return as_of, min(real, end_of_day)
+
+
+def high_cost_accounts(
+    engine: Engine,
+    principal: Principal,
+    *,
+    as_of: date | None = None,
+    limit: int = 10,
+    now: datetime | None = None,
+) -> list[HighCostAccount]:
+    """The accounts that spent most on `as_of` (default today, configured zone), with
+    their month-to-date spend and projected month-end spend. Raises: PermissionDenied.
+    Source: usage_daily.
+    """
+    require_admin(principal)
+    tz = get_settings().tz
+    day, moment = _moment(as_of, now)
+    month_first = day.replace(day=1)
+    month_start = datetime.combine(month_first, time(), tzinfo=tz)
+    month_end = datetime.combine(next_period(month_first, Granularity.MONTH), time(), tzinfo=tz)
+    d = usage_daily.c
+    today = func.sum(case((d.day == day, d.price), else_=0)).label("today")
+    query = (
+        select(d.account_id, accounts.c.name, today, func.sum(d.price), wallets.c.balance)
+        .join(accounts, accounts.c.id == d.account_id)
+        .join(wallets, wallets.c.account_id == d.account_id)
+        .where(d.day >= month_first, d.day <= day)
+        .group_by(d.account_id, accounts.c.name, wallets.c.balance)
+        .having(today > 0)
+        .order_by(today.desc(), d.account_id)
+        .limit(max(1, min(int(limit), 500)))
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        HighCostAccount(
+            a,
+            name,
+            _usd(spent_today),
+            _usd(mtd),
+            round_nano(
+                project_month_end(
+                    _usd(mtd), month_start=month_start, month_end=month_end, now=moment
+                )
+            ),
+            balance,
+        )
+        for a, name, spent_today, mtd, balance in rows
+    ]
+
+
+def _usd(value: Decimal | None) -> Decimal:
+    return ZERO if value is None else value
+
+
+def spend_anomalies(
+    engine: Engine,
+    principal: Principal,
+    *,
+    as_of: date | None = None,
+    recent_days: int = 1,
+    baseline_days: int = 14,
+    factor: Decimal = Decimal(3),
+    min_spend: Decimal = Decimal(1),
+    now: datetime | None = None,
+) -> list[SpendAnomaly]:
+    """Accounts whose spend rate jumped against their own baseline (see the module
+    docstring for the rule), largest jump first, new spenders first.
+
+    Raises: PermissionDenied, InvalidUsage (bad window or factor). Source: usage_daily.
+    """
+    require_admin(principal)
+    if not (1 <= recent_days <= 31 and 1 <= baseline_days <= 366):
+        raise InvalidUsage(
+            f"windows must be 1-31 recent and 1-366 baseline days: {recent_days}/{baseline_days}"
+        )
+    if factor <= 1 or min_spend < 0:
+        raise InvalidUsage(f"factor must be above 1 and min_spend >= 0, got {factor} / {min_spend}")
+    day, _ = _moment(as_of, now)
+    recent_first = day - timedelta(days=recent_days - 1)
+    baseline_first = recent_first - timedelta(days=baseline_days)
+    d = usage_daily.c
+    recent = func.sum(case((d.day >= recent_first, d.price), else_=0))
+    baseline = func.sum(case((d.day < recent_first, d.price), else_=0))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(d.account_id, accounts.c.name, recent, baseline)
+            .join(accounts, accounts.c.id == d.account_id)
+            .where(d.day >= baseline_first, d.day <= day)
+            .group_by(d.account_id, accounts.c.name)
+        ).all()
+    out = []
+    for account_id, name, recent_raw, baseline_raw in rows:
+        spent, before = _usd(recent_raw), _usd(baseline_raw)
+        if spent < min_spend or spent == 0:
+            continue
+        recent_daily = spent / recent_days
+        baseline_daily = before / baseline_days
+        if baseline_daily == 0:
+            ratio = None
+        else:
+            ratio = (recent_daily / baseline_daily).quantize(RATIO, rounding=ROUND_HALF_EVEN)
+            if recent_daily < factor * baseline_daily:
+                continue
+        out.append(
+            SpendAnomaly(
+                account_id, name, spent, round_nano(recent_daily), round_nano(baseline_daily), ratio
+            )
+        )
+    return sorted(out, key=lambda a: (a.ratio is not None, -(a.ratio or 0), -a.recent_spend))
+
+
+@dataclass(frozen=True, slots=True)
+class UnpricedGroup:
+    """Unpriced events of one provider/model/operation, waiting for a price."""
+
+    provider: str
+    model: str
+    operation: str
+    events: int
+    accounts: int
+    input_tokens: int
+    output_tokens: int
+    first_at: datetime
+    last_at: datetime
+
+
+def unpriced_queue(engine: Engine, principal: Principal) -> list[UnpricedGroup]:
+    """The unpriced-usage queue (events recorded with no known price, under the
+    `unpriced_policy=queue` setting), grouped by provider, model and operation, most
+    events first. Raises: PermissionDenied. Source: usage_events (status 'unpriced').
+    """
+    require_admin(principal)
+    e = usage_events.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                e.provider,
+                e.model,
+                e.operation,
+                func.count(),
+                func.count(func.distinct(e.account_id)),
+                func.sum(e.input_tokens),
+                func.sum(e.output_tokens),
+                func.min(e.created_at),
+                func.max(e.created_at),
+            )
+            .where(e.status == "unpriced")
+            .group_by(e.provider, e.model, e.operation)
+        ).all()
+    groups = [
+        UnpricedGroup(p, m, o, int(n), int(a), int(i or 0), int(out or 0), first, last)
+        for p, m, o, n, a, i, out, first, last in rows
+    ]
+    return sorted(groups, key=lambda g: (-g.events, g.provider, g.model, g.operation))

@@ -1,0 +1,350 @@
+"""Vectorized pricing, the catalog-dependent half of `costing.price_frame`.
+
+Rows are grouped by (provider, model, operation); inside a group, by the operator's
+rows in effect (fixed operation price, markup / override), the genai-prices price
+period (start dates and times of day, in UTC as genai-prices takes them) and the tier
+segment of the input tokens. Each sub-group gets its charge as a `LinearCharge`
+measured from `genai_prices.calc_price` (probes, then verification at other points)
+and is priced with exact integer arithmetic (`costing.linear_nanos`). Anything that
+does not fit that model is priced row by row with `PriceBook.quote`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+from genai_prices.types import ModelPrice, TieredPrices, TimeOfDateConstraint
+
+from pricing_core.catalog.price_book import CATALOG_VERSION, PriceBook, _find, provider_cost, provider_price
+from pricing_core.domain.costing import ChargeBasis, LinearCharge, TokenCounts, linear_nanos
+from pricing_core.domain.errors import PricingError
+from pricing_core.domain.money import MTOK, ZERO, round_nano, usd_to_nanos
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DAY_US = 86_400_000_000
+PROBE_LIMIT = 10**9  # the last tier segment is verified up to this many input tokens
+
+_probes: dict[tuple[str, str, int, int], tuple[ModelPrice, LinearCharge | None]] = {}
+
+
+def to_micros(values: pd.Series) -> np.ndarray:
+    """Timezone-aware timestamps -> int64 microseconds since the epoch (UTC)."""
+    stamps = pd.to_datetime(values, utc=True)
+    return stamps.dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64)
+
+
+def from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=int(micros))
+
+
+def _micros(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(microseconds=1)
+
+
+class _Out:
+    """The result columns, filled group by group. Basis and price version are kept
+    as codes into `labels` (categoricals), errors sparsely: both are few."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.cost: np.ndarray = np.zeros(n, dtype=np.int64)
+        self.price: np.ndarray = np.zeros(n, dtype=np.int64)
+        self.label = np.zeros(n, dtype=np.int32)
+        self.labels: list[tuple[str, str]] = [(str(ChargeBasis.PAYG), CATALOG_VERSION)]
+        self.errors: list[tuple[np.ndarray, PricingError]] = []
+
+    def _code(self, basis: str, version: str) -> int:
+        try:
+            return self.labels.index((basis, version))
+        except ValueError:
+            self.labels.append((basis, version))
+            return len(self.labels) - 1
+
+    def put(self, pos: np.ndarray, cost: object, price: object, basis: str, version: str) -> None:
+        for name, values in (("cost", cost), ("price", price)):
+            column = getattr(self, name)
+            wide = (
+                values.dtype == object if isinstance(values, np.ndarray) else abs(values) >= 2**63
+            )
+            if wide and column.dtype != object:  # type: ignore[arg-type]
+                column = column.astype(object)
+                setattr(self, name, column)
+            column[pos] = values
+        self.label[pos] = self._code(basis, version)
+
+    def fail(self, pos: np.ndarray, error: PricingError) -> None:
+        self.errors.append((pos, error))
+        self.label[pos] = self._code(str(ChargeBasis.UNPRICED), "unpriced")
+
+    def frame(self, index: pd.Index) -> pd.DataFrame:
+        bases = sorted({b for b, _ in self.labels})
+        versions = sorted({v for _, v in self.labels})
+        basis_of = np.array([bases.index(b) for b, _ in self.labels], dtype=np.int32)
+        version_of = np.array([versions.index(v) for _, v in self.labels], dtype=np.int32)
+        error = None
+        if self.errors:
+            error = np.full(self.n, None, dtype=object)
+            for pos, exc in self.errors:
+                error[pos] = exc
+        return pd.DataFrame(
+            {
+                "provider_cost": self.cost,
+                "price": self.price,
+                "basis": pd.Categorical.from_codes(basis_of[self.label], bases),
+                "price_version": pd.Categorical.from_codes(version_of[self.label], versions),
+                "error": error,
+            },
+            index=index,
+        )
+
+
+def price_rows(frame: pd.DataFrame, book: PriceBook) -> pd.DataFrame:
+    """See `costing.price_frame`."""
+    n = len(frame)
+    out = _Out(n)
+    if n:
+        ts = to_micros(frame["created_at"])
+        tokens_in = frame["input_tokens"].to_numpy(dtype=np.int64)
+        tokens_out = frame["output_tokens"].to_numpy(dtype=np.int64)
+        if "cached_tokens" in frame.columns:
+            cached = frame["cached_tokens"].to_numpy(dtype=np.int64)
+        else:
+            cached = np.zeros(n, dtype=np.int64)
+        groups = frame.groupby(["provider", "model", "operation"], sort=False).indices
+        for (provider, model, operation), pos in groups.items():
+            _price_key(
+                out, book, str(provider), str(model), str(operation),
+                np.asarray(pos), ts, tokens_in, cached, tokens_out, frame,
+            )  # fmt: skip
+    return out.frame(frame.index)
+
+
+def _in_effect(rows: list, ts: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    """Index of the row in effect at each timestamp (bisect_right - 1), -1 for none."""
+    if not rows:
+        return np.full(len(ts), -1, dtype=np.int64)
+    starts = np.array([_micros(r.effective_from) for r in rows], dtype=np.int64)
+    return np.searchsorted(starts, ts, side="right").astype(np.int64) - 1
+
+
+def _price_key(
+    out: _Out,
+    book: PriceBook,
+    provider: str,
+    model: str,
+    operation: str,
+    pos: np.ndarray,
+    ts: np.ndarray,
+    tokens_in: np.ndarray,
+    cached: np.ndarray,
+    tokens_out: np.ndarray,
+    frame: pd.DataFrame,
+) -> None:
+    op_rows = book.operations.get(operation, [])
+    op_idx = _in_effect(op_rows, ts[pos])
+    for index in np.unique(op_idx[op_idx >= 0]):
+        fixed = op_rows[index]
+        out.put(
+            pos[op_idx == index],
+            usd_to_nanos(round_nano(fixed.provider_cost)),
+            usd_to_nanos(round_nano(fixed.price)),
+            str(ChargeBasis.FIXED),
+            f"op:{fixed.id}",
+        )
+    pos = pos[op_idx < 0]
+    if not len(pos):
+        return
+    try:
+        _provider, info = _find(provider, model)
+    except PricingError as exc:
+        out.fail(pos, exc)
+        return
+    period, reps = _periods(info, ts[pos])
+    model_rows = book.models.get((provider, model), [])
+    mp_idx = _in_effect(model_rows, ts[pos])
+    for p, rep in enumerate(reps):
+        in_period = period == p
+        prices = info.get_prices(rep)
+        thresholds = _thresholds(prices)
+        segment = np.searchsorted(thresholds, tokens_in[pos], side="left")
+        for m in np.unique(mp_idx[in_period]):
+            for s in np.unique(segment[in_period & (mp_idx == m)]):
+                sub = pos[in_period & (mp_idx == m) & (segment == s)]
+                row = model_rows[m] if m >= 0 else None
+                _price_linear(
+                    out, book, provider, model, operation, rep, prices, thresholds, int(s), row,
+                    sub, tokens_in, cached, tokens_out, frame,
+                )  # fmt: skip
+
+
+def _periods(info: object, ts: np.ndarray) -> tuple[np.ndarray, list[datetime]]:
+    """Group timestamps by the genai-prices price in effect: (period per row, a
+    representative timestamp per period)."""
+    conditional = info.prices  # type: ignore[attr-defined]
+    if isinstance(conditional, ModelPrice):
+        return np.zeros(len(ts), dtype=np.int64), [from_micros(ts[0])]
+    bounds = sorted(
+        {
+            _time_micros(t)
+            for c in conditional
+            if isinstance(c.constraint, TimeOfDateConstraint)
+            for t in (c.constraint.start_time, c.constraint.end_time)
+        }
+    )
+    edges = np.array(bounds, dtype=np.int64)
+    bucket = np.searchsorted(edges, ts % DAY_US, side="right") if bounds else np.zeros(len(ts), int)
+    code = (ts // DAY_US) * (len(bounds) + 1) + bucket
+    uniques, inverse = np.unique(code, return_inverse=True)
+    period_of_price: dict[int, int] = {}
+    reps: list[datetime] = []
+    period_of_code = np.empty(len(uniques), dtype=np.int64)
+    for i, value in enumerate(uniques):
+        day, b = divmod(int(value), len(bounds) + 1)
+        rep = from_micros(day * DAY_US + (bounds[b - 1] if b else 0))
+        prices = info.get_prices(rep)  # type: ignore[attr-defined]
+        if id(prices) not in period_of_price:
+            period_of_price[id(prices)] = len(reps)
+            reps.append(rep)
+        period_of_code[i] = period_of_price[id(prices)]
+    return period_of_code[inverse.reshape(-1)], reps
+
+
+def _time_micros(value: object) -> int:
+    moment = datetime.combine(datetime(1970, 1, 1).date(), value)  # type: ignore[arg-type]
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return (
+        moment.hour * 3600 + moment.minute * 60 + moment.second
+    ) * 1_000_000 + moment.microsecond
+
+
+def _thresholds(prices: ModelPrice) -> np.ndarray:
+    starts = {
+        tier.start
+        for value in prices.__dict__.values()
+        if isinstance(value, TieredPrices)
+        for tier in value.tiers
+    }
+    return np.array(sorted(starts), dtype=np.int64)
+
+
+def _price_linear(
+    out: _Out,
+    book: PriceBook,
+    provider: str,
+    model: str,
+    operation: str,
+    rep: datetime,
+    prices: ModelPrice,
+    thresholds: np.ndarray,
+    segment: int,
+    row: object,
+    pos: np.ndarray,
+    tokens_in: np.ndarray,
+    cached: np.ndarray,
+    tokens_out: np.ndarray,
+    frame: pd.DataFrame,
+) -> None:
+    try:
+        provider_price(provider, model, rep)  # refuses models not priced per token
+    except PricingError as exc:
+        out.fail(pos, exc)
+        return
+    markup = row.markup if row is not None else book.default_markup  # type: ignore[attr-defined]
+    override = row.override if row is not None else None  # type: ignore[attr-defined]
+    version = f"{CATALOG_VERSION};mp:{row.id}" if row is not None else CATALOG_VERSION  # type: ignore[attr-defined]
+    cost_charge = _probe(provider, model, rep, prices, thresholds, segment)
+    if cost_charge is None or markup < 0:
+        _price_each(out, book, pos, frame)
+        return
+    if override is not None:
+        cache_rate = (
+            override.input_mtok if override.cache_read_mtok is None else override.cache_read_mtok
+        )
+        base = LinearCharge(
+            ZERO, override.input_mtok / MTOK, cache_rate / MTOK, override.output_mtok / MTOK
+        )
+    else:
+        base = cost_charge
+    uncached = tokens_in[pos] - cached[pos]
+    cost = linear_nanos(cost_charge, uncached, cached[pos], tokens_out[pos])
+    price = linear_nanos(base.times(markup), uncached, cached[pos], tokens_out[pos])
+    if cost is None or price is None:
+        _price_each(out, book, pos, frame)
+        return
+    out.put(pos, cost, price, str(ChargeBasis.PAYG), version)
+
+
+def _probe(
+    provider: str,
+    model: str,
+    at: datetime,
+    prices: ModelPrice,
+    thresholds: np.ndarray,
+    segment: int,
+) -> LinearCharge | None:
+    """The provider cost of calls whose input tokens fall in tier `segment`, as a
+    LinearCharge measured from `calc_price` and verified at other points; None if the
+    price is not linear there."""
+    key = (provider, model, id(prices), segment)
+    hit = _probes.get(key)
+    if hit is not None and hit[0] is prices:
+        return hit[1]
+    lo = int(thresholds[segment - 1]) + 1 if segment > 0 else 0
+    hi = int(thresholds[segment]) if segment < len(thresholds) else PROBE_LIMIT
+    charge = _measure(provider, model, at, lo, hi)
+    _probes[key] = (prices, charge)
+    return charge
+
+
+def _measure(provider: str, model: str, at: datetime, lo: int, hi: int) -> LinearCharge | None:
+    def cost(input_tokens: int, output_tokens: int, cached_tokens: int) -> Decimal:
+        return provider_cost(
+            provider, model, TokenCounts(input_tokens, output_tokens, cached_tokens), at
+        )
+
+    base = cost(lo, 0, 0)
+    per_input = cost(lo + 1, 0, 0) - base if hi > lo else ZERO
+    per_output = cost(lo, 1, 0) - base
+    with_cache = max(lo, 1)
+    per_cached = (
+        cost(with_cache, 0, 1) - cost(with_cache, 0, 0) + per_input
+        if with_cache <= hi
+        else per_input
+    )
+    charge = LinearCharge(base - per_input * lo, per_input, per_cached, per_output)
+    mid = (lo + hi) // 2
+    checks = [(hi, 104_729, hi // 2), (mid, 7_919, mid // 3), (lo, 1_000_003, 0), (hi, 0, hi)]
+    for i, o, c in checks:
+        if cost(i, o, c) != charge.at(i - c, c, o):
+            return None
+    return charge
+
+
+def _price_each(out: _Out, book: PriceBook, pos: np.ndarray, frame: pd.DataFrame) -> None:
+    """The per-row path, for groups the linear model does not cover."""
+    rows = frame.iloc[pos]
+    has_cached = "cached_tokens" in frame.columns
+    for i, r in zip(pos, rows.itertuples(index=False), strict=True):
+        one = np.array([i])
+        try:
+            quote = book.quote(
+                provider=r.provider,
+                model=r.model,
+                operation=r.operation,
+                counts=TokenCounts(
+                    int(r.input_tokens),
+                    int(r.output_tokens),
+                    int(r.cached_tokens) if has_cached else 0,
+                ),
+                at=pd.Timestamp(r.created_at).tz_convert(UTC).to_pydatetime(),
+            )
+        except PricingError as exc:
+            out.fail(one, exc)
+            continue
+        cost, price = usd_to_nanos(quote.provider_cost), usd_to_nanos(quote.price)
+        out.put(one, cost, price, str(quote.basis), quote.price_version)

@@ -1,0 +1,72 @@
+"""Admin commands of `pricing-core` (registered in `cli.py`).
+
+The command-line user is the operator: commands run as an admin principal named
+`operator:<OS user>`, which is also the actor recorded for any change they make.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from typing import Annotated
+
+import typer
+
+from pricing_core.access.auth import Principal
+from pricing_core.domain.errors import PricingError
+from pricing_core.domain.money import format_usd
+from pricing_core.domain.periods import Granularity, parse_day
+
+revenue_app = typer.Typer(help="Revenue, provider cost and margin.", no_args_is_help=True)
+
+
+def operator_principal() -> Principal:
+    """The admin principal of whoever runs the command line."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        name = "unknown"
+    return Principal(user_id=f"operator:{name}", account_id="", role="admin")
+
+
+@revenue_app.command("report")
+def revenue_report_command(
+    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (configured zone).")],
+    end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (inclusive).")],
+    granularity: Annotated[Granularity, typer.Option(help="Period length.")] = Granularity.DAY,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Cash in, usage revenue, provider cost and margin per period, as on the Revenue page."""
+    from pricing_core.analytics.revenue import report_json, revenue_report
+    from pricing_core.adapters.storage import open_database
+
+    try:
+        report = revenue_report(
+            open_database(),
+            operator_principal(),
+            start=parse_day(start),
+            end=parse_day(end),
+            granularity=granularity,
+        )
+    except PricingError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(report_json(report), indent=2))
+        return
+    typer.echo(
+        f"{'period':<12}{'cash in':>14}{'usage revenue':>16}{'provider cost':>16}"
+        f"{'margin':>14}{'margin %':>10}"
+    )
+    for p in (*report.periods, report.totals):
+        label = p.period.isoformat() if p.period else "total"
+        pct = "-" if p.margin_pct is None else f"{p.margin_pct}%"
+        typer.echo(
+            f"{label:<12}{format_usd(p.cash_in, total=True):>14}"
+            f"{format_usd(p.usage_revenue, total=True):>16}"
+            f"{format_usd(p.provider_cost, total=True):>16}"
+            f"{format_usd(p.margin, total=True):>14}{pct:>10}"
+        )
+    typer.echo(
+        f"outstanding prepaid liability: {format_usd(report.outstanding_liability, total=True)}"
+    )

@@ -1,0 +1,69 @@
+"""`pricing-core plans ...`: plan recommendations and switches from the command line."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from pricing_core.cli.admin import operator_principal
+from pricing_core.domain.errors import PricingError
+from pricing_core.domain.money import format_usd
+
+plans_app = typer.Typer(help="Plans: recommendations from real usage.", no_args_is_help=True)
+
+
+def _moment(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 timestamp: {text!r}") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"give a time zone offset, e.g. {text}+00:00")
+    return moment
+
+
+@plans_app.command("recommend")
+def recommend(
+    account: Annotated[str, typer.Option("--account", help="The account id.")],
+    months: Annotated[
+        int | None, typer.Option("--months", min=0, max=120, help="Past months to replay.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Take 'now' at this ISO timestamp (replaying the past)."),
+    ] = None,
+) -> None:
+    """Replay the account's last months and this month's projection under every plan,
+    and print the cheapest with the savings (the same as the plans page)."""
+    from pricing_core.plans.advice import advise_plan, recommendation_json
+    from pricing_core.adapters.storage import open_database
+
+    try:
+        advice = advise_plan(
+            open_database(),
+            operator_principal(),
+            account_id=account,
+            months=months,
+            now=_moment(as_of),
+        )
+    except PricingError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(recommendation_json(advice), indent=2))
+        return
+    rec = advice.recommendation
+    typer.echo(f"account {account}: on {advice.current.name}")
+    for month in rec.months:
+        label = f"{month.month}{' (projected)' if month.projected else ''}"
+        costs = ", ".join(
+            f"{code} {format_usd(cost, total=True)}" for code, cost in month.costs.items()
+        )
+        typer.echo(f"  {label}: {month.messages:,} messages; {costs}")
+    typer.echo(rec.sentence)

@@ -1,0 +1,294 @@
+"""Pure pricing: token counts and rates -> a `Quote` that says how it was computed.
+
+No database, no clock. Rates are USD per million tokens (`*_mtok`, as in
+genai-prices) and are never rounded; the price charged is rounded once, half-even to
+the nano-USD (`money.round_nano`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pricing_core.domain.errors import InvalidUsage
+from pricing_core.domain.money import MTOK, ZERO, format_tokens, format_usd_exact, round_nano
+
+if TYPE_CHECKING:
+    from pricing_core.catalog.price_book import PriceBook
+
+
+class ChargeBasis(StrEnum):
+    """Why a usage event was charged what it was."""
+
+    PAYG = "payg"  # tokens x rate x markup, from the prepaid wallet
+    FIXED = "fixed"  # a fixed price per call for the operation
+    INCLUDED = "included"  # inside a plan's included messages: charged 0
+    OVERAGE = "overage"  # beyond a plan's included messages: the overage rate
+    FREE = "free"  # anonymous / free tier: recorded, never debited
+    UNPRICED = "unpriced"  # no price known yet; queued for an admin
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCounts:
+    """Tokens of one model call. `cached_tokens` is the part of `input_tokens` read
+    from the provider's prompt cache."""
+
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("input_tokens", "output_tokens", "cached_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidUsage(f"{name} must be an integer, got {value!r}")
+            if value < 0:
+                raise InvalidUsage(f"{name} must not be negative, got {value!r}")
+        if self.cached_tokens > self.input_tokens:
+            raise InvalidUsage(
+                f"cached_tokens ({self.cached_tokens}) exceed input_tokens ({self.input_tokens})"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRates:
+    """USD per million tokens. `cache_read_mtok` None means cached input costs the
+    input rate."""
+
+    input_mtok: Decimal
+    output_mtok: Decimal
+    cache_read_mtok: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteLine:
+    """One term of a quote: `tokens x rate_mtok / 1e6 = amount` (amount unrounded)."""
+
+    label: str
+    tokens: int
+    rate_mtok: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The price of one usage event.
+
+    Attributes:
+        provider_cost: Decimal USD, what the provider charges the operator, rounded to nano.
+        price: Decimal USD charged to the wallet, rounded to nano.
+        basis: how the price was decided.
+        markup: the multiplier applied (1 for fixed prices).
+        lines: the token terms (empty for fixed prices).
+        price_version: which price book entries were used, e.g. "genai-prices;mp:12".
+        explanation: one human sentence, e.g.
+            "1,020 input tokens x $0.15/MTok + 129 output tokens x $0.60/MTok = $0.000231
+            x markup 1.25 = $0.000288".
+    """
+
+    provider_cost: Decimal
+    price: Decimal
+    basis: ChargeBasis
+    markup: Decimal
+    lines: tuple[QuoteLine, ...]
+    price_version: str
+    explanation: str
+
+
+def token_lines(counts: TokenCounts, rates: TokenRates) -> tuple[QuoteLine, ...]:
+    """Split a call into priced terms. Amounts are exact (unrounded) Decimal USD."""
+    lines = []
+    uncached = counts.input_tokens - counts.cached_tokens
+    if uncached or not counts.cached_tokens:
+        lines.append(_line("input", uncached, rates.input_mtok))
+    if counts.cached_tokens:
+        cache_rate = rates.input_mtok if rates.cache_read_mtok is None else rates.cache_read_mtok
+        lines.append(_line("cached input", counts.cached_tokens, cache_rate))
+    lines.append(_line("output", counts.output_tokens, rates.output_mtok))
+    return tuple(lines)
+
+
+def _line(label: str, tokens: int, rate_mtok: Decimal) -> QuoteLine:
+    return QuoteLine(label, tokens, rate_mtok, tokens * rate_mtok / MTOK)
+
+
+def quote_tokens(
+    counts: TokenCounts,
+    *,
+    provider_cost: Decimal,
+    provider_rates: TokenRates,
+    markup: Decimal,
+    override: TokenRates | None = None,
+    price_version: str,
+) -> Quote:
+    """Price a token-metered call: (tokens x rate) x markup.
+
+    Args:
+        counts: the call's tokens.
+        provider_cost: exact (unrounded) Decimal USD the provider charges, from the catalog.
+        provider_rates: the provider's rates (shown in the explanation).
+        markup: operator multiplier (>= 0).
+        override: operator rates that replace the provider's for the charged price.
+        price_version: provenance string stored with the event.
+    Returns: a Quote with provider_cost and price rounded half-even to the nano-USD.
+    """
+    if markup < 0:
+        raise InvalidUsage(f"markup must not be negative, got {markup}")
+    rates = override or provider_rates
+    lines = token_lines(counts, rates)
+    base = sum((line.amount for line in lines), ZERO) if override else provider_cost
+    price = round_nano(base * markup)
+    terms = " + ".join(
+        f"{format_tokens(line.tokens)} {line.label} tokens x {_rate(line.rate_mtok)}/MTok"
+        for line in lines
+    )
+    explanation = f"{terms} = {format_usd_exact(round_nano(base))}"
+    if markup != 1:
+        explanation += f" x markup {markup.normalize():f} = {format_usd_exact(price)}"
+    return Quote(
+        provider_cost=round_nano(provider_cost),
+        price=price,
+        basis=ChargeBasis.PAYG,
+        markup=markup,
+        lines=lines,
+        price_version=price_version,
+        explanation=explanation,
+    )
+
+
+def quote_fixed(
+    operation: str, *, price: Decimal, provider_cost: Decimal, price_version: str
+) -> Quote:
+    """Price an operation that has a fixed price per call."""
+    return Quote(
+        provider_cost=round_nano(provider_cost),
+        price=round_nano(price),
+        basis=ChargeBasis.FIXED,
+        markup=Decimal(1),
+        lines=(),
+        price_version=price_version,
+        explanation=f"fixed price for {operation}: {format_usd_exact(round_nano(price))} per call",
+    )
+
+
+def _rate(rate_mtok: Decimal) -> str:
+    text = format(rate_mtok.normalize(), "f")
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac.ljust(2, '0')}"
+
+
+# ---------------------------------------------------------------- vectorized pricing
+#
+# `price_frame` prices a DataFrame of events and gives, per row, exactly the integers
+# (nano-USD) that `catalog.PriceBook.quote` gives for that row, without a Python call
+# per row. Within one group of rows that share a model, an operation, the operator's
+# price rows in effect, the genai-prices price period and the tier segment, a charge
+# is linear in the token counts:
+#     constant + uncached x a + cached x d + output x b      (exact Decimal USD per token)
+# The coefficients are measured from `genai_prices.calc_price` itself (a few probes
+# per group, then verified at other points), scaled to integers, and applied to the
+# token arrays with integer arithmetic; rounding is ROUND_HALF_EVEN, done exactly on
+# integers. Groups whose numbers could overflow int64 use Python integers; groups
+# that are not linear (or whose Decimal arithmetic could have rounded in the per-event
+# path: more than 27 digits) are priced row by row with `PriceBook.quote`.
+
+FRAME_COLUMNS = ("provider", "model", "operation", "input_tokens", "output_tokens", "created_at")
+EXACT_DIGITS = 27  # the per-event path is exact Decimal arithmetic below 28 digits
+_INT64_SAFE = 2**62
+
+
+@dataclass(frozen=True, slots=True)
+class LinearCharge:
+    """A charge linear in a call's token counts, exact Decimal USD (per token)."""
+
+    constant: Decimal
+    uncached: Decimal
+    cached: Decimal
+    output: Decimal
+
+    def times(self, factor: Decimal) -> LinearCharge:
+        """Every coefficient multiplied by `factor` (e.g. a markup); exact."""
+        return LinearCharge(
+            self.constant * factor,
+            self.uncached * factor,
+            self.cached * factor,
+            self.output * factor,
+        )
+
+    def at(self, uncached: int, cached: int, output: int) -> Decimal:
+        """The exact (unrounded) charge of one call."""
+        return (
+            self.constant + self.uncached * uncached + self.cached * cached + self.output * output
+        )
+
+
+def linear_nanos(
+    charge: LinearCharge, uncached: np.ndarray, cached: np.ndarray, output: np.ndarray
+) -> np.ndarray | None:
+    """Exact nano-USD, rounded half-even, of `charge` for arrays of token counts.
+
+    Args:
+        uncached, cached, output: non-negative integer arrays of equal length.
+    Returns: an int64 array (or an object array of Python ints when int64 could
+        overflow), or None when a row's exact value has more than `EXACT_DIGITS`
+        digits (the per-event Decimal path could have rounded: price those per row).
+    """
+    coefs = (charge.constant, charge.uncached, charge.cached, charge.output)
+    exponent = max(0, *(-c.normalize().as_tuple().exponent for c in coefs))  # type: ignore[operator]
+    ints = [int(c.scaleb(exponent)) for c in coefs]
+    tops = [1] + [int(a.max()) if len(a) else 0 for a in (uncached, cached, output)]
+    bound = sum(abs(k) * t for k, t in zip(ints, tops, strict=True))
+    if bound >= 10**EXACT_DIGITS:
+        return None
+    up = 10 ** max(0, 9 - exponent)
+    exact_int64 = bound * up < _INT64_SAFE
+    dtype = np.int64 if exact_int64 else object
+    arrays = [np.asarray(a, dtype=np.int64).astype(dtype) for a in (uncached, cached, output)]
+    num = ints[0] + ints[1] * arrays[0] + ints[2] * arrays[1] + ints[3] * arrays[2]
+    if not isinstance(num, np.ndarray):  # no rows
+        num = np.zeros(len(uncached), dtype=dtype) + num
+    if exponent <= 9:
+        return num * up
+    return _div_half_even(num, 10 ** (exponent - 9))
+
+
+def _div_half_even(num: np.ndarray, divisor: int) -> np.ndarray:
+    """num / divisor rounded half to even, exactly, elementwise (any sign)."""
+    quotient = num // divisor
+    twice_rest = 2 * (num - quotient * divisor)
+    up = (twice_rest > divisor) | ((twice_rest == divisor) & (quotient % 2 == 1))
+    return quotient + up.astype(quotient.dtype if quotient.dtype != object else np.int64)
+
+
+def price_frame(frame: pd.DataFrame, book: PriceBook, *, errors: str = "raise") -> pd.DataFrame:
+    """Price every row of `frame` exactly as `PriceBook.quote` prices one call.
+
+    Args:
+        frame: columns provider, model, operation (str), input_tokens, output_tokens,
+            cached_tokens (optional; non-negative ints, cached <= input; not checked
+            here: validate first) and created_at (timezone-aware).
+        book: the operator's price rows (`catalog.get_price_book`).
+        errors: "raise" raises the first row's UnknownModel; "collect" puts it in the
+            `error` column and prices the row 0.
+    Returns: a DataFrame on `frame`'s index with `provider_cost` and `price` (exact
+        nano-USD integers: int64, or Python ints if int64 could overflow), `basis`
+        (ChargeBasis value), `price_version` (str) and `error` (UnknownModel or None).
+    Raises: UnknownModel (errors="raise"); InvalidUsage for a missing column.
+    Prices: genai-prices snapshot (via `calc_price` probes) and the operator's rows.
+    """
+    from pricing_core.catalog import vectorized
+
+    missing = [c for c in FRAME_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InvalidUsage(f"price_frame: missing columns {missing}")
+    out = vectorized.price_rows(frame, book)
+    if errors == "raise":
+        failed = out["error"].notna()
+        if failed.any():
+            raise out["error"][failed].iloc[0]
+    return out

@@ -1,0 +1,182 @@
+"""Plan advice for one account: its monthly usage history (read from the daily
+rollups), the recommendation replaying it under every plan (`plans.recommend_plan`),
+the current month's allowance and estimated bill, and the CLI's JSON.
+
+Calendar months are taken in the configured time zone (`PRICING_TIMEZONE`). A month's
+pay-as-you-go cost is what its messages cost at per-request prices, also for months the
+account spent on a plan (the plan usage counters keep those messages' pay-as-you-go
+value), so every plan is replayed against the same usage.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import Connection
+
+from pricing_core.access.auth import Principal, target_account
+from pricing_core.config import get_settings
+from pricing_core.domain.errors import UnknownAccount
+from pricing_core.domain.money import ZERO, usd_str
+from pricing_core.domain.plans import (
+    MonthlyCharge,
+    MonthUsage,
+    Plan,
+    PlanError,
+    Recommendation,
+    month_bounds,
+    month_of,
+    monthly_charge,
+    previous_months,
+    project_month,
+    recommend_plan,
+    with_fee,
+)
+from pricing_core.adapters.storage import accounts, usage_daily
+from pricing_core.plans.subscriptions import account_fees_on, counts_as_message, list_plans_on, plan_on, plan_usage_on
+
+
+@dataclass(frozen=True, slots=True)
+class PlanAdvice:
+    """Everything the plans page and the CLI show for one account.
+
+    Attributes:
+        current: the account's plan now (PAYG if none), with its own fee.
+        plans: the plans on offer, with the account's own fees (None: "talk to us").
+        history: the past months then the projected current month (MonthUsage).
+        month_to_date: the current month's usage so far.
+        recommendation: the replay of `history` under every plan.
+        this_month: the current plan's charge for the month so far.
+        estimated_bill: Decimal USD, the current plan's cost for the projected month
+            (messages under the plan plus non-message requests).
+    """
+
+    account_id: str
+    now: datetime
+    current: Plan
+    plans: tuple[Plan, ...]
+    history: tuple[MonthUsage, ...]
+    month_to_date: MonthUsage
+    recommendation: Recommendation
+    this_month: MonthlyCharge
+    estimated_bill: Decimal
+
+    @property
+    def allowance(self) -> int | None:
+        """Included messages of the current plan (None: unlimited; 0 for pay-as-you-go)."""
+        return self.current.included_messages
+
+    @property
+    def talk_to_us(self) -> tuple[Plan, ...]:
+        return tuple(p for p in self.plans if not p.has_fee)
+
+
+def monthly_usage_on(conn: Connection, account_id: str, months: list[str]) -> dict[str, MonthUsage]:
+    """The account's usage per calendar month (consecutive `months`, oldest first),
+    from `usage_daily` and the plan usage counters. Months without usage are zero.
+    """
+    tz = get_settings().tz
+    first, _ = month_bounds(months[0], tz)
+    _, last = month_bounds(months[-1], tz)
+    d = usage_daily.c
+    rows = conn.execute(
+        select(d.day, d.operation, func.sum(d.requests), func.sum(d.price))
+        .where(d.account_id == account_id, d.day >= first.date(), d.day < last.date())
+        .group_by(d.day, d.operation)
+    ).all()
+    messages: dict[str, int] = defaultdict(int)
+    charged: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    other: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for day, operation, requests, price in rows:
+        month = day.strftime("%Y-%m")
+        if counts_as_message(operation):
+            messages[month] += int(requests)
+            charged[month] += Decimal(price or 0)
+        else:
+            other[month] += Decimal(price or 0)
+    on_plan = plan_usage_on(conn, account_id, months)
+    out = {}
+    for month in months:
+        payg = charged[month]
+        counter: Any = on_plan.get(month)
+        if counter is not None:  # replace the plan's charges by their payg value
+            payg = payg - counter.overage + counter.payg_value
+        out[month] = MonthUsage(month, messages[month], payg, other[month])
+    return out
+
+
+def advise_plan(
+    engine: Engine,
+    viewer: Principal,
+    *,
+    account_id: str | None = None,
+    months: int | None = None,
+    now: datetime | None = None,
+) -> PlanAdvice:
+    """Replay the account's last `months` calendar months and the projected current
+    month under every plan on offer, and recommend the cheapest.
+
+    Args:
+        months: complete past months to replay (default: setting `plan_history_months`).
+        now: the moment "this month" is taken at (default: now); the current month is
+            projected from its usage so far (`plans.project_month`).
+    Returns: PlanAdvice. Raises: PermissionDenied (a member naming another account
+        in `account_id`; default: the viewer's own), UnknownAccount, PlanError.
+    """
+    account_id = target_account(viewer, account_id)
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    count = get_settings().plan_history_months if months is None else months
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 120:
+        raise PlanError(f"months must be between 0 and 120, got {count}")
+    tz = get_settings().tz
+    current_month = month_of(at, tz)
+    all_months = [*previous_months(current_month, count), current_month]
+    with engine.connect() as conn:
+        if conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
+            raise UnknownAccount(f"unknown account {account_id!r}")
+        usage = monthly_usage_on(conn, account_id, all_months)
+        fees = account_fees_on(conn, account_id)
+        offered = tuple(with_fee(p, fees.get(p.code)) for p in list_plans_on(conn, at=at))
+        current = plan_on(conn, account_id, at)
+    start, end = month_bounds(current_month, tz)
+    mtd = usage[current_month]
+    projected = project_month(mtd, month_start=start, month_end=end, now=at)
+    history = tuple(usage[m] for m in all_months[:-1]) + (projected,)
+    rec = recommend_plan(history, offered, current)
+    return PlanAdvice(
+        account_id=account_id,
+        now=at,
+        current=current,
+        plans=offered,
+        history=history,
+        month_to_date=mtd,
+        recommendation=rec,
+        this_month=monthly_charge(current, mtd.messages, mtd.payg_cost),
+        estimated_bill=rec.months[-1].costs[current.code],
+    )
+
+
+def recommendation_json(advice: PlanAdvice) -> dict[str, Any]:
+    """The CLI's JSON object (amounts as decimal strings, plan codes lower case,
+    months oldest first with the projected current month last)."""
+    rec = advice.recommendation
+    return {
+        "account_id": advice.account_id,
+        "current_plan": rec.current,
+        "recommended_plan": rec.recommended,
+        "savings_per_month_usd": usd_str(rec.savings_per_month),
+        "months": [
+            {
+                "month": m.month,
+                "projected": m.projected,
+                "messages": m.messages,
+                "costs_usd": {code: usd_str(cost) for code, cost in m.costs.items()},
+            }
+            for m in rec.months
+        ],
+    }
