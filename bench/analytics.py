@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from bench.results import Measurement
 from pricing_core.adapters import storage
-from pricing_core.access.auth import Principal
+from pricing_core.domain.principal import Principal
 
 P95_TARGET_MS = 150.0
 RATIO_TARGET = 100.0

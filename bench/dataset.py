@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from bench.generate import Workload, generate, population
-from pricing_core.catalog import price_book as catalog
 from pricing_core.adapters import storage
+from pricing_core.catalog import price_book as catalog
 from pricing_core.metering.batch import record_usage_batch
 
 DATA_DIR = Path(__file__).resolve().parent / "data"

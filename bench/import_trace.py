@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from pricing_core.adapters import storage
+from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.metering.importers import (
     DEFAULT_MODEL_MIX,
     TraceMapping,
@@ -33,7 +34,6 @@ from pricing_core.metering.importers import (
     import_azure_trace,
     parse_model_mix,
 )
-from pricing_core.ledger.integrity import verify_ledger
 
 FILES = (
     ("AzureLLMInferenceTrace_conv.csv", "chat_message"),

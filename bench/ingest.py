@@ -15,7 +15,8 @@ from bench.generate import Workload
 from bench.results import Measurement
 from pricing_core.adapters import storage
 from pricing_core.domain.errors import PricingError
-from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.metering.record import record_usage
 
 TARGET = 50_000.0
 

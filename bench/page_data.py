@@ -23,9 +23,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pricing_core import analytics
-from pricing_core.limits import budgets
 from pricing_core.adapters import storage
-from pricing_core.access.auth import Principal
+from pricing_core.domain.principal import Principal
+from pricing_core.limits import budgets
 from pricing_core.metering.importers import (
     DEFAULT_MODEL_MIX,
     TraceMapping,

@@ -21,7 +21,8 @@ from bench.dataset import batches
 from bench.generate import Workload
 from bench.results import Measurement
 from pricing_core.catalog.price_book import PriceBook
-from pricing_core.domain.costing import TokenCounts, price_frame
+from pricing_core.catalog.vectorized import price_frame
+from pricing_core.domain.costing import TokenCounts
 
 NANO = Decimal("1e-9")
 TARGET = 100.0

@@ -14,12 +14,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages import _ui
-from pricing_core.adapters import audit
 from pricing_core.access import auth
+from pricing_core.adapters import audit
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PermissionDenied
 from pricing_core.domain.money import format_usd
 from pricing_core.domain.periods import Granularity
+from pricing_core.safety import demo_enabled
 
 ADMIN_PAGES = (
     ("pages/admin_revenue.py", "Revenue", ":material/monitoring:"),
@@ -218,7 +219,7 @@ def _view_as(account_id: str) -> None:
 
 def view_as_link(account_id: str) -> None:
     """Demo mode: open the user-side pages as this account sees them."""
-    if not get_settings().demo_enabled:
+    if not demo_enabled():
         st.caption("The user-side pages show the signed-in user's own account.")
         return
     if st.button(

@@ -17,6 +17,7 @@ from streamlit import config as st_config
 from pricing_core.config import get_settings
 from pricing_core.safety import (
     UnsafeConfiguration,
+    demo_enabled,
     ensure_safe_to_start,
     install_log_redaction,
     load_auth_section,
@@ -73,7 +74,7 @@ def claims() -> dict[str, Any] | None:
 
 def needs_sign_in() -> bool:
     """True when sign-in is configured and nobody is signed in (and not demo mode)."""
-    return sign_in_configured() and not signed_in() and not get_settings().demo_enabled
+    return sign_in_configured() and not signed_in() and not demo_enabled()
 
 
 def sign_in_page() -> None:

@@ -21,12 +21,13 @@ from sqlalchemy import Engine
 from pages import _signin
 from pricing_core import analytics
 from pricing_core.access import auth
+from pricing_core.adapters.storage import open_database
 from pricing_core.billing import checkout
-from pricing_core.ledger import wallets as ledger
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_tokens, format_usd, format_usd_total
-from pricing_core.adapters.storage import open_database
+from pricing_core.ledger import wallets as ledger
+from pricing_core.safety import demo_enabled
 
 T = TypeVar("T")
 CACHE_TTL_SECONDS = 60
@@ -54,7 +55,7 @@ def setup() -> None:
 def _seed_demo_if_empty() -> None:
     """Demo mode on an empty database: seed the demo data once, so a new user sees a
     working product at once (`pricing-core demo seed` does the same)."""
-    if not get_settings().demo_enabled:
+    if not demo_enabled():
         return
     from pricing_core.demo.seed import DatabaseNotEmpty, seed_demo
 
@@ -73,7 +74,7 @@ def sidebar() -> None:
     """Who is signed in (sign-out button); in demo mode an account picker, clearly
     labelled. `?account=ID` preselects one."""
     _signin.signed_in_sidebar()
-    if not get_settings().demo_enabled:
+    if not demo_enabled():
         return
     with st.sidebar:
         st.caption(":orange-badge[DEMO MODE] no sign-in configured; pick any account to view")
@@ -509,14 +510,12 @@ def _current() -> auth.Principal:
         demo_account=st.session_state.get("demo_account"),
         demo_role=_demo_role(),
         claims=_signin.claims(),
-        demo=get_settings().demo_enabled,
+        demo=demo_enabled(),
     )
 
 
 def _demo_role() -> str:
-    return (
-        "admin" if get_settings().demo_enabled and st.session_state.get("demo_admin") else "member"
-    )
+    return "admin" if demo_enabled() and st.session_state.get("demo_admin") else "member"
 
 
 def viewer_is_admin() -> bool:

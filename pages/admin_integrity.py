@@ -4,10 +4,10 @@ import streamlit as st
 
 from pages import _admin, _ui
 from pricing_core.admin.integrity import integrity_report, ledger_check, stripe_reconciliation
+from pricing_core.billing.stripe_api import payments_configured
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.periods import local_moment
-from pricing_core.billing.stripe_api import payments_configured
 
 viewer = _admin.admin_principal()
 st.title("Integrity")

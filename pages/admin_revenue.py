@@ -119,7 +119,9 @@ with tab_plan:
                 "provider cost": _admin.usd(p.provider_cost),
                 "margin": _admin.usd(p.margin),
             }
-            for p in _admin.cached("analytics.sales", "revenue_by_plan", viewer, start=start, end=end)
+            for p in _admin.cached(
+                "analytics.sales", "revenue_by_plan", viewer, start=start, end=end
+            )
         ]
     )
 

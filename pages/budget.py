@@ -3,8 +3,8 @@
 import streamlit as st
 
 from pages import _ui
-from pricing_core.limits import budgets
 from pricing_core.domain.errors import PricingError
+from pricing_core.limits import budgets
 
 viewer = _ui.principal()
 status = _ui.cached(budgets.budget_status, viewer)

@@ -4,11 +4,11 @@ import streamlit as st
 
 from pages import _ui
 from pricing_core.billing import checkout
-from pricing_core.config import get_settings
-from pricing_core.domain.errors import PricingError
-from pricing_core.ledger.wallets import wallet_for
-from pricing_core.domain.money import format_usd
 from pricing_core.billing.stripe_api import payments_configured
+from pricing_core.domain.errors import PricingError
+from pricing_core.domain.money import format_usd
+from pricing_core.ledger.wallets import wallet_for
+from pricing_core.safety import demo_enabled
 
 viewer = _ui.principal()
 engine = _ui.engine()
@@ -29,7 +29,7 @@ st.metric("Balance", format_usd(wallet.balance, total=True))
 _ui.owed_notice(wallet)
 
 configured = payments_configured()
-simulate = not configured and get_settings().demo_enabled
+simulate = not configured and demo_enabled()
 if not configured:
     st.warning(
         "Payments are not configured on this server (no Stripe secret key), so credit packs "

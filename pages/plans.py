@@ -3,6 +3,7 @@ import streamlit as st
 from pages import _ui
 from pricing_core.analytics import plan_views
 from pricing_core.domain.errors import PricingError
+from pricing_core.domain.plans import PAYG, Outcome
 from pricing_core.plans.advice import advise_plan
 from pricing_core.plans.billing import (
     ChangeKind,
@@ -11,7 +12,6 @@ from pricing_core.plans.billing import (
     request_plan_change,
     switch_mode,
 )
-from pricing_core.domain.plans import PAYG, Outcome
 
 viewer = _ui.principal()
 st.title("Plans")

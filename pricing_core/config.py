@@ -122,14 +122,6 @@ class Settings(BaseSettings):
             return not sign_in_configured
         return self.demo == "on"
 
-    @property
-    def demo_enabled(self) -> bool:
-        """`demo_mode` with sign-in as configured in the secrets files Streamlit reads
-        (the dashboard decides from `st.secrets` instead, see `pages/_ui.py`)."""
-        from pricing_core.safety import load_auth_section, sign_in_config
-
-        return self.demo_mode(sign_in_configured=sign_in_config(load_auth_section()).configured)
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from pricing_core.config import PROJECT_ROOT, Settings
+from pricing_core.config import PROJECT_ROOT, Settings, get_settings
 from pricing_core.domain.errors import ConfigurationError
 
 # Keys a provider needs (either directly under [auth] or in an [auth.<name>] section).
@@ -289,3 +289,10 @@ def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     if record.stack_info:
         record.stack_info = redact(record.stack_info, _redacted)
     return record
+
+
+def demo_enabled(settings: Settings | None = None) -> bool:
+    """`Settings.demo_mode` with sign-in as configured in the secrets files Streamlit
+    reads (the dashboard decides from `st.secrets` instead, see `pages/_session.py`)."""
+    settings = settings or get_settings()
+    return settings.demo_mode(sign_in_configured=sign_in_config(load_auth_section()).configured)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from pricing_core.access.auth import Principal
-from pricing_core.metering.batch import record_usage_batch
-from pricing_core.ledger.wallets import EntryKind, create_account, credit, post_entry
-from pricing_core.metering.record import UsageEvent, record_usage
 from pricing_core.adapters.storage import run_write
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.ledger.wallets import EntryKind, create_account, credit, post_entry
+from pricing_core.metering.batch import record_usage_batch
+from pricing_core.metering.record import record_usage
 
 ADMIN = Principal("ops", "ops", role="admin", email="ops@example.com")
 MEMBER = Principal("alice", "alice", role="member", email="alice@example.com")

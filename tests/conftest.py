@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from pricing_core.catalog import price_book as catalog
 from pricing_core.adapters import storage
+from pricing_core.catalog import price_book as catalog
 from pricing_core.config import get_settings
 
 TEST_DATABASE_URL = os.environ.get(

@@ -9,52 +9,15 @@ sign-in); in demo mode (never in production) the viewer picks an account.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, select
 
+from pricing_core.access.identity import Identity, sign_in
+from pricing_core.adapters.storage import accounts, users
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PermissionDenied, UnknownAccount
-from pricing_core.adapters.storage import accounts, users
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The signed-in (or demo) viewer."""
-
-    user_id: str
-    account_id: str
-    role: str = "member"  # member | admin
-    email: str | None = None
-    demo: bool = False
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-
-def require_admin(principal: Principal) -> None:
-    """Raises: PermissionDenied unless the principal is an admin."""
-    if not principal.is_admin:
-        raise PermissionDenied(f"user {principal.user_id!r} is not an admin")
-
-
-def require_account(principal: Principal, account_id: str) -> None:
-    """Raises: PermissionDenied if a member touches another account (admins may)."""
-    if principal.account_id != account_id and not principal.is_admin:
-        raise PermissionDenied(f"account {account_id!r} is not visible to {principal.user_id!r}")
-
-
-def target_account(principal: Principal, account_id: str | None = None) -> str:
-    """The account a user-facing call acts on: the principal's own, or `account_id`
-    when given, which only an admin may name for another account.
-
-    Raises: PermissionDenied when a member names another account.
-    """
-    target = account_id or principal.account_id
-    require_account(principal, target)
-    return target
+from pricing_core.domain.principal import Principal
 
 
 def demo_principal(engine: Engine, account_id: str, *, role: str = "member") -> Principal:
@@ -102,8 +65,6 @@ def current_principal(
     Raises: UnknownAccount, InvalidUsage, PermissionDenied when no identity is available.
     """
     if claims is not None:
-        from pricing_core.access.identity import Identity, sign_in
-
         return sign_in(engine, Identity.from_claims(claims))
     if not demo or get_settings().env == "production":
         raise PermissionDenied("not signed in")

@@ -31,12 +31,12 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from pricing_core.access.auth import Principal
+from pricing_core.adapters.storage import accounts, run_write, users, wallets
 from pricing_core.config import Settings, get_settings
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied
-from pricing_core.ledger.wallets import EntryKind, post_entry
 from pricing_core.domain.money import ZERO
-from pricing_core.adapters.storage import accounts, run_write, users, wallets
+from pricing_core.domain.principal import Principal
+from pricing_core.ledger.wallets import EntryKind, post_entry
 
 SIGN_IN_REFRESH = timedelta(minutes=5)  # how often `last_sign_in_at` is refreshed
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.access.auth import Principal, require_admin
-from pricing_core.domain.money import usd_str
 from pricing_core.adapters.storage import audit_log
+from pricing_core.domain.money import usd_str
+from pricing_core.domain.principal import Principal, require_admin
 
 
 @dataclass(frozen=True, slots=True)

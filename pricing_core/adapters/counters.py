@@ -15,9 +15,9 @@ from enum import StrEnum
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from pricing_core.access.auth import Principal, require_admin
-from pricing_core.config import get_settings
 from pricing_core.adapters.storage import dialect_insert, ops_counters, run_write
+from pricing_core.config import get_settings
+from pricing_core.domain.principal import Principal, require_admin
 
 
 class Counter(StrEnum):

@@ -8,7 +8,6 @@ The schema itself is created by Alembic migrations in `migrations/`; this module
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -39,6 +42,8 @@ from sqlalchemy import (
     event,
     inspect,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.types import TypeDecorator
@@ -602,18 +607,8 @@ def run_write(engine: Engine, work: Callable[[Connection], T], *, attempts: int 
 def dialect_insert(conn: Connection, table: Table) -> Any:
     """`INSERT` with `ON CONFLICT` support for the connection's dialect."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
-
-
-def to_json(value: Any) -> str:
-    """Canonical JSON (sorted keys) used to compare metadata for idempotency.
-
-    Raises: ValueError for NaN or infinite numbers, TypeError for non-JSON values.
-    """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return pg_insert(table)
+    return sqlite_insert(table)
 
 
 # ---------------------------------------------------------------- migrations
@@ -623,7 +618,6 @@ MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
 def alembic_config(engine_or_url: Engine | str) -> Any:
     """An Alembic Config pointing at `migrations/` and the given database."""
-    from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -640,15 +634,12 @@ def alembic_config(engine_or_url: Engine | str) -> Any:
 
 def upgrade(engine: Engine) -> None:
     """Apply every migration (all heads) to the engine's database."""
-    from alembic import command
 
     command.upgrade(alembic_config(engine), "heads")
 
 
 def ensure_schema(engine: Engine) -> bool:
     """Apply migrations if the database is empty or behind. Returns True if it ran them."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config(engine))
     with engine.connect() as conn:

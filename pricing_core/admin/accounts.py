@@ -27,12 +27,30 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import actor_of, write_audit
-from pricing_core.access.auth import Principal, require_admin
+from pricing_core.adapters.storage import (
+    accounts,
+    holds,
+    ledger_entries,
+    usage_daily,
+    users,
+    wallets,
+)
 from pricing_core.config import get_settings
-from pricing_core.domain.errors import IdempotencyConflict, InvalidUsage, PricingError, UnknownAccount
-from pricing_core.ledger.wallets import EntryKind, LedgerEntry, Posting, idempotent_write, post_entry
+from pricing_core.domain.errors import (
+    IdempotencyConflict,
+    InvalidUsage,
+    PricingError,
+    UnknownAccount,
+)
 from pricing_core.domain.money import ZERO, format_usd, round_nano, to_usd
-from pricing_core.adapters.storage import accounts, holds, ledger_entries, usage_daily, users, wallets
+from pricing_core.domain.principal import Principal, require_admin
+from pricing_core.ledger.wallets import (
+    EntryKind,
+    LedgerEntry,
+    Posting,
+    idempotent_write,
+    post_entry,
+)
 from pricing_core.plans.subscriptions import plan_on
 
 MAX_ADMIN_AMOUNT = Decimal(1_000_000)  # USD per adjustment or grant: above is a typo

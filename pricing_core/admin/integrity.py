@@ -19,14 +19,14 @@ import stripe
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.admin.prices import CatalogStaleness, catalog_staleness
 from pricing_core.adapters.audit import actor_of, write_audit
-from pricing_core.access.auth import Principal, require_admin
-from pricing_core.config import get_settings
 from pricing_core.adapters.counters import Counter, counter_totals
-from pricing_core.ledger.integrity import LedgerReport, verify_ledger
-from pricing_core.billing.reconcile import ReconcileReport, reconcile
 from pricing_core.adapters.storage import run_write, usage_events
+from pricing_core.admin.prices import CatalogStaleness, catalog_staleness
+from pricing_core.billing.reconcile import ReconcileReport, reconcile
+from pricing_core.config import get_settings
+from pricing_core.domain.principal import Principal, require_admin
+from pricing_core.ledger.integrity import LedgerReport, verify_ledger
 
 
 @dataclass(frozen=True, slots=True)

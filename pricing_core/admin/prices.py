@@ -15,14 +15,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+import genai_prices
 import pandas as pd
+from genai_prices.types import StartDateConstraint
 from sqlalchemy import BigInteger, Engine, and_, case, func, insert, or_, select, type_coerce
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import actor_of, write_audit
-from pricing_core.access.auth import Principal, require_admin
+from pricing_core.adapters.storage import (
+    model_prices,
+    operation_prices,
+    run_write,
+    usage_daily,
+    usage_events,
+)
 from pricing_core.catalog.price_book import (
     CATALOG_VERSION,
     ModelPriceRow,
@@ -31,11 +40,12 @@ from pricing_core.catalog.price_book import (
     load_price_book,
     provider_price,
 )
-from pricing_core.domain.costing import TokenRates, price_frame
+from pricing_core.catalog.vectorized import price_frame
+from pricing_core.domain.costing import TokenRates
 from pricing_core.domain.errors import InvalidUsage, UnknownModel
-from pricing_core.metering.record import EARLIEST
 from pricing_core.domain.money import ZERO, nanos_to_usd, round_nano, to_usd
-from pricing_core.adapters.storage import model_prices, operation_prices, run_write, usage_daily, usage_events
+from pricing_core.domain.principal import Principal, require_admin
+from pricing_core.domain.usage_event import EARLIEST, check_name
 
 MAX_MARKUP = Decimal(100)
 MAX_RATE_MTOK = Decimal(100_000)  # USD per million tokens
@@ -373,9 +383,8 @@ def set_operation_price(
     """
     require_admin(principal)
     at = now or datetime.now(UTC)
-    from pricing_core.metering.record import _check_name  # the same rule as usage events' operation names
 
-    _check_name("operation", operation)
+    check_name("operation", operation)
     start = _effective_from(effective_from, at, allow_retroactive)
     text = _reason(reason)
     kw = {"low": ZERO, "high": MAX_FIXED_PRICE}
@@ -656,8 +665,6 @@ def catalog_staleness(
 
 
 def _snapshot_start_dates() -> list[date]:
-    import genai_prices
-    from genai_prices.types import StartDateConstraint
 
     out: list[date] = []
     for provider in genai_prices.data_snapshot.get_snapshot().providers:
@@ -671,7 +678,6 @@ def _snapshot_start_dates() -> list[date]:
 
 
 def _snapshot_file_date() -> date | None:
-    from importlib.metadata import PackageNotFoundError, distribution
 
     try:
         path = distribution("genai-prices").locate_file("genai_prices/data.py")

@@ -11,7 +11,14 @@ Amounts are Decimal USD (DataFrame columns of Decimal objects); dates are calend
 days and times are aware datetimes in the configured time zone.
 """
 
-from pricing_core.analytics.account import RECENT_ENTRIES, BalanceState, Overview, balance_state, describe_entry, overview
+from pricing_core.analytics.account import (
+    RECENT_ENTRIES,
+    BalanceState,
+    Overview,
+    balance_state,
+    describe_entry,
+    overview,
+)
 from pricing_core.analytics.chats import (
     CHAT_COLUMNS,
     CHAT_PAGE_SIZE,

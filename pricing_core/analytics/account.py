@@ -10,14 +10,14 @@ from enum import StrEnum
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.access.auth import Principal
+from pricing_core.adapters.storage import accounts, ledger_entries, usage_daily
+from pricing_core.analytics.common import _target, _today, local_time
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
 from pricing_core.domain.forecast import PACE_WINDOW_DAYS, Forecast, forecast_spend
-from pricing_core.ledger.wallets import EntryKind, LedgerEntry, get_wallet_on
 from pricing_core.domain.money import ZERO
-from pricing_core.adapters.storage import accounts, ledger_entries, usage_daily
-from pricing_core.analytics.common import _target, _today, local_time
+from pricing_core.domain.principal import Principal
+from pricing_core.ledger.wallets import EntryKind, LedgerEntry, get_wallet_on
 
 RECENT_ENTRIES = 20
 

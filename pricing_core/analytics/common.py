@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 
-from pricing_core.access.auth import Principal, require_account
 from pricing_core.config import get_settings
 from pricing_core.domain.money import NANOS_PER_USD
+from pricing_core.domain.principal import Principal, require_account
 
 
 def _target(viewer: Principal, account_id: str | None) -> str:

@@ -13,8 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from pricing_core.domain.money import format_usd
-from pricing_core.plans.advice import PlanAdvice
 from pricing_core.domain.plans import Plan, average_payg_price, cost_curves
+from pricing_core.plans.advice import PlanAdvice
 
 PROJECTED = " (projected)"
 

@@ -32,11 +32,6 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.access.auth import Principal, require_admin
-from pricing_core.config import get_settings
-from pricing_core.ledger.wallets import EntryKind
-from pricing_core.domain.money import ZERO, cents_to_usd
-from pricing_core.domain.periods import check_range, local_day, utc_bounds
 from pricing_core.adapters.storage import (
     checkout_sessions,
     credit_packages,
@@ -46,6 +41,11 @@ from pricing_core.adapters.storage import (
     subscriptions,
     usage_daily,
 )
+from pricing_core.config import get_settings
+from pricing_core.domain.money import ZERO, cents_to_usd
+from pricing_core.domain.periods import check_range, local_day, utc_bounds
+from pricing_core.domain.principal import Principal, require_admin
+from pricing_core.ledger.wallets import EntryKind
 
 CENT = Decimal("0.01")
 PAID_SOURCES = ("stripe", "admin")  # subscription sources whose fees are collected

@@ -20,13 +20,13 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy import Engine, case, func, select
 
-from pricing_core.access.auth import Principal, require_admin
+from pricing_core.adapters.storage import accounts, usage_daily, usage_events, wallets
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.forecast import project_month_end
 from pricing_core.domain.money import ZERO, round_nano
 from pricing_core.domain.periods import Granularity, next_period
-from pricing_core.adapters.storage import accounts, usage_daily, usage_events, wallets
+from pricing_core.domain.principal import Principal, require_admin
 
 RATIO = Decimal("0.01")
 

@@ -11,12 +11,19 @@ from datetime import UTC, date, datetime
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
 
-from pricing_core.access.auth import Principal
-from pricing_core.domain.errors import InvalidUsage
-from pricing_core.ledger.wallets import EntryKind
-from pricing_core.domain.money import nanos_to_usd
 from pricing_core.adapters.storage import ledger_entries
-from pricing_core.analytics.common import _local_times, _target, _today, day_bounds, local_time, nanos_str
+from pricing_core.analytics.common import (
+    _local_times,
+    _target,
+    _today,
+    day_bounds,
+    local_time,
+    nanos_str,
+)
+from pricing_core.domain.errors import InvalidUsage
+from pricing_core.domain.money import nanos_to_usd
+from pricing_core.domain.principal import Principal
+from pricing_core.ledger.wallets import EntryKind
 
 
 @dataclass(frozen=True, slots=True)

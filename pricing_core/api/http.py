@@ -14,6 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
+from pricing_core.adapters.storage import open_database
+from pricing_core.api.routes import api_app
+from pricing_core.billing.webhooks import WebhookRejected, handle_webhook
+from pricing_core.domain.errors import ConfigurationError
+
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 1_000_000
@@ -28,9 +33,6 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     when the signature, timestamp or body is bad (nothing written); 503 when the
     endpoint secret is not configured; 500 when processing failed (nothing
     half-written, Stripe retries)."""
-    from pricing_core.domain.errors import ConfigurationError
-    from pricing_core.adapters.storage import open_database
-    from pricing_core.billing.webhooks import WebhookRejected, handle_webhook
 
     payload = await request.body()
     if len(payload) > MAX_WEBHOOK_BYTES:
@@ -52,7 +54,6 @@ async def stripe_webhook(request: Request) -> JSONResponse:
 
 def routes() -> list[BaseRoute]:
     """Every HTTP route of the product, for `st.App(routes=...)`."""
-    from pricing_core.api.routes import api_app
 
     return [
         Route("/healthz", health),

@@ -36,10 +36,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pricing_core.metering import authorize as authz
-from pricing_core.ledger import holds as holds_mod
-from pricing_core.access.apikeys import InvalidApiKey, TooManyAttempts, UnknownApiKey, authenticate_api_key
-from pricing_core.access.auth import Principal
+from pricing_core.access.apikeys import (
+    InvalidApiKey,
+    TooManyAttempts,
+    UnknownApiKey,
+    authenticate_api_key,
+)
+from pricing_core.adapters.storage import open_database
+from pricing_core.analytics.event_log import MAX_PAGE, EventRow, get_chat, list_events
 from pricing_core.catalog.price_book import get_price_book, known_models, provider_price
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import (
@@ -53,6 +57,10 @@ from pricing_core.domain.errors import (
     UnknownModel,
     UnknownOperation,
 )
+from pricing_core.domain.money import usd_str
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import MAX_TOKENS, UsageEvent
+from pricing_core.ledger import holds as holds_mod
 from pricing_core.ledger.holds import HoldNotActive, HoldNotFound
 from pricing_core.ledger.wallets import get_wallet
 from pricing_core.limits.rules import (
@@ -61,10 +69,7 @@ from pricing_core.limits.rules import (
     budget_report,
     save_budget_rule,
 )
-from pricing_core.metering.record import MAX_TOKENS, UsageEvent
-from pricing_core.domain.money import usd_str
-from pricing_core.adapters.storage import open_database
-from pricing_core.analytics.event_log import MAX_PAGE, EventRow, get_chat, list_events
+from pricing_core.metering import authorize as authz
 
 # ---------------------------------------------------------------- field types
 

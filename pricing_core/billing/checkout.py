@@ -27,13 +27,25 @@ import stripe
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
+from pricing_core.adapters.storage import (
+    accounts,
+    checkout_sessions,
+    credit_packages,
+    dialect_insert,
+)
 from pricing_core.billing import stripe_api
-from pricing_core.access.auth import Principal, target_account
 from pricing_core.config import Settings, get_settings
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied, PricingError
-from pricing_core.ledger.wallets import EntryKind, find_entry, get_wallet_on, idempotent_write, post_entry
 from pricing_core.domain.money import ZERO, cents_to_usd, format_usd
-from pricing_core.adapters.storage import accounts, checkout_sessions, credit_packages, dialect_insert
+from pricing_core.domain.principal import Principal, target_account
+from pricing_core.ledger.wallets import (
+    EntryKind,
+    find_entry,
+    get_wallet_on,
+    idempotent_write,
+    post_entry,
+)
+from pricing_core.safety import demo_enabled
 
 SIMULATED_PREFIX = "cs_sim_"
 _SESSION_ID = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")
@@ -420,7 +432,7 @@ def fulfil_session_on(
     row = session_row(conn, sid, lock=True) or _adopt(conn, session, now)
     if account_id is not None and row.account_id != account_id:
         raise PermissionDenied(f"checkout session {sid!r} belongs to another account")
-    if row.simulated and not get_settings().demo_enabled:
+    if row.simulated and not demo_enabled():
         raise PermissionDenied(f"simulated checkout session {sid!r} outside demo mode")
     total = row.credits + row.bonus
     key = f"checkout:{sid}"
@@ -562,7 +574,7 @@ def simulate_purchase(
     account_id = target_account(viewer, account_id)
     user_id, _ = _buyer(viewer, account_id)
     settings = settings or get_settings()
-    if not settings.demo_enabled:
+    if not demo_enabled(settings):
         raise PermissionDenied("simulated purchases are only possible in demo mode")
     package = get_package(engine, package_id)
     if not package.active:

@@ -21,9 +21,9 @@ from pricing_core.billing.checkout import (
     fulfil_session_on,
     mark_session_on,
 )
-from pricing_core.ledger.wallets import find_entry
 from pricing_core.billing.refunds import apply_dispute_on, apply_refund_on, row_for_payment
 from pricing_core.billing.webhooks import EventContext, handles
+from pricing_core.ledger.wallets import find_entry
 
 
 def _payment_mode(obj: dict[str, Any]) -> bool:

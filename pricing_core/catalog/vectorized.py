@@ -18,9 +18,21 @@ import numpy as np
 import pandas as pd
 from genai_prices.types import ModelPrice, TieredPrices, TimeOfDateConstraint
 
-from pricing_core.catalog.price_book import CATALOG_VERSION, PriceBook, _find, provider_cost, provider_price
-from pricing_core.domain.costing import ChargeBasis, LinearCharge, TokenCounts, linear_nanos
-from pricing_core.domain.errors import PricingError
+from pricing_core.catalog.price_book import (
+    CATALOG_VERSION,
+    PriceBook,
+    _find,
+    provider_cost,
+    provider_price,
+)
+from pricing_core.domain.costing import (
+    FRAME_COLUMNS,
+    ChargeBasis,
+    LinearCharge,
+    TokenCounts,
+    linear_nanos,
+)
+from pricing_core.domain.errors import InvalidUsage, PricingError
 from pricing_core.domain.money import MTOK, ZERO, round_nano, usd_to_nanos
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -348,3 +360,30 @@ def _price_each(out: _Out, book: PriceBook, pos: np.ndarray, frame: pd.DataFrame
             continue
         cost, price = usd_to_nanos(quote.provider_cost), usd_to_nanos(quote.price)
         out.put(one, cost, price, str(quote.basis), quote.price_version)
+
+
+def price_frame(frame: pd.DataFrame, book: PriceBook, *, errors: str = "raise") -> pd.DataFrame:
+    """Price every row of `frame` exactly as `PriceBook.quote` prices one call.
+
+    Args:
+        frame: columns provider, model, operation (str), input_tokens, output_tokens,
+            cached_tokens (optional; non-negative ints, cached <= input; not checked
+            here: validate first) and created_at (timezone-aware).
+        book: the operator's price rows (`catalog.get_price_book`).
+        errors: "raise" raises the first row's UnknownModel; "collect" puts it in the
+            `error` column and prices the row 0.
+    Returns: a DataFrame on `frame`'s index with `provider_cost` and `price` (exact
+        nano-USD integers: int64, or Python ints if int64 could overflow), `basis`
+        (ChargeBasis value), `price_version` (str) and `error` (UnknownModel or None).
+    Raises: UnknownModel (errors="raise"); InvalidUsage for a missing column.
+    Prices: genai-prices snapshot (via `calc_price` probes) and the operator's rows.
+    """
+    missing = [c for c in FRAME_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InvalidUsage(f"price_frame: missing columns {missing}")
+    out = price_rows(frame, book)
+    if errors == "raise":
+        failed = out["error"].notna()
+        if failed.any():
+            raise out["error"][failed].iloc[0]
+    return out

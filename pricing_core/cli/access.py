@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 
-from pricing_core.cli.admin import operator_principal
+from pricing_core.access.apikeys import create_api_key, list_api_keys, revoke_api_key
+from pricing_core.access.teams import create_team_account, invite_user, list_members, set_user_role
 from pricing_core.adapters.storage import open_database
+from pricing_core.cli.admin import operator_principal
 
 users_app = typer.Typer(help="Users, team accounts, invitations and roles.", no_args_is_help=True)
 apikeys_app = typer.Typer(help="API keys (hashed at rest, shown once).", no_args_is_help=True)
@@ -21,7 +23,6 @@ apikeys_app = typer.Typer(help="API keys (hashed at rest, shown once).", no_args
 @users_app.command("create-team")
 def create_team_command(name: Annotated[str, typer.Option(help="The team's name.")]) -> None:
     """Create an empty team account and print its id."""
-    from pricing_core.access.teams import create_team_account
 
     typer.echo(create_team_account(open_database(), operator_principal(), name=name))
 
@@ -33,7 +34,6 @@ def invite_command(
     role: Annotated[str, typer.Option(help="member or admin.")] = "member",
 ) -> None:
     """Invite an email into an account: their first sign-in lands there."""
-    from pricing_core.access.teams import invite_user
 
     user_id = invite_user(
         open_database(), operator_principal(), account_id=account, email=email, role=role
@@ -47,7 +47,6 @@ def set_role_command(
     role: Annotated[str, typer.Option(help="member or admin.")],
 ) -> None:
     """Make a user an admin or a member."""
-    from pricing_core.access.teams import set_user_role
 
     set_user_role(open_database(), operator_principal(), user_id=user, role=role)
     typer.echo(f"user {user} is now {role}")
@@ -56,7 +55,6 @@ def set_role_command(
 @users_app.command("list")
 def list_users_command(account: Annotated[str, typer.Option(help="The account id.")]) -> None:
     """The users of an account (pending = invited, never signed in)."""
-    from pricing_core.access.teams import list_members
 
     for m in list_members(open_database(), operator_principal(), account):
         state = "pending" if m.pending else "active"
@@ -70,7 +68,6 @@ def create_key_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Create a key and print it ONCE (only its hash is stored)."""
-    from pricing_core.access.apikeys import create_api_key
 
     key = create_api_key(open_database(), operator_principal(), account_id=account, name=name)
     if as_json:
@@ -83,7 +80,6 @@ def create_key_command(
 @apikeys_app.command("list")
 def list_keys_command(account: Annotated[str, typer.Option(help="The account id.")]) -> None:
     """The account's keys: id, prefix, name, created, last used, revoked."""
-    from pricing_core.access.apikeys import list_api_keys
 
     for k in list_api_keys(open_database(), operator_principal(), account_id=account):
         used = k.last_used_at.isoformat() if k.last_used_at else "never"
@@ -96,7 +92,6 @@ def list_keys_command(account: Annotated[str, typer.Option(help="The account id.
 @apikeys_app.command("revoke")
 def revoke_key_command(key_id: Annotated[str, typer.Argument(help="The key id.")]) -> None:
     """Revoke a key: it stops working at once."""
-    from pricing_core.access.apikeys import revoke_api_key
 
     info = revoke_api_key(open_database(), operator_principal(), key_id)
     typer.echo(f"revoked {info.id} ({info.prefix}...) of account {info.account_id}")

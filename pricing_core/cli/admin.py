@@ -12,10 +12,12 @@ from typing import Annotated
 
 import typer
 
-from pricing_core.access.auth import Principal
+from pricing_core.adapters.storage import open_database
+from pricing_core.analytics.revenue import report_json, revenue_report
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_usd
 from pricing_core.domain.periods import Granularity, parse_day
+from pricing_core.domain.principal import Principal
 
 revenue_app = typer.Typer(help="Revenue, provider cost and margin.", no_args_is_help=True)
 
@@ -37,8 +39,6 @@ def revenue_report_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Cash in, usage revenue, provider cost and margin per period, as on the Revenue page."""
-    from pricing_core.analytics.revenue import report_json, revenue_report
-    from pricing_core.adapters.storage import open_database
 
     try:
         report = revenue_report(

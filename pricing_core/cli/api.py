@@ -10,8 +10,11 @@ from typing import Annotated
 
 import typer
 
-from pricing_core.domain.errors import PricingError
 from pricing_core.adapters.storage import open_database
+from pricing_core.domain.errors import PricingError
+from pricing_core.ledger.holds import expire_holds
+from pricing_core.limits.alerts import deliver_alerts
+from pricing_core.limits.rules import SpendingLimits, list_limits, set_limits
 
 holds_app = typer.Typer(help="Holds placed by authorizations.", no_args_is_help=True)
 limits_app = typer.Typer(help="Per-operation token limits and cost caps.", no_args_is_help=True)
@@ -26,7 +29,6 @@ def _fail(exc: PricingError) -> typer.Exit:
 @holds_app.command("expire")
 def holds_expire() -> None:
     """Expire every active hold past its timeout and free its money."""
-    from pricing_core.ledger.holds import expire_holds
 
     count = expire_holds(open_database())
     typer.echo(f"expired {count} hold{'s' if count != 1 else ''}")
@@ -44,7 +46,6 @@ def limits_set(
     monthly_cost_cap: Annotated[str | None, typer.Option(help="USD, e.g. 100")] = None,
 ) -> None:
     """Store limits for one scope (all omitted = remove the scope's limits)."""
-    from pricing_core.limits.rules import SpendingLimits, set_limits
 
     try:
         stored = set_limits(
@@ -69,7 +70,6 @@ def limits_set(
 @limits_app.command("list")
 def limits_list(account: Annotated[str | None, typer.Option()] = None) -> None:
     """Show stored limits (of one account plus operator defaults, or all)."""
-    from pricing_core.limits.rules import list_limits
 
     for row in list_limits(open_database(), account):
         typer.echo(row)
@@ -78,7 +78,6 @@ def limits_list(account: Annotated[str | None, typer.Option()] = None) -> None:
 @alerts_app.command("deliver")
 def alerts_deliver() -> None:
     """POST un-notified budget alerts to PRICING_BUDGET_WEBHOOK_URL (retries failures)."""
-    from pricing_core.limits.alerts import deliver_alerts
 
     typer.echo(f"delivered {deliver_alerts(open_database())} alert(s)")
 

@@ -7,6 +7,10 @@ from datetime import UTC, datetime
 
 import typer
 
+from pricing_core.adapters.storage import open_database
+from pricing_core.billing.checkout import list_packages
+from pricing_core.billing.reconcile import reconcile
+from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_usd, usd_str
 
 packages_app = typer.Typer(help="Credit packages.", no_args_is_help=True)
@@ -19,8 +23,6 @@ def packages_list(
     as_json: bool = typer.Option(False, "--json", help="One JSON array; amounts as strings."),
 ) -> None:
     """Print the credit packages: price, credit, bonus, price per $1 of credit."""
-    from pricing_core.billing.checkout import list_packages
-    from pricing_core.adapters.storage import open_database
 
     packages = list_packages(open_database(), include_inactive=all_versions)
     if as_json:
@@ -69,9 +71,6 @@ def stripe_reconcile(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Compare Stripe's Checkout Sessions with the ledger; exit 1 if problems remain."""
-    from pricing_core.domain.errors import PricingError
-    from pricing_core.billing.reconcile import reconcile
-    from pricing_core.adapters.storage import open_database
 
     try:
         report = reconcile(open_database(), since=_since(since), fix=fix)

@@ -6,6 +6,9 @@ import time
 
 import typer
 
+from pricing_core.adapters.storage import open_database
+from pricing_core.demo.seed import DatabaseNotEmpty, seed_demo
+
 demo_app = typer.Typer(help="Deterministic demo data.", no_args_is_help=True)
 
 
@@ -14,8 +17,6 @@ def demo_seed(
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same data."),
 ) -> None:
     """Fill an empty database with a dozen demo accounts and ~90 days of usage."""
-    from pricing_core.demo.seed import DatabaseNotEmpty, seed_demo
-    from pricing_core.adapters.storage import open_database
 
     started = time.perf_counter()
     try:

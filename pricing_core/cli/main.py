@@ -7,13 +7,24 @@ from __future__ import annotations
 
 import typer
 
+from pricing_core.adapters.storage import make_engine, open_database, upgrade
 from pricing_core.cli import api as _api_cli
 from pricing_core.cli.access import apikeys_app, users_app
 from pricing_core.cli.admin import revenue_app
 from pricing_core.cli.checkout import packages_app, stripe_app
+from pricing_core.cli.data import import_app, ledger_export, usage_app
 from pricing_core.cli.demo import demo_app
 from pricing_core.cli.plans import plans_app
-from pricing_core.adapters.storage import open_database, upgrade
+from pricing_core.config import get_settings
+from pricing_core.domain.errors import PricingError
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.safety import (
+    UnsafeConfiguration,
+    ensure_safe_to_start,
+    install_log_redaction,
+    load_auth_section,
+    secret_values,
+)
 
 app = typer.Typer(help="Exact prepaid billing for AI applications.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -34,14 +45,6 @@ app.add_typer(apikeys_app, name="apikeys")
 @app.callback()
 def _refuse_unsafe_production() -> None:
     """Every command first checks that production is configured safely."""
-    from pricing_core.config import get_settings
-    from pricing_core.safety import (
-        UnsafeConfiguration,
-        ensure_safe_to_start,
-        install_log_redaction,
-        load_auth_section,
-        secret_values,
-    )
 
     section = load_auth_section()
     install_log_redaction(secret_values(get_settings(), section))
@@ -52,9 +55,6 @@ def _refuse_unsafe_production() -> None:
         raise typer.Exit(2) from None
 
 
-# Imports and exports (cli_data.py).
-from pricing_core.cli.data import import_app, ledger_export, usage_app  # noqa: E402
-
 app.add_typer(import_app, name="import")
 app.add_typer(usage_app, name="usage")
 ledger_app.command("export")(ledger_export)
@@ -63,7 +63,6 @@ ledger_app.command("export")(ledger_export)
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply all migrations to the configured database."""
-    from pricing_core.adapters.storage import make_engine
 
     upgrade(make_engine())
     typer.echo("database is at the latest schema")
@@ -72,7 +71,6 @@ def db_upgrade() -> None:
 @ledger_app.command("verify")
 def ledger_verify() -> None:
     """Check every ledger and rollup invariant; exit 1 listing violations."""
-    from pricing_core.ledger.integrity import verify_ledger
 
     report = verify_ledger(open_database())
     typer.echo(
@@ -88,7 +86,6 @@ def ledger_verify() -> None:
 
 def main() -> None:
     """Entry point: errors the user should act on are one line, never a traceback."""
-    from pricing_core.domain.errors import PricingError
 
     try:
         app(standalone_mode=True)

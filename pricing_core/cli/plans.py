@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
+from pricing_core.adapters.storage import open_database
 from pricing_core.cli.admin import operator_principal
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_usd
+from pricing_core.plans.advice import advise_plan, recommendation_json
 
 plans_app = typer.Typer(help="Plans: recommendations from real usage.", no_args_is_help=True)
 
@@ -41,8 +43,6 @@ def recommend(
 ) -> None:
     """Replay the account's last months and this month's projection under every plan,
     and print the cheapest with the savings (the same as the plans page)."""
-    from pricing_core.plans.advice import advise_plan, recommendation_json
-    from pricing_core.adapters.storage import open_database
 
     try:
         advice = advise_plan(

@@ -33,11 +33,13 @@ from enum import StrEnum
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from pricing_core.adapters.storage import accounts, chats, operation_prices, run_write
 from pricing_core.catalog.price_book import clear_price_cache, get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import TokenCounts
 from pricing_core.domain.errors import PricingError
-from pricing_core.metering.batch import record_usage_batch
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import (
     EntryKind,
     adjust,
@@ -47,8 +49,8 @@ from pricing_core.ledger.wallets import (
     ensure_user,
     post_entry,
 )
-from pricing_core.metering.record import UsageEvent
-from pricing_core.adapters.storage import accounts, chats, operation_prices, run_write
+from pricing_core.limits.budgets import save_budget, spend_in_month
+from pricing_core.metering.batch import record_usage_batch
 
 # ---------------------------------------------------------------- fitted token distributions
 #
@@ -456,8 +458,6 @@ def _ensure_image_price(engine: Engine, at: datetime) -> None:
 
 def _set_budgets(engine: Engine, now: datetime) -> None:
     """Grace's budget is 85 % used this month (the banner shows), Omar's is far off."""
-    from pricing_core.access.auth import Principal
-    from pricing_core.limits.budgets import save_budget, spend_in_month
 
     with engine.connect() as conn:
         spent = spend_in_month(conn, "grace", now=now)

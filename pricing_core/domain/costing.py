@@ -10,16 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import MTOK, ZERO, format_tokens, format_usd_exact, round_nano
-
-if TYPE_CHECKING:
-    from pricing_core.catalog.price_book import PriceBook
 
 
 class ChargeBasis(StrEnum):
@@ -263,32 +258,3 @@ def _div_half_even(num: np.ndarray, divisor: int) -> np.ndarray:
     twice_rest = 2 * (num - quotient * divisor)
     up = (twice_rest > divisor) | ((twice_rest == divisor) & (quotient % 2 == 1))
     return quotient + up.astype(quotient.dtype if quotient.dtype != object else np.int64)
-
-
-def price_frame(frame: pd.DataFrame, book: PriceBook, *, errors: str = "raise") -> pd.DataFrame:
-    """Price every row of `frame` exactly as `PriceBook.quote` prices one call.
-
-    Args:
-        frame: columns provider, model, operation (str), input_tokens, output_tokens,
-            cached_tokens (optional; non-negative ints, cached <= input; not checked
-            here: validate first) and created_at (timezone-aware).
-        book: the operator's price rows (`catalog.get_price_book`).
-        errors: "raise" raises the first row's UnknownModel; "collect" puts it in the
-            `error` column and prices the row 0.
-    Returns: a DataFrame on `frame`'s index with `provider_cost` and `price` (exact
-        nano-USD integers: int64, or Python ints if int64 could overflow), `basis`
-        (ChargeBasis value), `price_version` (str) and `error` (UnknownModel or None).
-    Raises: UnknownModel (errors="raise"); InvalidUsage for a missing column.
-    Prices: genai-prices snapshot (via `calc_price` probes) and the operator's rows.
-    """
-    from pricing_core.catalog import vectorized
-
-    missing = [c for c in FRAME_COLUMNS if c not in frame.columns]
-    if missing:
-        raise InvalidUsage(f"price_frame: missing columns {missing}")
-    out = vectorized.price_rows(frame, book)
-    if errors == "raise":
-        failed = out["error"].notna()
-        if failed.any():
-            raise out["error"][failed].iloc[0]
-    return out

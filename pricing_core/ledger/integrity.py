@@ -17,7 +17,14 @@ from typing import Any
 from sqlalchemy import Engine, Select, and_, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import chats, holds, ledger_entries, usage_daily, usage_events, wallets
+from pricing_core.adapters.storage import (
+    chats,
+    holds,
+    ledger_entries,
+    usage_daily,
+    usage_events,
+    wallets,
+)
 
 
 @dataclass(slots=True)

@@ -18,20 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Engine, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from pricing_core.config import get_settings
-from pricing_core.domain.errors import (
-    IdempotencyConflict,
-    InsufficientBalance,
-    InvalidUsage,
-    UnknownAccount,
-)
-from pricing_core.domain.money import ZERO, round_nano, to_usd
 from pricing_core.adapters.storage import (
     NanoUSD,
     accounts,
@@ -40,9 +32,15 @@ from pricing_core.adapters.storage import (
     users,
     wallets,
 )
-
-if TYPE_CHECKING:
-    from pricing_core.access.auth import Principal
+from pricing_core.config import get_settings
+from pricing_core.domain.errors import (
+    IdempotencyConflict,
+    InsufficientBalance,
+    InvalidUsage,
+    UnknownAccount,
+)
+from pricing_core.domain.money import ZERO, round_nano, to_usd
+from pricing_core.domain.principal import Principal, target_account
 
 T = TypeVar("T")
 
@@ -221,7 +219,6 @@ def wallet_for(engine: Engine, viewer: Principal, *, account_id: str | None = No
 
     Raises: PermissionDenied (a member naming another account), UnknownAccount.
     """
-    from pricing_core.access.auth import target_account
 
     return get_wallet(engine, target_account(viewer, account_id))
 

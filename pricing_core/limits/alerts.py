@@ -28,11 +28,11 @@ from decimal import Decimal
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
+from pricing_core.adapters.storage import budget_alerts, dialect_insert, run_write
 from pricing_core.config import get_settings
-from pricing_core.limits.rules import budget_rules_on, crossed_thresholds, spend_on
 from pricing_core.domain.money import usd_str
 from pricing_core.domain.periods import month_period
-from pricing_core.adapters.storage import budget_alerts, dialect_insert, run_write
+from pricing_core.limits.rules import budget_rules_on, crossed_thresholds, spend_on
 
 log = logging.getLogger(__name__)
 

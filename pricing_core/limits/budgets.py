@@ -24,11 +24,15 @@ from decimal import Decimal
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.limits import rules as limits
 from pricing_core.adapters.audit import actor_of, write_audit
-from pricing_core.access.auth import Principal, require_account
+from pricing_core.adapters.storage import accounts, budget_alerts, run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage, UnknownAccount
+from pricing_core.domain.money import usd_str
+from pricing_core.domain.periods import month_period
+from pricing_core.domain.principal import Principal, require_account
+from pricing_core.limits import rules as limits
+from pricing_core.limits.alerts import record_alerts_on
 from pricing_core.limits.rules import (
     DEFAULT_THRESHOLDS,
     MAX_MONTHLY_BUDGET,
@@ -40,9 +44,6 @@ from pricing_core.limits.rules import (
     store_budget_on,
 )
 from pricing_core.limits.rules import WHOLE_ACCOUNT as ACCOUNT_WIDE
-from pricing_core.domain.money import usd_str
-from pricing_core.domain.periods import month_period
-from pricing_core.adapters.storage import accounts, budget_alerts, run_write
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,6 @@ def record_budget_alerts(
     through `alerts.record_alerts_on`, which the API also calls after usage) and
     return the status. The dashboard calls this for its banner.
     """
-    from pricing_core.limits.alerts import record_alerts_on
 
     target = account_id or viewer.account_id
     require_account(viewer, target)

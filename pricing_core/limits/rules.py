@@ -39,12 +39,19 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import write_audit
+from pricing_core.adapters.storage import (
+    budgets,
+    dialect_insert,
+    holds,
+    run_write,
+    spending_limits,
+    usage_daily,
+)
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage, PricingError
-from pricing_core.metering.record import MAX_TOKENS
 from pricing_core.domain.money import ZERO, format_usd, round_nano, to_usd
 from pricing_core.domain.periods import Period, day_period, month_period
-from pricing_core.adapters.storage import budgets, dialect_insert, holds, run_write, spending_limits, usage_daily
+from pricing_core.domain.usage_event import MAX_TOKENS
 
 ALL_OPERATIONS = "*"
 OPERATOR = ""  # account_id of operator defaults

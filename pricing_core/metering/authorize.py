@@ -41,11 +41,18 @@ import genai_prices
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
+from pricing_core.adapters.storage import usage_events, users
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import TokenCounts
 from pricing_core.domain.errors import DuplicateRequest, InvalidUsage, PricingError, UnknownModel
+from pricing_core.domain.usage_event import (
+    MAX_TOKENS,
+    UsageEvent,
+    check_id,
+    check_name,
+    validate_event,
+)
 from pricing_core.ledger.holds import (
     Hold,
     HoldNotActive,
@@ -59,6 +66,7 @@ from pricing_core.ledger.holds import (
     release,
 )
 from pricing_core.ledger.wallets import idempotent_write
+from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
 from pricing_core.limits.rules import (
     check_budgets,
     check_cost_caps,
@@ -67,17 +75,7 @@ from pricing_core.limits.rules import (
     effective_constraints,
     limit_rows_on,
 )
-from pricing_core.metering.record import (
-    ANONYMOUS_PREFIX,
-    MAX_TOKENS,
-    UsageEvent,
-    UsageResult,
-    _check_id,
-    _check_name,
-    record_on,
-    validate_event,
-)
-from pricing_core.adapters.storage import usage_events, users
+from pricing_core.metering.record import ANONYMOUS_PREFIX, UsageResult, record_on
 
 DEFAULT_OPERATION = "chat_message"
 HEURISTIC = "heuristic: 1 token per 4 ASCII characters (rounded up) + 1 per other character"
@@ -187,8 +185,8 @@ def estimate_cost(
     Prices: the price book in effect now (genai-prices + operator rows).
     """
     at = now or datetime.now(UTC)
-    _check_name("model", model)
-    _check_name("operation", operation)
+    check_name("model", model)
+    check_name("operation", operation)
     if (prompt_text is None) == (prompt_tokens is None):
         raise InvalidUsage("give exactly one of prompt_text and prompt_tokens")
     if prompt_text is not None:
@@ -198,7 +196,7 @@ def estimate_cost(
         input_tokens, method = _tokens("prompt_tokens", prompt_tokens), GIVEN
     output = _tokens("max_output_tokens", max_output_tokens)
     provider_id = resolve_provider(model, provider)
-    _check_name("provider", provider_id)
+    check_name("provider", provider_id)
     quote = get_price_book(engine).quote(
         provider=provider_id,
         model=model,
@@ -235,7 +233,7 @@ def _check_user_on(conn: Connection, account_id: str, user_id: str) -> None:
 
 def check_user(engine: Engine, account_id: str, user_id: str) -> None:
     """Raises: UnknownUser unless `user_id` is a user of `account_id` (or anonymous)."""
-    _check_id("user_id", user_id)
+    check_id("user_id", user_id)
     with engine.connect() as conn:
         _check_user_on(conn, account_id, user_id)
 
@@ -293,8 +291,8 @@ def authorize(
         ("user_id", user_id),
         ("request_id", request_id),
     ):
-        _check_id(name, value)
-    _check_id("chat_id", chat_id, optional=True)
+        check_id(name, value)
+    check_id("chat_id", chat_id, optional=True)
     estimate = estimate_cost(
         engine,
         model=model,
@@ -423,7 +421,7 @@ def settle(
     hold_id = hold.id if isinstance(hold, Hold) else hold
     if not acct:
         raise InvalidUsage("settle needs the hold's account_id")
-    _check_id("hold id", hold_id)
+    check_id("hold id", hold_id)
     book = get_price_book(engine)
 
     def work(conn: Connection) -> Settlement | Hold:

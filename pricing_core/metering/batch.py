@@ -48,29 +48,30 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from pricing_core.metering import batch_sql as bulk
+from pricing_core.adapters.storage import run_write
 from pricing_core.catalog.price_book import PriceBook, get_price_book
+from pricing_core.catalog.vectorized import price_frame, to_micros
 from pricing_core.config import get_settings
-from pricing_core.domain.costing import price_frame
 from pricing_core.domain.errors import (
     DuplicateRequest,
     InsufficientBalance,
+    InvalidUsage,
     PricingError,
     UnknownAccount,
     UnknownModel,
 )
-from pricing_core.metering.record import (
+from pricing_core.domain.money import nanos_to_usd
+from pricing_core.domain.usage_event import (
     EARLIEST,
-    MAX_ID_LENGTH,
+    ID_PATTERN,
     MAX_TOKENS,
+    NAME_PATTERN,
     UsageEvent,
-    _same_content,
-    record_on,
+    same_content,
     validate_event,
 )
-from pricing_core.domain.money import nanos_to_usd
-from pricing_core.adapters.storage import run_write
-from pricing_core.catalog.vectorized import to_micros
+from pricing_core.metering import batch_sql as bulk
+from pricing_core.metering.record import record_on
 
 FIELDS = (
     "request_id",
@@ -87,8 +88,6 @@ FIELDS = (
     "metadata",
 )
 REQUIRED = FIELDS[:8]
-_ID_FAST = rf"[\x20-\x7e]{{1,{MAX_ID_LENGTH}}}"
-_NAME_FAST = r"[A-Za-z0-9._:/@+\-]{1,64}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +174,6 @@ def _chunks(
     if isinstance(events, pd.DataFrame):
         missing = [c for c in REQUIRED if c not in events.columns]
         if missing:
-            from pricing_core.domain.errors import InvalidUsage
-
             raise InvalidUsage(f"usage batch: missing columns {missing}")
         for lo in range(0, len(events), size):
             part = events.iloc[lo : lo + size].reset_index(drop=True)
@@ -230,7 +227,7 @@ def _fast_ok(values: pd.Series, pattern: str, *, optional: bool = False) -> np.n
     else:
         is_str = values.notna().to_numpy()
     matched = is_str & text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
-    if pattern is _ID_FAST:
+    if pattern is ID_PATTERN:
         matched &= text.str.contains(r"[^ ]").fillna(False).to_numpy(dtype=bool)
     if optional:
         matched |= values.isna().to_numpy()
@@ -241,10 +238,10 @@ def _check(frame: pd.DataFrame, originals: list[UsageEvent] | None, now: datetim
     n = len(frame)
     suspect = np.zeros(n, dtype=bool)
     for name in ("request_id", "account_id", "user_id"):
-        suspect |= ~_fast_ok(frame[name], _ID_FAST)
-    suspect |= ~_fast_ok(frame["chat_id"], _ID_FAST, optional=True)
+        suspect |= ~_fast_ok(frame[name], ID_PATTERN)
+    suspect |= ~_fast_ok(frame["chat_id"], ID_PATTERN, optional=True)
     for name in ("operation", "provider", "model"):
-        suspect |= ~_fast_ok(frame[name], _NAME_FAST)
+        suspect |= ~_fast_ok(frame[name], NAME_PATTERN)
     tokens = {}
     for name in ("input_tokens", "output_tokens", "cached_tokens"):
         values = frame[name]
@@ -416,7 +413,7 @@ class _Chunk:
                 continue
             keep[k] = False
             event = self._event(int(i))
-            if _same_content(row, event, timestamp_given=bool(self.checked.given[i])):
+            if same_content(row, event, timestamp_given=bool(self.checked.given[i])):
                 self.replayed[i] = True
             else:
                 self.error[i] = DuplicateRequest(

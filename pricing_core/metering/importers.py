@@ -56,14 +56,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
+from pricing_core.adapters.storage import usage_events
 from pricing_core.catalog.price_book import provider_price
 from pricing_core.config import PROJECT_ROOT
 from pricing_core.domain.errors import InsufficientBalance, InvalidUsage, PricingError
-from pricing_core.metering.batch import BatchResult, record_usage_batch
+from pricing_core.domain.usage_event import MAX_TOKENS, UsageEvent, check_name
 from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.record import MAX_TOKENS, UsageEvent
-from pricing_core.metering.record import _check_name as check_name
-from pricing_core.adapters.storage import usage_events
+from pricing_core.metering.batch import BatchResult, record_usage_batch
 
 TRACE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 DEFAULT_MODEL_MIX = (

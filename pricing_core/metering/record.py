@@ -8,59 +8,34 @@ All checks run before the first write, so a refused event leaves nothing behind.
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.catalog.price_book import PriceBook, get_price_book
-from pricing_core.config import get_settings
-from pricing_core.domain.costing import ChargeBasis, Quote, TokenCounts
-from pricing_core.domain.errors import DuplicateRequest, InvalidUsage, PricingError, UnknownModel
-from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
-from pricing_core.domain.money import ZERO, format_usd_exact
 from pricing_core.adapters.storage import (
     chats,
     dialect_insert,
     ledger_entries,
-    to_json,
     usage_daily,
     usage_events,
 )
-from pricing_core.plans.subscriptions import count_plan_message_on, decide_plan_charge_on, explain_plan_event
-
-MAX_TOKENS = 100_000_000  # per call; far above any real context window
-MAX_ID_LENGTH = 128
-MAX_METADATA_BYTES = 8192
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/@+-")
-
-
-@dataclass(frozen=True, slots=True)
-class UsageEvent:
-    """One model call as the AI app reports it.
-
-    Tokens are non-negative integers; `cached_tokens` is the part of `input_tokens`
-    served from the provider's cache. `created_at` is timezone-aware (default: now).
-    """
-
-    request_id: str
-    account_id: str
-    user_id: str
-    operation: str
-    provider: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cached_tokens: int = 0
-    chat_id: str | None = None
-    created_at: datetime | None = None
-    metadata: Mapping[str, Any] | None = field(default=None, hash=False)
+from pricing_core.catalog.price_book import PriceBook, get_price_book
+from pricing_core.config import get_settings
+from pricing_core.domain.costing import ChargeBasis, Quote, TokenCounts
+from pricing_core.domain.errors import DuplicateRequest, PricingError, UnknownModel
+from pricing_core.domain.money import ZERO, format_usd_exact
+from pricing_core.domain.usage_event import UsageEvent, same_content, validate_event
+from pricing_core.ledger.holds import HoldStatus, close_hold_on
+from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
+from pricing_core.plans.subscriptions import (
+    count_plan_message_on,
+    decide_plan_charge_on,
+    explain_plan_event,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,87 +57,6 @@ class UsageResult:
     balance_after: Decimal
     ledger_entry_id: int | None
     replayed: bool
-
-
-def _check_id(name: str, value: object, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidUsage(f"{name} must be a non-empty string, got {value!r:.80}")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidUsage(f"{name} is longer than {MAX_ID_LENGTH} characters ({len(value)})")
-    if any(unicodedata.category(ch).startswith("C") for ch in value):
-        raise InvalidUsage(f"{name} contains control or unprintable characters: {value!r:.80}")
-
-
-def _check_name(name: str, value: object) -> None:
-    if not isinstance(value, str) or not value or len(value) > 64 or set(value) - _NAME_CHARS:
-        raise InvalidUsage(
-            f"{name} must be 1-64 characters of letters, digits and ._:/@+-, got {value!r:.80}"
-        )
-
-
-def validate_event(event: UsageEvent, *, now: datetime) -> UsageEvent:
-    """Check an event before anything is written.
-
-    Returns: the event with `created_at` filled in. Raises: InvalidUsage.
-    """
-    for name in ("request_id", "account_id", "user_id"):
-        _check_id(name, getattr(event, name))
-    _check_id("chat_id", event.chat_id, optional=True)
-    for name in ("operation", "provider", "model"):
-        _check_name(name, getattr(event, name))
-    for name in ("input_tokens", "output_tokens", "cached_tokens"):
-        value = getattr(event, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidUsage(f"{name} must be an integer, got {value!r:.80}")
-        if not 0 <= value <= MAX_TOKENS:
-            raise InvalidUsage(f"{name} must be between 0 and {MAX_TOKENS:,}, got {value}")
-    if event.cached_tokens > event.input_tokens:
-        raise InvalidUsage(
-            f"cached_tokens ({event.cached_tokens}) exceed input_tokens ({event.input_tokens})"
-        )
-    created_at = event.created_at or now
-    if not isinstance(created_at, datetime) or created_at.tzinfo is None:
-        raise InvalidUsage(f"created_at must be a timezone-aware datetime, got {created_at!r}")
-    if not EARLIEST <= created_at <= now + timedelta(days=1):
-        raise InvalidUsage(f"created_at {created_at.isoformat()} is out of range")
-    if event.metadata is not None:
-        if not isinstance(event.metadata, Mapping):
-            raise InvalidUsage("metadata must be a JSON object")
-        try:
-            encoded = to_json(dict(event.metadata))
-        except (TypeError, ValueError) as exc:
-            raise InvalidUsage(f"metadata is not JSON-serializable: {exc}") from None
-        if len(encoded.encode()) > MAX_METADATA_BYTES:
-            raise InvalidUsage(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
-    return replace(event, created_at=created_at.astimezone(UTC))
-
-
-def _same_content(row: Any, event: UsageEvent, *, timestamp_given: bool) -> bool:
-    stored = (
-        row.user_id,
-        row.chat_id,
-        row.operation,
-        row.provider,
-        row.model,
-        row.input_tokens,
-        row.output_tokens,
-        row.cached_tokens,
-        to_json(row.metadata) if row.metadata is not None else None,
-    )
-    incoming = (
-        event.user_id,
-        event.chat_id,
-        event.operation,
-        event.provider,
-        event.model,
-        event.input_tokens,
-        event.output_tokens,
-        event.cached_tokens,
-        to_json(dict(event.metadata)) if event.metadata is not None else None,
-    )
-    return stored == incoming and (not timestamp_given or row.created_at == event.created_at)
 
 
 def _quote(book: PriceBook, event: UsageEvent) -> Quote:
@@ -233,7 +127,7 @@ def record_on(
         )
     ).first()
     if existing is not None:
-        if not _same_content(existing, event, timestamp_given=timestamp_given):
+        if not same_content(existing, event, timestamp_given=timestamp_given):
             raise DuplicateRequest(
                 f"request id {event.request_id!r} was already recorded with different content"
             )
@@ -261,8 +155,6 @@ def record_on(
             quote = plan_charge.quote
     held = None
     if hold_id is not None:
-        from pricing_core.ledger.holds import HoldStatus, close_hold_on
-
         held = close_hold_on(conn, event.account_id, hold_id, HoldStatus.SETTLED, now=now).amount
     entry_id = None
     if quote.price > 0:
@@ -455,13 +347,11 @@ def _upsert_rollups(conn: Connection, event: UsageEvent, quote: Quote, day: Any)
 
 
 def _least(conn: Connection, a: Any, b: Any) -> Any:
-    from sqlalchemy import func
 
     return func.min(a, b) if conn.dialect.name == "sqlite" else func.least(a, b)
 
 
 def _greatest(conn: Connection, a: Any, b: Any) -> Any:
-    from sqlalchemy import func
 
     return func.max(a, b) if conn.dialect.name == "sqlite" else func.greatest(a, b)
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.access.auth import Principal, target_account
+from pricing_core.adapters.storage import accounts, usage_daily
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
 from pricing_core.domain.money import ZERO, usd_str
@@ -37,8 +37,14 @@ from pricing_core.domain.plans import (
     recommend_plan,
     with_fee,
 )
-from pricing_core.adapters.storage import accounts, usage_daily
-from pricing_core.plans.subscriptions import account_fees_on, counts_as_message, list_plans_on, plan_on, plan_usage_on
+from pricing_core.domain.principal import Principal, target_account
+from pricing_core.plans.subscriptions import (
+    account_fees_on,
+    counts_as_message,
+    list_plans_on,
+    plan_on,
+    plan_usage_on,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,13 +22,13 @@ import stripe
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.billing import stripe_api
 from pricing_core.adapters.audit import actor_of
-from pricing_core.access.auth import Principal, target_account
+from pricing_core.adapters.storage import run_write, subscriptions
+from pricing_core.billing import stripe_api
 from pricing_core.config import Settings, get_settings
 from pricing_core.domain.errors import ConfigurationError, PermissionDenied
 from pricing_core.domain.plans import PAYG_CODE, PlanError
-from pricing_core.adapters.storage import run_write, subscriptions
+from pricing_core.domain.principal import Principal, target_account
 from pricing_core.plans.subscriptions import (
     Subscription,
     SubscriptionSource,
@@ -38,6 +38,7 @@ from pricing_core.plans.subscriptions import (
     switch_plan,
     switch_plan_on,
 )
+from pricing_core.safety import demo_enabled
 
 ACTIVE = {"active", "trialing", "past_due"}  # Stripe statuses that keep the plan on
 ENDED = {"canceled", "unpaid", "incomplete_expired"}  # ... and those that end it
@@ -75,7 +76,7 @@ def switch_mode(settings: Settings | None = None) -> SwitchMode:
     settings = settings or get_settings()
     if stripe_plans_configured(settings):
         return SwitchMode.STRIPE
-    return SwitchMode.DEMO if settings.demo_enabled else SwitchMode.UNAVAILABLE
+    return SwitchMode.DEMO if demo_enabled(settings) else SwitchMode.UNAVAILABLE
 
 
 def price_for(plan_code: str, settings: Settings | None = None) -> str:
@@ -126,7 +127,7 @@ def request_plan_change(
     target = None if plan_code == PAYG_CODE else plan_to_join(engine, account_id, plan_code, now=at)
     billed = current is not None and current.stripe_subscription_id is not None
     if not stripe_plans_configured(settings) and not billed:
-        if not settings.demo_enabled:
+        if not demo_enabled(settings):
             raise ConfigurationError(
                 "plan changes need Stripe: set PRICING_STRIPE_SECRET_KEY and "
                 "PRICING_STRIPE_PLAN_PRICES"

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from pricing_core.billing import stripe_api
-from pricing_core.plans.billing import apply_subscription_on
 from pricing_core.billing.webhooks import EventContext, handles
+from pricing_core.plans.billing import apply_subscription_on
 
 
 def _subscription_mode(obj: dict[str, Any]) -> bool:

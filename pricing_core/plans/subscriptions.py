@@ -20,12 +20,6 @@ from sqlalchemy import Engine, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import write_audit
-from pricing_core.config import get_settings
-from pricing_core.domain.costing import ChargeBasis, Quote
-from pricing_core.domain.errors import UnknownAccount
-from pricing_core.ledger.wallets import idempotent_write
-from pricing_core.domain.money import ZERO, round_nano, to_usd
-from pricing_core.domain.plans import PAYG, PAYG_CODE, Plan, PlanError, explain_plan_charge, month_of, with_fee
 from pricing_core.adapters.storage import (
     accounts,
     dialect_insert,
@@ -36,6 +30,20 @@ from pricing_core.adapters.storage import (
     subscriptions,
     wallets,
 )
+from pricing_core.config import get_settings
+from pricing_core.domain.costing import ChargeBasis, Quote
+from pricing_core.domain.errors import UnknownAccount
+from pricing_core.domain.money import ZERO, round_nano, to_usd
+from pricing_core.domain.plans import (
+    PAYG,
+    PAYG_CODE,
+    Plan,
+    PlanError,
+    explain_plan_charge,
+    month_of,
+    with_fee,
+)
+from pricing_core.ledger.wallets import idempotent_write
 
 PLAN_TAG = ";plan:"  # appended to an event's price_version: ";plan:starter@1"
 

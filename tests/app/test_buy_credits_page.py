@@ -11,8 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from pricing_core.access import auth
 from pricing_core.adapters import storage
-from pricing_core.access.auth import Principal
 from pricing_core.config import get_settings
+from pricing_core.domain.principal import Principal
 from pricing_core.ledger.wallets import adjust, create_account, get_wallet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,8 +133,8 @@ def test_a_negative_balance_says_the_account_owes_credit(db, monkeypatch):
     adjust(db, "ada", Decimal("-1"), reason="used", actor="test")
     from datetime import UTC, datetime
 
-    from pricing_core.ledger.wallets import EntryKind, post_entry
     from pricing_core.adapters.storage import run_write
+    from pricing_core.ledger.wallets import EntryKind, post_entry
 
     run_write(
         db,

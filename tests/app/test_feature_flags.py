@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from pricing_core.access import auth
 from pricing_core.adapters import storage
-from pricing_core.access.auth import Principal
 from pricing_core.config import get_settings
+from pricing_core.domain.principal import Principal
 from pricing_core.ledger.wallets import create_account
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")

@@ -17,12 +17,13 @@ from streamlit.testing.v1 import AppTest
 
 from pricing_core.access import auth
 from pricing_core.adapters import storage
-from pricing_core.access.auth import Principal
 from pricing_core.config import get_settings
 from pricing_core.demo.seed import seed_demo
-from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.record import UsageEvent, record_usage
 from pricing_core.domain.money import format_usd
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.record import record_usage
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = ["overview", "chats", "usage", "transactions", "budget"]

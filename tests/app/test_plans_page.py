@@ -16,13 +16,13 @@ from streamlit.testing.v1 import AppTest
 
 from pricing_core.access import auth
 from pricing_core.adapters import storage
-from pricing_core.access.auth import Principal
-from pricing_core.config import get_settings
-from pricing_core.metering.batch import record_usage_batch
-from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.record import UsageEvent
-from pricing_core.domain.plans import month_bounds, previous_months
 from pricing_core.adapters.storage import operation_prices
+from pricing_core.config import get_settings
+from pricing_core.domain.plans import month_bounds, previous_months
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.batch import record_usage_batch
 from pricing_core.plans.subscriptions import SubscriptionSource, switch_plan
 
 ROOT = Path(__file__).resolve().parents[2]

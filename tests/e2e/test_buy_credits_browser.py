@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from pricing_core.adapters import storage
+from pricing_core.adapters.storage import stripe_events
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
-from pricing_core.adapters.storage import stripe_events
 from tests.fakes.stripe_server import FakeStripe
 
 pytestmark = pytest.mark.e2e

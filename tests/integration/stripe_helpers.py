@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from pricing_core.billing import checkout
-from pricing_core.access.auth import Principal
-from pricing_core.api.http import routes
 from pricing_core.adapters.storage import checkout_sessions, ledger_entries, stripe_events
+from pricing_core.api.http import routes
+from pricing_core.billing import checkout
+from pricing_core.domain.principal import Principal
 
 # package id -> (price in cents, credit received in USD incl. the volume bonus)
 PACKS = {

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing_core.admin import accounts as aa
 from pricing_core.adapters.audit import list_audit
+from pricing_core.admin import accounts as aa
 from pricing_core.domain.errors import InsufficientBalance, InvalidUsage
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import get_wallet
@@ -48,7 +48,10 @@ def test_an_adjustment_is_written_to_the_ledger_and_the_audit_log(engine):
     assert get_wallet(engine, "bob").balance == Decimal("2.5")
     entry = posting.entry
     assert (entry.kind, entry.amount, entry.actor, entry.reason) == (
-        "adjustment", Decimal("-2.5"), "ops@example.com", "goodwill reversal"
+        "adjustment",
+        Decimal("-2.5"),
+        "ops@example.com",
+        "goodwill reversal",
     )
     [audit] = list_audit(engine, ADMIN, account_id="bob")
     assert audit.actor == "ops@example.com" and audit.action == "balance.adjust"
@@ -133,7 +136,9 @@ def test_a_bulk_grant_reports_each_row(engine):
         (7, "carol", aa.GrantStatus.DONE),
     ]
     assert entries(engine, "grant:spring-2025") == [
-        ("alice", 2_000_000_000), ("bob", 2_000_000_000), ("carol", 2_000_000_000)
+        ("alice", 2_000_000_000),
+        ("bob", 2_000_000_000),
+        ("carol", 2_000_000_000),
     ]
     audits = list_audit(engine, ADMIN, action_prefix="balance.grant")
     assert sorted(a.account_id for a in audits) == ["alice", "bob", "carol"]
@@ -213,7 +218,7 @@ def test_search_finds_accounts_by_email_name_or_id_with_this_months_spend(engine
         ("alice\nbob@example.com\n\n# comment\ncarol", ["alice", "bob@example.com", "carol"]),
         ("alice, bob; carol dave", ["alice", "bob", "carol", "dave"]),
         (b"\xef\xbb\xbfemail,name\nbob@example.com,Bob\n,empty\n", ["bob@example.com"]),
-        ("name,account_id\nAlice,alice\n\"Bob, Jr\",bob\n", ["alice", "bob"]),
+        ('name,account_id\nAlice,alice\n"Bob, Jr",bob\n', ["alice", "bob"]),
         ("", []),
     ],
 )

@@ -10,14 +10,13 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from pricing_core.adapters import audit, counters
 from pricing_core.admin import accounts as admin_accounts
 from pricing_core.admin import integrity as admin_integrity
 from pricing_core.admin import prices as admin_prices
 from pricing_core.analytics import revenue as admin_revenue
 from pricing_core.analytics import sales as admin_sales
 from pricing_core.analytics import spend_watch as admin_usage
-from pricing_core.adapters import audit
-from pricing_core.adapters import counters
 from pricing_core.domain.errors import PermissionDenied
 from tests.admin_support import ADMIN, MEMBER, seed_small
 

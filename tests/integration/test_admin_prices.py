@@ -10,13 +10,14 @@ import pytest
 import sqlalchemy as sa
 from genai_prices import Usage, calc_price
 
-from pricing_core.admin import prices as ap
 from pricing_core.adapters.audit import list_audit
+from pricing_core.admin import prices as ap
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.domain.costing import TokenRates
 from pricing_core.domain.errors import InvalidUsage, UnknownModel
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
-from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.metering.record import record_usage
 from tests.admin_support import ADMIN, seed_accounts, seed_trace
 
 NANO = Decimal("1e-9")

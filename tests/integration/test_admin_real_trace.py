@@ -13,8 +13,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pytest
 from typer.testing import CliRunner
 
-from pricing_core.analytics import revenue as rev
 from pricing_core.adapters import storage
+from pricing_core.analytics import revenue as rev
 from tests.admin_support import ADMIN
 from tests.admin_trace import exported, import_real_trace
 

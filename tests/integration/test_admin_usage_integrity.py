@@ -9,10 +9,11 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import sqlalchemy as sa
 
+from pricing_core.adapters.counters import Counter, count_event, counter_totals
 from pricing_core.admin import integrity as admin_integrity
 from pricing_core.analytics import spend_watch as admin_usage
-from pricing_core.adapters.counters import Counter, count_event, counter_totals
-from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.metering.record import record_usage
 from tests.admin_support import ADMIN, DAY0, seed_accounts, seed_small
 
 NANO = Decimal("1e-9")

@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from pricing_core import analytics
-from pricing_core.access.auth import Principal
-from pricing_core.domain.errors import InvalidUsage, PermissionDenied
-from pricing_core.ledger.wallets import create_account, credit
-from pricing_core.metering.record import UsageEvent, record_usage
 from pricing_core.adapters.storage import ledger_entries
+from pricing_core.domain.errors import InvalidUsage, PermissionDenied
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.ledger.wallets import create_account, credit
+from pricing_core.metering.record import record_usage
 
 NOW = datetime(2025, 3, 20, 15, 0, tzinfo=UTC)
 NANO = Decimal("1e-9")

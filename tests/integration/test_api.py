@@ -12,19 +12,22 @@ from genai_prices import Usage, calc_price
 from starlette.applications import Starlette
 
 from pricing_core.access.apikeys import create_api_key, reset_default_limiter, revoke_api_key
-from pricing_core.access.auth import Principal
-from pricing_core.metering.authorize import authorize
 from pricing_core.api.http import routes
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
 from pricing_core.limits.rules import SpendingLimits, set_limits
-from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.metering.authorize import authorize
+from pricing_core.metering.record import record_usage
 
 
 def price(input_tokens: int, output_tokens: int) -> Decimal:
     exact = calc_price(
-        Usage(input_tokens=input_tokens, output_tokens=output_tokens), "gpt-4o-mini",
-        provider_id="openai", genai_request_timestamp=datetime.now(UTC),
+        Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+        "gpt-4o-mini",
+        provider_id="openai",
+        genai_request_timestamp=datetime.now(UTC),
     ).total_price
     return (exact * Decimal("1.25")).quantize(Decimal("1e-9"), ROUND_HALF_EVEN)
 
@@ -43,15 +46,26 @@ def api(engine):
 
 
 def authorize_body(request_id: str = "r1", **kw) -> dict:
-    body = {"request_id": request_id, "user_id": "user-1", "model": "gpt-4o-mini",
-            "estimated_input_tokens": 1000, "max_output_tokens": 500}
+    body = {
+        "request_id": request_id,
+        "user_id": "user-1",
+        "model": "gpt-4o-mini",
+        "estimated_input_tokens": 1000,
+        "max_output_tokens": 500,
+    }
     body.update(kw)
     return body
 
 
 def usage_body(request_id: str = "u1", **kw) -> dict:
-    body = {"request_id": request_id, "user_id": "user-1", "model": "gpt-4o-mini",
-            "chat_id": "chat-1", "input_tokens": 1200, "output_tokens": 300}
+    body = {
+        "request_id": request_id,
+        "user_id": "user-1",
+        "model": "gpt-4o-mini",
+        "chat_id": "chat-1",
+        "input_tokens": 1200,
+        "output_tokens": 300,
+    }
     body.update(kw)
     return body
 
@@ -62,22 +76,33 @@ def test_authorize_then_settle_over_http_charges_the_actual_price(api, engine):
     assert hold.status_code == 200
     assert hold.json()["amount"] == str(price(1000, 500).normalize())
     assert hold.json()["status"] == "active"
-    settled = client.post(f"/api/v1/holds/{hold.json()['id']}/settle",
-                          json={"input_tokens": 800, "output_tokens": 100}, headers=key)
+    settled = client.post(
+        f"/api/v1/holds/{hold.json()['id']}/settle",
+        json={"input_tokens": 800, "output_tokens": 100},
+        headers=key,
+    )
     assert settled.status_code == 200
     body = settled.json()
     assert body["usage"]["price"] == str(price(800, 100).normalize())
     assert body["hold"]["status"] == "settled" and body["exceeded_hold"] is False
     balance = client.get("/api/v1/balance", headers=key).json()
     left = str((Decimal("2") - price(800, 100)).normalize())
-    assert balance == {"account_id": "acct-1", "currency": "USD", "balance": left, "held": "0",
-                       "available": left}
+    assert balance == {
+        "account_id": "acct-1",
+        "currency": "USD",
+        "balance": left,
+        "held": "0",
+        "available": left,
+    }
 
 
 def test_insufficient_balance_is_402_with_balance_and_required(api):
     client, key, _ = api
-    response = client.post("/api/v1/authorize", headers=key, json=authorize_body(
-        estimated_input_tokens=20_000_000, max_output_tokens=100_000))
+    response = client.post(
+        "/api/v1/authorize",
+        headers=key,
+        json=authorize_body(estimated_input_tokens=20_000_000, max_output_tokens=100_000),
+    )
     assert response.status_code == 402
     body = response.json()
     assert body["error"] == "insufficient_balance"
@@ -96,8 +121,9 @@ def test_a_token_limit_is_403_and_a_cost_cap_is_429_each_naming_the_limit(api, e
     assert (forbidden.json()["value"], forbidden.json()["requested"]) == ("100", "500")
 
     set_limits(engine, SpendingLimits("acct-1", "", "*", daily_cost_cap=Decimal("0.0001")))
-    capped = client.post("/api/v1/authorize", json=authorize_body(max_output_tokens=50),
-                         headers=key)
+    capped = client.post(
+        "/api/v1/authorize", json=authorize_body(max_output_tokens=50), headers=key
+    )
     assert capped.status_code == 429
     assert capped.json()["limit"] == "daily_cost_cap" and capped.json()["value"] == "0.0001"
     assert 0 < int(capped.headers["Retry-After"]) <= 25 * 3600
@@ -109,8 +135,12 @@ def test_a_blocking_budget_set_over_http_is_enforced_with_429(api):
     budget = {"monthly_limit": "0.01", "thresholds": [50, 100], "block_at_limit": True}
     put = client.put("/api/v1/budget", headers=key, json=budget)
     assert put.status_code == 200 and put.json()["monthly_limit"] == "0.01"
-    assert client.post("/api/v1/usage", json=usage_body(input_tokens=40_000, output_tokens=16_000),
-                       headers=key).status_code == 201
+    assert (
+        client.post(
+            "/api/v1/usage", json=usage_body(input_tokens=40_000, output_tokens=16_000), headers=key
+        ).status_code
+        == 201
+    )
     refused = client.post("/api/v1/authorize", json=authorize_body(), headers=key)
     assert refused.status_code == 429 and refused.json()["limit"] == "monthly_budget"
     budget = client.get("/api/v1/budget", headers=key).json()
@@ -140,16 +170,18 @@ def test_invalid_requests_are_422_with_field_details(api, body, loc):
 
 def test_an_unknown_model_is_never_recorded_at_zero(api, engine):
     client, key, _ = api
-    response = client.post("/api/v1/usage", json=usage_body(model="no-such-model",
-                                                            provider="openai"), headers=key)
+    response = client.post(
+        "/api/v1/usage", json=usage_body(model="no-such-model", provider="openai"), headers=key
+    )
     assert response.status_code == 422 and response.json()["error"] == "unknown_model"
     assert verify_ledger(engine).events == 0
 
 
 def test_money_given_as_a_number_is_refused(api):
     client, key, _ = api
-    response = client.put("/api/v1/budget", headers=key,
-                          json={"monthly_limit": 10.5, "block_at_limit": True})
+    response = client.put(
+        "/api/v1/budget", headers=key, json={"monthly_limit": 10.5, "block_at_limit": True}
+    )
     assert response.status_code == 422
     assert ["body", "monthly_limit"] in [d["loc"] for d in response.json()["detail"]]
 
@@ -165,12 +197,16 @@ def test_a_key_cannot_see_another_accounts_chat_hold_or_user(api, engine):
 
     hold = client.post("/api/v1/authorize", json=authorize_body(), headers=key_one).json()
     for action in ("settle", "release"):
-        response = client.post(f"/api/v1/holds/{hold['id']}/{action}", headers=key_two,
-                               json={"input_tokens": 1, "output_tokens": 1})
+        response = client.post(
+            f"/api/v1/holds/{hold['id']}/{action}",
+            headers=key_two,
+            json={"input_tokens": 1, "output_tokens": 1},
+        )
         assert response.status_code == 404
     assert get_wallet(engine, "acct-1").held == Decimal(hold["amount"])
-    as_other = client.post("/api/v1/authorize", json=authorize_body("r9", user_id="user-1"),
-                           headers=key_two)
+    as_other = client.post(
+        "/api/v1/authorize", json=authorize_body("r9", user_id="user-1"), headers=key_two
+    )
     assert as_other.status_code == 404 and "user-1" in as_other.json()["message"]
 
 
@@ -189,11 +225,21 @@ def test_a_replayed_usage_post_is_charged_once(api, engine):
 
 def test_settling_an_expired_hold_is_409_and_its_money_is_free_again(api, engine):
     client, key, _ = api
-    stale = authorize(engine, account_id="acct-1", user_id="user-1", model="gpt-4o-mini",
-                      estimated_input_tokens=1000, max_output_tokens=500, request_id="old",
-                      now=datetime.now(UTC) - timedelta(hours=1))
-    response = client.post(f"/api/v1/holds/{stale.id}/settle", headers=key,
-                           json={"input_tokens": 10, "output_tokens": 10})
+    stale = authorize(
+        engine,
+        account_id="acct-1",
+        user_id="user-1",
+        model="gpt-4o-mini",
+        estimated_input_tokens=1000,
+        max_output_tokens=500,
+        request_id="old",
+        now=datetime.now(UTC) - timedelta(hours=1),
+    )
+    response = client.post(
+        f"/api/v1/holds/{stale.id}/settle",
+        headers=key,
+        json={"input_tokens": 10, "output_tokens": 10},
+    )
     assert response.status_code == 409 and response.json()["error"] == "hold_not_active"
     assert "expired" in response.json()["message"]
     assert get_wallet(engine, "acct-1").held == 0
@@ -205,8 +251,11 @@ def test_settling_an_expired_hold_is_409_and_its_money_is_free_again(api, engine
 def test_usage_lists_page_newest_first_and_filter(api):
     client, key, _ = api
     for i in range(5):
-        client.post("/api/v1/usage", headers=key, json=usage_body(
-            f"u{i}", chat_id="chat-a" if i % 2 else "chat-b"))
+        client.post(
+            "/api/v1/usage",
+            headers=key,
+            json=usage_body(f"u{i}", chat_id="chat-a" if i % 2 else "chat-b"),
+        )
     page = client.get("/api/v1/usage?limit=2", headers=key).json()
     assert [e["request_id"] for e in page["items"]] == ["u4", "u3"]
     rest = client.get(f"/api/v1/usage?limit=10&cursor={page['next_cursor']}", headers=key).json()
@@ -227,14 +276,19 @@ def test_anonymous_sessions_are_recorded_free_and_limited(api, engine, monkeypat
     get_settings.cache_clear()
     client, key, _ = api
     body = authorize_body("a1", user_id=None, anonymous_session_id="s-1")
-    hold = client.post("/api/v1/authorize", json={k: v for k, v in body.items() if v is not None},
-                       headers=key).json()
+    hold = client.post(
+        "/api/v1/authorize", json={k: v for k, v in body.items() if v is not None}, headers=key
+    ).json()
     assert hold["amount"] == "0" and hold["user_id"] == "anon:s-1"
-    client.post(f"/api/v1/holds/{hold['id']}/settle", headers=key,
-                json={"input_tokens": 10, "output_tokens": 10})
+    client.post(
+        f"/api/v1/holds/{hold['id']}/settle",
+        headers=key,
+        json={"input_tokens": 10, "output_tokens": 10},
+    )
     body["request_id"] = "a2"
-    refused = client.post("/api/v1/authorize", headers=key,
-                          json={k: v for k, v in body.items() if v is not None})
+    refused = client.post(
+        "/api/v1/authorize", headers=key, json={k: v for k, v in body.items() if v is not None}
+    )
     assert refused.status_code == 429 and refused.json()["limit"] == "free_tier_requests_per_day"
     assert get_wallet(engine, "acct-1").balance == Decimal("2")
 
@@ -254,12 +308,16 @@ def test_missing_unknown_and_revoked_keys_are_401(api, engine):
 
 def test_estimates_and_model_prices_are_decimal_strings(api):
     client, key, _ = api
-    est = client.post("/api/v1/estimate", headers=key, json={
-        "model": "gpt-4o-mini", "prompt_text": "a" * 400, "max_output_tokens": 50}).json()
+    est = client.post(
+        "/api/v1/estimate",
+        headers=key,
+        json={"model": "gpt-4o-mini", "prompt_text": "a" * 400, "max_output_tokens": 50},
+    ).json()
     assert est["input_tokens"] == 100 and est["method"].startswith("heuristic")
     assert est["price"] == str(price(100, 50).normalize())
-    models = client.get("/api/v1/pricing/models?provider=openai&model=gpt-4o-mini",
-                        headers=key).json()
+    models = client.get(
+        "/api/v1/pricing/models?provider=openai&model=gpt-4o-mini", headers=key
+    ).json()
     row = next(m for m in models["items"] if m["model"] == "gpt-4o-mini")
     assert (row["input_mtok"], row["output_mtok"], row["markup"]) == ("0.1875", "0.75", "1.25")
 
@@ -278,7 +336,17 @@ def test_recording_old_usage_with_a_timestamp(api, engine):
     assert response.status_code == 201
     [event] = client.get("/api/v1/usage", headers=key).json()["items"]
     assert event["created_at"].startswith("2025-03-01T09:00:00")
-    record_usage(engine, UsageEvent(request_id="py", account_id="acct-1", user_id="user-1",
-                                    operation="chat_message", provider="openai",
-                                    model="gpt-4o-mini", input_tokens=1, output_tokens=1))
+    record_usage(
+        engine,
+        UsageEvent(
+            request_id="py",
+            account_id="acct-1",
+            user_id="user-1",
+            operation="chat_message",
+            provider="openai",
+            model="gpt-4o-mini",
+            input_tokens=1,
+            output_tokens=1,
+        ),
+    )
     assert len(client.get("/api/v1/usage", headers=key).json()["items"]) == 2

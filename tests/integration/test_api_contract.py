@@ -31,13 +31,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from pricing_core.access.apikeys import create_api_key
 from pricing_core.adapters import storage
 from pricing_core.api.routes import create_app
-from pricing_core.access.apikeys import create_api_key
-from pricing_core.access.auth import Principal
-from pricing_core.metering.authorize import authorize
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import create_account, ensure_user
-from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.metering.authorize import authorize
+from pricing_core.metering.record import record_usage
 from tests.conftest import _admin_engine, _url_for
 
 pytestmark = pytest.mark.postgres
@@ -66,14 +67,34 @@ def seed(url: str) -> str:
     create_account(engine, "acct-1", name="Shop", user_id="user-1", opening_credit=Decimal("50"))
     ensure_user(engine, "acct-1", "user-2")
     create_account(engine, "acct-2", name="Other", user_id="other-1", opening_credit=Decimal("5"))
-    for i, (acct, user) in enumerate([("acct-1", "user-1"), ("acct-1", "user-2"),
-                                      ("acct-2", "other-1")]):
-        record_usage(engine, UsageEvent(
-            request_id=f"seed-{i}", account_id=acct, user_id=user, operation="chat_message",
-            provider="openai", model="gpt-4o-mini", input_tokens=900, output_tokens=300,
-            chat_id="chat-1" if acct == "acct-1" else "chat-x", created_at=at), now=at)
-    authorize(engine, account_id="acct-1", user_id="user-1", model="gpt-4o-mini",
-              estimated_input_tokens=100, max_output_tokens=100, request_id="seed-hold")
+    for i, (acct, user) in enumerate(
+        [("acct-1", "user-1"), ("acct-1", "user-2"), ("acct-2", "other-1")]
+    ):
+        record_usage(
+            engine,
+            UsageEvent(
+                request_id=f"seed-{i}",
+                account_id=acct,
+                user_id=user,
+                operation="chat_message",
+                provider="openai",
+                model="gpt-4o-mini",
+                input_tokens=900,
+                output_tokens=300,
+                chat_id="chat-1" if acct == "acct-1" else "chat-x",
+                created_at=at,
+            ),
+            now=at,
+        )
+    authorize(
+        engine,
+        account_id="acct-1",
+        user_id="user-1",
+        model="gpt-4o-mini",
+        estimated_input_tokens=100,
+        max_output_tokens=100,
+        request_id="seed-hold",
+    )
     secret = create_api_key(engine, Principal("user-1", "acct-1"), name="contract test").secret
     engine.dispose()
     return secret
@@ -88,16 +109,33 @@ def live_api(pg_template: str) -> Iterator[tuple[str, str]]:
     url = _url_for(name)
     secret = seed(url)
     port = _free_port()
-    env = {**os.environ, "PRICING_DATABASE_URL": url, "PYTHONPATH": str(ROOT),
-           "PRICING_FREE_TIER_REQUESTS_PER_DAY": "3",
-           # schemathesis also sends requests without a key; keep them from tripping the
-           # failed-authentication limit so the rest of the run reaches the routes
-           "PRICING_API_AUTH_MAX_FAILURES": "1000000"}
+    env = {
+        **os.environ,
+        "PRICING_DATABASE_URL": url,
+        "PYTHONPATH": str(ROOT),
+        "PRICING_FREE_TIER_REQUESTS_PER_DAY": "3",
+        # schemathesis also sends requests without a key; keep them from tripping the
+        # failed-authentication limit so the rest of the run reaches the routes
+        "PRICING_API_AUTH_MAX_FAILURES": "1000000",
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-         "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
@@ -147,6 +185,13 @@ def test_the_openapi_document_is_served_under_api_v1(live_api):
     assert document.pop("servers") == [{"url": "/api/v1"}]
     assert document == DOCUMENT
     assert set(document["paths"]) >= {
-        "/authorize", "/holds/{hold_id}/settle", "/holds/{hold_id}/release", "/usage",
-        "/balance", "/chats/{chat_id}/usage", "/pricing/models", "/estimate", "/budget",
+        "/authorize",
+        "/holds/{hold_id}/settle",
+        "/holds/{hold_id}/release",
+        "/usage",
+        "/balance",
+        "/chats/{chat_id}/usage",
+        "/pricing/models",
+        "/estimate",
+        "/budget",
     }

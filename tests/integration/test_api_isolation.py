@@ -14,12 +14,12 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 
-from pricing_core.api.routes import api_app
 from pricing_core.access.apikeys import create_api_key, reset_default_limiter
-from pricing_core.access.auth import Principal
-from pricing_core.limits.budgets import save_budget
 from pricing_core.api.http import routes
+from pricing_core.api.routes import api_app
+from pricing_core.domain.principal import Principal
 from pricing_core.ledger.wallets import create_account, get_wallet
+from pricing_core.limits.budgets import save_budget
 
 BOB_MARKERS = ("bob-user", "bobchat", "Bob Bakery", "bob-req", "987.65", "4321")
 

@@ -20,11 +20,11 @@ from pricing_core.access.apikeys import (
     list_api_keys,
     revoke_api_key,
 )
-from pricing_core.access.auth import Principal
+from pricing_core.adapters.storage import api_keys, audit_log
 from pricing_core.cli.main import app as cli
 from pricing_core.domain.errors import PermissionDenied
+from pricing_core.domain.principal import Principal
 from pricing_core.ledger.wallets import create_account
-from pricing_core.adapters.storage import api_keys, audit_log
 
 ALICE = Principal("alice", "alice", email="alice@example.com")
 BOB = Principal("bob", "bob", email="bob@example.com")

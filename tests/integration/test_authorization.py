@@ -16,15 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
-from pricing_core.limits.alerts import list_alerts
-from pricing_core.metering.authorize import (
-    HEURISTIC,
-    authorize,
-    count_prompt_tokens,
-    estimate_cost,
-    record_request_usage,
-    settle,
-)
+from pricing_core.adapters.storage import budgets, usage_events
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import (
     DuplicateRequest,
@@ -32,6 +24,7 @@ from pricing_core.domain.errors import (
     PricingError,
     UnknownModel,
 )
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.holds import (
     HoldNotActive,
     HoldStatus,
@@ -42,6 +35,7 @@ from pricing_core.ledger.holds import (
 )
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
+from pricing_core.limits.alerts import list_alerts
 from pricing_core.limits.rules import (
     LimitKind,
     SpendingLimits,
@@ -50,8 +44,15 @@ from pricing_core.limits.rules import (
     budget_status,
     set_limits,
 )
-from pricing_core.metering.record import UsageEvent, record_usage
-from pricing_core.adapters.storage import budgets, usage_events
+from pricing_core.metering.authorize import (
+    HEURISTIC,
+    authorize,
+    count_prompt_tokens,
+    estimate_cost,
+    record_request_usage,
+    settle,
+)
+from pricing_core.metering.record import record_usage
 
 NOW = datetime(2025, 3, 12, 12, 0, tzinfo=UTC)
 NANO = Decimal("1e-9")

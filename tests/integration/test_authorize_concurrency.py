@@ -18,14 +18,14 @@ import pytest
 from genai_prices import Usage, calc_price
 from sqlalchemy import func, insert, select
 
-from pricing_core.metering.authorize import authorize, settle
+from pricing_core.adapters.storage import budgets, holds, ledger_entries
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InsufficientBalance
 from pricing_core.ledger.holds import HoldStatus, count_holds, expire_holds, release
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
 from pricing_core.limits.rules import SpendLimitExceeded
-from pricing_core.adapters.storage import budgets, holds, ledger_entries
+from pricing_core.metering.authorize import authorize, settle
 
 pytestmark = pytest.mark.postgres
 

@@ -14,13 +14,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from pricing_core.adapters import storage
+from pricing_core.adapters.storage import chats, ledger_entries, usage_daily, usage_events, wallets
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
-from pricing_core.metering.batch import record_usage_batch
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.record import UsageEvent, record_usage
-from pricing_core.adapters.storage import chats, ledger_entries, usage_daily, usage_events, wallets
+from pricing_core.metering.batch import record_usage_batch
+from pricing_core.metering.record import record_usage
 from tests.conftest import _admin_engine, _url_for
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)

@@ -9,13 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from pricing_core.limits import budgets
-from pricing_core.access.auth import Principal
-from pricing_core.domain.errors import InvalidUsage, PermissionDenied
-from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.record import UsageEvent, record_usage
 from pricing_core.adapters.storage import audit_log, budget_alerts, usage_events
 from pricing_core.adapters.storage import budgets as budgets_table
+from pricing_core.domain.errors import InvalidUsage, PermissionDenied
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.ledger.wallets import create_account
+from pricing_core.limits import budgets
+from pricing_core.metering.record import record_usage
 
 NOW = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
 ALICE = Principal("alice", "alice", email="alice@example.com")

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pricing_core.billing import checkout
-from pricing_core.access.auth import Principal
 from pricing_core.billing.checkout import Outcome, fulfil_checkout, simulate_purchase
 from pricing_core.domain.errors import ConfigurationError, InvalidUsage, PermissionDenied
+from pricing_core.domain.principal import Principal
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
 from tests.integration.stripe_helpers import (

@@ -12,10 +12,11 @@ import pytest
 from genai_prices import Usage, calc_price
 from sqlalchemy import func, select
 
+from pricing_core.adapters.storage import ledger_entries, usage_events
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
-from pricing_core.metering.record import UsageEvent, UsageResult, record_usage
-from pricing_core.adapters.storage import ledger_entries, usage_events
+from pricing_core.metering.record import UsageResult, record_usage
 
 THREADS, CALLS = 16, 200
 OPENING = Decimal("100")

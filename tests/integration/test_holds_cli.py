@@ -5,11 +5,11 @@ from decimal import Decimal
 
 from typer.testing import CliRunner
 
-from pricing_core.metering.authorize import authorize
 from pricing_core.cli.main import app
 from pricing_core.ledger.holds import HoldStatus, count_holds
 from pricing_core.ledger.wallets import create_account, get_wallet
 from pricing_core.limits.rules import list_limits
+from pricing_core.metering.authorize import authorize
 
 
 def test_the_expire_command_expires_overdue_holds_and_frees_their_money(engine):
@@ -57,4 +57,3 @@ def test_limits_set_stores_an_operator_default_and_refuses_garbage(engine):
         8000,
         Decimal("5.25"),
     )
-

@@ -13,7 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from pricing_core.adapters.storage import chats, ledger_entries, usage_daily, usage_events, wallets
 from pricing_core.domain.errors import PricingError
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.batch import record_usage_batch
 from pricing_core.metering.importers import (
     DEFAULT_MODEL_MIX,
     InvalidImport,
@@ -22,11 +27,7 @@ from pricing_core.metering.importers import (
     import_azure_trace,
     parse_model_mix,
 )
-from pricing_core.metering.batch import record_usage_batch
-from pricing_core.ledger.integrity import verify_ledger
-from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.record import UsageEvent, UsageResult, record_usage
-from pricing_core.adapters.storage import chats, ledger_entries, usage_daily, usage_events, wallets
+from pricing_core.metering.record import UsageResult, record_usage
 
 NOW = datetime(2025, 3, 2, tzinfo=UTC)
 AT = datetime(2025, 3, 1, 12, tzinfo=UTC)

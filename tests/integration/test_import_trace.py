@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pricing_core.cli.main import app
 from pricing_core.analytics.exports import ExportFormat, export_usage
+from pricing_core.cli.main import app
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import get_wallet
 from pricing_core.metering.importers import (
     DEFAULT_MODEL_MIX,
     InvalidImport,
@@ -24,8 +26,6 @@ from pricing_core.metering.importers import (
     parse_model_mix,
     parse_timestamp,
 )
-from pricing_core.ledger.integrity import verify_ledger
-from pricing_core.ledger.wallets import get_wallet
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens"

@@ -7,9 +7,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.metering.record import record_usage
 
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -22,19 +22,19 @@ import pytest
 
 import pricing_core
 from pricing_core import analytics
-from pricing_core.access import apikeys
-from pricing_core.limits import budgets
-from pricing_core.billing import checkout
-from pricing_core.ledger import wallets as ledger
-from pricing_core.plans import advice as plan_advice
-from pricing_core.plans import billing as plan_billing
-from pricing_core.access import teams
+from pricing_core.access import apikeys, teams
 from pricing_core.access.apikeys import UnknownApiKey, create_api_key
-from pricing_core.access.auth import Principal
+from pricing_core.billing import checkout
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PermissionDenied, PricingError, UnknownAccount
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.ledger import wallets as ledger
 from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.limits import budgets
+from pricing_core.metering.record import record_usage
+from pricing_core.plans import advice as plan_advice
+from pricing_core.plans import billing as plan_billing
 
 ALICE = Principal("alice", "alice", email="alice@example.com")
 BOB_MARK = "bobsecretchat"  # appears in Bob's chat ids and request ids only
@@ -125,7 +125,9 @@ def _cases(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         "limits.budgets.record_budget_alerts": lambda: budgets.record_budget_alerts(
             e, ALICE, account_id="bob"
         ),
-        "billing.checkout.list_purchases": lambda: checkout.list_purchases(e, ALICE, account_id="bob"),
+        "billing.checkout.list_purchases": lambda: checkout.list_purchases(
+            e, ALICE, account_id="bob"
+        ),
         "billing.checkout.create_checkout": lambda: checkout.create_checkout(
             e, ALICE, package_id=w["package"], account_id="bob"
         ),
@@ -198,9 +200,9 @@ ADMIN_ONLY = {
 }
 # Helpers that take a principal but read nothing.
 NOT_QUERIES = {
-    "access.auth.require_admin",
-    "access.auth.require_account",
-    "access.auth.target_account",
+    "domain.principal.require_admin",
+    "domain.principal.require_account",
+    "domain.principal.target_account",
     "adapters.audit.actor_of",
 }
 

@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
+from pricing_core.adapters.storage import run_write
 from pricing_core.domain.errors import InsufficientBalance
 from pricing_core.ledger.wallets import EntryKind, create_account, get_wallet, post_entry
-from pricing_core.adapters.storage import run_write
 
 
 @pytest.mark.parametrize(("debit", "refused"), [("5", False), ("5.000000001", True), ("6", True)])
@@ -16,8 +16,12 @@ def test_a_debit_beyond_the_available_balance_is_refused(engine, debit, refused)
 
     def work(conn):
         return post_entry(
-            conn, account_id="a", amount=-Decimal(debit), kind=EntryKind.USAGE,
-            idempotency_key="k", now=datetime.now(UTC),
+            conn,
+            account_id="a",
+            amount=-Decimal(debit),
+            kind=EntryKind.USAGE,
+            idempotency_key="k",
+            now=datetime.now(UTC),
         )
 
     if refused:

@@ -7,9 +7,10 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from pricing_core.domain.errors import DuplicateRequest, InsufficientBalance, UnknownModel
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
-from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.metering.record import record_usage
 
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -13,14 +13,14 @@ from genai_prices import Usage, calc_price
 from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
-from pricing_core.access.auth import Principal
+from pricing_core.adapters.storage import plans, usage_events
 from pricing_core.cli.main import app
 from pricing_core.config import get_settings
-from pricing_core.metering.batch import record_usage_batch
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.record import UsageEvent
+from pricing_core.metering.batch import record_usage_batch
 from pricing_core.plans.advice import advise_plan, recommendation_json
-from pricing_core.adapters.storage import plans, usage_events
 from pricing_core.plans.subscriptions import SubscriptionSource, switch_plan
 
 ZONE = "America/New_York"

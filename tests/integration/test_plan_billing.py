@@ -6,9 +6,11 @@ from decimal import Decimal as D
 
 import pytest
 
-from pricing_core.access.auth import Principal
+from pricing_core.adapters.storage import run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import ConfigurationError
+from pricing_core.domain.plans import PlanError
+from pricing_core.domain.principal import Principal
 from pricing_core.ledger.wallets import create_account
 from pricing_core.plans.billing import (
     ChangeKind,
@@ -17,8 +19,6 @@ from pricing_core.plans.billing import (
     request_plan_change,
     switch_mode,
 )
-from pricing_core.domain.plans import PlanError
-from pricing_core.adapters.storage import run_write
 from pricing_core.plans.subscriptions import current_plan, subscription_history
 
 ACCT = Principal("acct", "acct")

@@ -8,19 +8,19 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import func, select
 
-from pricing_core.access.auth import Principal
+from pricing_core.adapters.storage import audit_log, stripe_events, subscriptions
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis
 from pricing_core.domain.errors import PermissionDenied
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.record import UsageEvent, record_usage
+from pricing_core.metering.record import record_usage
 from pricing_core.plans.billing import ChangeKind, confirm_plan_checkout, request_plan_change
-from pricing_core.adapters.storage import audit_log, stripe_events, subscriptions
 from pricing_core.plans.subscriptions import current_plan, subscription_history
 from tests.integration.stripe_helpers import deliver, webhook_client
 
 ACCT = Principal("acct", "acct")
-
 
 
 @pytest.fixture

@@ -20,8 +20,10 @@ from decimal import Decimal as D
 import pytest
 from genai_prices import Usage, calc_price
 
-from pricing_core.access.auth import Principal
 from pricing_core.analytics.exports import ExportFormat, export_usage
+from pricing_core.domain.principal import Principal
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account
 from pricing_core.metering.importers import (
     DEFAULT_MODEL_MIX,
     TraceMapping,
@@ -30,8 +32,6 @@ from pricing_core.metering.importers import (
     import_azure_trace,
     parse_model_mix,
 )
-from pricing_core.ledger.integrity import verify_ledger
-from pricing_core.ledger.wallets import create_account
 from pricing_core.plans.advice import advise_plan
 from pricing_core.plans.subscriptions import SubscriptionSource, switch_plan
 

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 from typer.testing import CliRunner
 
+from pricing_core.billing.reconcile import Finding, reconcile
 from pricing_core.cli.main import app
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
-from pricing_core.billing.reconcile import Finding, reconcile
 from tests.integration.stripe_helpers import open_session, paid_session
 
 OPENING = Decimal("1")

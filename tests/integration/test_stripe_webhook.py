@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from pricing_core.adapters.storage import stripe_events
 from pricing_core.billing import checkout
-from pricing_core.access.auth import Principal
+from pricing_core.billing.webhooks import event_counts
+from pricing_core.domain.principal import Principal
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import adjust, create_account, get_wallet
-from pricing_core.adapters.storage import stripe_events
-from pricing_core.billing.webhooks import event_counts
 from tests.fakes.stripe_server import sign
 from tests.integration.stripe_helpers import (
     counts,
@@ -381,8 +381,8 @@ def test_secrets_never_appear_in_errors_replies_logs_or_the_event_log(
 ):
     import logging
 
-    from pricing_core.config import get_settings
     from pricing_core.billing.stripe_api import StripeUnavailable
+    from pricing_core.config import get_settings
 
     caplog.set_level(logging.DEBUG)
     key, secret = fake_stripe.api_key, fake_stripe.webhook_secret

@@ -8,15 +8,16 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import insert, select
 
+from pricing_core.adapters.storage import audit_log, plan_usage, plans, usage_events
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis
 from pricing_core.domain.errors import InsufficientBalance, UnknownAccount
-from pricing_core.metering.batch import record_usage_batch
+from pricing_core.domain.plans import PlanError
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
-from pricing_core.metering.record import UsageEvent, record_usage
-from pricing_core.domain.plans import PlanError
-from pricing_core.adapters.storage import audit_log, plan_usage, plans, usage_events
+from pricing_core.metering.batch import record_usage_batch
+from pricing_core.metering.record import record_usage
 from pricing_core.plans.subscriptions import (
     SubscriptionSource,
     UnknownPlan,

@@ -9,6 +9,7 @@ import pytest
 from genai_prices import Usage, calc_price
 from sqlalchemy import insert
 
+from pricing_core.adapters.storage import make_engine, model_prices
 from pricing_core.catalog import price_book as catalog
 from pricing_core.catalog.price_book import (
     ModelPriceRow,
@@ -21,7 +22,6 @@ from pricing_core.catalog.price_book import (
 )
 from pricing_core.domain.costing import ChargeBasis, TokenCounts, TokenRates
 from pricing_core.domain.errors import UnknownModel
-from pricing_core.adapters.storage import make_engine, model_prices
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 NANO = D("1e-9")

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pricing_core.catalog.price_book import ModelPriceRow, OperationPriceRow, PriceBook
-from pricing_core.domain.costing import LinearCharge, TokenCounts, TokenRates, linear_nanos, price_frame
+from pricing_core.catalog.vectorized import price_frame
+from pricing_core.domain.costing import LinearCharge, TokenCounts, TokenRates, linear_nanos
 from pricing_core.domain.errors import UnknownModel
 
 NANO = Decimal("1e-9")
