@@ -1,6 +1,6 @@
 """HTTP routes served next to the dashboard by `app.py`'s `st.App` (same port).
 
-`/stripe/webhook` receives Stripe's events; later the FastAPI app under `/api/v1`.
+`/stripe/webhook` receives Stripe's events; the FastAPI app answers under `/api/v1`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,18 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from pricing_core.adapters.storage import open_database
 from pricing_core.api.routes import api_app
+from pricing_core.billing import checkout_events
+from pricing_core.billing.webhooks import Route as WebhookRoute
 from pricing_core.billing.webhooks import WebhookRejected, handle_webhook
 from pricing_core.domain.errors import ConfigurationError
+from pricing_core.plans import events as plan_events
 
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 1_000_000
+
+# Every Stripe event type the product handles, by area.
+WEBHOOK_ROUTES: tuple[WebhookRoute, ...] = checkout_events.ROUTES + plan_events.ROUTES
 
 
 async def health(_request: Request) -> JSONResponse:
@@ -40,7 +46,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     signature = request.headers.get("stripe-signature")
     try:
         result = await run_in_threadpool(
-            lambda: handle_webhook(open_database(), payload, signature)
+            lambda: handle_webhook(open_database(), payload, signature, routes=WEBHOOK_ROUTES)
         )
     except WebhookRejected as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)

@@ -63,12 +63,9 @@ from pricing_core.domain.usage_event import MAX_TOKENS, UsageEvent
 from pricing_core.ledger import holds as holds_mod
 from pricing_core.ledger.holds import HoldNotActive, HoldNotFound
 from pricing_core.ledger.wallets import get_wallet
-from pricing_core.limits.rules import (
-    LimitExceeded,
-    TokenLimitExceeded,
-    budget_report,
-    save_budget_rule,
-)
+from pricing_core.limits.budget_rules import save_budget_rule
+from pricing_core.limits.budgets import budget_report
+from pricing_core.limits.rules import LimitExceeded, TokenLimitExceeded
 from pricing_core.metering import authorize as authz
 
 # ---------------------------------------------------------------- field types
@@ -915,13 +912,17 @@ def _model_price(db: Engine, provider: str, model: str) -> ModelPriceOut:
 
 
 def _budget(db: Engine, account_id: str, user_id: str | None) -> BudgetOut:
-    report = budget_report(db, account_id, user_id or "")
+    status = budget_report(db, account_id, user_id or "")
+    budget = status.budget
     return _out(
         BudgetOut,
-        report,
-        user_id=user_id,  # None for the account's budget ("" in the report)
-        operator_default=report.is_default,
-        block_at_limit=report.block,
+        status,
+        account_id=budget.account_id,
+        user_id=user_id,  # None for the account's budget ("" in the settings)
+        monthly_limit=_response_value(budget.monthly_limit),
+        thresholds=list(budget.thresholds),
+        operator_default=budget.is_default,
+        block_at_limit=budget.block_at_limit,
     )
 
 

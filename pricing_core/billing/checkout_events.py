@@ -22,7 +22,7 @@ from pricing_core.billing.checkout import (
     mark_session_on,
 )
 from pricing_core.billing.refunds import apply_dispute_on, apply_refund_on, row_for_payment
-from pricing_core.billing.webhooks import EventContext, handles
+from pricing_core.billing.webhooks import EventContext, Route
 from pricing_core.ledger.wallets import find_entry
 
 
@@ -30,11 +30,6 @@ def _payment_mode(obj: dict[str, Any]) -> bool:
     return obj.get("mode", "payment") == "payment"
 
 
-@handles(
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    when=_payment_mode,
-)
 def fulfil_from_event(ctx: EventContext) -> str:
     """Fulfil the session (retrieved from Stripe with its line items)."""
     sid = ctx.object.get("id")
@@ -57,12 +52,10 @@ def _mark(ctx: EventContext, status: SessionStatus) -> str:
     return ctx.commit(lambda conn: mark_session_on(conn, ctx.object, status, now=ctx.now))
 
 
-@handles("checkout.session.async_payment_failed", when=_payment_mode)
 def mark_failed(ctx: EventContext) -> str:
     return _mark(ctx, SessionStatus.FAILED)
 
 
-@handles("checkout.session.expired", when=_payment_mode)
 def mark_expired(ctx: EventContext) -> str:
     return _mark(ctx, SessionStatus.EXPIRED)
 
@@ -102,7 +95,6 @@ def _on_payment(ctx: EventContext, payment_intent: str | None, apply: Any) -> st
     return ctx.commit(work)
 
 
-@handles("charge.refunded")
 def refund_charge(ctx: EventContext) -> str:
     """Apply every refund of the charge, in its current state, once per refund id."""
     charge = ctx.object
@@ -118,7 +110,6 @@ def refund_charge(ctx: EventContext) -> str:
     return _on_payment(ctx, charge.get("payment_intent"), apply)
 
 
-@handles("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 def refund_event(ctx: EventContext) -> str:
     refund = stripe_api.retrieve_refund(ctx.client, ctx.object["id"])
     return _on_payment(
@@ -128,13 +119,6 @@ def refund_event(ctx: EventContext) -> str:
     )
 
 
-@handles(
-    "charge.dispute.created",
-    "charge.dispute.updated",
-    "charge.dispute.closed",
-    "charge.dispute.funds_withdrawn",
-    "charge.dispute.funds_reinstated",
-)
 def dispute_event(ctx: EventContext) -> str:
     dispute = stripe_api.retrieve_dispute(ctx.client, ctx.object["id"])
     return _on_payment(
@@ -142,3 +126,29 @@ def dispute_event(ctx: EventContext) -> str:
         dispute.get("payment_intent"),
         lambda conn, row: apply_dispute_on(conn, dispute, row, now=ctx.now),
     )
+
+
+# The credit-pack routes, joined with the other areas' in `api.http`.
+ROUTES: tuple[Route, ...] = (
+    Route(
+        ("checkout.session.completed", "checkout.session.async_payment_succeeded"),
+        fulfil_from_event,
+        when=_payment_mode,
+    ),
+    Route(("checkout.session.async_payment_failed",), mark_failed, when=_payment_mode),
+    Route(("checkout.session.expired",), mark_expired, when=_payment_mode),
+    Route(("charge.refunded",), refund_charge),
+    Route(
+        ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated"), refund_event
+    ),
+    Route(
+        (
+            "charge.dispute.created",
+            "charge.dispute.updated",
+            "charge.dispute.closed",
+            "charge.dispute.funds_withdrawn",
+            "charge.dispute.funds_reinstated",
+        ),
+        dispute_event,
+    ),
+)

@@ -13,18 +13,17 @@
    not at all. A failure is recorded (`failed`, `last_error`) and re-raised (HTTP 500,
    Stripe retries); unknown types are recorded as `ignored` (HTTP 200).
 
-Handlers register with `@handles("type", when=predicate)`; several handlers may share a
-type (e.g. `checkout.session.completed` for payment and subscription mode) and the
-first whose `when(object)` holds runs. Modules that register handlers are listed in
-`HANDLER_MODULES` and imported on first use.
+Handlers are passed in explicitly as `Route`s: each area lists its own (`ROUTES` in
+`billing.checkout_events` and `plans.events`) and `api.http` joins them. Several routes
+may share a type (e.g. `checkout.session.completed` for payment and subscription
+mode); the first whose `when(object)` holds runs.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,9 +41,6 @@ from pricing_core.domain.errors import ConfigurationError, PricingError
 from pricing_core.ledger.wallets import idempotent_write
 
 log = logging.getLogger(__name__)
-
-# Modules whose import registers handlers (other areas append theirs).
-HANDLER_MODULES: list[str] = ["pricing_core.billing.checkout_events", "pricing_core.plans.events"]
 
 
 class WebhookRejected(PricingError):
@@ -132,39 +128,22 @@ Handler = Callable[[EventContext], str]
 
 
 @dataclass(frozen=True, slots=True)
-class _Registration:
-    handler: Handler
-    when: Callable[[dict[str, Any]], bool] | None
-
-
-_REGISTRY: dict[str, list[_Registration]] = {}
-
-
-def handles(
-    *types: str, when: Callable[[dict[str, Any]], bool] | None = None
-) -> Callable[[Handler], Handler]:
-    """Register a handler for event types; `when(event object)` narrows it (e.g. by
+class Route:
+    """The handler for some event types; `when(event object)` narrows it (e.g. by
     Checkout mode)."""
 
-    def register(handler: Handler) -> Handler:
-        for event_type in types:
-            _REGISTRY.setdefault(event_type, []).append(_Registration(handler, when))
-        return handler
-
-    return register
+    types: tuple[str, ...]
+    handler: Handler
+    when: Callable[[dict[str, Any]], bool] | None = None
 
 
-def _load_handlers() -> None:
-    for module in HANDLER_MODULES:
-        importlib.import_module(module)
-
-
-def handler_for(event: dict[str, Any]) -> Handler | None:
-    """The handler registered for this event's type and object, or None."""
-    _load_handlers()
-    for reg in _REGISTRY.get(event["type"], []):
-        if reg.when is None or reg.when(event["data"]["object"]):
-            return reg.handler
+def handler_for(routes: Sequence[Route], event: dict[str, Any]) -> Handler | None:
+    """The handler of the first route for this event's type and object, or None."""
+    for route in routes:
+        if event["type"] in route.types and (
+            route.when is None or route.when(event["data"]["object"])
+        ):
+            return route.handler
     return None
 
 
@@ -241,10 +220,12 @@ def process_event(
     engine: Engine,
     event: dict[str, Any],
     *,
+    routes: Sequence[Route],
     client: stripe.StripeClient | None = None,
     now: datetime | None = None,
 ) -> WebhookResult:
-    """Process one verified event exactly once (see the module docstring).
+    """Process one verified event exactly once (see the module docstring), with the
+    handler of the first matching route in `routes`.
 
     Returns: WebhookResult. Raises: whatever the handler raised (recorded as failed).
     """
@@ -252,7 +233,7 @@ def process_event(
     event_id, event_type = event["id"], event["type"]
     if _record_received(engine, event, at):
         return WebhookResult(event_id, event_type, Reply.DUPLICATE, "already processed")
-    handler = handler_for(event)
+    handler = handler_for(routes, event)
     if handler is None:
         run_write(
             engine,
@@ -303,6 +284,7 @@ def handle_webhook(
     payload: bytes,
     signature: str | None,
     *,
+    routes: Sequence[Route],
     settings: Settings | None = None,
     client: stripe.StripeClient | None = None,
     now: datetime | None = None,
@@ -313,4 +295,4 @@ def handle_webhook(
     nothing written), or the processing error (HTTP 500: nothing half-written).
     """
     event = parse_webhook(payload, signature, webhook_secret(settings))
-    return process_event(engine, event, client=client, now=now)
+    return process_event(engine, event, routes=routes, client=client, now=now)

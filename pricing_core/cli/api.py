@@ -1,6 +1,6 @@
 """CLI commands of the integration surface: holds, spending limits, API keys, alerts.
 
-Registered in `cli.py`: `pricing-core holds expire`, `pricing-core limits set|list`,
+Registered in `cli.main`: `pricing-core holds expire`, `pricing-core limits set|list`,
 `pricing-core alerts deliver`.
 """
 
@@ -80,10 +80,3 @@ def alerts_deliver() -> None:
     """POST un-notified budget alerts to PRICING_BUDGET_WEBHOOK_URL (retries failures)."""
 
     typer.echo(f"delivered {deliver_alerts(open_database())} alert(s)")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's command groups to the main CLI."""
-    app.add_typer(holds_app, name="holds")
-    app.add_typer(limits_app, name="limits")
-    app.add_typer(alerts_app, name="alerts")

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import Engine
 
 from pricing_core.adapters.storage import open_database
-from pricing_core.analytics.exports import ExportFormat, export_ledger, export_usage
+from pricing_core.analytics.exports import ExportFormat, export_usage
 from pricing_core.domain.errors import PricingError
 from pricing_core.metering.importers import (
     DEFAULT_MODEL_MIX,
@@ -32,6 +34,8 @@ SHOWN_PROBLEMS = 20
 FormatOption = Annotated[
     ExportFormat, typer.Option("--format", "-f", help="csv (header row) or jsonl.")
 ]
+# An exporter: (engine, output, format) -> rows written.
+ExportWriter = Callable[[Engine, TextIO, ExportFormat], int]
 OutputOption = Annotated[
     Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
 ]
@@ -129,7 +133,8 @@ def import_azure_trace_command(
     typer.echo(f"took {elapsed:.1f} s{rate}", err=True)
 
 
-def _export(write, fmt: ExportFormat, output: Path | None) -> None:  # type: ignore[no-untyped-def]
+def write_export(write: ExportWriter, fmt: ExportFormat, output: Path | None) -> None:
+    """Run an exporter (`export_usage`, `export_ledger`) to `output` or stdout."""
     engine = open_database()
     if output is None:
         count = write(engine, sys.stdout, fmt)
@@ -142,9 +147,4 @@ def _export(write, fmt: ExportFormat, output: Path | None) -> None:  # type: ign
 @usage_app.command("export")
 def usage_export(fmt: FormatOption = ExportFormat.CSV, output: OutputOption = None) -> None:
     """Export one row per usage event (amounts as exact decimal strings, UTC times)."""
-    _export(export_usage, fmt, output)
-
-
-def ledger_export(fmt: FormatOption = ExportFormat.CSV, output: OutputOption = None) -> None:
-    """Export one row per ledger entry (amounts as exact decimal strings, UTC times)."""
-    _export(export_ledger, fmt, output)
+    write_export(export_usage, fmt, output)

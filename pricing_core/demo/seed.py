@@ -34,6 +34,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.storage import accounts, chats, operation_prices, run_write
+from pricing_core.admin.accounts import adjust_balance
 from pricing_core.catalog.price_book import clear_price_cache, get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import TokenCounts
@@ -42,7 +43,6 @@ from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import (
     EntryKind,
-    adjust,
     count_entries,
     create_account,
     credit,
@@ -88,6 +88,8 @@ CODE_OUTPUT = LogNormal(mu=2.7882, sigma=0.8472, low=6, high=1_899)
 IMAGE_PROMPT = LogNormal(mu=4.0, sigma=0.5, low=8, high=400)  # short prompts; not fitted
 
 DEMO_DAYS = 90
+# The operator who made the demo's goodwill adjustment (audited like a real one).
+DEMO_ADMIN = Principal("admin@demo.example", "northwind", role="admin", email="admin@demo.example")
 IMAGE_OPERATION = "image_generation"
 IMAGE_PRICE = Decimal("0.04")  # USD per image charged
 IMAGE_PROVIDER_COST = Decimal("0.032")  # USD per image paid to the provider
@@ -521,9 +523,9 @@ def seed_demo(engine: Engine, *, seed: int = 0, now: datetime | None = None) -> 
                     )  # fmt: skip
                     users += 1
             elif kind is EntryKind.ADJUSTMENT:
-                adjust(
-                    engine, account_id, amount, reason=reason, actor="admin@demo.example",
-                    idempotency_key=key, now=when,
+                adjust_balance(
+                    engine, DEMO_ADMIN, account_id, amount, reason=reason, idempotency_key=key,
+                    now=when,
                 )  # fmt: skip
             elif kind is EntryKind.REFUND:
                 run_write(

@@ -12,7 +12,6 @@ balance - held + :amt >= :floor RETURNING balance`.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -267,47 +266,6 @@ def credit(
             idempotency_key=idempotency_key,
             reference=reference,
             reason=reason,
-            actor=actor,
-            now=_now(now),
-        ),
-    )
-
-
-def adjust(
-    engine: Engine,
-    account_id: str,
-    amount: object,
-    *,
-    reason: str,
-    actor: str,
-    idempotency_key: str | None = None,
-    now: datetime | None = None,
-) -> Posting:
-    """An admin's signed balance adjustment with a required reason.
-
-    A negative adjustment may not take the available balance below zero.
-    Args: amount: signed USD, non-zero. idempotency_key: defaults to a fresh key
-        (pass the form's key so a double submit applies once).
-    Raises: InvalidUsage (no reason, zero amount), UnknownAccount, InsufficientBalance.
-    """
-    if not reason or not reason.strip():
-        raise InvalidUsage("an adjustment needs a reason")
-    try:
-        value = to_usd(amount)
-    except ValueError as exc:
-        raise InvalidUsage(f"adjustment amount: {exc}") from None
-    if value == 0 or value != round_nano(value):
-        raise InvalidUsage(f"adjustment amount must be a non-zero whole nano-USD, got {value}")
-    key = idempotency_key or f"adjust:{uuid.uuid4()}"
-    return idempotent_write(
-        engine,
-        lambda conn: post_entry(
-            conn,
-            account_id=account_id,
-            amount=value,
-            kind=EntryKind.ADJUSTMENT,
-            idempotency_key=key,
-            reason=reason.strip(),
             actor=actor,
             now=_now(now),
         ),

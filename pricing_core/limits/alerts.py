@@ -32,7 +32,8 @@ from pricing_core.adapters.storage import budget_alerts, dialect_insert, run_wri
 from pricing_core.config import get_settings
 from pricing_core.domain.money import usd_str
 from pricing_core.domain.periods import month_period
-from pricing_core.limits.rules import budget_rules_on, crossed_thresholds, spend_on
+from pricing_core.limits.budget_rules import budget_rules_on, crossed_thresholds
+from pricing_core.limits.spend import spend_on
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def record_alerts_on(
             user_id=rule.user_id or None,
             include_holds=False,
         )
-        for threshold in crossed_thresholds(spend, rule.monthly_limit, rule.thresholds):
+        for threshold in crossed_thresholds(rule.monthly_limit, rule.thresholds, spend):
             stmt = dialect_insert(conn, budget_alerts).values(
                 account_id=account_id,
                 user_id=rule.user_id,

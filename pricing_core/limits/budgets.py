@@ -8,10 +8,10 @@ dashboard keeps showing the banner until the month rolls over even if the budget
 is raised. With `block_at_limit`, `limits.check_budgets` refuses requests once the
 budget is used up.
 
-The settings themselves (`Budget`, `read_budget`, the parsers, storing a row) and
-the spend queries are `limits`', shared with the API; this module adds what the
-dashboard needs: the viewer's permission, this month's status with the alerts
-already recorded, and the audited save of the account's budget.
+The settings themselves (`Budget`, `read_budget`, the parsers, storing a row) are
+`budget_rules`', and the spend queries `spend`'s. This module is the one status of a
+budget (`BudgetStatus`) for the dashboard and the API, with the viewer's permission,
+the alerts already recorded, and the audited save of the account's budget.
 """
 
 from __future__ import annotations
@@ -31,41 +31,55 @@ from pricing_core.domain.errors import InvalidUsage, UnknownAccount
 from pricing_core.domain.money import usd_str
 from pricing_core.domain.periods import month_period
 from pricing_core.domain.principal import Principal, require_account
-from pricing_core.limits import rules as limits
 from pricing_core.limits.alerts import record_alerts_on
-from pricing_core.limits.rules import (
-    DEFAULT_THRESHOLDS,
-    MAX_MONTHLY_BUDGET,
+from pricing_core.limits.budget_rules import (
     Budget,
+    crossed_thresholds,
     parse_monthly_limit,
     parse_thresholds,
     read_budget,
-    spend_on,
     store_budget_on,
 )
+from pricing_core.limits.rules import DEFAULT_THRESHOLDS, MAX_MONTHLY_BUDGET
 from pricing_core.limits.rules import WHOLE_ACCOUNT as ACCOUNT_WIDE
+from pricing_core.limits.spend import held_on, spend_on
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetStatus:
-    """This month's spend against the budget.
+    """A budget against this month's spend. Decimal USD.
 
     Attributes:
+        budget: the settings (the account's, the operator's default, or a user's).
         period: the month, "YYYY-MM" in the configured time zone.
-        spend: Decimal USD spent this month (usage prices, rollups).
-        percent_used: spend / limit x 100, rounded to 0.1, or None without a budget.
-        remaining: limit - spend (may be negative), or None without a budget.
-        crossed: thresholds reached this month (now, or recorded earlier this month).
-        blocked: the budget blocks requests and is used up.
+        spend: priced usage this month (rollups); `held`: active holds.
+        crossed: thresholds reached this month (now, or, for the dashboard, recorded
+            earlier this month).
     """
 
     budget: Budget
     period: str
     spend: Decimal
-    percent_used: Decimal | None
-    remaining: Decimal | None
+    held: Decimal
     crossed: tuple[int, ...]
-    blocked: bool
+
+    @property
+    def percent_used(self) -> Decimal | None:
+        """spend / limit x 100, rounded to 0.1, or None without a budget."""
+        limit = self.budget.monthly_limit
+        return None if limit is None else (self.spend * 100 / limit).quantize(Decimal("0.1"))
+
+    @property
+    def remaining(self) -> Decimal | None:
+        """limit - spend (may be negative), or None without a budget."""
+        limit = self.budget.monthly_limit
+        return None if limit is None else limit - self.spend
+
+    @property
+    def blocked(self) -> bool:
+        """The budget blocks requests and is used up."""
+        limit = self.budget.monthly_limit
+        return limit is not None and self.budget.block_at_limit and self.spend >= limit
 
     @property
     def meter_percent(self) -> int:
@@ -73,16 +87,6 @@ class BudgetStatus:
         if self.percent_used is None:
             return 0
         return max(0, min(100, int(self.percent_used)))
-
-
-def crossed_thresholds(
-    limit: Decimal | None, thresholds: Iterable[int], spend: Decimal
-) -> tuple[int, ...]:
-    """Thresholds (percents) that `spend` has reached: spend >= limit x t / 100. Exact.
-    No budget (None, or not positive): none."""
-    if limit is None or limit <= 0:
-        return ()
-    return limits.crossed_thresholds(spend, limit, tuple(thresholds))
 
 
 # ---------------------------------------------------------------- reads (reusable in transactions)
@@ -112,27 +116,26 @@ def _recorded_thresholds(conn: Connection, account_id: str, user_id: str, period
 
 
 def status_on(
-    conn: Connection, account_id: str, *, now: datetime, user_id: str = ACCOUNT_WIDE
+    conn: Connection,
+    account_id: str,
+    *,
+    now: datetime,
+    user_id: str = ACCOUNT_WIDE,
+    recorded: bool = True,
 ) -> BudgetStatus:
-    """The budget status inside an open connection (see `budget_status`)."""
+    """The budget status inside an open connection (see `budget_status`).
+
+    `recorded`: count thresholds whose alerts were already stored this month as
+    crossed (the dashboard's banner stays until the month ends)."""
     budget = read_budget(conn, account_id, user_id)
     month = month_period(now, get_settings().tz)
-    spend = spend_on(
-        conn, account_id=account_id, period=month, user_id=user_id, include_holds=False
-    )
+    uid = user_id or None
+    spend = spend_on(conn, account_id=account_id, period=month, user_id=uid, include_holds=False)
+    held = held_on(conn, account_id=account_id, user_id=uid)
     crossed = set(crossed_thresholds(budget.monthly_limit, budget.thresholds, spend))
-    if budget.is_set:
+    if budget.is_set and recorded:
         crossed |= _recorded_thresholds(conn, account_id, user_id, month.label)
-    limit = budget.monthly_limit
-    return BudgetStatus(
-        budget=budget,
-        period=month.label,
-        spend=spend,
-        percent_used=None if limit is None else (spend * 100 / limit).quantize(Decimal("0.1")),
-        remaining=None if limit is None else limit - spend,
-        crossed=tuple(sorted(crossed)),
-        blocked=bool(limit is not None and budget.block_at_limit and spend >= limit),
-    )
+    return BudgetStatus(budget, month.label, spend, held, tuple(sorted(crossed)))
 
 
 def budget_status(
@@ -146,6 +149,17 @@ def budget_status(
     require_account(viewer, target)
     with engine.connect() as conn:
         return status_on(conn, target, now=now or datetime.now(UTC))
+
+
+def budget_report(
+    engine: Engine, account_id: str, user_id: str = ACCOUNT_WIDE, *, now: datetime | None = None
+) -> BudgetStatus:
+    """The budget of the account (user_id "") or of one user with this month's spend,
+    as `GET /api/v1/budget` shows it: thresholds crossed by the spend itself, not the
+    alerts recorded earlier. The caller has checked the API key's account."""
+    with engine.connect() as conn:
+        at = now or datetime.now(UTC)
+        return status_on(conn, account_id, now=at, user_id=user_id, recorded=False)
 
 
 # ---------------------------------------------------------------- writes
@@ -239,6 +253,7 @@ __all__ = [
     "MAX_MONTHLY_BUDGET",
     "Budget",
     "BudgetStatus",
+    "budget_report",
     "budget_status",
     "crossed_thresholds",
     "parse_monthly_limit",

@@ -67,14 +67,8 @@ from pricing_core.ledger.holds import (
 )
 from pricing_core.ledger.wallets import idempotent_write
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
-from pricing_core.limits.rules import (
-    check_budgets,
-    check_cost_caps,
-    check_free_tier,
-    check_tokens,
-    effective_constraints,
-    limit_rows_on,
-)
+from pricing_core.limits.checks import check_budgets, check_cost_caps, check_free_tier, check_tokens
+from pricing_core.limits.rules import effective_constraints, limit_rows_on
 from pricing_core.metering.record import ANONYMOUS_PREFIX, UsageResult, record_on
 
 DEFAULT_OPERATION = "chat_message"

@@ -1,4 +1,4 @@
-"""Webhook handlers for plan subscriptions (registered with `webhooks.handles`).
+"""Webhook handlers for plan subscriptions (`ROUTES`, joined in `api.http`).
 
 As for credit packs, an event is a notification: the handler reads the subscription's
 current state from Stripe, then `plan_billing.apply_subscription_on` makes
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pricing_core.billing import stripe_api
-from pricing_core.billing.webhooks import EventContext, handles
+from pricing_core.billing.webhooks import EventContext, Route
 from pricing_core.plans.billing import apply_subscription_on
 
 
@@ -20,11 +20,6 @@ def _subscription_mode(obj: dict[str, Any]) -> bool:
     return obj.get("mode") == "subscription"
 
 
-@handles(
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-)
 def sync_subscription(ctx: EventContext) -> str:
     """Apply the subscription's current state (retrieved from Stripe)."""
     sub_id = ctx.object.get("id")
@@ -34,7 +29,6 @@ def sync_subscription(ctx: EventContext) -> str:
     return ctx.commit(lambda conn: _apply(ctx, conn, sub))
 
 
-@handles("checkout.session.completed", when=_subscription_mode)
 def subscription_checkout_completed(ctx: EventContext) -> str:
     """A subscription-mode Checkout completed: apply its subscription at once (the
     `customer.subscription.created` event may come later, and then changes nothing)."""
@@ -50,3 +44,19 @@ def _apply(ctx: EventContext, conn: Any, sub: dict[str, Any]) -> str:
     if isinstance(account, str):
         ctx.account_id = account
     return apply_subscription_on(conn, sub, now=ctx.now)
+
+
+# The subscription routes, joined with the other areas' in `api.http`.
+ROUTES: tuple[Route, ...] = (
+    Route(
+        (
+            "customer.subscription.created",
+            "customer.subscription.updated",
+            "customer.subscription.deleted",
+        ),
+        sync_subscription,
+    ),
+    Route(
+        ("checkout.session.completed",), subscription_checkout_completed, when=_subscription_mode
+    ),
+)

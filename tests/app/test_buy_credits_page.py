@@ -11,9 +11,10 @@ from streamlit.testing.v1 import AppTest
 
 from pricing_core.access import auth
 from pricing_core.adapters import storage
+from pricing_core.admin.accounts import adjust_balance
 from pricing_core.config import get_settings
 from pricing_core.domain.principal import Principal
-from pricing_core.ledger.wallets import adjust, create_account, get_wallet
+from pricing_core.ledger.wallets import create_account, get_wallet
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,7 +131,7 @@ def test_a_forged_session_id_in_the_url_shows_an_error_and_credits_nothing(
 
 def test_a_negative_balance_says_the_account_owes_credit(db, monkeypatch):
     demo(monkeypatch, "off")
-    adjust(db, "ada", Decimal("-1"), reason="used", actor="test")
+    adjust_balance(db, OPS, "ada", Decimal("-1"), reason="used", idempotency_key="t-used")
     from datetime import UTC, datetime
 
     from pricing_core.adapters.storage import run_write
@@ -153,3 +154,6 @@ def test_a_negative_balance_says_the_account_owes_credit(db, monkeypatch):
     assert any("owes $2.50 of credit" in w.value for w in at.warning)
     overview = AppTest.from_file(str(ROOT / "pages" / "overview.py"), default_timeout=60).run()
     assert any("owes $2.50 of credit" in e.value for e in overview.error)
+
+
+OPS = Principal("ops", "ops", role="admin", email="ops@example.com")

@@ -36,12 +36,12 @@ from pricing_core.ledger.holds import (
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
 from pricing_core.limits.alerts import list_alerts
+from pricing_core.limits.budgets import budget_report
 from pricing_core.limits.rules import (
     LimitKind,
     SpendingLimits,
     SpendLimitExceeded,
     TokenLimitExceeded,
-    budget_status,
     set_limits,
 )
 from pricing_core.metering.authorize import (
@@ -439,7 +439,7 @@ def test_alerts_are_stored_once_per_threshold_per_month(acct, monkeypatch):
             now=feb,
         )
     assert [a.threshold for a in list_alerts(acct, "acct", period="2025-02")] == [50]
-    status = budget_status(acct, "acct", now=feb)[0]
+    status = budget_report(acct, "acct", now=feb)
     assert status.period == "2025-02" and status.spend == one * 2 and status.crossed == (50,)
 
 

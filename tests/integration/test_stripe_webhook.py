@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from pricing_core.adapters.storage import stripe_events
+from pricing_core.admin.accounts import adjust_balance
 from pricing_core.billing import checkout
 from pricing_core.billing.webhooks import event_counts
 from pricing_core.domain.principal import Principal
 from pricing_core.ledger.integrity import verify_ledger
-from pricing_core.ledger.wallets import adjust, create_account, get_wallet
+from pricing_core.ledger.wallets import create_account, get_wallet
 from tests.fakes.stripe_server import sign
 from tests.integration.stripe_helpers import (
     counts,
@@ -251,7 +252,7 @@ def test_a_refund_after_the_credits_were_spent_leaves_the_balance_negative(
 ):
     sid = paid_session(engine, fake_stripe)
     deliver(client, fake_stripe, completed(fake_stripe, sid))
-    adjust(engine, "acct", Decimal("-20.5"), reason="spent", actor="test")
+    adjust_balance(engine, OPS, "acct", Decimal("-20.5"), reason="spent", idempotency_key="t-spent")
     pi = fake_stripe.sessions[sid]["payment_intent"]
     refund = fake_stripe.refund(payment_intent=pi)
     deliver(
@@ -422,3 +423,6 @@ def test_the_same_event_delivered_five_times_at_once_credits_once(engine, fake_s
     assert balance(engine) == OPENING + Decimal("20")
     assert event_counts(engine) == {"processed": 1}
     assert verify_ledger(engine).ok
+
+
+OPS = Principal("ops", "ops", role="admin", email="ops@example.com")
