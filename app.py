@@ -3,9 +3,9 @@ port, the HTTP routes (Stripe webhook, REST API) through `st.App`."""
 
 import streamlit as st
 
-from pages import _signin
-from pricing_core.config import get_settings
+from pages import _session, _signin
 from pricing_core.api.http import routes
+from pricing_core.config import get_settings
 
 if __name__ != "__main__":
     _signin.check_startup()  # server start: refuse an unsafe production configuration
@@ -13,14 +13,12 @@ if __name__ != "__main__":
 app = st.App("app.py", routes=routes(), on_script_error=_signin.on_script_error)
 
 if __name__ == "__main__":
-    from pages import _ui
-
-    _ui.setup()
+    _session.setup()
     _signin.refuse_if_unsafe()
     if _signin.needs_sign_in():
         st.navigation([st.Page(_signin.sign_in_page, title="Sign in", url_path="signin")]).run()
         st.stop()
-    _ui.sidebar()
+    _session.sidebar()
     sections = {
         "Your account": [
             st.Page(
@@ -45,9 +43,7 @@ if __name__ == "__main__":
                 url_path="buy_credits",
             )
         )
-    if _ui.viewer_is_admin():
-        from pages._admin import admin_pages
-
-        sections["Admin"] = admin_pages()
+    if _session.viewer_is_admin():
+        sections["Admin"] = _session.admin_pages()
     navigation = st.navigation(sections)
     navigation.run()

@@ -1,14 +1,17 @@
 import uuid
+from collections import Counter
 
 import streamlit as st
 
-from pages import _admin, _ui
+from pages import _format, _session
+from pricing_core.adapters.audit import list_audit
 from pricing_core.admin import accounts as aa
+from pricing_core.analytics import revenue
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 
-viewer = _admin.admin_principal()
-engine = _ui.engine()
+viewer = _session.admin_principal()
+engine = _session.engine()
 st.title("Accounts")
 
 find_tab, grant_tab = st.tabs(["Find an account", "Bulk grant"])
@@ -16,21 +19,7 @@ find_tab, grant_tab = st.tabs(["Find an account", "Bulk grant"])
 with find_tab:
     query = st.text_input("Search by account id, name or email", key="accounts_query")
     found = aa.search_accounts(engine, viewer, query, limit=50)
-    _admin.table(
-        [
-            {
-                "account": a.account_id,
-                "name": a.name,
-                "emails": ", ".join(a.emails),
-                "balance": _admin.usd(a.balance),
-                "available": _admin.usd(a.available),
-                "held": _admin.usd(a.held),
-                "spend this month": _admin.usd(a.spend_this_month),
-                "plan": a.plan,
-            }
-            for a in found
-        ]
-    )
+    _session.table(_format.account_rows(found))
     if not found:
         st.stop()
     names = {a.account_id: a.name for a in found}
@@ -39,22 +28,22 @@ with find_tab:
     )
     summary = aa.account_summary(engine, viewer, account_id)
     cols = st.columns(4)
-    cols[0].metric("Balance", _admin.usd_total(summary.balance))
-    cols[1].metric("Available", _admin.usd_total(summary.available))
-    cols[2].metric("Held", _admin.usd_total(summary.held))
-    cols[3].metric("Spend this month", _admin.usd_total(summary.spend_this_month))
+    cols[0].metric("Balance", _format.amount(summary.balance))
+    cols[1].metric("Available", _format.amount(summary.available))
+    cols[2].metric("Held", _format.amount(summary.held))
+    cols[3].metric("Spend this month", _format.amount(summary.spend_this_month))
     st.caption(
         f"Plan: **{summary.plan}** · {summary.kind} account · "
         f"users: {', '.join(summary.emails) or 'no email on file'}"
     )
-    _admin.view_as_link(account_id)
+    _session.view_as_link(account_id)
 
     adjust_tab, ledger_tab, usage_tab, holds_tab, audit_tab = st.tabs(
         ["Adjust balance", "Ledger", "Usage", "Holds", "Audit"]
     )
     with adjust_tab:
         nonce = st.session_state.setdefault("adjust_nonce", uuid.uuid4().hex)
-        threshold = _admin.usd_total(aa.confirm_threshold())
+        threshold = _format.amount(aa.confirm_threshold())
         with st.form("adjust_form"):
             amount = st.text_input(
                 "Amount in USD (negative takes credit back)",
@@ -87,60 +76,28 @@ with find_tab:
                 st.error(str(exc))
             else:
                 st.session_state["adjust_nonce"] = uuid.uuid4().hex
-                _admin.clear_cache()
+                _session.clear_cached()
                 st.success(
-                    f"Applied {_admin.usd(posting.entry.amount)}: the balance is now "
-                    f"{_admin.usd_total(posting.entry.balance_after)}."
+                    f"Applied {_format.amount(posting.entry.amount, _format.Style.CHARGE)}: "
+                    f"the balance is now {_format.amount(posting.entry.balance_after)}."
                 )
     with ledger_tab:
-        _admin.table(
-            [
-                {
-                    "time": _admin.when(e.created_at),
-                    "kind": e.kind,
-                    "amount": _admin.usd(e.amount),
-                    "balance after": _admin.usd(e.balance_after),
-                    "reference": e.reference or "",
-                    "reason": e.reason or "",
-                    "actor": e.actor or "",
-                }
-                for e in aa.account_ledger(engine, viewer, account_id, limit=200)
-            ]
+        _session.table(
+            _format.ledger_rows(aa.account_ledger(engine, viewer, account_id, limit=200))
         )
     with usage_tab:
-        span = _admin.cached("analytics.revenue", "usage_span", viewer)
+        span = _session.cached(revenue.usage_span, viewer)
         end = span[1] if span else None
-        start, end = _admin.date_range("accounts_usage_range", last_day=end, days=30)
-        _admin.table(
-            [
-                {
-                    "day": u.day.isoformat(),
-                    "model": u.model,
-                    "operation": u.operation,
-                    "requests": f"{u.requests:,}",
-                    "input tokens": f"{u.input_tokens:,}",
-                    "output tokens": f"{u.output_tokens:,}",
-                    "charged": _admin.usd(u.price),
-                    "provider cost": _admin.usd(u.provider_cost),
-                }
-                for u in aa.account_usage(engine, viewer, account_id, start=start, end=end)
-            ]
+        start, end = _session.date_range("accounts_usage_range", last=end)
+        _session.table(
+            _format.account_usage_rows(
+                aa.account_usage(engine, viewer, account_id, start=start, end=end)
+            )
         )
     with holds_tab:
-        _admin.table(
-            [
-                {
-                    "hold": h.id,
-                    "amount": _admin.usd(h.amount),
-                    "request": h.request_id or "",
-                    "placed": _admin.when(h.created_at),
-                    "expires": _admin.when(h.expires_at),
-                }
-                for h in aa.account_holds(engine, viewer, account_id)
-            ]
-        )
+        _session.table(_format.hold_rows(aa.account_holds(engine, viewer, account_id)))
     with audit_tab:
-        _admin.audit_table(_admin.list_audit(viewer, account_id=account_id))
+        _session.table(_format.audit_rows(list_audit(engine, viewer, account_id=account_id)))
 
 with grant_tab:
     st.caption(
@@ -160,7 +117,7 @@ with grant_tab:
         reason = st.text_input("Reason (required)", key="grant_reason")
         batch_key = st.text_input(
             "Batch key (names this grant; keep it to re-submit safely)",
-            value=f"grant-{_admin.today().isoformat()}",
+            value=f"grant-{_session.today().isoformat()}",
             key="grant_batch",
         )
         submitted = st.form_submit_button("Grant", type="primary", key="grant_submit")
@@ -173,24 +130,13 @@ with grant_tab:
         except PricingError as exc:
             st.error(str(exc))
         else:
-            _admin.clear_cache()
+            _session.clear_cached()
             st.session_state["grant_report"] = report
     report = st.session_state.get("grant_report")
     if report:
-        counts = _admin.status_counts(report)
+        counts = Counter(str(r.status) for r in report)
         st.success(" · ".join(f"{n} {status}" for status, n in counts.items()))
-        _admin.table(
-            [
-                {
-                    "row": r.row,
-                    "target": r.target,
-                    "account": r.account_id or "",
-                    "status": str(r.status),
-                    "detail": r.detail,
-                }
-                for r in report
-            ]
-        )
+        _session.table(_format.grant_rows(report))
         st.download_button(
             "Download the report (CSV)", aa.grant_report_csv(report), "grant-report.csv", "text/csv"
         )

@@ -2,17 +2,17 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-from pages import _admin, _ui
+from pages import _format, _session
 from pricing_core.admin.integrity import integrity_report, ledger_check, stripe_reconciliation
 from pricing_core.billing.stripe_api import payments_configured
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.periods import local_moment
 
-viewer = _admin.admin_principal()
+viewer = _session.admin_principal()
 st.title("Integrity")
 
-report = integrity_report(_ui.engine(), viewer)
+report = integrity_report(_session.engine(), viewer)
 
 st.subheader("Ledger")
 st.caption(
@@ -23,13 +23,16 @@ st.caption(
 )
 if st.button("Verify the ledger now", type="primary"):
     with st.spinner("Reading every wallet, ledger entry, usage event and rollup..."):
-        st.session_state["ledger_check"] = (ledger_check(_ui.engine(), viewer), datetime.now(UTC))
+        st.session_state["ledger_check"] = (
+            ledger_check(_session.engine(), viewer),
+            datetime.now(UTC),
+        )
 if "ledger_check" in st.session_state:
     ledger, verified_at = st.session_state["ledger_check"]
     if ledger.ok:
         st.success(
             f"Ledger OK: {ledger.wallets:,} wallets, {ledger.entries:,} ledger entries and "
-            f"{ledger.events:,} usage events checked at {_admin.when(verified_at)}."
+            f"{ledger.events:,} usage events checked at {_format.when(verified_at, seconds=True)}."
         )
     else:
         st.error(f"{len(ledger.violations)} ledger violation(s) found:")
@@ -44,7 +47,7 @@ else:
         "Lists the credit-pack Checkout Sessions Stripe has since the chosen day and "
         "compares each with the ledger. Fulfilling is exactly-once and audited."
     )
-    since = st.date_input("Sessions created since", value=_admin.today() - timedelta(days=30))
+    since = st.date_input("Sessions created since", value=_session.today() - timedelta(days=30))
     left, right = st.columns(2)
     check = left.button("Reconcile with Stripe")
     fix = right.button("Reconcile and credit paid sessions that were not credited")
@@ -52,7 +55,7 @@ else:
         try:
             with st.spinner("Asking Stripe for its Checkout Sessions..."):
                 rec = stripe_reconciliation(
-                    _ui.engine(),
+                    _session.engine(),
                     viewer,
                     since=local_moment(since, time(0), get_settings().tz),
                     fix=fix,
@@ -67,7 +70,7 @@ else:
             if rec.ok:
                 st.success("Stripe and the ledger agree on every credit-pack session.")
             if rec.discrepancies:
-                _admin.table(
+                _session.table(
                     [
                         {
                             "finding": str(d.finding),
@@ -87,7 +90,7 @@ cols[0].metric("Provider prices", stale.catalog_version)
 cols[1].metric("Snapshot has prices up to", str(stale.snapshot_prices_as_of or "-"))
 cols[2].metric(
     "Last operator price change",
-    _admin.when(stale.last_override_at) if stale.last_override_at else "never",
+    _format.when(stale.last_override_at, seconds=True) if stale.last_override_at else "never",
 )
 if stale.scheduled_changes:
     st.caption(f"The snapshot also knows {stale.scheduled_changes} dated price change(s) to come.")
@@ -97,4 +100,4 @@ cols = st.columns(3)
 cols[0].metric("Rejected API requests", f"{report.api_rejected:,}")
 cols[1].metric("Webhook failures", f"{report.webhook_failed:,}")
 cols[2].metric("Unpriced usage events", f"{report.unpriced_events:,}")
-st.caption(f"Checked at {_admin.when(report.checked_at)}.")
+st.caption(f"Checked at {_format.when(report.checked_at, seconds=True)}.")

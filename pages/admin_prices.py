@@ -2,14 +2,15 @@ from datetime import time
 
 import streamlit as st
 
-from pages import _admin, _ui
+from pages import _format, _session
+from pages._format import Style
 from pricing_core.admin import prices as ap
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.periods import local_moment
 
-viewer = _admin.admin_principal()
-engine = _ui.engine()
+viewer = _session.admin_principal()
+engine = _session.engine()
 tz = get_settings().tz
 st.title("Price book")
 stale = ap.catalog_staleness(engine, viewer)
@@ -20,7 +21,7 @@ st.caption(
 )
 
 book = ap.price_book(engine, viewer)
-_admin.table([_admin.price_row(v) for v in book])
+_session.table([_format.price_row(v) for v in book])
 
 st.subheader("Change a model's price")
 if not book:
@@ -38,7 +39,7 @@ else:
             "Effective from", ["Now", "A later date"], horizontal=True, key="price_when"
         )
         d1, d2 = st.columns(2)
-        day = d1.date_input("Date", value=_admin.today(), key="price_day", format="YYYY-MM-DD")
+        day = d1.date_input("Date", value=_session.today(), key="price_day", format="YYYY-MM-DD")
         at = d2.time_input("Time", value=time(0, 0), key="price_time")
         reason = st.text_input("Reason (required)", key="price_reason")
         previewed = st.form_submit_button("Preview the last 30 days", key="price_preview")
@@ -65,10 +66,10 @@ else:
             f"**Reprice preview** for `{change.provider}/{change.model}` at markup "
             f"{change.markup}: pay-as-you-go usage of the last 30 days."
         )
-        _admin.table(_admin.preview_rows(preview))
+        _session.table(_format.preview_rows(preview))
         st.caption(
             "Past charges never change: the new price applies to usage from "
-            f"{'the moment you save' if starts is None else _admin.when(starts)} on."
+            f"{'the moment you save' if starts is None else _format.when(starts, seconds=True)} on."
         )
         if st.button("Save this price", type="primary", key="price_save"):
             try:
@@ -83,19 +84,19 @@ else:
                 st.error(str(exc))
             else:
                 del st.session_state["price_pending"]
-                _admin.clear_cache()
+                _session.clear_cached()
                 st.success(f"Saved the new price of {change.provider}/{change.model}.")
                 st.rerun()
 
 st.subheader("Fixed operation prices")
 st.caption("Operations with a fixed price per call are not priced by tokens.")
-_admin.table(
+_session.table(
     [
         {
             "operation": o.operation,
-            "price per call": _admin.usd(o.price),
-            "provider cost per call": _admin.usd(o.provider_cost),
-            "effective from": _admin.when(o.effective_from),
+            "price per call": _format.amount(o.price, Style.CHARGE),
+            "provider cost per call": _format.amount(o.provider_cost, Style.CHARGE),
+            "effective from": _format.when(o.effective_from, seconds=True),
             "status": "scheduled" if o.scheduled else "in effect",
             "set by": o.actor or "",
         }
@@ -107,12 +108,14 @@ with st.form("operation_form"):
     operation = c1.text_input("Operation", placeholder="image_generation", key="op_name")
     price = c2.text_input("Price per call, USD", key="op_price")
     cost = c3.text_input("Provider cost per call, USD", key="op_cost")
-    op_day = st.date_input("Effective from (date; today = now)", value=_admin.today(), key="op_day")
+    op_day = st.date_input(
+        "Effective from (date; today = now)", value=_session.today(), key="op_day"
+    )
     op_reason = st.text_input("Reason (required)", key="op_reason")
     saved = st.form_submit_button("Save fixed price", key="op_save")
 if saved:
     try:
-        starts = None if op_day <= _admin.today() else local_moment(op_day, time(0), tz)
+        starts = None if op_day <= _session.today() else local_moment(op_day, time(0), tz)
         ap.set_operation_price(
             engine,
             viewer,
@@ -125,15 +128,15 @@ if saved:
     except PricingError as exc:
         st.error(str(exc))
     else:
-        _admin.clear_cache()
+        _session.clear_cached()
         st.success(f"Saved the fixed price of {operation.strip()}.")
 
 st.subheader("History of price changes")
-_admin.table(
+_session.table(
     [
         {
-            "changed": _admin.when(h.created_at),
-            "effective from": _admin.when(h.effective_from),
+            "changed": _format.when(h.created_at, seconds=True),
+            "effective from": _format.when(h.effective_from, seconds=True),
             "what": h.subject,
             "change": h.change,
             "by": h.actor or "",

@@ -1,10 +1,12 @@
 import streamlit as st
 
-from pages import _admin
+from pages import _charts, _format, _session
+from pages._format import Style
+from pricing_core.analytics import revenue, sales
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 
-viewer = _admin.admin_principal()
+viewer = _session.admin_principal()
 st.title("Revenue")
 st.caption(
     "Cash in (credit packs and plan fees, net of refunds) is dated when it is received; "
@@ -12,59 +14,57 @@ st.caption(
     f"happened. Days are in {get_settings().timezone}."
 )
 
-span = _admin.cached("analytics.revenue", "usage_span", viewer)
+span = _session.cached(revenue.usage_span, viewer)
 left, right = st.columns([3, 2])
 with left:
-    start, end = _admin.date_range("revenue_range", last_day=span[1] if span else None)
+    start, end = _session.date_range("revenue_range", last=span[1] if span else None)
 with right:
-    granularity = _admin.granularity("revenue_granularity")
+    granularity = _session.granularity("revenue_granularity")
 
 try:
-    report = _admin.cached(
-        "analytics.revenue", "revenue_report", viewer, start=start, end=end, granularity=granularity
+    report = _session.cached(
+        revenue.revenue_report, viewer, start=start, end=end, granularity=granularity
     )
-    debt = _admin.cached("analytics.revenue", "liability", viewer)
-    by_model = _admin.cached(
-        "analytics.revenue", "revenue_breakdown", viewer, start=start, end=end, by="model"
+    debt = _session.cached(revenue.liability, viewer)
+    by_model = _session.cached(revenue.revenue_breakdown, viewer, start=start, end=end, by="model")
+    by_operation = _session.cached(
+        revenue.revenue_breakdown, viewer, start=start, end=end, by="operation"
     )
-    by_operation = _admin.cached(
-        "analytics.revenue", "revenue_breakdown", viewer, start=start, end=end, by="operation"
-    )
-    top = _admin.cached("analytics.revenue", "top_accounts", viewer, start=start, end=end, limit=10)
+    top = _session.cached(revenue.top_accounts, viewer, start=start, end=end, limit=10)
 except PricingError as exc:
     st.error(str(exc))
     st.stop()
 
 totals = report.totals
 cols = st.columns(5)
-cols[0].metric("Cash in", _admin.usd_total(totals.cash_in))
-cols[1].metric("Usage revenue", _admin.usd_total(totals.usage_revenue))
-cols[2].metric("Provider cost", _admin.usd_total(totals.provider_cost))
+cols[0].metric("Cash in", _format.amount(totals.cash_in))
+cols[1].metric("Usage revenue", _format.amount(totals.usage_revenue))
+cols[2].metric("Provider cost", _format.amount(totals.provider_cost))
 cols[3].metric(
-    "Margin", _admin.usd_total(totals.margin), _admin.pct(totals.margin_pct), delta_color="off"
+    "Margin", _format.amount(totals.margin), _format.pct(totals.margin_pct), delta_color="off"
 )
 cols[4].metric(
     "Prepaid liability",
-    _admin.usd_total(debt.outstanding),
+    _format.amount(debt.outstanding),
     help=f"Sum of positive balances ({debt.accounts_in_credit} accounts): paid, not used yet.",
 )
 if debt.accounts_owing:
     st.caption(
-        f"{debt.accounts_owing} account(s) owe {_admin.usd_total(debt.owed_by_customers)} "
+        f"{debt.accounts_owing} account(s) owe {_format.amount(debt.owed_by_customers)} "
         "(negative balances after refunds or overdraft imports)."
     )
 
-st.plotly_chart(_admin.revenue_chart(report.periods), key="revenue_chart")
+st.plotly_chart(_charts.revenue_chart(report.periods), key="revenue_chart")
 with st.expander("Figures per period"):
-    _admin.table(
+    _session.table(
         [
             {
                 "period": p.period.isoformat(),
-                "cash in": _admin.usd(p.cash_in),
-                "usage revenue": _admin.usd(p.usage_revenue),
-                "provider cost": _admin.usd(p.provider_cost),
-                "margin": _admin.usd(p.margin),
-                "margin %": _admin.pct(p.margin_pct),
+                "cash in": _format.amount(p.cash_in, Style.CHARGE),
+                "usage revenue": _format.amount(p.usage_revenue, Style.CHARGE),
+                "provider cost": _format.amount(p.provider_cost, Style.CHARGE),
+                "margin": _format.amount(p.margin, Style.CHARGE),
+                "margin %": _format.pct(p.margin_pct),
                 "requests": f"{p.requests:,}",
             }
             for p in report.periods
@@ -78,9 +78,8 @@ for tab, rows, dimension in (
     (tab_operation, by_operation, "operation"),
 ):
     with tab:
-        series = _admin.cached(
-            "analytics.revenue",
-            "revenue_series",
+        series = _session.cached(
+            revenue.revenue_series,
             viewer,
             start=start,
             end=end,
@@ -88,18 +87,18 @@ for tab, rows, dimension in (
             by=dimension,
         )
         st.plotly_chart(
-            _admin.bar_chart(series, value="usage_revenue", title=f"Usage revenue by {dimension}"),
+            _charts.bar_chart(series, value="usage_revenue", title=f"Usage revenue by {dimension}"),
             key=f"revenue_by_{dimension}",
         )
-        _admin.table(
+        _session.table(
             [
                 {
                     dimension: r.label,
                     "requests": f"{r.requests:,}",
-                    "usage revenue": _admin.usd(r.usage_revenue),
-                    "provider cost": _admin.usd(r.provider_cost),
-                    "margin": _admin.usd(r.margin),
-                    "margin %": _admin.pct(r.margin_pct),
+                    "usage revenue": _format.amount(r.usage_revenue, Style.CHARGE),
+                    "provider cost": _format.amount(r.provider_cost, Style.CHARGE),
+                    "margin": _format.amount(r.margin, Style.CHARGE),
+                    "margin %": _format.pct(r.margin_pct),
                 }
                 for r in rows
             ]
@@ -109,46 +108,33 @@ with tab_plan:
         "Each account-day counts under the plan the account was on at the end of that day. "
         "Plan fees count per monthly billing cycle of paid subscriptions."
     )
-    _admin.table(
+    _session.table(
         [
             {
                 "plan": p.plan,
                 "accounts": p.accounts,
-                "usage revenue": _admin.usd(p.usage_revenue),
-                "plan fees": _admin.usd(p.plan_fees),
-                "provider cost": _admin.usd(p.provider_cost),
-                "margin": _admin.usd(p.margin),
+                "usage revenue": _format.amount(p.usage_revenue, Style.CHARGE),
+                "plan fees": _format.amount(p.plan_fees, Style.CHARGE),
+                "provider cost": _format.amount(p.provider_cost, Style.CHARGE),
+                "margin": _format.amount(p.margin, Style.CHARGE),
             }
-            for p in _admin.cached(
-                "analytics.sales", "revenue_by_plan", viewer, start=start, end=end
-            )
+            for p in _session.cached(sales.revenue_by_plan, viewer, start=start, end=end)
         ]
     )
 
 st.subheader("Credit pack sales")
-_admin.table(
+_session.table(
     [
         {
             "package": s.package,
             "sold": s.sold,
-            "sales": _admin.usd_total(s.sales),
-            "refunded": _admin.usd_total(s.refunded),
-            "net": _admin.usd_total(s.net),
+            "sales": _format.amount(s.sales),
+            "refunded": _format.amount(s.refunded),
+            "net": _format.amount(s.net),
         }
-        for s in _admin.cached("analytics.sales", "package_sales", viewer, start=start, end=end)
+        for s in _session.cached(sales.package_sales, viewer, start=start, end=end)
     ]
 )
 
 st.subheader("Top accounts by spend")
-_admin.table(
-    [
-        {
-            "account": f"{a.name} ({a.account_id})",
-            "spend": _admin.usd(a.spend),
-            "provider cost": _admin.usd(a.provider_cost),
-            "requests": f"{a.requests:,}",
-            "balance": _admin.usd(a.balance),
-        }
-        for a in top
-    ]
-)
+_session.table(_format.top_account_rows(top))

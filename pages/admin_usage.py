@@ -1,27 +1,28 @@
 import streamlit as st
 
-from pages import _admin
+from pages import _charts, _format, _session
+from pages._format import Style
+from pricing_core.analytics import revenue, spend_watch
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 
-viewer = _admin.admin_principal()
+viewer = _session.admin_principal()
 st.title("Usage explorer")
 st.caption(f"System-wide usage from the daily rollups. Days are in {get_settings().timezone}.")
 
-span = _admin.cached("analytics.revenue", "usage_span", viewer)
+span = _session.cached(revenue.usage_span, viewer)
 left, right = st.columns([3, 2])
 with left:
-    start, end = _admin.date_range("usage_range", last_day=span[1] if span else None)
+    start, end = _session.date_range("usage_range", last=span[1] if span else None)
 with right:
-    granularity = _admin.granularity("usage_granularity")
+    granularity = _session.granularity("usage_granularity")
 
 try:
     tabs = st.tabs(["By model", "By provider", "By operation"])
     for tab, dimension in zip(tabs, ("model", "provider", "operation"), strict=True):
         with tab:
-            series = _admin.cached(
-                "analytics.revenue",
-                "revenue_series",
+            series = _session.cached(
+                revenue.revenue_series,
                 viewer,
                 start=start,
                 end=end,
@@ -29,13 +30,13 @@ try:
                 by=dimension,
             )
             st.plotly_chart(
-                _admin.bar_chart(series, value="usage_revenue", title=f"Charged by {dimension}"),
+                _charts.bar_chart(series, value="usage_revenue", title=f"Charged by {dimension}"),
                 key=f"usage_by_{dimension}",
             )
-            rows = _admin.cached(
-                "analytics.revenue", "revenue_breakdown", viewer, start=start, end=end, by=dimension
+            rows = _session.cached(
+                revenue.revenue_breakdown, viewer, start=start, end=end, by=dimension
             )
-            _admin.table(_admin.usage_rows(rows, dimension))
+            _session.table(_format.usage_rows(rows, dimension))
 except PricingError as exc:
     st.error(str(exc))
     st.stop()
@@ -49,15 +50,15 @@ as_of = st.date_input(
     help="Today by default when there is usage today; the projection assumes the month "
     "continues at its pace so far.",
 )
-high = _admin.cached("analytics.spend_watch", "high_cost_accounts", viewer, as_of=as_of, limit=10)
-_admin.table(
+high = _session.cached(spend_watch.high_cost_accounts, viewer, as_of=as_of, limit=10)
+_session.table(
     [
         {
             "account": f"{a.name} ({a.account_id})",
-            "spend that day": _admin.usd(a.spend_today),
-            "month to date": _admin.usd(a.month_to_date),
-            "projected month end": _admin.usd_total(a.projected_month_end),
-            "balance": _admin.usd(a.balance),
+            "spend that day": _format.amount(a.spend_today, Style.CHARGE),
+            "month to date": _format.amount(a.month_to_date, Style.CHARGE),
+            "projected month end": _format.amount(a.projected_month_end),
+            "balance": _format.amount(a.balance, Style.CHARGE),
         }
         for a in high
     ]
@@ -69,13 +70,13 @@ st.caption(
     "rate is at least 3x its own average over the 14 days before (or it had no spend "
     "then: new spend)."
 )
-jumps = _admin.cached("analytics.spend_watch", "spend_anomalies", viewer, as_of=as_of)
-_admin.table(
+jumps = _session.cached(spend_watch.spend_anomalies, viewer, as_of=as_of)
+_session.table(
     [
         {
             "account": f"{a.name} ({a.account_id})",
-            "spend that day": _admin.usd(a.recent_spend),
-            "baseline per day": _admin.usd(a.baseline_daily),
+            "spend that day": _format.amount(a.recent_spend, Style.CHARGE),
+            "baseline per day": _format.amount(a.baseline_daily, Style.CHARGE),
             "jump": "new spend" if a.ratio is None else f"x{a.ratio}",
         }
         for a in jumps
@@ -83,7 +84,7 @@ _admin.table(
 )
 
 st.subheader("Unpriced usage queue")
-queue = _admin.cached("analytics.spend_watch", "unpriced_queue", viewer)
+queue = _session.cached(spend_watch.unpriced_queue, viewer)
 if not queue:
     st.success("No unpriced usage: every recorded call had a price.")
 else:
@@ -91,7 +92,7 @@ else:
         "These calls were recorded without a price (model unknown to the catalog). "
         "They were not charged; add the model's price, then re-import them."
     )
-    _admin.table(
+    _session.table(
         [
             {
                 "model": f"{g.provider}/{g.model}",
@@ -100,8 +101,8 @@ else:
                 "accounts": g.accounts,
                 "input tokens": f"{g.input_tokens:,}",
                 "output tokens": f"{g.output_tokens:,}",
-                "first": _admin.when(g.first_at),
-                "last": _admin.when(g.last_at),
+                "first": _format.when(g.first_at, seconds=True),
+                "last": _format.when(g.last_at, seconds=True),
             }
             for g in queue
         ]

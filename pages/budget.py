@@ -2,26 +2,31 @@
 
 import streamlit as st
 
-from pages import _ui
+from pages import _format, _session
+from pages._format import Style
 from pricing_core.domain.errors import PricingError
 from pricing_core.limits import budgets
 
-viewer = _ui.principal()
-status = _ui.cached(budgets.budget_status, viewer)
+viewer = _session.principal()
+status = _session.cached(budgets.budget_status, viewer)
 current = status.budget
 
 st.title("Budget & alerts")
-st.caption(f"Months follow the {_ui.zone()} calendar.")
+st.caption(f"Months follow the {_format.zone()} calendar.")
 if st.session_state.pop("budget_saved", False):
     st.success("Budget saved.", icon=":material/check:")
 
 spend, limit, left = st.columns(3)
-spend.metric(f"Spent in {status.period}", _ui.usd_spend(status.spend), border=True)
+spend.metric(f"Spent in {status.period}", _format.amount(status.spend, Style.SPEND), border=True)
 limit.metric(
-    "Monthly budget", "none" if not current.is_set else _ui.usd(current.monthly_limit), border=True
+    "Monthly budget",
+    "none" if not current.is_set else _format.amount(current.monthly_limit),
+    border=True,
 )
 left.metric(
-    "Left this month", "n/a" if status.remaining is None else _ui.usd(status.remaining), border=True
+    "Left this month",
+    "n/a" if status.remaining is None else _format.amount(status.remaining),
+    border=True,
 )
 if current.is_default:
     st.caption("This is the default budget of the service. Set your own below.")
@@ -52,11 +57,15 @@ with st.form("budget_form"):
 if submitted:
     try:
         budgets.save_budget(
-            _ui.engine(), viewer, monthly_limit=amount, thresholds=thresholds, block_at_limit=block
+            _session.engine(),
+            viewer,
+            monthly_limit=amount,
+            thresholds=thresholds,
+            block_at_limit=block,
         )
     except PricingError as exc:
         st.error(f"Not saved: {exc}", icon=":material/error:")
     else:
-        _ui.clear_cached()
+        _session.clear_cached()
         st.session_state["budget_saved"] = True
         st.rerun()

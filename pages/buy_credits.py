@@ -2,31 +2,80 @@ import uuid
 
 import streamlit as st
 
-from pages import _ui
+from pages import _format, _session
 from pricing_core.billing import checkout
 from pricing_core.billing.stripe_api import payments_configured
 from pricing_core.domain.errors import PricingError
-from pricing_core.domain.money import format_usd
 from pricing_core.ledger.wallets import wallet_for
 from pricing_core.safety import demo_enabled
 
-viewer = _ui.principal()
-engine = _ui.engine()
+
+def package_card(package: checkout.CreditPackage) -> None:
+    """One credit pack: name (and the popular badge), price, credit, bonus, price per $1."""
+    badge = " :blue-badge[Most popular]" if package.popular else ""
+    st.markdown(f"#### {package.name}{badge}")
+    st.markdown(f"## {_format.amount(package.price)}")
+    st.markdown(f"**{_format.amount(package.total_credit)}** of credit")
+    bonus = _format.amount(package.bonus)
+    st.caption(f"includes a {bonus} volume bonus" if package.bonus else "no bonus")
+    st.caption(f"${package.price_per_credit_dollar} per $1 of credit")
+
+
+def show_fulfilment(result: checkout.Fulfilment) -> None:
+    """The outcome of a checkout, for the buyer."""
+    if result.is_credited:
+        st.success(
+            f"Payment received: {_format.amount(result.credited)} of credit added. "
+            f"New balance: {_format.amount(result.balance)}."
+        )
+    elif result.outcome == checkout.Outcome.PROCESSING:
+        st.info("Payment processing: your credit arrives as soon as the payment clears.")
+    elif result.outcome == checkout.Outcome.NOT_PAID:
+        st.info("This checkout has not been paid yet.")
+    else:
+        st.error(f"Not credited ({result.outcome}): {result.message}")
+
+
+def purchase_row(purchase: checkout.Purchase) -> dict[str, object]:
+    """A purchase as display strings for the history table."""
+    status = purchase.status + (" (simulated)" if purchase.simulated else "")
+    if purchase.dispute_status:
+        status += f", dispute {purchase.dispute_status}"
+    return {
+        "Date": purchase.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "Package": purchase.package_name,
+        "Paid": f"{_format.amount(purchase.price)} {purchase.currency.upper()}",
+        "Credit": _format.amount(purchase.credit),
+        "Status": status,
+        "Refunded": _format.amount(purchase.refunded) if purchase.refunded else "",
+        "Receipt": purchase.receipt_url,
+    }
+
+
+viewer = _session.principal()
+engine = _session.engine()
 st.title("Buy credits")
 
 if session_id := st.query_params.get("session_id"):  # back from Stripe Checkout
     try:
-        _ui.show_fulfilment(checkout.fulfil_checkout(engine, session_id, viewer=viewer))
+        show_fulfilment(checkout.fulfil_checkout(engine, session_id, viewer=viewer))
     except PricingError as exc:
         st.error(str(exc))
 elif st.query_params.get("canceled"):
     st.info("Checkout was canceled. Nothing was charged.")
 if message := st.session_state.pop("buy_credits_result", None):
-    _ui.show_fulfilment(message)
+    show_fulfilment(message)
 
 wallet = wallet_for(engine, viewer)
-st.metric("Balance", format_usd(wallet.balance, total=True))
-_ui.owed_notice(wallet)
+st.metric("Balance", _format.amount(wallet.balance))
+if wallet.owed:
+    st.warning(
+        f"Your account owes {_format.amount(wallet.owed)} of credit: a refund or dispute "
+        "took back credits that had already been used. Buy credits to continue using the "
+        "service.",
+        icon=":material/money_off:",
+    )
+
 
 configured = payments_configured()
 simulate = not configured and demo_enabled()
@@ -43,7 +92,7 @@ nonce = st.session_state.setdefault("checkout_nonce", uuid.uuid4().hex)
 packages = checkout.list_packages(engine)
 for column, package in zip(st.columns(max(len(packages), 1)), packages, strict=False):
     with column, st.container(border=True):
-        _ui.package_card(package)
+        package_card(package)
         if configured and st.button(
             "Buy",
             key=f"buy_{package.id}",
@@ -60,7 +109,7 @@ for column, package in zip(st.columns(max(len(packages), 1)), packages, strict=F
             except PricingError as exc:
                 st.error(str(exc))
             else:
-                _ui.redirect(start.url, label="Continue to Stripe Checkout")
+                _session.redirect(start.url, label="Continue to Stripe Checkout")
         if simulate and st.button(
             "Simulate purchase (demo)", key=f"sim_{package.id}", width="stretch"
         ):
@@ -81,7 +130,7 @@ st.subheader("Purchase history")
 purchases = checkout.list_purchases(engine, viewer)
 if purchases:
     st.dataframe(
-        [_ui.purchase_row(p) for p in purchases],
+        [purchase_row(p) for p in purchases],
         hide_index=True,
         column_config={"Receipt": st.column_config.LinkColumn("Receipt", display_text="receipt")},
     )

@@ -1,17 +1,73 @@
 """Chats: a searchable table of the account's chats; one chat's requests with the
 explanation of each charge. `?chat=ID` opens a chat of the viewer's account."""
 
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
-from pages import _ui
+from pages import _format, _session
+from pages._format import Style
 from pricing_core import analytics
+from pricing_core.domain.money import printf_usd_format
 
-viewer = _ui.principal()
+
+def chats_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """`analytics.list_chats` for display: numeric cost and tokens, so the columns
+    sort as numbers (`chat_columns` formats them)."""
+    return pd.DataFrame(
+        {
+            "Chat": table["title"],
+            "Requests": table["requests"],
+            "Tokens": table["tokens"],
+            "Cost": table["cost"],
+            "First activity": table["first_at"],
+            "Last activity": table["last_at"],
+        }
+    )
+
+
+def chat_columns(table: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "Chat": st.column_config.TextColumn("Chat", width="large"),
+        "Requests": _format.count_column("Requests"),
+        "Tokens": _format.count_column("Tokens"),
+        "Cost": st.column_config.NumberColumn("Cost", format=printf_usd_format(table["cost"])),
+        "First activity": _format.time_column("First activity"),
+        "Last activity": _format.time_column("Last activity"),
+    }
+
+
+def requests_table(requests: pd.DataFrame) -> None:
+    """A chat's requests as a static table, so the explanation of each charge wraps
+    instead of being cut off."""
+    frame = pd.DataFrame(
+        {
+            "Time": [_format.when(t) for t in requests["created_at"]],
+            "Model": requests["model"],
+            "Operation": requests["operation"],
+            "Input tokens": requests["input_tokens"],
+            "Output tokens": requests["output_tokens"],
+            "Cost": [_format.amount(v, Style.CHARGE) for v in requests["cost"]],
+            "How it was charged": requests["explanation"],
+        }
+    )
+    right = ["Input tokens", "Output tokens", "Cost"]
+    styled = (
+        frame.style.hide(axis="index")
+        .format({"Input tokens": _format.tokens, "Output tokens": _format.tokens})
+        .set_properties(subset=right, **{"text-align": "right", "white-space": "nowrap"})
+        .set_properties(subset=["Time", "Model", "Operation"], **{"white-space": "nowrap"})
+    )
+    st.table(styled)
+
+
+viewer = _session.principal()
 chat_id = st.query_params.get("chat")
 
 if chat_id:
     page = st.session_state.get("chat_page", 1)
-    detail = _ui.cached(analytics.chat_detail, viewer, chat_id, page=page)
+    detail = _session.cached(analytics.chat_detail, viewer, chat_id, page=page)
     if st.button("All chats", icon=":material/arrow_back:"):
         st.query_params.pop("chat", None)
         st.session_state["chat_page"] = 1
@@ -21,23 +77,25 @@ if chat_id:
         st.warning("Chat not found. It may have been removed, or the link is wrong.")
         st.stop()
     st.title(detail.title)
-    st.caption(f"Chat {detail.chat_id} · {_ui.when(detail.first_at)} to {_ui.when(detail.last_at)}")
+    st.caption(
+        f"Chat {detail.chat_id} · {_format.when(detail.first_at)} to {_format.when(detail.last_at)}"
+    )
     a, b, c = st.columns(3)
-    a.metric("Cost", _ui.usd_small(detail.cost), border=True)
-    b.metric("Requests", _ui.tokens(detail.requests_count), border=True)
-    c.metric("Tokens", _ui.tokens(detail.tokens), border=True)
+    a.metric("Cost", _format.amount(detail.cost, Style.CHARGE), border=True)
+    b.metric("Requests", _format.tokens(detail.requests_count), border=True)
+    c.metric("Tokens", _format.tokens(detail.tokens), border=True)
     st.subheader("Requests, oldest first")
     if detail.pages > 1:
         first, last = detail.shown
         left, right = st.columns([3, 1])
         left.caption(f"Requests {first:,} to {last:,} of {detail.requests_count:,}.")
         right.number_input("Page", min_value=1, max_value=detail.pages, key="chat_page")
-    _ui.requests_table(detail.requests)
+    requests_table(detail.requests)
     st.stop()
 
 st.title("Chats")
 search = st.text_input("Search", placeholder="Chat title or id", key="chat_search")
-table = _ui.cached(analytics.list_chats, viewer, search=search)
+table = _session.cached(analytics.list_chats, viewer, search=search)
 if table.empty:
     if search:
         st.info(f"No chat matches {search!r}.")
@@ -50,10 +108,10 @@ if table.empty:
 
 st.caption(f"{len(table):,} chats. Click a row, or pick a chat below, to see its requests.")
 picked = st.dataframe(
-    _ui.chats_frame(table),
+    chats_frame(table),
     hide_index=True,
     width="stretch",
-    column_config=_ui.chat_columns(table),
+    column_config=chat_columns(table),
     on_select="rerun",
     selection_mode="single-row",
     key="chat_table",

@@ -2,13 +2,14 @@
 
 import streamlit as st
 
-from pages import _ui
+from pages import _format, _session
+from pages._format import Style
 from pricing_core import analytics
 from pricing_core.limits import budgets
 
-viewer = _ui.principal()
-data = _ui.cached(analytics.overview, viewer)
-budget = _ui.cached(budgets.budget_status, viewer)
+viewer = _session.principal()
+data = _session.cached(analytics.overview, viewer)
+budget = _session.cached(budgets.budget_status, viewer)
 
 STATES = {
     analytics.BalanceState.OK: ":green-badge[:material/check_circle: Healthy]",
@@ -18,44 +19,44 @@ STATES = {
 }
 
 st.title("Overview")
-st.caption(f"{data.account_name} · times in {_ui.zone()}")
+st.caption(f"{data.account_name} · times in {_format.zone()}")
 if data.owes_credit:
     st.error(
-        f"Your account owes {_ui.usd(data.owed)} of credit (a purchase was refunded or "
+        f"Your account owes {_format.amount(data.owed)} of credit (a purchase was refunded or "
         "disputed after it was used). New requests are refused until you buy credits.",
         icon=":material/account_balance:",
     )
 
 balance, available, today, month = st.columns(4)
 with balance:
-    st.metric("Balance", _ui.usd(data.balance), border=True)
+    st.metric("Balance", _format.amount(data.balance), border=True)
     st.markdown(STATES[data.state])
 available.metric(
     "Available",
-    _ui.usd(data.available),
+    _format.amount(data.available),
     border=True,
     help="Balance minus the amounts reserved for requests still running.",
 )
-today.metric("Spent today", _ui.usd_spend(data.spend_today), border=True)
-month.metric("Spent this month", _ui.usd_spend(data.spend_this_month), border=True)
+today.metric("Spent today", _format.amount(data.spend_today, Style.SPEND), border=True)
+month.metric("Spent this month", _format.amount(data.spend_this_month, Style.SPEND), border=True)
 
 last, projected, runway = st.columns([1, 1, 2])
-last.metric("Spent last month", _ui.usd_spend(data.spend_last_month), border=True)
+last.metric("Spent last month", _format.amount(data.spend_last_month, Style.SPEND), border=True)
 projected.metric(
     "Projected this month",
-    _ui.usd_or_na(data.forecast.projected_month_end),
+    _format.amount(data.forecast.projected_month_end, Style.SPEND, missing="n/a"),
     border=True,
     help="Month to date plus your pace of the last 14 days for the days left.",
 )
 with runway:
     st.info(data.forecast.message, icon=":material/speed:")
-    _ui.buy_credits_link()
+    _session.buy_credits_link()
 
 if budget.budget.is_set:
     st.subheader("Monthly budget")
     st.progress(
         budget.meter_percent,
-        text=f"{_ui.usd(budget.spend)} of {_ui.usd(budget.budget.monthly_limit)} "
+        text=f"{_format.amount(budget.spend)} of {_format.amount(budget.budget.monthly_limit)} "
         f"({budget.percent_used}%) used in {budget.period}",
     )
     st.page_link("pages/budget.py", label="Budget & alerts", icon=":material/savings:")
@@ -68,8 +69,8 @@ if not data.has_usage:
         icon=":material/hourglass_empty:",
     )
 st.dataframe(
-    _ui.entries_frame(data.recent_entries),
+    _format.entries_frame(data.recent_entries),
     hide_index=True,
     width="stretch",
-    column_config=_ui.ENTRY_COLUMNS,
+    column_config=_format.ENTRY_COLUMNS,
 )

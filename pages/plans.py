@@ -1,6 +1,6 @@
 import streamlit as st
 
-from pages import _ui
+from pages import _charts, _session
 from pricing_core.analytics import plan_views
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.plans import PAYG, Outcome
@@ -13,18 +13,18 @@ from pricing_core.plans.billing import (
     switch_mode,
 )
 
-viewer = _ui.principal()
+viewer = _session.principal()
 st.title("Plans")
 if st.query_params.get("checkout") == "success" and st.query_params.get("session_id"):
     try:  # the webhook applies it too; whichever comes second changes nothing
-        confirm_plan_checkout(_ui.engine(), viewer, st.query_params["session_id"])
+        confirm_plan_checkout(_session.engine(), viewer, st.query_params["session_id"])
     except PricingError as exc:
         st.error(str(exc))
     else:
         st.success("Thank you: your subscription is confirmed by Stripe.")
         del st.query_params["session_id"]
 try:
-    advice = advise_plan(_ui.engine(), viewer)
+    advice = advise_plan(_session.engine(), viewer)
 except PricingError as exc:
     st.error(str(exc))
     st.stop()
@@ -52,11 +52,11 @@ if advice.talk_to_us:
 
 st.subheader("What each plan would have cost you")
 st.dataframe(plan_views.cost_table(advice), hide_index=True)
-st.plotly_chart(plan_views.cost_chart(advice))
+st.plotly_chart(_charts.plan_cost_chart(advice))
 
 st.subheader("Break-even")
 st.caption(plan_views.break_even_caption(advice))
-st.plotly_chart(plan_views.break_even_chart(advice))
+st.plotly_chart(_charts.break_even_chart(advice))
 
 st.subheader("Change plan")
 offers = [PAYG, *advice.plans]
@@ -73,7 +73,7 @@ with st.form("switch_plan"):
     submitted = st.form_submit_button("Switch plan")
 if submitted and target:
     try:
-        change = request_plan_change(_ui.engine(), viewer, target)
+        change = request_plan_change(_session.engine(), viewer, target)
     except PricingError as exc:
         st.error(str(exc))
     else:

@@ -1,34 +1,51 @@
 """Transactions: the ledger with kind and date filters, usage grouped per day
 (expandable), the running balance, CSV download."""
 
+from collections.abc import Callable
+
+import pandas as pd
 import streamlit as st
 
-from pages import _ui
+from pages import _format, _session
 from pricing_core import analytics
 from pricing_core.ledger.wallets import EntryKind
 
-viewer = _ui.principal()
+
+def group_label(groups: pd.DataFrame) -> Callable[[int], str]:
+    """A usage group's label in the picker: its day, description and amount."""
+    labels = {
+        g: f"{day}: {description} ({_format.amount(amount, _format.Style.CHARGE)})"
+        for g, day, description, amount in zip(
+            groups["group"], groups["day"], groups["description"], groups["amount"], strict=True
+        )
+    }
+    return lambda g: labels.get(g, str(g))
+
+
+viewer = _session.principal()
 st.title("Transactions")
-st.caption(f"Every change to your balance. Usage is grouped per day; times in {_ui.zone()}.")
+st.caption(f"Every change to your balance. Usage is grouped per day; times in {_format.zone()}.")
 
 left, right = st.columns([2, 1])
 kinds = left.multiselect("Types", list(EntryKind), placeholder="All types", key="tx_kinds")
-span = _ui.cached(analytics.ledger_span, viewer)
+span = _session.cached(analytics.ledger_span, viewer)
 if span is None:
     st.info("No transactions yet.", icon=":material/receipt_long:")
     st.stop()
 with right:
-    start, end = _ui.date_range("Dates", span, key="tx_dates", days=3650)
-view = _ui.cached(analytics.ledger_view, viewer, kinds=kinds, start=start, end=end)
+    start, end = _session.date_range(
+        "tx_dates", first=span[0], last=span[1], days=3650, label="Dates"
+    )
+view = _session.cached(analytics.ledger_view, viewer, kinds=kinds, start=start, end=end)
 if view.rows.empty:
     st.info("No transactions match these filters.")
     st.stop()
 
 st.dataframe(
-    _ui.ledger_rows_frame(view.rows),
+    _format.ledger_rows_frame(view.rows),
     hide_index=True,
     width="stretch",
-    column_config=_ui.LEDGER_COLUMNS,
+    column_config=_format.ENTRY_COLUMNS,
 )
 st.download_button(
     "Download these transactions (CSV)",
@@ -45,13 +62,16 @@ if not usage_groups.empty:
         "Expand a usage row",
         usage_groups["group"].tolist(),
         index=None,
-        format_func=_ui.group_label(usage_groups),
+        format_func=group_label(usage_groups),
         placeholder="Choose a day",
     )
     if group is not None:
         st.dataframe(
-            _ui.group_entries_frame(view.entries_of(group)),
+            _format.ledger_rows_frame(
+                view.entries_of(group),
+                description=lambda rows: [f"request {r}" if r else "" for r in rows["reference"]],
+            ),
             hide_index=True,
             width="stretch",
-            column_config=_ui.LEDGER_COLUMNS,
+            column_config=_format.ENTRY_COLUMNS,
         )

@@ -1,13 +1,39 @@
 """Usage: cost or tokens over time by model and operation, shares, models, CSV."""
 
+import pandas as pd
 import streamlit as st
 
-from pages import _ui
+from pages import _charts, _format, _session
+from pages._format import Style
 from pricing_core import analytics
 
-viewer = _ui.principal()
+MODEL_COLUMNS = {
+    "Requests": _format.count_column("Requests"),
+    "Input tokens": _format.count_column("Input tokens"),
+    "Output tokens": _format.count_column("Output tokens"),
+    "Cost": _format.money_column("Cost"),
+    "Avg cost / request": _format.money_column("Avg cost / request"),
+}
+
+
+def models_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """`analytics.model_table` for display: totals of a dollar or more with cents."""
+    return pd.DataFrame(
+        {
+            "Model": table["model"],
+            "Provider": table["provider"],
+            "Requests": table["requests"],
+            "Input tokens": table["input_tokens"],
+            "Output tokens": table["output_tokens"],
+            "Cost": [_format.amount(v, Style.CHARGE) for v in table["cost"]],
+            "Avg cost / request": [_format.amount(v, Style.CHARGE) for v in table["avg_cost"]],
+        }
+    )
+
+
+viewer = _session.principal()
 st.title("Usage")
-span = _ui.cached(analytics.usage_range, viewer)
+span = _session.cached(analytics.usage_range, viewer)
 if span is None:
     st.info(
         "No usage yet. Charts of your spend by model and operation appear here after "
@@ -16,11 +42,11 @@ if span is None:
     )
     st.stop()
 
-start, end = _ui.date_range("Dates", span, key="usage_dates")
+start, end = _session.date_range("usage_dates", first=span[0], last=span[1], days=90, label="Dates")
 left, middle, right = st.columns([1, 1, 2])
-granularity = _ui.choice(left, "Granularity", analytics.Granularity, key="usage_granularity")
-measure = _ui.choice(middle, "Show", analytics.Measure, key="usage_measure")
-full = _ui.cached(analytics.usage_report, viewer, start=start, end=end)
+granularity = _session.choice(left, "Granularity", analytics.Granularity, key="usage_granularity")
+measure = _session.choice(middle, "Show", analytics.Measure, key="usage_measure")
+full = _session.cached(analytics.usage_report, viewer, start=start, end=end)
 with right:
     models_col, operations_col = st.columns(2)
     models = models_col.multiselect(
@@ -33,9 +59,9 @@ report = analytics.filter_report(full, models=models, operations=operations)
 
 requests, tokens, cost = analytics.report_totals(report)
 a, b, c = st.columns(3)
-a.metric("Cost", _ui.usd_spend(cost), border=True)
-b.metric("Requests", _ui.tokens(requests), border=True)
-c.metric("Tokens", _ui.tokens(tokens), border=True)
+a.metric("Cost", _format.amount(cost, Style.SPEND), border=True)
+b.metric("Requests", _format.tokens(requests), border=True)
+c.metric("Tokens", _format.tokens(tokens), border=True)
 if report.empty:
     st.info("No usage in this range. Widen the dates or clear the filters.")
     st.stop()
@@ -50,26 +76,26 @@ for column, dimension in (
             report, granularity=granularity, by=dimension, measure=measure
         )
         st.plotly_chart(
-            _ui.stacked_chart(series, measure=measure, title=f"By {dimension}"),
+            _charts.stacked_chart(series, measure=measure, title=f"By {dimension}"),
             key=f"chart_{dimension}",
         )
         share = analytics.usage_share(report, by=dimension, measure=measure)
         st.plotly_chart(
-            _ui.share_chart(share, measure=measure, title=f"Share by {dimension}"),
+            _charts.share_chart(share, measure=measure, title=f"Share by {dimension}"),
             key=f"share_{dimension}",
         )
 
 st.subheader("Models")
 st.dataframe(
-    _ui.models_frame(analytics.model_table(report)),
+    models_frame(analytics.model_table(report)),
     hide_index=True,
     width="stretch",
-    column_config=_ui.MODEL_COLUMNS,
+    column_config=MODEL_COLUMNS,
 )
 st.download_button(
     "Download these usage events (CSV)",
     data=lambda: analytics.usage_events_csv(
-        _ui.engine(), viewer, start=start, end=end, models=models, operations=operations
+        _session.engine(), viewer, start=start, end=end, models=models, operations=operations
     ),
     file_name=f"usage_{start}_{end}.csv",
     mime="text/csv",

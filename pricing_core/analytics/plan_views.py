@@ -1,5 +1,6 @@
 """What the plans page shows, ready to render (no streamlit here): the allowance
-status, the plans on offer, the per-month cost table and the two Plotly charts.
+status, the plans on offer, the per-month cost table and the break-even curves
+(`pages/_charts.py` draws them).
 
 Amounts stay Decimal until they are formatted (`money.format_usd`); the charts
 receive Decimal values and Plotly serializes them for the browser.
@@ -10,10 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from pricing_core.domain.money import format_usd
-from pricing_core.domain.plans import Plan, average_payg_price, cost_curves
+from pricing_core.domain.plans import (
+    CurvePoint,
+    MonthUsage,
+    Plan,
+    average_payg_price,
+    cost_curves,
+)
 from pricing_core.plans.advice import PlanAdvice
 
 PROJECTED = " (projected)"
@@ -92,7 +98,8 @@ def describe_plan(plan: Plan) -> dict[str, str]:
     }
 
 
-def _column(advice: PlanAdvice, code: str) -> str:
+def column_label(advice: PlanAdvice, code: str) -> str:
+    """A plan's column heading: its name, marked current and/or recommended."""
     rec = advice.recommendation
     name = rec.names[code]
     marks = [
@@ -107,38 +114,15 @@ def cost_table(advice: PlanAdvice) -> pd.DataFrame:
     rec = advice.recommendation
     codes = list(rec.totals)
     rows = [
-        {"Month": m.month + (PROJECTED if m.projected else ""), "Messages": f"{m.messages:,}"}
-        | {_column(advice, c): format_usd(m.costs[c], total=True) for c in codes}
+        {"Month": month_label(m.month, m.projected), "Messages": f"{m.messages:,}"}
+        | {column_label(advice, c): format_usd(m.costs[c], total=True) for c in codes}
         for m in rec.months
     ]
     rows.append(
         {"Month": "Total", "Messages": f"{sum(m.messages for m in rec.months):,}"}
-        | {_column(advice, c): format_usd(rec.totals[c], total=True) for c in codes}
+        | {column_label(advice, c): format_usd(rec.totals[c], total=True) for c in codes}
     )
     return pd.DataFrame(rows)
-
-
-def cost_chart(advice: PlanAdvice) -> go.Figure:
-    """Grouped bars: what each plan would have cost in each month (USD)."""
-    rec = advice.recommendation
-    months = [m.month + (PROJECTED if m.projected else "") for m in rec.months]
-    fig = go.Figure(
-        [
-            go.Bar(
-                name=_column(advice, code),
-                x=months,
-                y=[m.costs[code] for m in rec.months],
-                text=[format_usd(m.costs[code], total=True) for m in rec.months],
-                hovertemplate="%{x}: %{text}<extra>" + rec.names[code] + "</extra>",
-            )
-            for code in rec.totals
-        ]
-    )
-    fig.update_layout(
-        barmode="group", yaxis_title="USD per month", xaxis_title=None, legend_title="Plan"
-    )
-    fig.update_xaxes(type="category")  # "2025-03" is a month, not a date
-    return fig
 
 
 def break_even_caption(advice: PlanAdvice) -> str:
@@ -151,44 +135,32 @@ def break_even_caption(advice: PlanAdvice) -> str:
     )
 
 
-def break_even_chart(advice: PlanAdvice) -> go.Figure:
-    """Monthly cost as a function of messages per month for every plan (pay-as-you-go
-    at this account's average price per message), with the account's months marked."""
+@dataclass(frozen=True, slots=True)
+class BreakEven:
+    """The break-even chart's data: every plan's monthly cost as a function of
+    messages a month (`points`, pay-as-you-go at the account's average price per
+    message) up to `top` messages, and the account's own months (`history`)."""
+
+    points: list[CurvePoint]
+    top: int
+    names: dict[str, str]
+    history: list[MonthUsage]
+
+
+def break_even(advice: PlanAdvice) -> BreakEven:
+    """The curves wide enough to show the account's months and where pay-as-you-go
+    crosses each plan's fee. Exact Decimal USD."""
     history = advice.history
     price = average_payg_price(history)
     busiest = max((u.messages for u in history), default=0)
-    # wide enough to show the user's months and where pay-as-you-go crosses each fee
     crossings = [
         int(p.monthly_fee / price) for p in advice.plans if p.monthly_fee is not None and price > 0
     ]
     top = max(100, busiest * 2, max(crossings, default=0) * 5 // 4)
     points = cost_curves(advice.plans, payg_price=price, max_messages=top, points=60)
-    names = advice.recommendation.names
-    fig = go.Figure(
-        [
-            go.Scatter(
-                name=names.get(code, code),
-                x=[p.messages for p in points],
-                y=[p.costs[code] for p in points],
-                mode="lines",
-            )
-            for code in points[0].costs
-        ]
-    )
-    fig.add_trace(
-        go.Scatter(
-            name="Your months (pay-as-you-go cost)",
-            x=[u.messages for u in history],
-            y=[u.payg_cost for u in history],
-            text=[u.month + (PROJECTED if u.projected else "") for u in history],
-            customdata=[format_usd(u.payg_cost, total=True) for u in history],
-            hovertemplate="%{text}: %{x:,} messages, %{customdata}<extra></extra>",
-            mode="markers",
-            marker={"symbol": "diamond", "size": 11, "color": "black"},
-        )
-    )
-    fig.update_layout(
-        xaxis_title="messages per month", yaxis_title="USD per month", legend_title="Plan"
-    )
-    fig.update_xaxes(range=[0, top])
-    return fig
+    return BreakEven(points, top, dict(advice.recommendation.names), list(history))
+
+
+def month_label(month: str, projected: bool) -> str:
+    """A month's label in the plan tables and charts ("2025-03 (projected)")."""
+    return month + (PROJECTED if projected else "")

@@ -92,6 +92,12 @@ class Wallet:
     def available(self) -> Decimal:
         return self.balance - self.held
 
+    @property
+    def owed(self) -> Decimal:
+        """Decimal USD the account owes: 0 unless a refund or dispute took the
+        balance below zero."""
+        return -self.balance if self.balance < 0 else ZERO
+
 
 def _entry(row: object) -> LedgerEntry:
     return LedgerEntry(**{f: getattr(row, f) for f in LedgerEntry.__slots__})  # type: ignore[attr-defined]

@@ -1,0 +1,179 @@
+"""Every Plotly figure of the dashboard. Figures only: the numbers arrive computed
+(`pricing_core.analytics`), and the value labels are chosen there too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import plotly.express as px
+import plotly.graph_objects as go
+
+from pricing_core import analytics
+from pricing_core.analytics.plan_views import break_even, column_label, month_label
+from pricing_core.domain.money import format_usd
+from pricing_core.plans.advice import PlanAdvice
+
+PALETTE = (
+    "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2",
+    "#B279A2", "#EECA3B", "#9D755D", "#FF9DA6", "#BAB0AC",
+)  # fmt: skip
+
+
+def colors(keys: Any) -> dict[str, str]:
+    """The same colour for the same model/operation in every chart of a page."""
+    return {key: PALETTE[i % len(PALETTE)] for i, key in enumerate(sorted(set(keys)))}
+
+
+def stacked_chart(
+    series: Any, *, measure: str, title: str, palette: dict[str, str] | None = None
+) -> go.Figure:
+    """A stacked bar chart of `analytics.usage_series` output (period, key, value)."""
+    frame = series.assign(label=analytics.value_labels(series["value"], measure))
+    figure = px.bar(
+        frame,
+        x="period",
+        y="value",
+        color="key",
+        color_discrete_map=palette or colors(frame["key"]),
+        category_orders={"key": sorted(palette or colors(frame["key"]))},
+        custom_data=["label", "key"],
+        title=title,
+        labels={"period": "", "value": "USD" if str(measure) == "cost" else "tokens", "key": ""},
+    )
+    figure.update_traces(
+        hovertemplate="%{x|%Y-%m-%d}<br>%{customdata[1]}: %{customdata[0]}<extra></extra>"
+    )
+    figure.update_layout(
+        barmode="stack",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        height=380,
+    )
+    if str(measure) == "cost":
+        figure.update_yaxes(tickprefix="$")
+    return figure
+
+
+def share_chart(
+    share: Any, *, measure: str, title: str, palette: dict[str, str] | None = None
+) -> go.Figure:
+    """A donut of `analytics.usage_share` output (key, value, percent)."""
+    frame = share.assign(label=analytics.value_labels(share["value"], measure))
+    figure = px.pie(
+        frame, names="key", values="value", hole=0.5, title=title, custom_data=["label"]
+    )
+    mapping = palette or colors(frame["key"])
+    figure.update_traces(
+        hovertemplate="%{label}: %{customdata[0]} (%{percent})<extra></extra>",
+        textinfo="percent",
+        sort=False,
+        marker={"colors": [mapping[k] for k in frame["key"]]},
+    )
+    figure.update_layout(margin={"l": 10, "r": 10, "t": 50, "b": 10}, height=320)
+    return figure
+
+
+def bar_chart(
+    points: Iterable[Any], *, value: str, title: str, x: str = "period", key: str = "key"
+) -> go.Figure:
+    """Stacked bars of `value` per `x`, one trace per `key` (dataclass attributes)."""
+    traces: dict[str, tuple[list[Any], list[Any]]] = {}
+    for p in points:
+        xs, ys = traces.setdefault(getattr(p, key), ([], []))
+        xs.append(getattr(p, x))
+        ys.append(getattr(p, value))
+    fig = go.Figure([go.Bar(name=k, x=xs, y=ys) for k, (xs, ys) in traces.items()])
+    fig.update_layout(
+        barmode="stack",
+        title=title,
+        yaxis_tickformat="$,.2f",
+        legend_orientation="h",
+        margin={"t": 40, "b": 10},
+        height=360,
+    )
+    return fig
+
+
+def revenue_chart(periods: Sequence[Any]) -> go.Figure:
+    """Usage revenue and provider cost (bars), margin and cash in (lines) per period."""
+    xs = [p.period for p in periods]
+    fig = go.Figure(
+        [
+            go.Bar(name="Usage revenue", x=xs, y=[p.usage_revenue for p in periods]),
+            go.Bar(name="Provider cost", x=xs, y=[p.provider_cost for p in periods]),
+            go.Scatter(name="Margin", x=xs, y=[p.margin for p in periods], mode="lines+markers"),
+            go.Scatter(
+                name="Cash in",
+                x=xs,
+                y=[p.cash_in for p in periods],
+                mode="lines+markers",
+                line={"dash": "dot"},
+            ),
+        ]
+    )
+    fig.update_layout(
+        barmode="group",
+        yaxis_tickformat="$,.2f",
+        legend_orientation="h",
+        height=380,
+        margin={"t": 20, "b": 10},
+    )
+    return fig
+
+
+def plan_cost_chart(advice: PlanAdvice) -> go.Figure:
+    """Grouped bars: what each plan would have cost in each month (USD)."""
+    rec = advice.recommendation
+    months = [month_label(m.month, m.projected) for m in rec.months]
+    fig = go.Figure(
+        [
+            go.Bar(
+                name=column_label(advice, code),
+                x=months,
+                y=[m.costs[code] for m in rec.months],
+                text=[format_usd(m.costs[code], total=True) for m in rec.months],
+                hovertemplate="%{x}: %{text}<extra>" + rec.names[code] + "</extra>",
+            )
+            for code in rec.totals
+        ]
+    )
+    fig.update_layout(
+        barmode="group", yaxis_title="USD per month", xaxis_title=None, legend_title="Plan"
+    )
+    fig.update_xaxes(type="category")  # "2025-03" is a month, not a date
+    return fig
+
+
+def break_even_chart(advice: PlanAdvice) -> go.Figure:
+    """Monthly cost against messages per month for every plan, with the account's
+    months marked (data: `plan_views.break_even`)."""
+    data = break_even(advice)
+    fig = go.Figure(
+        [
+            go.Scatter(
+                name=data.names.get(code, code),
+                x=[p.messages for p in data.points],
+                y=[p.costs[code] for p in data.points],
+                mode="lines",
+            )
+            for code in data.points[0].costs
+        ]
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="Your months (pay-as-you-go cost)",
+            x=[u.messages for u in data.history],
+            y=[u.payg_cost for u in data.history],
+            text=[month_label(u.month, u.projected) for u in data.history],
+            customdata=[format_usd(u.payg_cost, total=True) for u in data.history],
+            hovertemplate="%{text}: %{x:,} messages, %{customdata}<extra></extra>",
+            mode="markers",
+            marker={"symbol": "diamond", "size": 11, "color": "black"},
+        )
+    )
+    fig.update_layout(
+        xaxis_title="messages per month", yaxis_title="USD per month", legend_title="Plan"
+    )
+    fig.update_xaxes(range=[0, data.top])
+    return fig

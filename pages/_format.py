@@ -1,0 +1,295 @@
+"""How pages show values: money, tokens, times, percents, table columns, and the rows
+of the tables built from `pricing_core` views. Formatting only: no SQL, no money
+arithmetic (amounts arrive computed; `pricing_core.domain.money` formats them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from pricing_core.analytics import describe_entry
+from pricing_core.config import get_settings
+from pricing_core.domain.money import format_tokens, format_usd, format_usd_total
+
+
+class Style(StrEnum):
+    """How an amount reads: a `TOTAL` has 2 decimals ($1,234.50); a `SPEND` total never
+    reads $0.00 when something was spent ($0.0026); a `CHARGE` keeps two significant
+    digits below a cent ($0.00042)."""
+
+    TOTAL = "total"
+    SPEND = "spend"
+    CHARGE = "charge"
+
+
+def amount(value: Decimal | None, style: Style = Style.TOTAL, *, missing: str = "-") -> str:
+    """Decimal USD for people, in one of the `Style`s; `missing` when None."""
+    if value is None:
+        return missing
+    if style is Style.SPEND:
+        return format_usd_total(value)
+    return format_usd(value, total=style is Style.TOTAL)
+
+
+def tokens(count: Any) -> str:
+    return format_tokens(count)
+
+
+def pct(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value}%"
+
+
+def zone() -> str:
+    """The configured time zone's name (calendar days and months are taken there)."""
+    return get_settings().timezone
+
+
+def when(value: datetime | None, *, seconds: bool = False) -> str:
+    """A time in the configured zone, with the zone's abbreviation; "" for None."""
+    if value is None:
+        return ""
+    local = value.astimezone(get_settings().tz)
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+
+
+def money_column(label: str, **kwargs: Any) -> Any:
+    return st.column_config.TextColumn(label, alignment="right", **kwargs)
+
+
+def time_column(label: str, **kwargs: Any) -> Any:
+    return st.column_config.DatetimeColumn(
+        label, format="YYYY-MM-DD HH:mm", timezone=get_settings().timezone, **kwargs
+    )
+
+
+def count_column(label: str) -> Any:
+    return st.column_config.NumberColumn(label, format="localized")
+
+
+# ---------------------------------------------------------------- ledger entries
+
+
+ENTRY_COLUMNS = {
+    "Type": st.column_config.TextColumn("Type", width="small"),
+    "Description": st.column_config.TextColumn("Description", width="large"),
+    "Amount": money_column("Amount"),
+    "Balance after": money_column("Balance after"),
+}
+
+
+def entries_frame(entries: Any) -> pd.DataFrame:
+    """Ledger entries (newest first, `analytics.overview`) as a display table."""
+    return pd.DataFrame(
+        {
+            "When": [when(e.created_at) for e in entries],
+            "Type": [str(e.kind) for e in entries],
+            "Description": [describe_entry(e) for e in entries],
+            "Amount": [amount(e.amount, Style.CHARGE) for e in entries],
+            "Balance after": [amount(e.balance_after) for e in entries],
+        }
+    )
+
+
+def ledger_rows_frame(rows: Any, *, description: Callable[[Any], Any] | None = None) -> Any:
+    """Ledger rows of `analytics.ledger_view` (a DataFrame) as a display table;
+    `description(rows)` overrides the description column."""
+    return pd.DataFrame(
+        {
+            "When": [when(t) for t in rows["created_at"]],
+            "Type": rows["kind"],
+            "Description": rows["description"] if description is None else description(rows),
+            "Amount": [amount(v, Style.CHARGE) for v in rows["amount"]],
+            "Balance after": [amount(v) for v in rows["balance_after"]],
+        }
+    )
+
+
+# ---------------------------------------------------------------- admin tables
+
+
+def _rates(rates: Any) -> str:
+    if rates is None:
+        return "-"
+    cached = (
+        "" if rates.cache_read_mtok is None else f" · cached ${rates.cache_read_mtok.normalize():f}"
+    )
+    return f"${rates.input_mtok.normalize():f} in · ${rates.output_mtok.normalize():f} out{cached}"
+
+
+def price_row(view: Any) -> dict[str, Any]:
+    """A price book row (`admin.prices.ModelPriceView`), rates per million tokens."""
+    return {
+        "model": f"{view.provider}/{view.model}",
+        "requests (30 d)": f"{view.requests_30d:,}",
+        "list price /MTok": _rates(view.listed) + (" (tiered)" if view.tiered else ""),
+        "markup": f"{view.markup.normalize():f}",
+        "override /MTok": _rates(view.override) if view.override else "",
+        "effective /MTok": _rates(view.effective) if view.listed else "not in catalog",
+        "since": when(view.effective_from, seconds=True)
+        if view.effective_from
+        else "default markup",
+        "scheduled": "; ".join(
+            f"{when(s.effective_from, seconds=True)}: x{s.markup.normalize():f}"
+            for s in view.scheduled
+        ),
+    }
+
+
+def preview_rows(preview: Any) -> list[dict[str, Any]]:
+    """A reprice preview (`admin.prices.RepricePreview`) per model, then the total."""
+    rows = [
+        {
+            "model": f"{r.provider}/{r.model}",
+            "requests": f"{r.requests:,}",
+            "charged": amount(r.current, Style.CHARGE),
+            "under the new price": amount(r.proposed, Style.CHARGE),
+            "difference": amount(r.delta, Style.CHARGE),
+        }
+        for r in preview.rows
+    ]
+    rows.append(
+        {
+            "model": "total",
+            "requests": f"{sum(r.requests for r in preview.rows):,}",
+            "charged": amount(preview.current, Style.CHARGE),
+            "under the new price": amount(preview.proposed, Style.CHARGE),
+            "difference": amount(preview.delta, Style.CHARGE),
+        }
+    )
+    return rows
+
+
+def usage_rows(rows: Sequence[Any], dimension: str) -> list[dict[str, Any]]:
+    """Breakdown rows (`analytics.revenue.BreakdownRow`) for the usage tables."""
+    return [
+        {
+            dimension: r.label,
+            "requests": f"{r.requests:,}",
+            "input tokens": f"{r.input_tokens:,}",
+            "output tokens": f"{r.output_tokens:,}",
+            "charged": amount(r.usage_revenue, Style.CHARGE),
+            "provider cost": amount(r.provider_cost, Style.CHARGE),
+            "margin %": pct(r.margin_pct),
+        }
+        for r in rows
+    ]
+
+
+def _compact(values: dict[str, Any] | None) -> str:
+    return "" if not values else ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def audit_rows(entries: Sequence[Any]) -> list[dict[str, Any]]:
+    """Audit log entries (`adapters.audit.AuditEntry`) for the audit table."""
+    return [
+        {
+            "time": when(e.created_at, seconds=True),
+            "actor": e.actor,
+            "action": e.action,
+            "account": e.account_id or "",
+            "target": e.target or "",
+            "before": _compact(e.before),
+            "after": _compact(e.after),
+            "reason": e.reason or "",
+        }
+        for e in entries
+    ]
+
+
+def account_rows(accounts: Sequence[Any]) -> list[dict[str, Any]]:
+    """Accounts found (`admin.accounts.AccountSummary`) for the search table."""
+    return [
+        {
+            "account": a.account_id,
+            "name": a.name,
+            "emails": ", ".join(a.emails),
+            "balance": amount(a.balance, Style.CHARGE),
+            "available": amount(a.available, Style.CHARGE),
+            "held": amount(a.held, Style.CHARGE),
+            "spend this month": amount(a.spend_this_month, Style.CHARGE),
+            "plan": a.plan,
+        }
+        for a in accounts
+    ]
+
+
+def ledger_rows(entries: Sequence[Any]) -> list[dict[str, Any]]:
+    """One account's ledger entries for the admin's ledger table."""
+    return [
+        {
+            "time": when(e.created_at, seconds=True),
+            "kind": e.kind,
+            "amount": amount(e.amount, Style.CHARGE),
+            "balance after": amount(e.balance_after, Style.CHARGE),
+            "reference": e.reference or "",
+            "reason": e.reason or "",
+            "actor": e.actor or "",
+        }
+        for e in entries
+    ]
+
+
+def account_usage_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """One account's daily usage (`admin.accounts.UsageRow`)."""
+    return [
+        {
+            "day": u.day.isoformat(),
+            "model": u.model,
+            "operation": u.operation,
+            "requests": f"{u.requests:,}",
+            "input tokens": f"{u.input_tokens:,}",
+            "output tokens": f"{u.output_tokens:,}",
+            "charged": amount(u.price, Style.CHARGE),
+            "provider cost": amount(u.provider_cost, Style.CHARGE),
+        }
+        for u in rows
+    ]
+
+
+def hold_rows(holds: Sequence[Any]) -> list[dict[str, Any]]:
+    """One account's active holds (`admin.accounts.HoldRow`)."""
+    return [
+        {
+            "hold": h.id,
+            "amount": amount(h.amount, Style.CHARGE),
+            "request": h.request_id or "",
+            "placed": when(h.created_at, seconds=True),
+            "expires": when(h.expires_at, seconds=True),
+        }
+        for h in holds
+    ]
+
+
+def grant_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """A bulk grant's report, one row per target (`admin.accounts.GrantRow`)."""
+    return [
+        {
+            "row": r.row,
+            "target": r.target,
+            "account": r.account_id or "",
+            "status": str(r.status),
+            "detail": r.detail,
+        }
+        for r in rows
+    ]
+
+
+def top_account_rows(accounts: Sequence[Any]) -> list[dict[str, Any]]:
+    """The top accounts by spend (`analytics.revenue.TopAccount`)."""
+    return [
+        {
+            "account": f"{a.name} ({a.account_id})",
+            "spend": amount(a.spend, Style.CHARGE),
+            "provider cost": amount(a.provider_cost, Style.CHARGE),
+            "requests": f"{a.requests:,}",
+            "balance": amount(a.balance, Style.CHARGE),
+        }
+        for a in accounts
+    ]
