@@ -43,6 +43,7 @@ from pricing_core.domain.errors import (
     UnknownAccount,
 )
 from pricing_core.domain.money import ZERO, format_usd, round_nano, to_usd
+from pricing_core.domain.periods import month_period
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.ledger.wallets import (
     EntryKind,
@@ -104,10 +105,6 @@ class UsageRow:
     provider_cost: Decimal
 
 
-def _month_start(now: datetime) -> date:
-    return now.astimezone(get_settings().tz).date().replace(day=1)
-
-
 def _summaries(conn: Connection, ids: Sequence[str], now: datetime) -> list[AccountSummary]:
     if not ids:
         return []
@@ -127,7 +124,7 @@ def _summaries(conn: Connection, ids: Sequence[str], now: datetime) -> list[Acco
     spend = dict(
         conn.execute(
             select(d.account_id, func.sum(d.price))
-            .where(d.account_id.in_(ids), d.day >= _month_start(now))
+            .where(d.account_id.in_(ids), d.day >= month_period(now, get_settings().tz).first_day)
             .group_by(d.account_id)
         ).all()
     )

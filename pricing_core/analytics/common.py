@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
 from pricing_core.config import get_settings
 from pricing_core.domain.money import NANOS_PER_USD
+from pricing_core.domain.periods import utc_bounds
 from pricing_core.domain.principal import Principal, require_account
 
 
@@ -37,10 +38,7 @@ def local_time(value: datetime) -> datetime:
 
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """UTC instants [start 00:00, end + 1 day 00:00) of calendar days in the configured zone."""
-    tz = get_settings().tz
-    lo = datetime.combine(start, time(), tz).astimezone(UTC)
-    hi = datetime.combine(end + timedelta(days=1), time(), tz).astimezone(UTC)
-    return lo, hi
+    return utc_bounds(start, end, get_settings().tz)
 
 
 def _local_times(values: Sequence[object]) -> pd.Series:

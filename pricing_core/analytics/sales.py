@@ -43,7 +43,7 @@ from pricing_core.adapters.storage import (
 )
 from pricing_core.config import get_settings
 from pricing_core.domain.money import ZERO, cents_to_usd
-from pricing_core.domain.periods import check_range, local_day, utc_bounds
+from pricing_core.domain.periods import add_months, check_range, local_day, utc_bounds
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.ledger.wallets import EntryKind
 
@@ -111,17 +111,6 @@ def pack_movements(conn: Connection, lo: datetime, hi: datetime) -> list[CashMov
     return out
 
 
-def _add_month(moment: datetime, months: int) -> datetime:
-    year, month = divmod(moment.month - 1 + months, 12)
-    target_year, target_month = moment.year + year, month + 1
-    for day in (moment.day, 30, 29, 28):  # the 31st bills on the month's last day
-        try:
-            return moment.replace(year=target_year, month=target_month, day=day)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
-
-
 def plan_fee_movements(conn: Connection, lo: datetime, hi: datetime) -> list[CashMovement]:
     """Plan fees due at the start of each monthly cycle of paid subscriptions in [lo, hi)."""
     s, p, f = subscriptions.c, plans.c, plan_account_fees.c
@@ -151,7 +140,7 @@ def plan_fee_movements(conn: Connection, lo: datetime, hi: datetime) -> list[Cas
             continue
         end = min(hi, r.ended_at) if r.ended_at else hi
         k = 0
-        while (cycle := _add_month(r.started_at, k)) < end:
+        while (cycle := add_months(r.started_at, k)) < end:
             if cycle >= lo:
                 out.append(CashMovement(cycle, fee, "plan_fee", r.name))
             k += 1

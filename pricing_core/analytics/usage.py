@@ -7,7 +7,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
@@ -18,13 +18,8 @@ from pricing_core.adapters.storage import usage_daily, usage_events
 from pricing_core.analytics.common import _local_times, _target, day_bounds, nanos_str
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import ZERO, format_tokens, format_usd, round_nano
+from pricing_core.domain.periods import Granularity, period_start
 from pricing_core.domain.principal import Principal
-
-
-class Granularity(StrEnum):
-    DAY = "day"
-    WEEK = "week"  # weeks start on Monday
-    MONTH = "month"
 
 
 class Dimension(StrEnum):
@@ -135,15 +130,6 @@ def filter_report(
     if operations:
         daily = daily[daily["operation"].isin(list(operations))]
     return UsageReport(report.account_id, report.start, report.end, daily.reset_index(drop=True))
-
-
-def period_start(day: date, granularity: Granularity) -> date:
-    """The first day of the day's period: itself, its week's Monday, its month's 1st."""
-    if granularity is Granularity.WEEK:
-        return day - timedelta(days=day.weekday())
-    if granularity is Granularity.MONTH:
-        return day.replace(day=1)
-    return day
 
 
 def _values(report: UsageReport, measure: Measure) -> list:

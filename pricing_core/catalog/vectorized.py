@@ -11,7 +11,7 @@ does not fit that model is priced row by row with `PriceBook.quote`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -34,8 +34,8 @@ from pricing_core.domain.costing import (
 )
 from pricing_core.domain.errors import InvalidUsage, PricingError
 from pricing_core.domain.money import MTOK, ZERO, round_nano, usd_to_nanos
+from pricing_core.domain.periods import epoch_micros, from_epoch_micros
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_US = 86_400_000_000
 PROBE_LIMIT = 10**9  # the last tier segment is verified up to this many input tokens
 
@@ -46,14 +46,6 @@ def to_micros(values: pd.Series) -> np.ndarray:
     """Timezone-aware timestamps -> int64 microseconds since the epoch (UTC)."""
     stamps = pd.to_datetime(values, utc=True)
     return stamps.dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64)
-
-
-def from_micros(micros: int) -> datetime:
-    return EPOCH + timedelta(microseconds=int(micros))
-
-
-def _micros(at: datetime) -> int:
-    return (at - EPOCH) // timedelta(microseconds=1)
 
 
 class _Out:
@@ -138,7 +130,7 @@ def _in_effect(rows: list, ts: np.ndarray) -> np.ndarray:  # type: ignore[type-a
     """Index of the row in effect at each timestamp (bisect_right - 1), -1 for none."""
     if not rows:
         return np.full(len(ts), -1, dtype=np.int64)
-    starts = np.array([_micros(r.effective_from) for r in rows], dtype=np.int64)
+    starts = np.array([epoch_micros(r.effective_from) for r in rows], dtype=np.int64)
     return np.searchsorted(starts, ts, side="right").astype(np.int64) - 1
 
 
@@ -197,7 +189,7 @@ def _periods(info: object, ts: np.ndarray) -> tuple[np.ndarray, list[datetime]]:
     representative timestamp per period)."""
     conditional = info.prices  # type: ignore[attr-defined]
     if isinstance(conditional, ModelPrice):
-        return np.zeros(len(ts), dtype=np.int64), [from_micros(ts[0])]
+        return np.zeros(len(ts), dtype=np.int64), [from_epoch_micros(ts[0])]
     bounds = sorted(
         {
             _time_micros(t)
@@ -215,7 +207,7 @@ def _periods(info: object, ts: np.ndarray) -> tuple[np.ndarray, list[datetime]]:
     period_of_code = np.empty(len(uniques), dtype=np.int64)
     for i, value in enumerate(uniques):
         day, b = divmod(int(value), len(bounds) + 1)
-        rep = from_micros(day * DAY_US + (bounds[b - 1] if b else 0))
+        rep = from_epoch_micros(day * DAY_US + (bounds[b - 1] if b else 0))
         prices = info.get_prices(rep)  # type: ignore[attr-defined]
         if id(prices) not in period_of_price:
             period_of_price[id(prices)] = len(reps)

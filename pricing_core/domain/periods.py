@@ -13,6 +13,7 @@ Usage rollups store the local calendar `day`, so a period is a range of days
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -21,6 +22,20 @@ from zoneinfo import ZoneInfo
 from pricing_core.domain.errors import InvalidUsage
 
 MAX_RANGE_DAYS = 3660  # ten years: a report wider than this is a typo
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_micros(at: datetime) -> int:
+    """A timezone-aware instant as integer microseconds since the Unix epoch (UTC).
+    Raises: TypeError if `at` is naive."""
+    return (at - EPOCH) // timedelta(microseconds=1)
+
+
+def from_epoch_micros(micros: int) -> datetime:
+    """Microseconds since the Unix epoch as a UTC datetime."""
+    return EPOCH + timedelta(microseconds=int(micros))
 
 
 class Granularity(StrEnum):
@@ -165,3 +180,46 @@ def month_period(now: datetime, tz: ZoneInfo) -> Period:
 def period_of(kind: PeriodKind, now: datetime, tz: ZoneInfo) -> Period:
     """`day_period` or `month_period` by kind."""
     return day_period(now, tz) if kind is PeriodKind.DAY else month_period(now, tz)
+
+
+# ---------------------------------------------------------------- months
+
+MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def month_of(moment: datetime, tz: ZoneInfo) -> str:
+    """The calendar month "YYYY-MM" of a timezone-aware moment in `tz`."""
+    return moment.astimezone(tz).strftime("%Y-%m")
+
+
+def month_bounds(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The first instant of `month` and of the next month, in `tz` (aware datetimes)."""
+    if not MONTH_PATTERN.match(month):
+        raise InvalidUsage(f"month must be YYYY-MM, got {month!r}")
+    year, mon = int(month[:4]), int(month[5:])
+    start = datetime(year, mon, 1, tzinfo=tz)
+    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=tz)
+    return start, end
+
+
+def previous_months(month: str, count: int) -> list[str]:
+    """The `count` calendar months before `month`, oldest first."""
+    year, mon = int(month[:4]), int(month[5:])
+    out = []
+    for _ in range(count):
+        year, mon = (year - 1, 12) if mon == 1 else (year, mon - 1)
+        out.append(f"{year:04d}-{mon:02d}")
+    return out[::-1]
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day and time `months` calendar months later; a day the target month
+    lacks (the 31st) becomes its last day, as Stripe bills monthly subscriptions."""
+    year, month = divmod(moment.month - 1 + months, 12)
+    target_year, target_month = moment.year + year, month + 1
+    for day in (moment.day, 30, 29, 28):  # the 31st bills on the month's last day
+        try:
+            return moment.replace(year=target_year, month=target_month, day=day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")

@@ -17,18 +17,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.forecast import project_month_end
 from pricing_core.domain.money import ZERO, format_usd, format_usd_exact, round_nano
+from pricing_core.domain.periods import MONTH_PATTERN
 
 PAYG_CODE = "payg"
 MAX_USD = Decimal(10**9)  # bound on fees, caps and a month's cost (the DB holds 9.2e9 USD)
 MAX_RATE = Decimal(1000)  # USD per message
 MAX_MESSAGES = 10**12  # per month
 _CODE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 class PlanError(PricingError):
@@ -201,7 +200,7 @@ class MonthUsage:
     projected: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.month, str) or not _MONTH.match(self.month):
+        if not isinstance(self.month, str) or not MONTH_PATTERN.match(self.month):
             raise PlanError(f"month must be YYYY-MM, got {self.month!r}")
         _check_count(f"messages of {self.month}", self.messages)
         _check_cost(f"payg_cost of {self.month}", self.payg_cost)
@@ -454,34 +453,6 @@ def explain_plan_charge(
     if payg_price is not None:
         text += f" (pay-as-you-go price {format_usd_exact(payg_price)})"
     return text
-
-
-# ---------------------------------------------------------------- calendar
-
-
-def month_of(moment: datetime, tz: ZoneInfo) -> str:
-    """The calendar month "YYYY-MM" of a timezone-aware moment in `tz`."""
-    return moment.astimezone(tz).strftime("%Y-%m")
-
-
-def month_bounds(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """The first instant of `month` and of the next month, in `tz` (aware datetimes)."""
-    if not _MONTH.match(month):
-        raise PlanError(f"month must be YYYY-MM, got {month!r}")
-    year, mon = int(month[:4]), int(month[5:])
-    start = datetime(year, mon, 1, tzinfo=tz)
-    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=tz)
-    return start, end
-
-
-def previous_months(month: str, count: int) -> list[str]:
-    """The `count` calendar months before `month`, oldest first."""
-    year, mon = int(month[:4]), int(month[5:])
-    out = []
-    for _ in range(count):
-        year, mon = (year - 1, 12) if mon == 1 else (year, mon - 1)
-        out.append(f"{year:04d}-{mon:02d}")
-    return out[::-1]
 
 
 def with_fee(plan: Plan, fee: Decimal | None) -> Plan:

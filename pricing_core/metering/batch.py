@@ -61,6 +61,7 @@ from pricing_core.domain.errors import (
     UnknownModel,
 )
 from pricing_core.domain.money import nanos_to_usd
+from pricing_core.domain.periods import epoch_micros
 from pricing_core.domain.usage_event import (
     EARLIEST,
     ID_PATTERN,
@@ -255,7 +256,7 @@ def _check(frame: pd.DataFrame, originals: list[UsageEvent] | None, now: datetim
     suspect |= tokens["cached_tokens"] > tokens["input_tokens"]
 
     created = frame["created_at"]
-    micros = np.full(n, _micros(now), dtype=np.int64)
+    micros = np.full(n, epoch_micros(now), dtype=np.int64)
     given = created.notna().to_numpy(copy=True)
     if isinstance(created.dtype, pd.DatetimeTZDtype):
         stamps = to_micros(created.fillna(pd.Timestamp(now)))
@@ -266,8 +267,8 @@ def _check(frame: pd.DataFrame, originals: list[UsageEvent] | None, now: datetim
         if aware.any():
             stamps[aware.to_numpy(bool)] = to_micros(created[aware])
     micros = np.where(given, stamps, micros)
-    limit = _micros(now + timedelta(days=1))
-    suspect |= given & ((micros < _micros(EARLIEST)) | (micros > limit))
+    limit = epoch_micros(now + timedelta(days=1))
+    suspect |= given & ((micros < epoch_micros(EARLIEST)) | (micros > limit))
     metadata: list[str | None] = [None] * n
     has_metadata = frame["metadata"].notna().to_numpy()
     suspect |= has_metadata
@@ -281,7 +282,7 @@ def _check(frame: pd.DataFrame, originals: list[UsageEvent] | None, now: datetim
             checked.error[i] = exc
             continue
         assert valid.created_at is not None
-        checked.micros[i] = _micros(valid.created_at)
+        checked.micros[i] = epoch_micros(valid.created_at)
         checked.given[i] = event.created_at is not None
         if valid.metadata is not None:
             checked.metadata[i] = json.dumps(dict(valid.metadata))
@@ -304,13 +305,6 @@ def _event_of(frame: pd.DataFrame, i: int) -> UsageEvent:
     if values["cached_tokens"] is None:
         values["cached_tokens"] = 0
     return UsageEvent(**values)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _micros(at: datetime) -> int:
-    return (at - _EPOCH) // timedelta(microseconds=1)
 
 
 # ---------------------------------------------------------------- one chunk

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from sqlalchemy import String, and_, select, text
 from sqlalchemy.engine import Connection, Row
 
 from pricing_core.adapters.storage import usage_events
+from pricing_core.domain.periods import epoch_micros
 
 EVENT_COLUMNS = (
     "account_id",
@@ -288,7 +289,9 @@ def _arrow(name: str, values: Any, n: int) -> pa.Array:
     if values is None:
         return pa.nulls(n, pa.string())
     if isinstance(values, datetime):
-        return pa.array(np.full(n, _micros(values), dtype=np.int64), pa.timestamp("us", tz="UTC"))
+        return pa.array(
+            np.full(n, epoch_micros(values), dtype=np.int64), pa.timestamp("us", tz="UTC")
+        )
     if name in _TIMESTAMPS:
         return pa.array(np.asarray(values, dtype=np.int64), pa.timestamp("us", tz="UTC"))
     if name in _DATES:
@@ -427,10 +430,3 @@ def _upsert(
     _copy(conn, stage, columns)
     conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {on_conflict}")
     conn.exec_driver_sql(f"TRUNCATE {stage}")
-
-
-def _micros(at: datetime) -> int:
-    return (at.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

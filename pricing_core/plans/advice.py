@@ -23,16 +23,14 @@ from pricing_core.adapters.storage import accounts, usage_daily
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
 from pricing_core.domain.money import ZERO, usd_str
+from pricing_core.domain.periods import month_bounds, month_of, previous_months
 from pricing_core.domain.plans import (
     MonthlyCharge,
     MonthUsage,
     Plan,
     PlanError,
     Recommendation,
-    month_bounds,
-    month_of,
     monthly_charge,
-    previous_months,
     project_month,
     recommend_plan,
     with_fee,

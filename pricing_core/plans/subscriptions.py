@@ -34,13 +34,13 @@ from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis, Quote
 from pricing_core.domain.errors import UnknownAccount
 from pricing_core.domain.money import ZERO, round_nano, to_usd
+from pricing_core.domain.periods import month_of
 from pricing_core.domain.plans import (
     PAYG,
     PAYG_CODE,
     Plan,
     PlanError,
     explain_plan_charge,
-    month_of,
     with_fee,
 )
 from pricing_core.ledger.wallets import idempotent_write

@@ -18,7 +18,7 @@ from pricing_core.access import auth
 from pricing_core.adapters import storage
 from pricing_core.adapters.storage import operation_prices
 from pricing_core.config import get_settings
-from pricing_core.domain.plans import month_bounds, previous_months
+from pricing_core.domain.periods import month_bounds, previous_months
 from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import create_account

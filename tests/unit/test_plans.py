@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pricing_core.domain.periods import month_bounds, previous_months
 from pricing_core.domain.plans import (
     PAYG,
     MonthUsage,
@@ -15,9 +16,7 @@ from pricing_core.domain.plans import (
     Plan,
     PlanError,
     cost_curves,
-    month_bounds,
     monthly_charge,
-    previous_months,
     project_month,
     recommend_plan,
     with_fee,
