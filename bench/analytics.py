@@ -21,7 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from bench.results import Measurement
-from pricing_core.adapters import storage
+from pricing_core.adapters import schema, storage
 from pricing_core.domain.principal import Principal
 
 P95_TARGET_MS = 150.0
@@ -161,7 +161,7 @@ def context(engine: sa.Engine) -> Context:
 def naive(ctx: Context, scope: str) -> pd.DataFrame:
     """The peers' way: the range's events into pandas, grouped by day and model."""
     start, end = ctx.member_range if scope == "account" else ctx.admin_range
-    e = storage.usage_events.c
+    e = schema.usage_events.c
     query = sa.select(
         e.created_at, e.model, e.operation, e.price, e.provider_cost,
         e.input_tokens, e.output_tokens,

@@ -3,7 +3,9 @@
 from alembic import context
 from sqlalchemy import pool
 
-from pricing_core.adapters.storage import make_engine, metadata
+from pricing_core.adapters import schema_billing  # noqa: F401  (registers the billing tables)
+from pricing_core.adapters.schema import metadata
+from pricing_core.adapters.storage import make_engine
 
 config = context.config
 

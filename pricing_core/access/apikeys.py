@@ -23,7 +23,8 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import actor_of, write_audit
-from pricing_core.adapters.storage import accounts, api_keys, run_write
+from pricing_core.adapters.schema import accounts, api_keys
+from pricing_core.adapters.storage import run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage, PricingError, UnknownAccount
 from pricing_core.domain.principal import Principal, require_account

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from pricing_core.access.identity import Identity, sign_in
-from pricing_core.adapters.storage import accounts, users
+from pricing_core.adapters.schema import accounts, users
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PermissionDenied, UnknownAccount
 from pricing_core.domain.principal import Principal

@@ -31,7 +31,8 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from pricing_core.adapters.storage import accounts, run_write, users, wallets
+from pricing_core.adapters.schema import accounts, users, wallets
+from pricing_core.adapters.storage import run_write
 from pricing_core.config import Settings, get_settings
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied
 from pricing_core.domain.money import ZERO

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection
 
 from pricing_core.access.identity import normalize_email
 from pricing_core.adapters.audit import actor_of, write_audit
-from pricing_core.adapters.storage import accounts, run_write, users, wallets
+from pricing_core.adapters.schema import accounts, users, wallets
+from pricing_core.adapters.storage import run_write
 from pricing_core.domain.errors import InvalidUsage, UnknownAccount
 from pricing_core.domain.money import ZERO
 from pricing_core.domain.principal import Principal, require_account, require_admin

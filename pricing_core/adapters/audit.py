@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import audit_log
+from pricing_core.adapters.schema import audit_log
 from pricing_core.domain.money import usd_str
 from pricing_core.domain.principal import Principal, require_admin
 

@@ -15,7 +15,8 @@ from enum import StrEnum
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from pricing_core.adapters.storage import dialect_insert, ops_counters, run_write
+from pricing_core.adapters.schema import ops_counters
+from pricing_core.adapters.storage import dialect_insert, run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.principal import Principal, require_admin
 

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import actor_of, write_audit
-from pricing_core.adapters.storage import (
+from pricing_core.adapters.schema import (
     accounts,
     holds,
     ledger_entries,

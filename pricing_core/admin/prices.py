@@ -25,13 +25,8 @@ from sqlalchemy import BigInteger, Engine, and_, case, func, insert, or_, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import actor_of, write_audit
-from pricing_core.adapters.storage import (
-    model_prices,
-    operation_prices,
-    run_write,
-    usage_daily,
-    usage_events,
-)
+from pricing_core.adapters.schema import model_prices, operation_prices, usage_daily, usage_events
+from pricing_core.adapters.storage import run_write
 from pricing_core.catalog.price_book import (
     CATALOG_VERSION,
     ModelPriceRow,

@@ -10,7 +10,7 @@ from enum import StrEnum
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import accounts, ledger_entries, usage_daily
+from pricing_core.adapters.schema import accounts, ledger_entries, usage_daily
 from pricing_core.analytics.common import _target, _today, local_time
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount

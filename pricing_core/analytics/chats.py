@@ -9,7 +9,7 @@ from decimal import Decimal
 import pandas as pd
 from sqlalchemy import Engine, func, or_, select
 
-from pricing_core.adapters.storage import chats, usage_events
+from pricing_core.adapters.schema import chats, usage_events
 from pricing_core.analytics.common import _target, local_time, printable
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.domain.errors import InvalidUsage

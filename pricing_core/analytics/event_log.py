@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from pricing_core.adapters.storage import chats, usage_events
+from pricing_core.adapters.schema import chats, usage_events
 
 MAX_PAGE = 200
 

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from sqlalchemy import Engine, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from pricing_core.adapters.storage import ledger_entries, usage_events
+from pricing_core.adapters.schema import ledger_entries, usage_events
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import usd_str
 

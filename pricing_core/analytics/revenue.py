@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from pricing_core.adapters.storage import accounts, usage_daily, wallets
+from pricing_core.adapters.schema import accounts, usage_daily, wallets
 from pricing_core.analytics.sales import cash_by_day
 from pricing_core.domain.money import ZERO, usd_str
 from pricing_core.domain.periods import Granularity, check_range, period_start, period_starts

@@ -32,14 +32,13 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import (
+from pricing_core.adapters.schema import ledger_entries, usage_daily
+from pricing_core.adapters.schema_billing import (
     checkout_sessions,
     credit_packages,
-    ledger_entries,
     plan_account_fees,
     plans,
     subscriptions,
-    usage_daily,
 )
 from pricing_core.config import get_settings
 from pricing_core.domain.money import ZERO, cents_to_usd

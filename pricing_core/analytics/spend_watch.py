@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy import Engine, case, func, select
 
-from pricing_core.adapters.storage import accounts, usage_daily, usage_events, wallets
+from pricing_core.adapters.schema import accounts, usage_daily, usage_events, wallets
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.forecast import project_month_end

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
 
-from pricing_core.adapters.storage import ledger_entries
+from pricing_core.adapters.schema import ledger_entries
 from pricing_core.analytics.common import (
     _local_times,
     _target,

@@ -14,7 +14,7 @@ from enum import StrEnum
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
 
-from pricing_core.adapters.storage import usage_daily, usage_events
+from pricing_core.adapters.schema import usage_daily, usage_events
 from pricing_core.analytics.common import _local_times, _target, day_bounds, nanos_str
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import ZERO, format_tokens, format_usd, round_nano

@@ -27,12 +27,9 @@ import stripe
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import (
-    accounts,
-    checkout_sessions,
-    credit_packages,
-    dialect_insert,
-)
+from pricing_core.adapters.schema import accounts
+from pricing_core.adapters.schema_billing import checkout_sessions, credit_packages
+from pricing_core.adapters.storage import dialect_insert
 from pricing_core.billing import stripe_api
 from pricing_core.config import Settings, get_settings
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied, PricingError

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import checkout_sessions
+from pricing_core.adapters.schema_billing import checkout_sessions
 from pricing_core.billing.checkout import _set, session_row
 from pricing_core.domain.money import ZERO, format_usd, round_nano
 from pricing_core.ledger.wallets import EntryKind, find_entry, post_entry

@@ -34,7 +34,8 @@ import stripe
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import dialect_insert, run_write, stripe_events
+from pricing_core.adapters.schema_billing import stripe_events
+from pricing_core.adapters.storage import dialect_insert, run_write
 from pricing_core.billing import stripe_api
 from pricing_core.config import Settings, get_settings
 from pricing_core.domain.errors import ConfigurationError, PricingError

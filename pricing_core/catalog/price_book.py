@@ -24,7 +24,7 @@ from genai_prices import Usage
 from genai_prices.types import TieredPrices
 from sqlalchemy import Engine, select
 
-from pricing_core.adapters.storage import model_prices, operation_prices
+from pricing_core.adapters.schema import model_prices, operation_prices
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import Quote, TokenCounts, TokenRates, quote_fixed, quote_tokens
 from pricing_core.domain.errors import UnknownModel

@@ -33,7 +33,8 @@ from enum import StrEnum
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import accounts, chats, operation_prices, run_write
+from pricing_core.adapters.schema import accounts, chats, operation_prices
+from pricing_core.adapters.storage import run_write
 from pricing_core.admin.accounts import adjust_balance
 from pricing_core.catalog.price_book import clear_price_cache, get_price_book
 from pricing_core.config import get_settings

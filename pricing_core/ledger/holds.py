@@ -26,7 +26,9 @@ from enum import StrEnum
 from sqlalchemy import Engine, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import NanoUSD, holds, run_write, wallets
+from pricing_core.adapters.schema import holds, wallets
+from pricing_core.adapters.storage import run_write
+from pricing_core.adapters.types import NanoUSD
 from pricing_core.domain.errors import InsufficientBalance, PricingError, UnknownAccount
 from pricing_core.domain.money import ZERO
 from pricing_core.ledger.wallets import Wallet

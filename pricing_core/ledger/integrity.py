@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, and_, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import (
+from pricing_core.adapters.schema import (
     chats,
     holds,
     ledger_entries,

@@ -23,14 +23,9 @@ from sqlalchemy import Engine, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from pricing_core.adapters.storage import (
-    NanoUSD,
-    accounts,
-    ledger_entries,
-    run_write,
-    users,
-    wallets,
-)
+from pricing_core.adapters.schema import accounts, ledger_entries, users, wallets
+from pricing_core.adapters.storage import run_write
+from pricing_core.adapters.types import NanoUSD
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import (
     IdempotencyConflict,

@@ -28,7 +28,8 @@ from decimal import Decimal
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import budget_alerts, dialect_insert, run_write
+from pricing_core.adapters.schema import budget_alerts
+from pricing_core.adapters.storage import dialect_insert, run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.money import usd_str
 from pricing_core.domain.periods import month_period

@@ -17,11 +17,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import write_audit
-from pricing_core.adapters.storage import (
-    budgets,
-    dialect_insert,
-    run_write,
-)
+from pricing_core.adapters.schema import budgets
+from pricing_core.adapters.storage import dialect_insert, run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import to_usd

@@ -25,7 +25,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import actor_of, write_audit
-from pricing_core.adapters.storage import accounts, budget_alerts, run_write
+from pricing_core.adapters.schema import accounts, budget_alerts
+from pricing_core.adapters.storage import run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage, UnknownAccount
 from pricing_core.domain.money import usd_str

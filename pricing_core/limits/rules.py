@@ -37,11 +37,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import (
-    dialect_insert,
-    run_write,
-    spending_limits,
-)
+from pricing_core.adapters.schema import spending_limits
+from pricing_core.adapters.storage import dialect_insert, run_write
 from pricing_core.domain.errors import InvalidUsage, PricingError
 from pricing_core.domain.money import format_usd, round_nano, to_usd
 from pricing_core.domain.usage_event import MAX_TOKENS

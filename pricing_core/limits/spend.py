@@ -10,10 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import (
-    holds,
-    usage_daily,
-)
+from pricing_core.adapters.schema import holds, usage_daily
 from pricing_core.domain.periods import Period
 from pricing_core.limits.rules import ALL_OPERATIONS
 

@@ -41,7 +41,7 @@ import genai_prices
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import usage_events, users
+from pricing_core.adapters.schema import usage_events, users
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import TokenCounts

@@ -21,7 +21,7 @@ import pyarrow.csv as pa_csv
 from sqlalchemy import String, and_, select, text
 from sqlalchemy.engine import Connection, Row
 
-from pricing_core.adapters.storage import usage_events
+from pricing_core.adapters.schema import usage_events
 from pricing_core.domain.periods import epoch_micros
 
 EVENT_COLUMNS = (

@@ -56,7 +56,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from pricing_core.adapters.storage import usage_events
+from pricing_core.adapters.schema import usage_events
 from pricing_core.catalog.price_book import provider_price
 from pricing_core.config import PROJECT_ROOT
 from pricing_core.domain.errors import InsufficientBalance, InvalidUsage, PricingError

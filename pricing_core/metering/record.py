@@ -16,13 +16,8 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import (
-    chats,
-    dialect_insert,
-    ledger_entries,
-    usage_daily,
-    usage_events,
-)
+from pricing_core.adapters.schema import chats, ledger_entries, usage_daily, usage_events
+from pricing_core.adapters.storage import dialect_insert
 from pricing_core.catalog.price_book import PriceBook, get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis, Quote, TokenCounts

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.storage import accounts, usage_daily
+from pricing_core.adapters.schema import accounts, usage_daily
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
 from pricing_core.domain.money import ZERO, usd_str

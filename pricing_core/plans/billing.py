@@ -23,7 +23,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import actor_of
-from pricing_core.adapters.storage import run_write, subscriptions
+from pricing_core.adapters.schema_billing import subscriptions
+from pricing_core.adapters.storage import run_write
 from pricing_core.billing import stripe_api
 from pricing_core.config import Settings, get_settings
 from pricing_core.domain.errors import ConfigurationError, PermissionDenied

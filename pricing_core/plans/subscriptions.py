@@ -20,16 +20,9 @@ from sqlalchemy import Engine, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import write_audit
-from pricing_core.adapters.storage import (
-    accounts,
-    dialect_insert,
-    plan_account_fees,
-    plan_usage,
-    plans,
-    run_write,
-    subscriptions,
-    wallets,
-)
+from pricing_core.adapters.schema import accounts, wallets
+from pricing_core.adapters.schema_billing import plan_account_fees, plan_usage, plans, subscriptions
+from pricing_core.adapters.storage import dialect_insert, run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis, Quote
 from pricing_core.domain.errors import UnknownAccount

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from pricing_core.access import auth
 from pricing_core.adapters import storage
-from pricing_core.adapters.storage import operation_prices
+from pricing_core.adapters.schema import operation_prices
 from pricing_core.config import get_settings
 from pricing_core.domain.periods import month_bounds, previous_months
 from pricing_core.domain.principal import Principal

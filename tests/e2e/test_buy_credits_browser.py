@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from pricing_core.adapters import storage
-from pricing_core.adapters.storage import stripe_events
+from pricing_core.adapters.schema_billing import stripe_events
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
 from tests.fakes.stripe_server import FakeStripe

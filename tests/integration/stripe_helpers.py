@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from pricing_core.adapters.storage import checkout_sessions, ledger_entries, stripe_events
+from pricing_core.adapters.schema import ledger_entries
+from pricing_core.adapters.schema_billing import checkout_sessions, stripe_events
 from pricing_core.api.http import routes
 from pricing_core.billing import checkout
 from pricing_core.domain.principal import Principal

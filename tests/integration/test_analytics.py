@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from pricing_core import analytics
-from pricing_core.adapters.storage import ledger_entries
+from pricing_core.adapters.schema import ledger_entries
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied
 from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent

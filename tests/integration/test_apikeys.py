@@ -20,7 +20,7 @@ from pricing_core.access.apikeys import (
     list_api_keys,
     revoke_api_key,
 )
-from pricing_core.adapters.storage import api_keys, audit_log
+from pricing_core.adapters.schema import api_keys, audit_log
 from pricing_core.cli.main import app as cli
 from pricing_core.domain.errors import PermissionDenied
 from pricing_core.domain.principal import Principal

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
-from pricing_core.adapters.storage import budgets, usage_events
+from pricing_core.adapters.schema import budgets, usage_events
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import (
     DuplicateRequest,
@@ -329,7 +329,7 @@ def test_a_daily_cost_cap_counts_active_holds_and_resets_at_local_midnight(acct,
 
 
 def get_hold_by_request(engine, request_id: str) -> str:
-    from pricing_core.adapters.storage import holds
+    from pricing_core.adapters.schema import holds
 
     with engine.connect() as conn:
         return conn.execute(select(holds.c.id).where(holds.c.request_id == request_id)).scalar_one()

@@ -18,7 +18,7 @@ import pytest
 from genai_prices import Usage, calc_price
 from sqlalchemy import func, insert, select
 
-from pricing_core.adapters.storage import budgets, holds, ledger_entries
+from pricing_core.adapters.schema import budgets, holds, ledger_entries
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InsufficientBalance
 from pricing_core.ledger.holds import HoldStatus, count_holds, expire_holds, release

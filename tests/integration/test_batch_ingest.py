@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from pricing_core.adapters import storage
-from pricing_core.adapters.storage import chats, ledger_entries, usage_daily, usage_events, wallets
+from pricing_core.adapters.schema import chats, ledger_entries, usage_daily, usage_events, wallets
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.usage_event import UsageEvent

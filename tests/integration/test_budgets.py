@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from pricing_core.adapters.storage import audit_log, budget_alerts, usage_events
-from pricing_core.adapters.storage import budgets as budgets_table
+from pricing_core.adapters.schema import audit_log, budget_alerts, usage_events
+from pricing_core.adapters.schema import budgets as budgets_table
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied
 from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent

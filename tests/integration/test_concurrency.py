@@ -12,7 +12,7 @@ import pytest
 from genai_prices import Usage, calc_price
 from sqlalchemy import func, select
 
-from pricing_core.adapters.storage import ledger_entries, usage_events
+from pricing_core.adapters.schema import ledger_entries, usage_events
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet

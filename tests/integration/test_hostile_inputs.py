@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from pricing_core.adapters.storage import chats, ledger_entries, usage_daily, usage_events, wallets
+from pricing_core.adapters.schema import chats, ledger_entries, usage_daily, usage_events, wallets
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger

@@ -13,7 +13,8 @@ from genai_prices import Usage, calc_price
 from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
-from pricing_core.adapters.storage import plans, usage_events
+from pricing_core.adapters.schema import usage_events
+from pricing_core.adapters.schema_billing import plans
 from pricing_core.cli.main import app
 from pricing_core.config import get_settings
 from pricing_core.domain.principal import Principal

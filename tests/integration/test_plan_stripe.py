@@ -8,7 +8,8 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import func, select
 
-from pricing_core.adapters.storage import audit_log, stripe_events, subscriptions
+from pricing_core.adapters.schema import audit_log
+from pricing_core.adapters.schema_billing import stripe_events, subscriptions
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis
 from pricing_core.domain.errors import PermissionDenied

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from pricing_core.access import auth
 from pricing_core.access.identity import Identity, personal_ids, sign_in
 from pricing_core.access.teams import create_team_account, invite_user, list_members, set_user_role
-from pricing_core.adapters.storage import accounts, ledger_entries, users
+from pricing_core.adapters.schema import accounts, ledger_entries, users
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied
 from pricing_core.ledger.wallets import create_account, get_wallet

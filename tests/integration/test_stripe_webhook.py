@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from pricing_core.adapters.storage import stripe_events
+from pricing_core.adapters.schema_billing import stripe_events
 from pricing_core.admin.accounts import adjust_balance
 from pricing_core.billing import checkout
 from pricing_core.billing.webhooks import event_counts

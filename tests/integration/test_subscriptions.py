@@ -8,7 +8,8 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import insert, select
 
-from pricing_core.adapters.storage import audit_log, plan_usage, plans, usage_events
+from pricing_core.adapters.schema import audit_log, usage_events
+from pricing_core.adapters.schema_billing import plan_usage, plans
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis
 from pricing_core.domain.errors import InsufficientBalance, UnknownAccount

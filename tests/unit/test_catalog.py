@@ -9,7 +9,8 @@ import pytest
 from genai_prices import Usage, calc_price
 from sqlalchemy import insert
 
-from pricing_core.adapters.storage import make_engine, model_prices
+from pricing_core.adapters.schema import model_prices
+from pricing_core.adapters.storage import make_engine
 from pricing_core.catalog import price_book as catalog
 from pricing_core.catalog.price_book import (
     ModelPriceRow,

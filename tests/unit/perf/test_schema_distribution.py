@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 import pricing_core
-from pricing_core.adapters import storage
+from pricing_core.adapters import schema
 
 # Tables that grow with traffic: must be distributed by account_id.
 GROWS_WITH_USAGE = {
@@ -33,9 +33,9 @@ NOT_DISTRIBUTED = {
 
 
 def all_tables() -> dict[str, sa.Table]:
-    for module in pkgutil.iter_modules(pricing_core.__path__):
-        importlib.import_module(f"pricing_core.{module.name}")  # tables defined anywhere
-    return dict(storage.metadata.tables)
+    for module in pkgutil.walk_packages(pricing_core.__path__, "pricing_core."):
+        importlib.import_module(module.name)  # tables defined anywhere
+    return dict(schema.metadata.tables)
 
 
 def keys_of(table: sa.Table) -> list[set[str]]:

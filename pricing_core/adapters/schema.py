@@ -1,0 +1,326 @@
+"""The database schema (SQLAlchemy Core): accounts, wallets, the ledger, holds, usage
+events and their rollups, prices, budgets, limits, audit and counters. Alembic
+migrations in `migrations/` create it; this `metadata` mirrors it for queries.
+Billing tables (Stripe, packages, plans) are in `schema_billing`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from pricing_core.adapters.types import DecimalText, NanoUSD, UTCDateTime
+
+# Autoincrementing 64-bit ids (SQLite only autoincrements INTEGER PRIMARY KEY).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False, default="personal"),  # personal | team
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("email", String(320), unique=True),
+    Column("name", String(200)),
+    Column("role", String(20), nullable=False, default="member"),  # member | admin
+    Column("created_at", UTCDateTime, nullable=False),
+    # Sign-in (issue 8, migration 0009_auth): the OIDC identity; a row without a
+    # subject is an invitation that the first sign-in with its email claims.
+    Column("oidc_issuer", String(500)),
+    Column("oidc_subject", String(255)),
+    Column("last_sign_in_at", UTCDateTime),
+    Column("invited_by", String(320)),
+    UniqueConstraint("oidc_issuer", "oidc_subject"),
+)
+
+wallets = Table(
+    "wallets",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
+    Column("balance", NanoUSD, nullable=False),
+    Column("held", NanoUSD, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("amount", NanoUSD, nullable=False),
+    Column("balance_after", NanoUSD, nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("reference", String(255)),
+    Column("reason", Text),
+    Column("actor", String(320)),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("account_id", "idempotency_key"),
+    UniqueConstraint("account_id", "id"),
+    Index("ix_ledger_entries_account_created", "account_id", "created_at"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("user_id", String(64)),
+    Column("request_id", String(128)),
+    Column("amount", NanoUSD, nullable=False),
+    Column("status", String(20), nullable=False),  # active | settled | released | expired
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime),
+    UniqueConstraint("account_id", "id"),
+    Index("ix_holds_account_status", "account_id", "status"),
+)
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("chat_id", String(128)),
+    Column("operation", String(64), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("provider_cost", NanoUSD, nullable=False),
+    Column("price", NanoUSD, nullable=False),
+    Column("price_version", String(128), nullable=False),
+    Column("charge_basis", String(20), nullable=False),  # payg | fixed | included | overage | free
+    Column("status", String(20), nullable=False),  # priced | unpriced
+    Column("ledger_entry_id", BigInteger),
+    Column("day", Date, nullable=False),  # calendar day in the configured time zone
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("metadata", JSON),
+    UniqueConstraint("account_id", "request_id"),
+    UniqueConstraint("account_id", "id"),
+    Index("ix_usage_events_account_created", "account_id", "created_at"),
+    Index("ix_usage_events_account_chat", "account_id", "chat_id"),
+)
+
+chats = Table(
+    "chats",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("chat_id", String(128), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("title", String(200)),
+    Column("requests", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("provider_cost", NanoUSD, nullable=False),
+    Column("cost", NanoUSD, nullable=False),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("account_id", "chat_id"),
+)
+
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("provider_cost", NanoUSD, nullable=False),
+    Column("price", NanoUSD, nullable=False),
+    PrimaryKeyConstraint("account_id", "day", "user_id", "provider", "model", "operation"),
+    Index("ix_usage_daily_day", "day"),
+)
+
+model_prices = Table(
+    "model_prices",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("effective_from", UTCDateTime, nullable=False),
+    Column("markup", DecimalText, nullable=False),
+    # Optional overrides of the provider's rates, USD per million tokens.
+    Column("input_mtok", DecimalText),
+    Column("output_mtok", DecimalText),
+    Column("cache_read_mtok", DecimalText),
+    Column("actor", String(320)),
+    Column("reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_model_prices_lookup", "provider", "model", "effective_from"),
+)
+
+operation_prices = Table(
+    "operation_prices",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("operation", String(64), nullable=False),
+    Column("effective_from", UTCDateTime, nullable=False),
+    Column("price", NanoUSD, nullable=False),  # charged per call
+    Column("provider_cost", NanoUSD, nullable=False),  # what one call costs the operator
+    Column("actor", String(320)),
+    Column("reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_operation_prices_lookup", "operation", "effective_from"),
+)
+
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("user_id", String(64), nullable=False),  # "" = the whole account
+    Column("monthly_limit", NanoUSD),  # None = no budget
+    Column("thresholds", String(64), nullable=False),  # percents, e.g. "50,80,100"
+    Column("block_at_limit", Boolean, nullable=False),
+    Column("updated_by", String(320)),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("account_id", "user_id"),
+)
+
+budget_alerts = Table(
+    "budget_alerts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("period", String(7), nullable=False),  # YYYY-MM in the configured time zone
+    Column("threshold", Integer, nullable=False),  # percent
+    Column("spend", NanoUSD, nullable=False),
+    Column("budget", NanoUSD, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("notified_at", UTCDateTime),
+    UniqueConstraint("account_id", "user_id", "period", "threshold"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", String(64)),  # the account acted on, if any
+    Column("actor", String(320), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(255)),
+    Column("before", JSON),
+    Column("after", JSON),
+    Column("reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_audit_log_created", "created_at"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(200)),
+    Column("prefix", String(16), nullable=False),  # shown to identify the key
+    Column("key_hash", String(128), nullable=False, unique=True),  # sha256 hex
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Column("created_by", String(320)),  # migration 0009_auth
+    UniqueConstraint("account_id", "id"),
+    Index("ix_api_keys_account_id", "account_id"),
+)
+
+
+# ------------------------------------------------------- authorize / holds / limits (issue 7)
+# Columns added to existing tables by migration 0004_api_holds_limits.
+
+for _column in (
+    Column("operation", String(64)),
+    Column("provider", String(64)),
+    Column("model", String(128)),
+    Column("chat_id", String(128)),
+    Column("input_tokens", BigInteger),  # estimated input tokens
+    Column("max_output_tokens", BigInteger),
+    Column("estimate_method", String(64)),  # e.g. "heuristic:chars/4", "given"
+):
+    holds.append_column(_column)
+holds.append_constraint(UniqueConstraint("account_id", "request_id"))
+Index("ix_holds_status_expires", holds.c.status, holds.c.expires_at)
+
+usage_events.append_column(Column("hold_id", String(64)))  # the hold this event settled
+usage_events.append_column(Column("exceeded_hold", Boolean))  # charged more than was held
+
+spending_limits = Table(
+    "spending_limits",
+    metadata,
+    Column("account_id", String(64), nullable=False),  # "" = operator default
+    Column("user_id", String(64), nullable=False),  # "" = the whole account
+    Column("operation", String(64), nullable=False),  # "*" = every operation
+    Column("max_input_tokens", BigInteger),
+    Column("max_output_tokens", BigInteger),
+    Column("max_total_tokens", BigInteger),
+    Column("daily_cost_cap", NanoUSD),
+    Column("monthly_cost_cap", NanoUSD),
+    Column("updated_by", String(320)),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("account_id", "user_id", "operation"),
+)
+
+
+# ------------------------------------------------ admin (issue 6; migration 0005_admin)
+
+# Operational counters per (name, local day): rejected API requests, webhook failures.
+ops_counters = Table(
+    "ops_counters",
+    metadata,
+    Column("name", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Column("last_detail", String(500)),
+    PrimaryKeyConstraint("name", "day"),
+)
+
+# Only the unpriced-usage queue is in this index, so listing the queue stays cheap.
+Index(
+    "ix_usage_events_unpriced",
+    usage_events.c.account_id,
+    usage_events.c.created_at,
+    postgresql_where=usage_events.c.status == "unpriced",
+    sqlite_where=usage_events.c.status == "unpriced",
+)
