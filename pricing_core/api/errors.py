@@ -1,0 +1,247 @@
+"""Errors and request checks of the API: `PricingError`s mapped to HTTP statuses and
+JSON bodies in one place, the API-key dependency, and query validation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pricing_core.access.apikeys import (
+    InvalidApiKey,
+    TooManyAttempts,
+    UnknownApiKey,
+    authenticate_api_key,
+)
+from pricing_core.adapters.storage import open_database
+from pricing_core.api.responses import amount_str
+from pricing_core.config import get_settings
+from pricing_core.domain.errors import (
+    DuplicateRequest,
+    IdempotencyConflict,
+    InsufficientBalance,
+    InvalidUsage,
+    PermissionDenied,
+    PricingError,
+    UnknownAccount,
+    UnknownModel,
+    UnknownOperation,
+)
+from pricing_core.domain.money import usd_str
+from pricing_core.domain.principal import Principal
+from pricing_core.ledger.holds import HoldNotActive, HoldNotFound
+from pricing_core.limits.rules import LimitExceeded, TokenLimitExceeded
+from pricing_core.metering import authorize as authz
+
+# ---------------------------------------------------------------- errors
+
+
+def _error(
+    status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """The API's error body: `{"error": code, "message": message, **extra}`."""
+    response = JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+    response.headers.update(headers or {})  # after content-type, as they always were
+    return response
+
+
+def _limit_error(
+    status: int, message: str, *, retry_after: int | None, **fields: str
+) -> JSONResponse:
+    """A `limit_exceeded` body (`LimitErrorOut`), with `Retry-After` when there is a wait."""
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return _error(
+        status, "limit_exceeded", message, headers=headers, retry_after=retry_after, **fields
+    )
+
+
+_FIELDS = {
+    "request_id",
+    "user_id",
+    "chat_id",
+    "model",
+    "provider",
+    "operation",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "max_output_tokens",
+    "prompt_tokens",
+    "prompt_text",
+    "estimated_input_tokens",
+    "created_at",
+    "metadata",
+    "monthly_limit",
+    "thresholds",
+}
+
+
+def pricing_error_response(exc: PricingError) -> JSONResponse:
+    """Translate a PricingError into the API's status code and JSON body."""
+    message = str(exc)
+    if isinstance(exc, InsufficientBalance):
+        return _error(
+            402,
+            "insufficient_balance",
+            message,
+            balance=None if exc.balance is None else usd_str(exc.balance),
+            available=usd_str(exc.available),
+            required=usd_str(exc.required),
+        )
+    if isinstance(exc, LimitExceeded):
+        return _limit_error(  # retry_after: only period limits (SpendLimitExceeded) have one
+            403 if isinstance(exc, TokenLimitExceeded) else 429,
+            message,
+            retry_after=exc.retry_after,
+            limit=str(exc.limit),
+            scope=exc.scope,
+            operation=exc.operation,
+            value=amount_str(exc.value),
+            current=amount_str(exc.current),
+            requested=amount_str(exc.requested),
+        )
+    if isinstance(exc, InvalidUsage | UnknownModel | UnknownOperation):
+        first = message.split(" ", 1)[0]
+        if isinstance(exc, UnknownModel):
+            first = "model"
+        loc: list[str | int] = ["body", first] if first in _FIELDS else ["body"]
+        code = "unknown_model" if isinstance(exc, UnknownModel) else "validation_error"
+        return _error(
+            422, code, message, detail=[{"loc": loc, "msg": message, "type": type(exc).__name__}]
+        )
+    if isinstance(exc, TooManyAttempts):
+        return _limit_error(
+            429,
+            message,
+            retry_after=exc.retry_after,
+            limit="api_auth_max_failures",
+            scope="client address",
+            operation="*",
+            value=str(get_settings().api_auth_max_failures),
+            current="",
+            requested="1",
+        )
+    if isinstance(exc, InvalidApiKey):
+        return _error(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+    # PermissionDenied is 404 too: never confirm another account's data.
+    not_found = UnknownAccount | HoldNotFound | authz.UnknownUser | UnknownApiKey | PermissionDenied
+    if isinstance(exc, not_found):
+        return _error(404, "not_found", message)
+    if isinstance(exc, HoldNotActive):
+        return _error(409, "hold_not_active", message)
+    if isinstance(exc, DuplicateRequest | IdempotencyConflict):
+        return _error(409, "duplicate_request", message)
+    return _error(409, "refused", message)
+
+
+async def on_pricing_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PricingError)
+    return pricing_error_response(exc)
+
+
+async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {
+            "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in exc.errors()
+    ]
+    first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"])
+    return _error(422, "validation_error", f"{where}: {first['msg']}", detail=detail)
+
+
+async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return _error(exc.status_code, f"http_{exc.status_code}", str(exc.detail), headers=exc.headers)
+
+
+# ---------------------------------------------------------------- dependencies
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: pricing-core apikeys create")
+
+
+def engine() -> Engine:
+    """The database (settings' URL), migrated on first use."""
+    return open_database()
+
+
+def api_key(
+    request: Request,
+    db: Annotated[Engine, Depends(engine)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller: a member principal of the key's account.
+
+    Raises: InvalidApiKey (401), TooManyAttempts (429, failed attempts per address).
+    """
+    client = request.client.host if request.client else "unknown"
+    return authenticate_api_key(db, request.headers.get("authorization"), client=client)
+
+
+def known_query_only(request: Request) -> None:
+    """Refuse query parameters the route does not declare (422), so a typo in a
+    filter name is an error instead of a silently unfiltered answer."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    allowed: set[str] = set()
+    stack = [dependant] if dependant is not None else []
+    while stack:  # the route's own query parameters and its dependencies'
+        node = stack.pop()
+        allowed.update(p.alias for p in node.query_params)
+        stack.extend(node.dependencies)
+    unknown = sorted(set(request.query_params) - allowed)
+    # Every declared query parameter is a single value: a repeated one is an error,
+    # not "the last one wins".
+    repeated = sorted(
+        name
+        for name in set(request.query_params) & allowed
+        if len(request.query_params.getlist(name)) > 1
+    )
+    problems = [_query_problem(n, "unknown query parameter", "extra_forbidden") for n in unknown]
+    problems += [_query_problem(n, "given more than once", "value_error") for n in repeated]
+    if problems:
+        raise RequestValidationError(problems)
+
+
+def parse_instant(name: str, text: str | None, where: str = "query") -> datetime | None:
+    """Parse an ISO 8601 instant with an offset; 422 otherwise. Returns: UTC datetime."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        problem = _query_problem(name, f"not an ISO 8601 instant: {text!r:.60}", "datetime_parsing")
+        raise RequestValidationError([problem])
+    return value.astimezone(UTC)
+
+
+def _query_problem(name: str, msg: str, kind: str) -> dict[str, Any]:
+    """One entry of a RequestValidationError about the query parameter `name`."""
+    return {"loc": ("query", name), "msg": msg, "type": kind}
+
+
+Key = Annotated[Principal, Depends(api_key)]
+Db = Annotated[Engine, Depends(engine)]
+
+
+def user_of(body_user: str | None, session: str | None) -> str:
+    return body_user if body_user is not None else authz.anonymous_user_id(session or "")
+
+
+def check_own_user(db: Engine, account_id: str, user_id: str | None) -> None:
+    """Raises: UnknownUser (404) when `user_id` is given and not a user of the account."""
+    if user_id is not None:
+        authz.check_user(db, account_id, user_id)
