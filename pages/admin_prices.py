@@ -5,6 +5,8 @@ import streamlit as st
 from pages import _format, _session
 from pages._format import Style
 from pricing_core.admin import prices as ap
+from pricing_core.admin import reprice
+from pricing_core.analytics import prices as price_views
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.periods import local_moment
@@ -13,14 +15,14 @@ viewer = _session.admin_principal()
 engine = _session.engine()
 tz = get_settings().tz
 st.title("Price book")
-stale = ap.catalog_staleness(engine, viewer)
+stale = price_views.catalog_staleness(engine, viewer)
 st.caption(
     f"Provider prices: {stale.catalog_version} (prices as of {stale.snapshot_prices_as_of}). "
     f"Effective price = (override or list price) x markup, per million tokens. "
     f"Times in {get_settings().timezone}."
 )
 
-book = ap.price_book(engine, viewer)
+book = price_views.price_book(engine, viewer)
 _session.table([_format.price_row(v) for v in book])
 
 st.subheader("Change a model's price")
@@ -54,7 +56,7 @@ else:
                 cache_read_mtok=cached_mtok,
             )
             starts = None if when == "Now" else local_moment(day, at, tz)
-            preview = ap.reprice_preview(engine, viewer, [change], days=30)
+            preview = reprice.reprice_preview(engine, viewer, [change], days=30)
         except PricingError as exc:
             st.error(str(exc))
         else:
@@ -100,7 +102,7 @@ _session.table(
             "status": "scheduled" if o.scheduled else "in effect",
             "set by": o.actor or "",
         }
-        for o in ap.operation_price_list(engine, viewer)
+        for o in price_views.operation_price_list(engine, viewer)
     ]
 )
 with st.form("operation_form"):
@@ -142,6 +144,6 @@ _session.table(
             "by": h.actor or "",
             "reason": h.reason or "",
         }
-        for h in ap.price_history(engine, viewer)
+        for h in price_views.price_history(engine, viewer)
     ]
 )

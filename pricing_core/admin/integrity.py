@@ -23,7 +23,7 @@ from pricing_core.adapters.audit import actor_of, write_audit
 from pricing_core.adapters.counters import Counter, counter_totals
 from pricing_core.adapters.schema import usage_events
 from pricing_core.adapters.storage import run_write
-from pricing_core.admin.prices import CatalogStaleness, catalog_staleness
+from pricing_core.analytics.prices import CatalogStaleness, catalog_staleness
 from pricing_core.billing.reconcile import ReconcileReport, reconcile
 from pricing_core.config import get_settings
 from pricing_core.domain.principal import Principal, require_admin

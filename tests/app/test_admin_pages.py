@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from pricing_core.access import auth
 from pricing_core.adapters import storage
+from pricing_core.analytics import prices as price_views
 from pricing_core.domain.money import format_usd
 from tests.admin_support import ADMIN, MEMBER, seed_small
 from tests.admin_trace import import_real_trace
@@ -163,7 +164,6 @@ def test_the_bulk_grant_form_reports_each_row_and_a_resubmission_grants_nothing(
 
 
 def test_the_price_book_previews_then_saves_a_markup_with_history(db, monkeypatch, tmp_path):
-    from pricing_core.admin import prices as ap
 
     import_real_trace(db, tmp_path, rows=200)
     at = run_page("admin_prices", ADMIN, monkeypatch)
@@ -186,7 +186,7 @@ def test_the_price_book_previews_then_saves_a_markup_with_history(db, monkeypatc
     at.button(key="price_save").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    [row] = ap.price_history(db, ADMIN)
+    [row] = price_views.price_history(db, ADMIN)
     assert (row.subject, row.actor, row.reason) == (
         model,
         "ops@example.com",

@@ -14,6 +14,8 @@ from pricing_core.adapters import audit, counters
 from pricing_core.admin import accounts as admin_accounts
 from pricing_core.admin import integrity as admin_integrity
 from pricing_core.admin import prices as admin_prices
+from pricing_core.admin import reprice
+from pricing_core.analytics import prices as price_views
 from pricing_core.analytics import revenue as admin_revenue
 from pricing_core.analytics import sales as admin_sales
 from pricing_core.analytics import spend_watch as admin_usage
@@ -65,6 +67,8 @@ MODULES = [
     admin_sales,
     admin_accounts,
     admin_prices,
+    price_views,
+    reprice,
     admin_usage,
     admin_integrity,
     audit,

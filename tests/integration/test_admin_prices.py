@@ -12,6 +12,8 @@ from genai_prices import Usage, calc_price
 
 from pricing_core.adapters.audit import list_audit
 from pricing_core.admin import prices as ap
+from pricing_core.admin import reprice
+from pricing_core.analytics import prices as price_views
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.domain.costing import TokenRates
 from pricing_core.domain.errors import InvalidUsage, UnknownModel
@@ -92,7 +94,7 @@ def test_a_past_effective_from_is_refused_unless_explicitly_allowed(engine):
         ap.set_model_price(
             engine, ADMIN, change, effective_from=NOW - timedelta(minutes=1), reason="oops", now=NOW
         )
-    assert ap.price_history(engine, ADMIN) == []
+    assert price_views.price_history(engine, ADMIN) == []
     ap.set_model_price(
         engine,
         ADMIN,
@@ -102,7 +104,7 @@ def test_a_past_effective_from_is_refused_unless_explicitly_allowed(engine):
         allow_retroactive=True,
         now=NOW,
     )
-    assert len(ap.price_history(engine, ADMIN)) == 1
+    assert len(price_views.price_history(engine, ADMIN)) == 1
 
 
 @pytest.mark.parametrize(
@@ -137,7 +139,7 @@ def test_the_reprice_preview_equals_a_per_event_recomputation_on_the_real_trace(
             output_mtok="3.3",
         ),
     ]
-    preview = ap.reprice_preview(engine, ADMIN, changes, days=30, now=now)
+    preview = reprice.reprice_preview(engine, ADMIN, changes, days=30, now=now)
 
     with engine.connect() as conn:
         events = conn.execute(
@@ -168,7 +170,7 @@ def test_the_reprice_preview_equals_a_per_event_recomputation_on_the_real_trace(
     assert want["gpt-4o"][0] == 300 and want["gpt-4o"][2] > want["gpt-4o"][1]
     assert preview.delta == sum(w[2] - w[1] for w in want.values())
     # outside the window nothing is repriced
-    late = ap.reprice_preview(engine, ADMIN, changes, days=30, now=now + timedelta(days=60))
+    late = reprice.reprice_preview(engine, ADMIN, changes, days=30, now=now + timedelta(days=60))
     assert late.current == late.proposed == 0
 
 
@@ -192,7 +194,7 @@ def test_price_history_and_audit_say_who_changed_what(engine):
         reason="launch images",
         now=NOW,
     )
-    history = ap.price_history(engine, ADMIN)
+    history = price_views.price_history(engine, ADMIN)
     assert sorted((h.subject, h.actor, h.reason) for h in history) == [
         ("openai/gpt-4o", "ops@example.com", "raise margin"),
         ("operation:image_generation", "ops@example.com", "launch images"),
@@ -230,7 +232,7 @@ def test_a_fixed_operation_price_charges_later_calls(engine):
     )
     result = record_usage(engine, event, now=NOW + timedelta(minutes=2))
     assert (result.price, result.provider_cost) == (Decimal("0.04"), Decimal("0.02"))
-    [view] = ap.operation_price_list(engine, ADMIN, now=NOW + timedelta(minutes=2))
+    [view] = price_views.operation_price_list(engine, ADMIN, now=NOW + timedelta(minutes=2))
     assert (view.operation, view.price, view.scheduled) == (
         "image_generation",
         Decimal("0.04"),
@@ -248,7 +250,7 @@ def test_the_price_book_shows_list_markup_and_effective_prices_of_models_in_use(
         reason="later",
         now=NOW,
     )
-    views = {v.model: v for v in ap.price_book(engine, ADMIN, now=NOW)}
+    views = {v.model: v for v in price_views.price_book(engine, ADMIN, now=NOW)}
     assert set(views) == {"gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest"}
     mini = views["gpt-4o-mini"]
     assert mini.listed == TokenRates(Decimal("0.15"), Decimal("0.6"), Decimal("0.075"))
@@ -256,6 +258,6 @@ def test_the_price_book_shows_list_markup_and_effective_prices_of_models_in_use(
     assert mini.effective == TokenRates(Decimal("0.1875"), Decimal("0.75"), Decimal("0.09375"))
     [scheduled] = views["gpt-4o"].scheduled
     assert scheduled.markup == 2 and views["gpt-4o"].markup == Decimal("1.25")
-    stale = ap.catalog_staleness(engine, ADMIN)
+    stale = price_views.catalog_staleness(engine, ADMIN)
     assert stale.last_override_at == NOW
     assert stale.snapshot_prices_as_of <= datetime.now(UTC).date()
