@@ -115,12 +115,12 @@ QUERIES: list[tuple[str, str, str, Callable[[Context], Any]]] = [
      lambda c: _admin(c, "price_views.catalog_staleness")),
     ("admin_prices", "price_views.price_history", "all",
      lambda c: _admin(c, "price_views.price_history")),
-    ("admin_accounts", "admin_accounts.search_accounts", "all",
-     lambda c: _admin(c, "admin_accounts.search_accounts")),
-    ("admin_accounts", "admin_accounts.account_summary", "account",
-     lambda c: _fn("admin_accounts.account_summary")(c.engine, c.admin, c.member.account_id)),
-    ("admin_accounts", "admin_accounts.account_usage", "account",
-     lambda c: _fn("admin_accounts.account_usage")(
+    ("admin_accounts", "account_views.search_accounts", "all",
+     lambda c: _admin(c, "account_views.search_accounts")),
+    ("admin_accounts", "account_views.account_summary", "account",
+     lambda c: _fn("account_views.account_summary")(c.engine, c.admin, c.member.account_id)),
+    ("admin_accounts", "account_views.account_usage", "account",
+     lambda c: _fn("account_views.account_usage")(
          c.engine, c.admin, c.member.account_id, start=c.admin_range[0], end=c.admin_range[1])),
     ("admin_integrity", "admin_integrity.integrity_report", "all",
      lambda c: _admin(c, "admin_integrity.integrity_report")),

@@ -6,6 +6,8 @@ import streamlit as st
 from pages import _format, _session
 from pricing_core.adapters.audit import list_audit
 from pricing_core.admin import accounts as aa
+from pricing_core.admin import grants
+from pricing_core.analytics import accounts as account_views
 from pricing_core.analytics import revenue
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
@@ -18,7 +20,7 @@ find_tab, grant_tab = st.tabs(["Find an account", "Bulk grant"])
 
 with find_tab:
     query = st.text_input("Search by account id, name or email", key="accounts_query")
-    found = aa.search_accounts(engine, viewer, query, limit=50)
+    found = account_views.search_accounts(engine, viewer, query, limit=50)
     _session.table(_format.account_rows(found))
     if not found:
         st.stop()
@@ -26,7 +28,7 @@ with find_tab:
     account_id = st.selectbox(
         "Account", list(names), format_func=lambda i: f"{names[i]} ({i})", key="accounts_pick"
     )
-    summary = aa.account_summary(engine, viewer, account_id)
+    summary = account_views.account_summary(engine, viewer, account_id)
     cols = st.columns(4)
     cols[0].metric("Balance", _format.amount(summary.balance))
     cols[1].metric("Available", _format.amount(summary.available))
@@ -83,7 +85,7 @@ with find_tab:
                 )
     with ledger_tab:
         _session.table(
-            _format.ledger_rows(aa.account_ledger(engine, viewer, account_id, limit=200))
+            _format.ledger_rows(account_views.account_ledger(engine, viewer, account_id, limit=200))
         )
     with usage_tab:
         span = _session.cached(revenue.usage_span, viewer)
@@ -91,11 +93,11 @@ with find_tab:
         start, end = _session.date_range("accounts_usage_range", last=end)
         _session.table(
             _format.account_usage_rows(
-                aa.account_usage(engine, viewer, account_id, start=start, end=end)
+                account_views.account_usage(engine, viewer, account_id, start=start, end=end)
             )
         )
     with holds_tab:
-        _session.table(_format.hold_rows(aa.account_holds(engine, viewer, account_id)))
+        _session.table(_format.hold_rows(account_views.account_holds(engine, viewer, account_id)))
     with audit_tab:
         _session.table(_format.audit_rows(list_audit(engine, viewer, account_id=account_id)))
 
@@ -123,8 +125,8 @@ with grant_tab:
         submitted = st.form_submit_button("Grant", type="primary", key="grant_submit")
     if submitted:
         try:
-            targets = aa.parse_targets(upload.getvalue() if upload else pasted)
-            report = aa.bulk_grant(
+            targets = grants.parse_targets(upload.getvalue() if upload else pasted)
+            report = grants.bulk_grant(
                 engine, viewer, targets, amount=amount, reason=reason, batch_key=batch_key
             )
         except PricingError as exc:
@@ -138,5 +140,8 @@ with grant_tab:
         st.success(" · ".join(f"{n} {status}" for status, n in counts.items()))
         _session.table(_format.grant_rows(report))
         st.download_button(
-            "Download the report (CSV)", aa.grant_report_csv(report), "grant-report.csv", "text/csv"
+            "Download the report (CSV)",
+            grants.grant_report_csv(report),
+            "grant-report.csv",
+            "text/csv",
         )

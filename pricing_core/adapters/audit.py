@@ -17,6 +17,7 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import audit_log
+from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import usd_str
 from pricing_core.domain.principal import Principal, require_admin
 
@@ -121,3 +122,19 @@ def list_audit(
             )
             for r in conn.execute(query)
         ]
+
+
+MAX_REASON = 1000  # characters
+
+
+def audit_reason(reason: object) -> str:
+    """The reason an operator gives for an audited change, stripped.
+
+    Raises: InvalidUsage when it is missing, blank or longer than MAX_REASON.
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidUsage("a reason is required")
+    text = reason.strip()
+    if len(text) > MAX_REASON:
+        raise InvalidUsage(f"the reason is longer than {MAX_REASON} characters ({len(text)})")
+    return text

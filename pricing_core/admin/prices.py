@@ -18,7 +18,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, insert
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.audit import actor_of, write_audit
+from pricing_core.adapters.audit import actor_of, audit_reason, write_audit
 from pricing_core.adapters.schema import model_prices, operation_prices
 from pricing_core.adapters.storage import run_write
 from pricing_core.catalog.price_book import (
@@ -35,7 +35,6 @@ from pricing_core.domain.usage_event import EARLIEST, check_name
 MAX_MARKUP = Decimal(100)
 MAX_RATE_MTOK = Decimal(100_000)  # USD per million tokens
 MAX_FIXED_PRICE = Decimal(1_000)  # USD per call
-MAX_REASON = 1000
 
 
 # ---------------------------------------------------------------- validation
@@ -68,14 +67,6 @@ def _rates(input_mtok: object, output_mtok: object, cache_read_mtok: object) -> 
         if cache_read_mtok in (None, "")
         else _decimal(cache_read_mtok, "cached input rate per MTok", **kw),
     )
-
-
-def _reason(reason: object) -> str:
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidUsage("a reason is required")
-    if len(reason.strip()) > MAX_REASON:
-        raise InvalidUsage(f"the reason is longer than {MAX_REASON} characters")
-    return reason.strip()
 
 
 def _effective_from(effective_from: object, now: datetime, allow_retroactive: bool) -> datetime:
@@ -160,7 +151,7 @@ def set_model_price(
     require_admin(principal)
     at = now or datetime.now(UTC)
     start = _effective_from(effective_from, at, allow_retroactive)
-    text = _reason(reason)
+    text = audit_reason(reason)
     checked = propose_price(
         change.provider,
         change.model,
@@ -239,7 +230,7 @@ def set_operation_price(
 
     check_name("operation", operation)
     start = _effective_from(effective_from, at, allow_retroactive)
-    text = _reason(reason)
+    text = audit_reason(reason)
     kw = {"low": ZERO, "high": MAX_FIXED_PRICE}
     amount = _decimal(price, "price per call", **kw)
     cost = _decimal(provider_cost, "provider cost per call", **kw)

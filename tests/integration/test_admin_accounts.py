@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from pricing_core.adapters.audit import list_audit
 from pricing_core.admin import accounts as aa
+from pricing_core.admin import grants
+from pricing_core.analytics import accounts as account_views
 from pricing_core.domain.errors import InsufficientBalance, InvalidUsage
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import get_wallet
@@ -117,7 +119,7 @@ def test_a_float_amount_is_refused(engine):
 
 def test_a_bulk_grant_reports_each_row(engine):
     seed_accounts(engine)
-    report = aa.bulk_grant(
+    report = grants.bulk_grant(
         engine,
         ADMIN,
         ["alice", "BOB@example.com", "nobody", "bob", "", "x\x07y", "carol@example.com"],
@@ -127,13 +129,13 @@ def test_a_bulk_grant_reports_each_row(engine):
         now=NOW,
     )
     assert [(r.row, r.account_id, r.status) for r in report] == [
-        (1, "alice", aa.GrantStatus.DONE),
-        (2, "bob", aa.GrantStatus.DONE),
-        (3, None, aa.GrantStatus.UNKNOWN_ACCOUNT),
-        (4, "bob", aa.GrantStatus.DUPLICATE),
-        (5, None, aa.GrantStatus.INVALID),
-        (6, None, aa.GrantStatus.INVALID),
-        (7, "carol", aa.GrantStatus.DONE),
+        (1, "alice", grants.GrantStatus.DONE),
+        (2, "bob", grants.GrantStatus.DONE),
+        (3, None, grants.GrantStatus.UNKNOWN_ACCOUNT),
+        (4, "bob", grants.GrantStatus.DUPLICATE),
+        (5, None, grants.GrantStatus.INVALID),
+        (6, None, grants.GrantStatus.INVALID),
+        (7, "carol", grants.GrantStatus.DONE),
     ]
     assert entries(engine, "grant:spring-2025") == [
         ("alice", 2_000_000_000),
@@ -162,21 +164,25 @@ def test_a_bulk_grant_resubmitted_after_a_crash_halfway_grants_each_account_once
 
     monkeypatch.setattr(aa, "write_audit", crash_on_third)
     with pytest.raises(SystemExit):
-        aa.bulk_grant(engine, ADMIN, targets, amount="1", reason="r", batch_key="b1", now=NOW)
+        grants.bulk_grant(engine, ADMIN, targets, amount="1", reason="r", batch_key="b1", now=NOW)
     # the two first accounts were granted; the third's transaction was rolled back whole
     assert [a for a, _ in entries(engine, "grant:b1")] == ["alice", "bob"]
     assert audit_rows(engine) == 2
 
     monkeypatch.setattr(aa, "write_audit", real)
-    report = aa.bulk_grant(engine, ADMIN, targets, amount="1", reason="r", batch_key="b1", now=NOW)
+    report = grants.bulk_grant(
+        engine, ADMIN, targets, amount="1", reason="r", batch_key="b1", now=NOW
+    )
     assert [r.status for r in report] == [
-        aa.GrantStatus.ALREADY_APPLIED,
-        aa.GrantStatus.ALREADY_APPLIED,
-        aa.GrantStatus.DONE,
-        aa.GrantStatus.DONE,
+        grants.GrantStatus.ALREADY_APPLIED,
+        grants.GrantStatus.ALREADY_APPLIED,
+        grants.GrantStatus.DONE,
+        grants.GrantStatus.DONE,
     ]
-    again = aa.bulk_grant(engine, ADMIN, targets, amount="1", reason="r", batch_key="b1", now=NOW)
-    assert {r.status for r in again} == {aa.GrantStatus.ALREADY_APPLIED}
+    again = grants.bulk_grant(
+        engine, ADMIN, targets, amount="1", reason="r", batch_key="b1", now=NOW
+    )
+    assert {r.status for r in again} == {grants.GrantStatus.ALREADY_APPLIED}
     assert entries(engine, "grant:b1") == [(a, 1_000_000_000) for a in sorted(targets)]
     assert audit_rows(engine) == 4
     assert get_wallet(engine, "carol").balance == Decimal(1)
@@ -185,15 +191,15 @@ def test_a_bulk_grant_resubmitted_after_a_crash_halfway_grants_each_account_once
 
 def test_a_batch_key_reused_with_another_amount_is_reported_not_applied(engine):
     seed_accounts(engine)
-    aa.bulk_grant(engine, ADMIN, ["alice"], amount="1", reason="r", batch_key="b2")
-    [row] = aa.bulk_grant(engine, ADMIN, ["alice"], amount="5", reason="r", batch_key="b2")
-    assert row.status is aa.GrantStatus.INVALID and "already used" in row.detail
+    grants.bulk_grant(engine, ADMIN, ["alice"], amount="1", reason="r", batch_key="b2")
+    [row] = grants.bulk_grant(engine, ADMIN, ["alice"], amount="5", reason="r", batch_key="b2")
+    assert row.status is grants.GrantStatus.INVALID and "already used" in row.detail
     assert entries(engine, "grant:b2") == [("alice", 1_000_000_000)]
 
 
 def test_search_finds_accounts_by_email_name_or_id_with_this_months_spend(engine):
     seed_small(engine)
-    [bob] = aa.search_accounts(engine, ADMIN, "BOB@EXAMPLE", now=NOW)
+    [bob] = account_views.search_accounts(engine, ADMIN, "BOB@EXAMPLE", now=NOW)
     assert bob.account_id == "bob" and bob.emails == ("bob@example.com",)
     with engine.connect() as conn:
         spend = conn.execute(
@@ -205,11 +211,11 @@ def test_search_finds_accounts_by_email_name_or_id_with_this_months_spend(engine
     assert bob.spend_this_month == Decimal(spend) / 10**9
     assert bob.balance == bob.available == Decimal(balance) / 10**9
     assert bob.plan == "Pay as you go"
-    assert [a.account_id for a in aa.search_accounts(engine, ADMIN, "car")] == ["carol"]
-    assert len(aa.search_accounts(engine, ADMIN, "")) == 4
-    assert aa.search_accounts(engine, ADMIN, "%") == []  # LIKE wildcards are literal
+    assert [a.account_id for a in account_views.search_accounts(engine, ADMIN, "car")] == ["carol"]
+    assert len(account_views.search_accounts(engine, ADMIN, "")) == 4
+    assert account_views.search_accounts(engine, ADMIN, "%") == []  # LIKE wildcards are literal
     april = datetime(2025, 4, 2, tzinfo=UTC)
-    assert aa.account_summary(engine, ADMIN, "bob", now=april).spend_this_month == 0
+    assert account_views.account_summary(engine, ADMIN, "bob", now=april).spend_this_month == 0
 
 
 @pytest.mark.parametrize(
@@ -223,7 +229,7 @@ def test_search_finds_accounts_by_email_name_or_id_with_this_months_spend(engine
     ],
 )
 def test_pasted_and_uploaded_lists_are_parsed(data, expected):
-    assert aa.parse_targets(data) == expected
+    assert grants.parse_targets(data) == expected
 
 
 @pytest.mark.parametrize(
@@ -237,14 +243,14 @@ def test_pasted_and_uploaded_lists_are_parsed(data, expected):
 )
 def test_hostile_uploads_are_refused_with_a_clear_error(data, match):
     with pytest.raises(InvalidUsage, match=match):
-        aa.parse_targets(data)
+        grants.parse_targets(data)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.binary(max_size=2000), st.text(max_size=2000)))
 def test_any_upload_parses_to_strings_or_a_clear_error(data):
     try:
-        out = aa.parse_targets(data)
+        out = grants.parse_targets(data)
     except InvalidUsage:
         return
     assert all(isinstance(t, str) and t == t.strip() and t for t in out)

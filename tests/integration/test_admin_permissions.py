@@ -12,9 +12,10 @@ import sqlalchemy as sa
 
 from pricing_core.adapters import audit, counters
 from pricing_core.admin import accounts as admin_accounts
+from pricing_core.admin import grants, reprice
 from pricing_core.admin import integrity as admin_integrity
 from pricing_core.admin import prices as admin_prices
-from pricing_core.admin import reprice
+from pricing_core.analytics import accounts as account_views
 from pricing_core.analytics import prices as price_views
 from pricing_core.analytics import revenue as admin_revenue
 from pricing_core.analytics import sales as admin_sales
@@ -66,6 +67,8 @@ MODULES = [
     admin_revenue,
     admin_sales,
     admin_accounts,
+    account_views,
+    grants,
     admin_prices,
     price_views,
     reprice,

@@ -164,13 +164,13 @@ QUIET_CASES = {
 
 # Functions that take the principal and are for admins only.
 ADMIN_ONLY = {
-    "admin.accounts.search_accounts",
-    "admin.accounts.account_summary",
-    "admin.accounts.account_holds",
-    "admin.accounts.account_ledger",
-    "admin.accounts.account_usage",
+    "analytics.accounts.search_accounts",
+    "analytics.accounts.account_summary",
+    "analytics.accounts.account_holds",
+    "analytics.accounts.account_ledger",
+    "analytics.accounts.account_usage",
     "admin.accounts.adjust_balance",
-    "admin.accounts.bulk_grant",
+    "admin.grants.bulk_grant",
     "analytics.revenue.revenue_report",
     "analytics.revenue.revenue_breakdown",
     "analytics.revenue.revenue_series",
@@ -204,6 +204,7 @@ NOT_QUERIES = {
     "domain.principal.require_account",
     "domain.principal.target_account",
     "adapters.audit.actor_of",
+    "admin.accounts.audit_balance_change",  # inside an admin write, after require_admin
 }
 
 
