@@ -3,14 +3,14 @@ import uuid
 import streamlit as st
 
 from pages import _format, _session
-from pricing_core.billing import checkout
+from pricing_core.billing import checkout, fulfilment, packages, sessions
 from pricing_core.billing.stripe_api import payments_configured
 from pricing_core.domain.errors import PricingError
 from pricing_core.ledger.wallets import wallet_for
 from pricing_core.safety import demo_enabled
 
 
-def package_card(package: checkout.CreditPackage) -> None:
+def package_card(package: packages.CreditPackage) -> None:
     """One credit pack: name (and the popular badge), price, credit, bonus, price per $1."""
     badge = " :blue-badge[Most popular]" if package.popular else ""
     st.markdown(f"#### {package.name}{badge}")
@@ -21,16 +21,16 @@ def package_card(package: checkout.CreditPackage) -> None:
     st.caption(f"${package.price_per_credit_dollar} per $1 of credit")
 
 
-def show_fulfilment(result: checkout.Fulfilment) -> None:
+def show_fulfilment(result: sessions.Fulfilment) -> None:
     """The outcome of a checkout, for the buyer."""
     if result.is_credited:
         st.success(
             f"Payment received: {_format.amount(result.credited)} of credit added. "
             f"New balance: {_format.amount(result.balance)}."
         )
-    elif result.outcome == checkout.Outcome.PROCESSING:
+    elif result.outcome == sessions.Outcome.PROCESSING:
         st.info("Payment processing: your credit arrives as soon as the payment clears.")
-    elif result.outcome == checkout.Outcome.NOT_PAID:
+    elif result.outcome == sessions.Outcome.NOT_PAID:
         st.info("This checkout has not been paid yet.")
     else:
         st.error(f"Not credited ({result.outcome}): {result.message}")
@@ -58,7 +58,7 @@ st.title("Buy credits")
 
 if session_id := st.query_params.get("session_id"):  # back from Stripe Checkout
     try:
-        show_fulfilment(checkout.fulfil_checkout(engine, session_id, viewer=viewer))
+        show_fulfilment(fulfilment.fulfil_checkout(engine, session_id, viewer=viewer))
     except PricingError as exc:
         st.error(str(exc))
 elif st.query_params.get("canceled"):
@@ -89,7 +89,7 @@ if simulate:
     st.caption(":orange-badge[DEMO MODE] “Simulate purchase” credits the pack without any payment.")
 
 nonce = st.session_state.setdefault("checkout_nonce", uuid.uuid4().hex)
-packages = checkout.list_packages(engine)
+packages = packages.list_packages(engine)
 for column, package in zip(st.columns(max(len(packages), 1)), packages, strict=False):
     with column, st.container(border=True):
         package_card(package)

@@ -14,14 +14,9 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from pricing_core.billing import stripe_api
-from pricing_core.billing.checkout import (
-    SIMULATED_PREFIX,
-    SessionStatus,
-    UnknownCheckout,
-    fulfil_session_on,
-    mark_session_on,
-)
+from pricing_core.billing.fulfilment import fulfil_session_on, mark_session_on
 from pricing_core.billing.refunds import apply_dispute_on, apply_refund_on, row_for_payment
+from pricing_core.billing.sessions import SIMULATED_PREFIX, SessionStatus, UnknownCheckout
 from pricing_core.billing.webhooks import EventContext, Route
 from pricing_core.ledger.wallets import find_entry
 

@@ -30,7 +30,8 @@ from sqlalchemy.engine import Connection
 from pricing_core.adapters.schema import ledger_entries
 from pricing_core.adapters.schema_billing import checkout_sessions, credit_packages
 from pricing_core.billing import stripe_api
-from pricing_core.billing.checkout import Outcome, fulfil_checkout, payment_problems
+from pricing_core.billing.fulfilment import fulfil_checkout, payment_problems
+from pricing_core.billing.sessions import Outcome
 from pricing_core.domain.errors import PricingError
 
 

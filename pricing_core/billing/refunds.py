@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema_billing import checkout_sessions
-from pricing_core.billing.checkout import _set, session_row
+from pricing_core.billing.sessions import session_row, set_session
 from pricing_core.domain.money import ZERO, format_usd, round_nano
 from pricing_core.ledger.wallets import EntryKind, find_entry, post_entry
 
@@ -93,7 +93,7 @@ def apply_refund_on(conn: Connection, refund: dict[str, Any], row: Any, *, now: 
                 reason=f"Stripe refund {rid} of {cents} cents",
                 now=now,
             )
-        _set(conn, row, now, refunded_cents=refunded_after)
+        set_session(conn, row, now, refunded_cents=refunded_after)
         return f"refund {rid}: took back {format_usd(take)} of credit"
     if status in GIVEN_BACK and taken is not None:
         back_key = f"refund-reversed:{rid}"
@@ -109,7 +109,7 @@ def apply_refund_on(conn: Connection, refund: dict[str, Any], row: Any, *, now: 
             reason=f"Stripe refund {rid} {status}: credit given back",
             now=now,
         )
-        _set(conn, row, now, refunded_cents=max(0, row.refunded_cents - cents))
+        set_session(conn, row, now, refunded_cents=max(0, row.refunded_cents - cents))
         return f"refund {rid} {status}: gave back {format_usd(-taken.amount)}"
     return f"refund {rid} is {status}: nothing to do"
 
@@ -149,10 +149,10 @@ def apply_dispute_on(conn: Connection, dispute: dict[str, Any], row: Any, *, now
                 reason=f"Stripe dispute {did} {status}: held credit released",
                 now=now,
             )
-        _set(conn, row, now, dispute_status="won")
+        set_session(conn, row, now, dispute_status="won")
         return f"dispute {did} {status}: credit released"
     if status in DISPUTE_LOST:
-        _set(conn, row, now, dispute_status="lost")
+        set_session(conn, row, now, dispute_status="lost")
         return f"dispute {did} lost: held-back credit kept"
-    _set(conn, row, now, dispute_status="held")
+    set_session(conn, row, now, dispute_status="held")
     return f"dispute {did} {status}: {format_usd(-held.amount) if held else '$0.00'} held back"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import typer
 
 from pricing_core.adapters.storage import open_database
-from pricing_core.billing.checkout import list_packages
+from pricing_core.billing.packages import list_packages
 from pricing_core.billing.reconcile import reconcile
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_usd, usd_str

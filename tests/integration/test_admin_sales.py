@@ -13,8 +13,9 @@ from pricing_core.access.auth import demo_principal
 from pricing_core.adapters.storage import run_write
 from pricing_core.analytics import revenue as rev
 from pricing_core.analytics import sales
-from pricing_core.billing.checkout import session_row, simulate_purchase
+from pricing_core.billing.checkout import simulate_purchase
 from pricing_core.billing.refunds import apply_refund_on
+from pricing_core.billing.sessions import session_row
 from pricing_core.domain.money import nanos_to_usd
 from pricing_core.plans.subscriptions import SubscriptionSource, switch_plan
 from tests.admin_support import ADMIN, DAY0, seed_small

@@ -11,8 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing_core.billing import checkout
-from pricing_core.billing.checkout import Outcome, fulfil_checkout, simulate_purchase
+from pricing_core.billing import checkout, sessions
+from pricing_core.billing.checkout import simulate_purchase
+from pricing_core.billing.fulfilment import fulfil_checkout
+from pricing_core.billing.sessions import Outcome
 from pricing_core.domain.errors import ConfigurationError, InvalidUsage, PermissionDenied
 from pricing_core.domain.principal import Principal
 from pricing_core.ledger.integrity import verify_ledger
@@ -183,7 +185,7 @@ def test_checkout_without_a_stripe_key_says_payments_are_not_configured(engine, 
 )
 @given(st.one_of(st.text(max_size=300), st.integers(), st.none(), st.just("cs_../../v1/charges")))
 def test_a_hostile_session_id_is_refused_before_any_stripe_call(engine, acct, session_id):
-    if isinstance(session_id, str) and checkout._SESSION_ID.match(session_id):
+    if isinstance(session_id, str) and sessions.SESSION_ID.match(session_id):
         return
     with pytest.raises(InvalidUsage, match="not a checkout session id"):
         fulfil_checkout(engine, session_id)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ import pricing_core
 from pricing_core import analytics
 from pricing_core.access import apikeys, teams
 from pricing_core.access.apikeys import UnknownApiKey, create_api_key
-from pricing_core.billing import checkout
+from pricing_core.billing import checkout, fulfilment, packages
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PermissionDenied, PricingError, UnknownAccount
 from pricing_core.domain.principal import Principal
@@ -82,7 +82,7 @@ def world(engine, monkeypatch):
         record_usage(engine, _event("alice", n, "alice-chat"))
         record_usage(engine, _event("bob", n, f"{BOB_MARK}-1"))
     bob = Principal("bob", "bob", email="bob@example.com")
-    package = checkout.list_packages(engine)[0]
+    package = packages.list_packages(engine)[0]
     bob_purchase = checkout.simulate_purchase(
         engine, bob, package_id=package.id, idempotency_key="b1"
     )
@@ -134,7 +134,7 @@ def _cases(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         "billing.checkout.simulate_purchase": lambda: checkout.simulate_purchase(
             e, ALICE, package_id=w["package"], account_id="bob", idempotency_key="x"
         ),
-        "billing.checkout.fulfil_checkout": lambda: checkout.fulfil_checkout(
+        "billing.fulfilment.fulfil_checkout": lambda: fulfilment.fulfil_checkout(
             e, w["bob_session"], viewer=ALICE
         ),
         "ledger.wallets.wallet_for": lambda: ledger.wallet_for(e, ALICE, account_id="bob"),

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from pricing_core.adapters.schema_billing import stripe_events
 from pricing_core.admin.accounts import adjust_balance
-from pricing_core.billing import checkout
+from pricing_core.billing import checkout, fulfilment, sessions
 from pricing_core.billing.webhooks import event_counts
 from pricing_core.domain.principal import Principal
 from pricing_core.ledger.integrity import verify_ledger
@@ -78,7 +78,7 @@ def test_async_payment_succeeded_arriving_before_completed_credits_once(
     sid = open_session(engine)
     fake_stripe.pay(sid, async_payment=True)
     completed_snapshot = completed(fake_stripe, sid)  # taken while still unpaid
-    assert checkout.fulfil_checkout(engine, sid).outcome == checkout.Outcome.PROCESSING
+    assert fulfilment.fulfil_checkout(engine, sid).outcome == sessions.Outcome.PROCESSING
     fake_stripe.settle_async(sid, succeeded=True)
     succeeded = completed(fake_stripe, sid, "checkout.session.async_payment_succeeded")
     assert deliver(client, fake_stripe, succeeded).status_code == 200
@@ -101,7 +101,7 @@ def test_a_completed_async_payment_shows_processing_until_it_fails(
     failed = completed(fake_stripe, sid, "checkout.session.async_payment_failed")
     assert deliver(client, fake_stripe, failed).status_code == 200
     assert checkout.list_purchases(engine, ACCT)[0].status == "failed"
-    assert checkout.fulfil_checkout(engine, sid).outcome == checkout.Outcome.FAILED
+    assert fulfilment.fulfil_checkout(engine, sid).outcome == sessions.Outcome.FAILED
     assert balance(engine) == OPENING
 
 
@@ -115,7 +115,7 @@ def test_an_expired_session_is_marked_and_never_credited(engine, fake_stripe, ac
         == 200
     )
     assert checkout.list_purchases(engine, ACCT)[0].status == "expired"
-    assert checkout.fulfil_checkout(engine, sid).outcome == checkout.Outcome.EXPIRED
+    assert fulfilment.fulfil_checkout(engine, sid).outcome == sessions.Outcome.EXPIRED
     assert balance(engine) == OPENING
 
 
@@ -199,7 +199,7 @@ def test_a_failure_inside_the_fulfilment_transaction_writes_nothing(
         raise RuntimeError("disk full")
 
     # fails after the purchase and bonus entries were written in the transaction
-    monkeypatch.setattr(checkout, "_set", broken)
+    monkeypatch.setattr(fulfilment, "set_session", broken)
     reply = deliver(client, fake_stripe, completed(fake_stripe, sid))
     assert reply.status_code == 500
     assert purchase_entries(engine, sid) == []

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing_core.billing.checkout import CreditPackage
+from pricing_core.billing.packages import CreditPackage
 from pricing_core.billing.refunds import refund_share
 
 NANO = Decimal("1e-9")

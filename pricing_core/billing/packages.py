@@ -1,0 +1,80 @@
+"""Credit packages: what a buyer can buy (price, credit, bonus), read from the
+`credit_packages` table. Amounts: Decimal USD."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+
+from pricing_core.adapters.schema_billing import credit_packages
+from pricing_core.domain.errors import PricingError
+from pricing_core.domain.money import cents_to_usd
+
+
+class UnknownPackage(PricingError):
+    """No (active) credit package has this id."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreditPackage:
+    """One version of a credit pack. Price: integer cents; credits, bonus: Decimal USD."""
+
+    id: str
+    code: str
+    version: int
+    name: str
+    price_cents: int
+    currency: str
+    credits: Decimal
+    bonus: Decimal
+    popular: bool
+    active: bool
+    sort_order: int
+
+    @property
+    def price(self) -> Decimal:
+        """What the buyer pays, Decimal in `currency` units."""
+        return cents_to_usd(self.price_cents)
+
+    @property
+    def total_credit(self) -> Decimal:
+        """Credit received: credits + bonus, Decimal USD."""
+        return self.credits + self.bonus
+
+    @property
+    def price_per_credit_dollar(self) -> Decimal:
+        """Effective price per $1 of credit, to 4 places (half-even), e.g. 0.8995."""
+        return (self.price / self.total_credit).quantize(Decimal("0.0001"), ROUND_HALF_EVEN)
+
+
+# ---------------------------------------------------------------- packages
+
+
+def _package(row: Any) -> CreditPackage:
+    return CreditPackage(**{f: getattr(row, f) for f in CreditPackage.__slots__})  # type: ignore[attr-defined]
+
+
+def list_packages(engine: Engine, *, include_inactive: bool = False) -> list[CreditPackage]:
+    """Credit packages in display order (active only unless `include_inactive`)."""
+    query = select(credit_packages).order_by(credit_packages.c.sort_order, credit_packages.c.id)
+    if not include_inactive:
+        query = query.where(credit_packages.c.active.is_(True))
+    with engine.connect() as conn:
+        return [_package(r) for r in conn.execute(query)]
+
+
+def _package_on(conn: Connection, package_id: str) -> CreditPackage:
+    row = conn.execute(select(credit_packages).where(credit_packages.c.id == package_id)).first()
+    if row is None:
+        raise UnknownPackage(f"unknown credit package {package_id!r}")
+    return _package(row)
+
+
+def get_package(engine: Engine, package_id: str) -> CreditPackage:
+    """One package version by id. Raises: UnknownPackage."""
+    with engine.connect() as conn:
+        return _package_on(conn, package_id)
