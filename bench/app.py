@@ -9,7 +9,7 @@ B5 starts `streamlit run app.py` on the benchmark database in demo mode, opens e
 page in chromium (Playwright) through the app's own navigation, and reads the
 server's peak resident memory (VmHWM) from /proc.
 
-The pages are read from `app.py` (member pages) and `pages/_admin.py` (admin pages),
+The pages are read from `app.py` (member pages) and `pages/_session.py` (admin pages),
 so new pages are covered without editing this file.
 """
 
@@ -46,7 +46,7 @@ def member_pages() -> list[tuple[str, str]]:
 
 def admin_pages() -> list[tuple[str, str]]:
     sys.path.insert(0, str(ROOT))
-    from pages._admin import ADMIN_PAGES
+    from pages._session import ADMIN_PAGES
 
     return [(path, title) for path, title, *_ in ADMIN_PAGES]
 

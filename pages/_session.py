@@ -273,8 +273,12 @@ def banner(viewer: Principal) -> None:
 def buy_credits_link() -> None:
     """A link to the Buy credits page; nothing when purchases are switched off
     (PRICING_ENABLE_BILLING)."""
-    if get_settings().enable_billing:
+    if not get_settings().enable_billing:
+        return
+    try:
         st.page_link("pages/buy_credits.py", label="Buy credits", icon=":material/add_card:")
+    except st.errors.StreamlitAPIException:  # a page run on its own, outside the navigation
+        st.button("Buy credits", icon=":material/add_card:", disabled=True)
 
 
 def today() -> date:
