@@ -5,7 +5,7 @@ $0.00015 overage, $50 cap), Professional ($15, 10,000, $0.00010, $200 cap),
 Enterprise (fee set per account, unlimited messages, $0.00005, no cap).
 
 Revision ID: 0004_plans
-Revises: 0002_budgets_audit_keys
+Revises: 0003_checkout
 """
 
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_plans"
-down_revision: str | Sequence[str] | None = "0002_budgets_audit_keys"
+down_revision: str | Sequence[str] | None = "0003_checkout"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -55,7 +55,7 @@ users = Table(
     Column("name", String(200)),
     Column("role", String(20), nullable=False, default="member"),  # member | admin
     Column("created_at", UTCDateTime, nullable=False),
-    # Sign-in (issue 8, migration 0009_auth): the OIDC identity; a row without a
+    # Sign-in (issue 8, migration 0005_auth): the OIDC identity; a row without a
     # subject is an invitation that the first sign-in with its email claims.
     Column("oidc_issuer", String(500)),
     Column("oidc_subject", String(255)),
@@ -260,14 +260,14 @@ api_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
-    Column("created_by", String(320)),  # migration 0009_auth
+    Column("created_by", String(320)),  # migration 0005_auth
     UniqueConstraint("account_id", "id"),
     Index("ix_api_keys_account_id", "account_id"),
 )
 
 
 # ------------------------------------------------------- authorize / holds / limits (issue 7)
-# Columns added to existing tables by migration 0004_api_holds_limits.
+# Columns added to existing tables by migration 0006_api_holds_limits.
 
 for _column in (
     Column("operation", String(64)),
@@ -302,7 +302,7 @@ spending_limits = Table(
 )
 
 
-# ------------------------------------------------ admin (issue 6; migration 0005_admin)
+# ------------------------------------------------ admin (issue 6; migration 0007_admin)
 
 # Operational counters per (name, local day): rejected API requests, webhook failures.
 ops_counters = Table(

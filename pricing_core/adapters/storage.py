@@ -141,9 +141,9 @@ def alembic_config(engine_or_url: Engine | str) -> Any:
 
 
 def upgrade(engine: Engine) -> None:
-    """Apply every migration (all heads) to the engine's database."""
+    """Apply every migration (one linear history) to the engine's database."""
 
-    command.upgrade(alembic_config(engine), "heads")
+    command.upgrade(alembic_config(engine), "head")
 
 
 def ensure_schema(engine: Engine) -> bool:

@@ -5,7 +5,7 @@ stable identity and is unique, so two concurrent first sign-ins of the same pers
 can create only one user (and so one personal account). A user row without a subject
 is an invitation: the first sign-in with that (verified) email claims it.
 
-Revision ID: 0009_auth
+Revision ID: 0005_auth
 Revises: 0004_plans
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_auth"
+revision: str = "0005_auth"
 down_revision: str | Sequence[str] | None = "0004_plans"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

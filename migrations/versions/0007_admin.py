@@ -1,8 +1,8 @@
 """admin: operational counters (rejected API requests, webhook failures) and a
 partial index holding only the unpriced-usage queue
 
-Revision ID: 0005_admin
-Revises: 0002_budgets_audit_keys
+Revision ID: 0007_admin
+Revises: 0006_api_holds_limits
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_admin"
-down_revision: str | Sequence[str] | None = "0002_budgets_audit_keys"
+revision: str = "0007_admin"
+down_revision: str | Sequence[str] | None = "0006_api_holds_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

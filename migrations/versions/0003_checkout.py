@@ -3,7 +3,7 @@
 Migrations use plain column types (BIGINT nano-USD, TIMESTAMP, VARCHAR), never
 the application's TypeDecorators, so old migrations keep working as the code moves.
 
-Revision ID: 0004_checkout
+Revision ID: 0003_checkout
 Revises: 0002_budgets_audit_keys
 Create Date: 2026-11-21 14:00:00
 """
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_checkout"
+revision: str = "0003_checkout"
 down_revision: str | Sequence[str] | None = "0002_budgets_audit_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -8,8 +8,8 @@
 - `spending_limits`: per-operation token limits and daily / monthly cost caps, per
   account and user, and operator defaults (account_id "" ).
 
-Revision ID: 0004_api_holds_limits
-Revises: 0002_budgets_audit_keys
+Revision ID: 0006_api_holds_limits
+Revises: 0005_auth
 """
 
 from collections.abc import Sequence
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_api_holds_limits"
-down_revision: str | Sequence[str] | None = "0002_budgets_audit_keys"
+revision: str = "0006_api_holds_limits"
+down_revision: str | Sequence[str] | None = "0005_auth"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
