@@ -22,7 +22,8 @@ from pages import _format, _signin
 from pricing_core.access import auth
 from pricing_core.adapters.storage import open_database
 from pricing_core.config import get_settings
-from pricing_core.demo.seed import DatabaseNotEmpty, seed_demo
+from pricing_core.demo.accounts import DatabaseNotEmpty
+from pricing_core.demo.seed import seed_demo
 from pricing_core.domain.errors import PermissionDenied, PricingError
 from pricing_core.domain.periods import Granularity
 from pricing_core.domain.principal import Principal, require_admin

@@ -3,7 +3,8 @@ import streamlit as st
 from pages import _charts, _session
 from pricing_core.analytics import plan_views
 from pricing_core.domain.errors import PricingError
-from pricing_core.domain.plans import PAYG, Outcome
+from pricing_core.domain.plan_advice import Outcome
+from pricing_core.domain.plans import PAYG
 from pricing_core.plans.advice import advise_plan
 from pricing_core.plans.billing import (
     ChangeKind,

@@ -13,13 +13,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pricing_core.domain.money import format_usd
-from pricing_core.domain.plans import (
-    CurvePoint,
-    MonthUsage,
-    Plan,
-    average_payg_price,
-    cost_curves,
-)
+from pricing_core.domain.plan_advice import CurvePoint, average_payg_price, cost_curves
+from pricing_core.domain.plans import MonthUsage, Plan
 from pricing_core.plans.advice import PlanAdvice
 
 PROJECTED = " (projected)"

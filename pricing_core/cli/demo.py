@@ -7,7 +7,8 @@ import time
 import typer
 
 from pricing_core.adapters.storage import open_database
-from pricing_core.demo.seed import DatabaseNotEmpty, seed_demo
+from pricing_core.demo.accounts import DatabaseNotEmpty
+from pricing_core.demo.seed import seed_demo
 
 demo_app = typer.Typer(help="Deterministic demo data.", no_args_is_help=True)
 

@@ -26,7 +26,7 @@ from pricing_core.domain.money import ZERO, format_usd_exact
 from pricing_core.domain.usage_event import UsageEvent, same_content, validate_event
 from pricing_core.ledger.holds import HoldStatus, close_hold_on
 from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
-from pricing_core.plans.subscriptions import (
+from pricing_core.plans.plan_charges import (
     count_plan_message_on,
     decide_plan_charge_on,
     explain_plan_event,

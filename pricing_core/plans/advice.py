@@ -24,25 +24,19 @@ from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
 from pricing_core.domain.money import ZERO, usd_str
 from pricing_core.domain.periods import month_bounds, month_of, previous_months
+from pricing_core.domain.plan_advice import Recommendation, recommend_plan
 from pricing_core.domain.plans import (
     MonthlyCharge,
     MonthUsage,
     Plan,
     PlanError,
-    Recommendation,
     monthly_charge,
     project_month,
-    recommend_plan,
     with_fee,
 )
 from pricing_core.domain.principal import Principal, target_account
-from pricing_core.plans.subscriptions import (
-    account_fees_on,
-    counts_as_message,
-    list_plans_on,
-    plan_on,
-    plan_usage_on,
-)
+from pricing_core.plans.plan_charges import counts_as_message, plan_usage_on
+from pricing_core.plans.subscriptions import account_fees_on, list_plans_on, plan_on
 
 
 @dataclass(frozen=True, slots=True)

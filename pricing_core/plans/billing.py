@@ -36,9 +36,8 @@ from pricing_core.plans.subscriptions import (
     current_subscription,
     plan_to_join,
     subscription_on,
-    switch_plan,
-    switch_plan_on,
 )
+from pricing_core.plans.switching import switch_plan, switch_plan_on
 from pricing_core.safety import demo_enabled
 
 ACTIVE = {"active", "trialing", "past_due"}  # Stripe statuses that keep the plan on

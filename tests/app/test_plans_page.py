@@ -23,7 +23,8 @@ from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import create_account
 from pricing_core.metering.batch import record_usage_batch
-from pricing_core.plans.subscriptions import SubscriptionSource, switch_plan
+from pricing_core.plans.subscriptions import SubscriptionSource
+from pricing_core.plans.switching import switch_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_PRICE = D("0.25")  # a fixed price per image_generation call

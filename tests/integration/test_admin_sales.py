@@ -17,7 +17,8 @@ from pricing_core.billing.checkout import simulate_purchase
 from pricing_core.billing.refunds import apply_refund_on
 from pricing_core.billing.sessions import session_row
 from pricing_core.domain.money import nanos_to_usd
-from pricing_core.plans.subscriptions import SubscriptionSource, switch_plan
+from pricing_core.plans.subscriptions import SubscriptionSource
+from pricing_core.plans.switching import switch_plan
 from tests.admin_support import ADMIN, DAY0, seed_small
 
 

@@ -244,11 +244,8 @@ def test_generated_traffic_loads_through_the_batch_exactly_like_one_by_one(two_e
 
 def test_plan_subscribers_get_their_included_messages_and_overage_in_a_batch(two_engines):
     from pricing_core.domain.plans import Plan
-    from pricing_core.plans.subscriptions import (
-        SubscriptionSource,
-        publish_plan_version,
-        switch_plan,
-    )
+    from pricing_core.plans.subscriptions import SubscriptionSource, publish_plan_version
+    from pricing_core.plans.switching import switch_plan
 
     batch_db, single_db = two_engines
     tiny = Plan("tiny", "Tiny", monthly_fee=Decimal(0), included_messages=3,
@@ -311,11 +308,8 @@ def test_a_long_mixed_stream_with_a_plan_subscriber_is_recorded_like_one_by_one(
     two_engines, seed, overdraft
 ):
     from pricing_core.domain.plans import Plan
-    from pricing_core.plans.subscriptions import (
-        SubscriptionSource,
-        publish_plan_version,
-        switch_plan,
-    )
+    from pricing_core.plans.subscriptions import SubscriptionSource, publish_plan_version
+    from pricing_core.plans.switching import switch_plan
 
     batch_db, single_db = two_engines
     start = NOW - timedelta(days=1, hours=1)  # the stream runs into the next month

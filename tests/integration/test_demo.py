@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
+from pricing_core.demo import accounts as demo_accounts
 from pricing_core.demo import seed as demo
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import get_wallet
@@ -31,7 +32,7 @@ def test_the_same_seed_plans_the_same_data_and_another_seed_differs(sqlite_url):
 
 @pytest.mark.parametrize(
     ("fit", "median"),
-    [(demo.CONVERSATION_INPUT, 760), (demo.CONVERSATION_OUTPUT, 151), (demo.CODE_OUTPUT, 16)],
+    [(demo_accounts.CONVERSATION_INPUT, 760), (demo_accounts.CONVERSATION_OUTPUT, 151), (demo_accounts.CODE_OUTPUT, 16)],
 )
 def test_token_draws_follow_the_fitted_lognormal(fit, median):
     rng = random.Random(7)
@@ -74,9 +75,9 @@ def test_the_demo_seeds_a_consistent_ledger_with_every_kind_of_account(sqlite_ur
     assert "noah" not in per_account  # the new account has no usage yet
     assert all(chats[a] >= 3 for a in per_account)
     heavy = min(
-        per_account[a.id] for a in demo.ACCOUNTS if a.intensity == "heavy" and a.history_days == 90
+        per_account[a.id] for a in demo_accounts.ACCOUNTS if a.intensity == "heavy" and a.history_days == 90
     )
-    light = max(per_account.get(a.id, 0) for a in demo.ACCOUNTS if a.intensity == "light")
+    light = max(per_account.get(a.id, 0) for a in demo_accounts.ACCOUNTS if a.intensity == "light")
     assert heavy > 3 * light
     assert operations == {"chat_message", "code_completion", "image_generation"}
     assert image_prices == {40_000_000}  # $0.04 fixed, in nano-USD
@@ -85,5 +86,5 @@ def test_the_demo_seeds_a_consistent_ledger_with_every_kind_of_account(sqlite_ur
     assert Decimal("0.10") <= get_wallet(engine, "sofia").balance < Decimal("1.00")
     assert Decimal(0) <= get_wallet(engine, "kenji").balance < Decimal("0.10")
     assert get_wallet(engine, "tom").balance < 0
-    with pytest.raises(demo.DatabaseNotEmpty):
+    with pytest.raises(demo_accounts.DatabaseNotEmpty):
         demo.seed_demo(engine, seed=0, now=NOW)

@@ -22,7 +22,8 @@ from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import create_account
 from pricing_core.metering.batch import record_usage_batch
 from pricing_core.plans.advice import advise_plan, recommendation_json
-from pricing_core.plans.subscriptions import SubscriptionSource, switch_plan
+from pricing_core.plans.subscriptions import SubscriptionSource
+from pricing_core.plans.switching import switch_plan
 
 ZONE = "America/New_York"
 NOW = datetime(2025, 4, 11, 4, tzinfo=UTC)  # April 11, 00:00 in New York: 10 of 30 days

@@ -33,7 +33,8 @@ from pricing_core.metering.importers import (
     parse_model_mix,
 )
 from pricing_core.plans.advice import advise_plan
-from pricing_core.plans.subscriptions import SubscriptionSource, switch_plan
+from pricing_core.plans.subscriptions import SubscriptionSource
+from pricing_core.plans.switching import switch_plan
 
 TRACE = find_trace_dir()
 pytestmark = pytest.mark.skipif(

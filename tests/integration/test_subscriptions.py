@@ -23,10 +23,9 @@ from pricing_core.plans.subscriptions import (
     SubscriptionSource,
     UnknownPlan,
     current_plan,
-    set_account_fee,
     subscription_history,
-    switch_plan,
 )
+from pricing_core.plans.switching import set_account_fee, switch_plan
 
 START = datetime(2025, 2, 1, tzinfo=UTC)
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -9,16 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pricing_core.domain.periods import month_bounds, previous_months
+from pricing_core.domain.plan_advice import Outcome, cost_curves, recommend_plan
 from pricing_core.domain.plans import (
     PAYG,
     MonthUsage,
-    Outcome,
     Plan,
     PlanError,
-    cost_curves,
     monthly_charge,
     project_month,
-    recommend_plan,
     with_fee,
 )
 
