@@ -14,7 +14,7 @@ from pricing_core.analytics.common import _target, local_time, printable
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.principal import Principal
-from pricing_core.metering.record import explain_event
+from pricing_core.metering.charges import explain_event
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,7 @@ from pricing_core.ledger.wallets import get_wallet
 from pricing_core.limits.budget_rules import save_budget_rule
 from pricing_core.limits.budgets import budget_report
 from pricing_core.metering import authorize as authz
+from pricing_core.metering.record import record_request_usage
 
 # ---------------------------------------------------------------- the app
 
@@ -167,7 +168,7 @@ def create_app() -> FastAPI:
             provider=provider,
             created_at=parse_instant("created_at", body.created_at, "body"),
         )
-        result, _alerts = authz.record_request_usage(db, UsageEvent(**fields))
+        result, _alerts = record_request_usage(db, UsageEvent(**fields))
         if result.replayed:
             response.status_code = 200
         return response_from(UsageOut, result)

@@ -69,7 +69,8 @@ from pricing_core.ledger.wallets import idempotent_write
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
 from pricing_core.limits.checks import check_budgets, check_cost_caps, check_free_tier, check_tokens
 from pricing_core.limits.rules import effective_constraints, limit_rows_on
-from pricing_core.metering.record import ANONYMOUS_PREFIX, UsageResult, record_on
+from pricing_core.metering.charges import ANONYMOUS_PREFIX
+from pricing_core.metering.record import UsageResult, record_on
 
 DEFAULT_OPERATION = "chat_message"
 HEURISTIC = "heuristic: 1 token per 4 ASCII characters (rounded up) + 1 per other character"
@@ -79,7 +80,6 @@ __all__ = [
     "authorize",
     "check_user",
     "estimate_cost",
-    "record_request_usage",
     "release",
     "settle",
 ]
@@ -464,44 +464,3 @@ def settle(
     if result.alerts:
         deliver_alerts(engine)
     return result
-
-
-# ---------------------------------------------------------------- direct recording
-
-
-def record_request_usage(
-    engine: Engine, event: UsageEvent, *, now: datetime | None = None
-) -> tuple[UsageResult, tuple[BudgetAlert, ...]]:
-    """Record a model call that was not authorized first (`POST /usage`), as
-    `record_usage` does, plus the product rules: anonymous users and pricing off
-    are recorded at $0; with enforcement off the wallet may overdraw; budget alerts
-    are stored (and delivered).
-
-    Returns: (UsageResult, alerts newly reached). Raises: as `record_usage`.
-    """
-    at = now or datetime.now(UTC)
-    checked = validate_event(event, now=at)
-    book = get_price_book(engine)
-    overdraft = not get_settings().enable_budget_enforcement
-
-    def work(conn: Connection) -> tuple[UsageResult, tuple[BudgetAlert, ...]]:
-        lock_wallet_on(conn, checked.account_id)
-        usage = record_on(
-            conn,
-            checked,
-            book=book,
-            now=at,
-            allow_overdraft=overdraft,
-            timestamp_given=event.created_at is not None,
-        )
-        if usage.replayed:
-            return usage, ()
-        alerts = record_alerts_on(
-            conn, account_id=checked.account_id, user_id=checked.user_id, now=at
-        )
-        return usage, tuple(alerts)
-
-    usage, alerts = idempotent_write(engine, work)
-    if alerts:
-        deliver_alerts(engine)
-    return usage, alerts

@@ -26,10 +26,10 @@ How a chunk (default 50,000 events, one write transaction) is recorded:
    (SQLite), one wallet update per account, chat totals and daily rollups
    aggregated in memory and upserted once per key.
 
-Events of accounts that need per-event logic (plan subscribers, see
-`per_event_accounts`) are recorded with `metering.record_on` inside the same
-transaction, so plans' included messages and overage are charged exactly as one by
-one. Holds and free-tier flags are not part of batches: use `record_usage` for those.
+Events whose charge is not plain pay-as-you-go (`charges.needs_per_event_charge`:
+plan subscribers, anonymous users, pricing switched off) are recorded with
+`record.record_on` inside the same transaction, so `charges.decide_charge` decides
+them exactly as one by one. Holds are not part of batches: settle them with `settle`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ from pricing_core.domain.usage_event import (
     validate_event,
 )
 from pricing_core.metering import batch_sql as bulk
+from pricing_core.metering.charges import needs_per_event_charge
 from pricing_core.metering.record import record_on
 
 FIELDS = (
@@ -380,11 +381,11 @@ class _Chunk:
 
     def _segment(self, rows: np.ndarray, special: set[str]) -> None:
         rows = self._drop_existing(rows)
-        if special:
-            mask = np.isin(self.accounts[rows], list(special))
-            for i in rows[mask]:
-                self._record_one(int(i))
-            rows = rows[~mask]
+        users = self.frame["user_id"].to_numpy()[rows]
+        mask = needs_per_event_charge(self.accounts[rows], users, special)
+        for i in rows[mask]:
+            self._record_one(int(i))
+        rows = rows[~mask]
         if not len(rows):
             return
         priced = self._price(rows)

@@ -8,28 +8,30 @@ All checks run before the first write, so a refused event leaves nothing behind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+import pandas as pd
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.schema import chats, ledger_entries, usage_daily, usage_events
-from pricing_core.adapters.storage import dialect_insert
+from pricing_core.adapters.schema import ledger_entries, usage_events
 from pricing_core.catalog.price_book import PriceBook, get_price_book
 from pricing_core.config import get_settings
-from pricing_core.domain.costing import ChargeBasis, Quote, TokenCounts
-from pricing_core.domain.errors import DuplicateRequest, PricingError, UnknownModel
-from pricing_core.domain.money import ZERO, format_usd_exact
+from pricing_core.domain.costing import ChargeBasis, Quote
+from pricing_core.domain.errors import DuplicateRequest
+from pricing_core.domain.money import ZERO, usd_to_nanos
+from pricing_core.domain.periods import epoch_micros
 from pricing_core.domain.usage_event import UsageEvent, same_content, validate_event
-from pricing_core.ledger.holds import HoldStatus, close_hold_on
+from pricing_core.ledger.holds import HoldStatus, close_hold_on, lock_wallet_on
 from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
+from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
+from pricing_core.metering.charges import decide_charge, explain_event
+from pricing_core.metering.rollups import upsert_rollups
 from pricing_core.plans.plan_charges import (
     count_plan_message_on,
-    decide_plan_charge_on,
-    explain_plan_event,
 )
 
 
@@ -54,42 +56,26 @@ class UsageResult:
     replayed: bool
 
 
-def _quote(book: PriceBook, event: UsageEvent) -> Quote:
-    counts = TokenCounts(event.input_tokens, event.output_tokens, event.cached_tokens)
+def rollup_row(event: UsageEvent, quote: Quote, day: date) -> pd.DataFrame:
+    """One recorded event as `rollups.upsert_rollups` takes it (nano-USD integers)."""
     assert event.created_at is not None
-    try:
-        return book.quote(
-            provider=event.provider,
-            model=event.model,
-            operation=event.operation,
-            counts=counts,
-            at=event.created_at,
-        )
-    except UnknownModel as exc:
-        if get_settings().unpriced_policy != "queue":
-            raise
-        return Quote(
-            ZERO,
-            ZERO,
-            ChargeBasis.UNPRICED,
-            Decimal(1),
-            (),
-            "unpriced",
-            f"not charged yet: {exc}; queued for an admin to price",
-        )
-
-
-ANONYMOUS_PREFIX = "anon:"  # user ids of anonymous sessions: "anon:<session id>"
-
-
-def free_reason_for(user_id: str) -> str | None:
-    """Why an event of `user_id` is recorded at $0, or None if it is charged:
-    anonymous users are never debited; `PRICING_ENABLE_PRICING` off records tokens only."""
-    if user_id.startswith(ANONYMOUS_PREFIX):
-        return "anonymous user"
-    if not get_settings().enable_pricing:
-        return "pricing is switched off"
-    return None
+    return pd.DataFrame(
+        {
+            "account_id": [event.account_id],
+            "chat_id": [event.chat_id],
+            "user_id": [event.user_id],
+            "provider": [event.provider],
+            "model": [event.model],
+            "operation": [event.operation],
+            "input_tokens": [event.input_tokens],
+            "output_tokens": [event.output_tokens],
+            "cached_tokens": [event.cached_tokens],
+            "provider_cost": [usd_to_nanos(quote.provider_cost)],
+            "price": [usd_to_nanos(quote.price)],
+            "micros": [epoch_micros(event.created_at)],
+            "day": [day],
+        }
+    )
 
 
 def record_on(
@@ -128,26 +114,8 @@ def record_on(
             )
         return _replayed(conn, existing, book)
 
-    quote = _quote(book, event)
-    plan_charge = None
-    free_reason = free_reason or free_reason_for(event.user_id)
-    if free_reason is not None:  # anonymous / pricing off: not a plan message either
-        quote = replace(
-            quote,
-            price=ZERO,
-            basis=ChargeBasis.FREE,
-            explanation=f"not charged ({free_reason}); at list price: {quote.explanation}",
-        )
-    else:
-        plan_charge = decide_plan_charge_on(
-            conn,
-            account_id=event.account_id,
-            operation=event.operation,
-            created_at=event.created_at,
-            quote=quote,
-        )
-        if plan_charge is not None:  # on a plan: included (0) or overage
-            quote = plan_charge.quote
+    charge = decide_charge(conn, event, book=book, free_reason=free_reason)
+    quote, plan_charge = charge.quote, charge.plan_charge
     held = None
     if hold_id is not None:
         held = close_hold_on(conn, event.account_id, hold_id, HoldStatus.SETTLED, now=now).amount
@@ -197,7 +165,7 @@ def record_on(
         )
         .returning(usage_events.c.id)
     ).scalar_one()
-    _upsert_rollups(conn, event, quote, day)
+    upsert_rollups(conn, rollup_row(event, quote, day))
     return UsageResult(
         event.request_id,
         event.account_id,
@@ -236,121 +204,6 @@ def _replayed(conn: Connection, row: Any, book: PriceBook) -> UsageResult:
     )
 
 
-def explain_event(book: PriceBook, row: Any, *, conn: Connection | None = None) -> str:
-    """The explanation of a stored event's charge, re-derived from the price book in
-    effect at its `created_at`. Falls back to the stored amounts if the price book
-    no longer reproduces the charge (e.g. the default markup setting changed).
-    Plan charges (included / overage) are explained from the plan version named in
-    the event's `price_version` when a connection `conn` is given.
-    """
-    basis = ChargeBasis(row.charge_basis)
-    if basis in (ChargeBasis.INCLUDED, ChargeBasis.OVERAGE) and conn is not None:
-        explained = explain_plan_event(conn, row, _payg_price(book, row))
-        if explained is not None:
-            return explained
-    if basis in (ChargeBasis.PAYG, ChargeBasis.FIXED):
-        try:
-            quote = book.quote(
-                provider=row.provider,
-                model=row.model,
-                operation=row.operation,
-                counts=TokenCounts(row.input_tokens, row.output_tokens, row.cached_tokens),
-                at=row.created_at,
-            )
-            if quote.price == row.price:
-                return quote.explanation
-        except PricingError:
-            pass
-    return (
-        f"charged {format_usd_exact(row.price)} ({basis}); provider cost "
-        f"{format_usd_exact(row.provider_cost)}; prices: {row.price_version}"
-    )
-
-
-def _payg_price(book: PriceBook, row: Any) -> Decimal | None:
-    """The pay-as-you-go price of a stored event, re-quoted (None if unpriceable)."""
-    try:
-        return book.quote(
-            provider=row.provider,
-            model=row.model,
-            operation=row.operation,
-            counts=TokenCounts(row.input_tokens, row.output_tokens, row.cached_tokens),
-            at=row.created_at,
-        ).price
-    except PricingError:
-        return None
-
-
-def _upsert_rollups(conn: Connection, event: UsageEvent, quote: Quote, day: Any) -> None:
-    if event.chat_id is not None:
-        stmt = dialect_insert(conn, chats).values(
-            account_id=event.account_id,
-            chat_id=event.chat_id,
-            user_id=event.user_id,
-            title=None,
-            requests=1,
-            input_tokens=event.input_tokens,
-            output_tokens=event.output_tokens,
-            provider_cost=quote.provider_cost,
-            cost=quote.price,
-            first_at=event.created_at,
-            last_at=event.created_at,
-        )
-        c = chats.c
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[c.account_id, c.chat_id],
-                set_={
-                    "requests": c.requests + 1,
-                    "input_tokens": c.input_tokens + stmt.excluded.input_tokens,
-                    "output_tokens": c.output_tokens + stmt.excluded.output_tokens,
-                    "provider_cost": c.provider_cost + stmt.excluded.provider_cost,
-                    "cost": c.cost + stmt.excluded.cost,
-                    "first_at": _least(conn, c.first_at, stmt.excluded.first_at),
-                    "last_at": _greatest(conn, c.last_at, stmt.excluded.last_at),
-                },
-            )
-        )
-    stmt = dialect_insert(conn, usage_daily).values(
-        day=day,
-        account_id=event.account_id,
-        user_id=event.user_id,
-        provider=event.provider,
-        model=event.model,
-        operation=event.operation,
-        requests=1,
-        input_tokens=event.input_tokens,
-        output_tokens=event.output_tokens,
-        cached_tokens=event.cached_tokens,
-        provider_cost=quote.provider_cost,
-        price=quote.price,
-    )
-    d = usage_daily.c
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[d.account_id, d.day, d.user_id, d.provider, d.model, d.operation],
-            set_={
-                "requests": d.requests + 1,
-                "input_tokens": d.input_tokens + stmt.excluded.input_tokens,
-                "output_tokens": d.output_tokens + stmt.excluded.output_tokens,
-                "cached_tokens": d.cached_tokens + stmt.excluded.cached_tokens,
-                "provider_cost": d.provider_cost + stmt.excluded.provider_cost,
-                "price": d.price + stmt.excluded.price,
-            },
-        )
-    )
-
-
-def _least(conn: Connection, a: Any, b: Any) -> Any:
-
-    return func.min(a, b) if conn.dialect.name == "sqlite" else func.least(a, b)
-
-
-def _greatest(conn: Connection, a: Any, b: Any) -> Any:
-
-    return func.max(a, b) if conn.dialect.name == "sqlite" else func.greatest(a, b)
-
-
 def record_usage(
     engine: Engine,
     event: UsageEvent,
@@ -369,17 +222,55 @@ def record_usage(
         InsufficientBalance, DuplicateRequest, UnknownAccount. Nothing is written then.
     Prices: the price book in effect at `created_at` (genai-prices + operator rows).
     """
+    usage, _ = _record(engine, event, allow_overdraft=allow_overdraft, now=now, alerts=False)
+    return usage
+
+
+def record_request_usage(
+    engine: Engine, event: UsageEvent, *, now: datetime | None = None
+) -> tuple[UsageResult, tuple[BudgetAlert, ...]]:
+    """Record a model call that was not authorized first (`POST /usage`), as
+    `record_usage` does, plus the product rules: with enforcement off
+    (`PRICING_ENABLE_BUDGET_ENFORCEMENT`) the wallet may overdraw, and the budget
+    alerts the usage newly reaches are stored (and delivered).
+
+    Returns: (UsageResult, alerts newly reached). Raises: as `record_usage`.
+    """
+    overdraft = not get_settings().enable_budget_enforcement
+    return _record(engine, event, allow_overdraft=overdraft, now=now, alerts=True)
+
+
+def _record(
+    engine: Engine,
+    event: UsageEvent,
+    *,
+    allow_overdraft: bool,
+    now: datetime | None,
+    alerts: bool,
+) -> tuple[UsageResult, tuple[BudgetAlert, ...]]:
     at = now or datetime.now(UTC)
     checked = validate_event(event, now=at)
     book = get_price_book(engine)
-    return idempotent_write(
-        engine,
-        lambda conn: record_on(
+
+    def work(conn: Connection) -> tuple[UsageResult, tuple[BudgetAlert, ...]]:
+        if alerts:  # the alert check reads the spend this charge adds to
+            lock_wallet_on(conn, checked.account_id)
+        usage = record_on(
             conn,
             checked,
             book=book,
             now=at,
             allow_overdraft=allow_overdraft,
             timestamp_given=event.created_at is not None,
-        ),
-    )
+        )
+        if usage.replayed or not alerts:
+            return usage, ()
+        reached = record_alerts_on(
+            conn, account_id=checked.account_id, user_id=checked.user_id, now=at
+        )
+        return usage, tuple(reached)
+
+    usage, reached = idempotent_write(engine, work)
+    if reached:
+        deliver_alerts(engine)
+    return usage, reached

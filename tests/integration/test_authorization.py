@@ -49,10 +49,9 @@ from pricing_core.metering.authorize import (
     authorize,
     count_prompt_tokens,
     estimate_cost,
-    record_request_usage,
     settle,
 )
-from pricing_core.metering.record import record_usage
+from pricing_core.metering.record import record_request_usage, record_usage
 
 NOW = datetime(2025, 3, 12, 12, 0, tzinfo=UTC)
 NANO = Decimal("1e-9")

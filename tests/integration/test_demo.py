@@ -32,7 +32,11 @@ def test_the_same_seed_plans_the_same_data_and_another_seed_differs(sqlite_url):
 
 @pytest.mark.parametrize(
     ("fit", "median"),
-    [(demo_accounts.CONVERSATION_INPUT, 760), (demo_accounts.CONVERSATION_OUTPUT, 151), (demo_accounts.CODE_OUTPUT, 16)],
+    [
+        (demo_accounts.CONVERSATION_INPUT, 760),
+        (demo_accounts.CONVERSATION_OUTPUT, 151),
+        (demo_accounts.CODE_OUTPUT, 16),
+    ],
 )
 def test_token_draws_follow_the_fitted_lognormal(fit, median):
     rng = random.Random(7)
@@ -75,7 +79,9 @@ def test_the_demo_seeds_a_consistent_ledger_with_every_kind_of_account(sqlite_ur
     assert "noah" not in per_account  # the new account has no usage yet
     assert all(chats[a] >= 3 for a in per_account)
     heavy = min(
-        per_account[a.id] for a in demo_accounts.ACCOUNTS if a.intensity == "heavy" and a.history_days == 90
+        per_account[a.id]
+        for a in demo_accounts.ACCOUNTS
+        if a.intensity == "heavy" and a.history_days == 90
     )
     light = max(per_account.get(a.id, 0) for a in demo_accounts.ACCOUNTS if a.intensity == "light")
     assert heavy > 3 * light

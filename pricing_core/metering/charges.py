@@ -1,0 +1,161 @@
+"""The one decision of what a usage event costs, for every recording path: the
+quote from the price book in effect at the event's time (or an unpriced quote, when
+unknown models are queued), then $0 for anonymous users or with pricing switched
+off, else the account's plan (included messages, overage, cap), else pay-as-you-go.
+
+The batch path prices plain pay-as-you-go rows vectorized (the same quote, exactly)
+and sends every other row through `decide_charge` (`needs_per_event_charge`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from sqlalchemy.engine import Connection
+
+from pricing_core.catalog.price_book import PriceBook
+from pricing_core.config import get_settings
+from pricing_core.domain.costing import ChargeBasis, Quote, TokenCounts
+from pricing_core.domain.errors import PricingError, UnknownModel
+from pricing_core.domain.money import ZERO, format_usd_exact
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.plans.plan_charges import PlanCharge, decide_plan_charge_on, explain_plan_event
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What an event costs (`quote`: price, provider cost, basis, explanation) and, for a
+    plan subscriber, the plan's decision to count with it."""
+
+    quote: Quote
+    plan_charge: PlanCharge | None
+
+
+def quote_event(book: PriceBook, event: UsageEvent) -> Quote:
+    """The list-price quote of a validated event at its `created_at`. Raises:
+    UnknownModel, unless `PRICING_UNPRICED_POLICY=queue` (then an unpriced quote)."""
+    counts = TokenCounts(event.input_tokens, event.output_tokens, event.cached_tokens)
+    assert event.created_at is not None
+    try:
+        return book.quote(
+            provider=event.provider,
+            model=event.model,
+            operation=event.operation,
+            counts=counts,
+            at=event.created_at,
+        )
+    except UnknownModel as exc:
+        if get_settings().unpriced_policy != "queue":
+            raise
+        return Quote(
+            ZERO,
+            ZERO,
+            ChargeBasis.UNPRICED,
+            Decimal(1),
+            (),
+            "unpriced",
+            f"not charged yet: {exc}; queued for an admin to price",
+        )
+
+
+ANONYMOUS_PREFIX = "anon:"  # user ids of anonymous sessions: "anon:<session id>"
+
+
+def free_reason_for(user_id: str) -> str | None:
+    """Why an event of `user_id` is recorded at $0, or None if it is charged:
+    anonymous users are never debited; `PRICING_ENABLE_PRICING` off records tokens only."""
+    if user_id.startswith(ANONYMOUS_PREFIX):
+        return "anonymous user"
+    if not get_settings().enable_pricing:
+        return "pricing is switched off"
+    return None
+
+
+def decide_charge(
+    conn: Connection, event: UsageEvent, *, book: PriceBook, free_reason: str | None = None
+) -> Charge:
+    """What `event` costs, inside the recording transaction (plans read this month's
+    messages). `free_reason` forces $0 (default: `free_reason_for(user_id)`).
+
+    Raises: UnknownModel (unless queued), PricingError from the plan's rules.
+    """
+    quote = quote_event(book, event)
+    free_reason = free_reason or free_reason_for(event.user_id)
+    if free_reason is not None:  # anonymous / pricing off: not a plan message either
+        free = replace(
+            quote,
+            price=ZERO,
+            basis=ChargeBasis.FREE,
+            explanation=f"not charged ({free_reason}); at list price: {quote.explanation}",
+        )
+        return Charge(free, None)
+    assert event.created_at is not None
+    plan_charge = decide_plan_charge_on(
+        conn,
+        account_id=event.account_id,
+        operation=event.operation,
+        created_at=event.created_at,
+        quote=quote,
+    )
+    return Charge(quote if plan_charge is None else plan_charge.quote, plan_charge)
+
+
+def needs_per_event_charge(
+    accounts: np.ndarray, users: np.ndarray, subscribed: set[str]
+) -> np.ndarray:
+    """Which rows of a batch `decide_charge` must price one by one: a plan
+    subscriber's (a plan's charge depends on the month's earlier messages), an
+    anonymous user's, or every row while pricing is switched off. The others are plain
+    pay-as-you-go, which the vectorized price equals exactly."""
+    if not get_settings().enable_pricing:
+        return np.ones(len(accounts), dtype=bool)
+    anonymous = np.array([str(u).startswith(ANONYMOUS_PREFIX) for u in users], dtype=bool)
+    return anonymous | np.isin(accounts, list(subscribed))
+
+
+def explain_event(book: PriceBook, row: Any, *, conn: Connection | None = None) -> str:
+    """The explanation of a stored event's charge, re-derived from the price book in
+    effect at its `created_at`. Falls back to the stored amounts if the price book
+    no longer reproduces the charge (e.g. the default markup setting changed).
+    Plan charges (included / overage) are explained from the plan version named in
+    the event's `price_version` when a connection `conn` is given.
+    """
+    basis = ChargeBasis(row.charge_basis)
+    if basis in (ChargeBasis.INCLUDED, ChargeBasis.OVERAGE) and conn is not None:
+        explained = explain_plan_event(conn, row, _payg_price(book, row))
+        if explained is not None:
+            return explained
+    if basis in (ChargeBasis.PAYG, ChargeBasis.FIXED):
+        try:
+            quote = book.quote(
+                provider=row.provider,
+                model=row.model,
+                operation=row.operation,
+                counts=TokenCounts(row.input_tokens, row.output_tokens, row.cached_tokens),
+                at=row.created_at,
+            )
+            if quote.price == row.price:
+                return quote.explanation
+        except PricingError:
+            pass
+    return (
+        f"charged {format_usd_exact(row.price)} ({basis}); provider cost "
+        f"{format_usd_exact(row.provider_cost)}; prices: {row.price_version}"
+    )
+
+
+def _payg_price(book: PriceBook, row: Any) -> Decimal | None:
+    """The pay-as-you-go price of a stored event, re-quoted (None if unpriceable)."""
+    try:
+        return book.quote(
+            provider=row.provider,
+            model=row.model,
+            operation=row.operation,
+            counts=TokenCounts(row.input_tokens, row.output_tokens, row.cached_tokens),
+            at=row.created_at,
+        ).price
+    except PricingError:
+        return None
