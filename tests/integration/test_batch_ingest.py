@@ -20,6 +20,7 @@ from pricing_core.domain.errors import PricingError
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.authorize import authorize, settle
 from pricing_core.metering.batch import record_usage_batch
 from pricing_core.metering.record import record_usage
 from tests.conftest import _admin_engine, _url_for
@@ -140,7 +141,7 @@ def usage_events_for(draw, prefix: str) -> list[UsageEvent]:
             UsageEvent(
                 request_id=request,
                 account_id=draw(st.sampled_from(accounts)),
-                user_id=draw(st.sampled_from(["u1", "u2", "caf\u00e9"])),
+                user_id=draw(st.sampled_from(["u1", "u2", "caf\u00e9", "anon:s1"])),
                 operation=draw(st.sampled_from(["chat_message", "code_completion", "bad op"])),
                 provider=provider,
                 model=model,
@@ -346,3 +347,66 @@ def test_a_long_mixed_stream_with_a_plan_subscriber_is_recorded_like_one_by_one(
     assert result.recorded + result.replayed + len(result.rejected) == len(events)
     assert {"included", "overage", "payg"} <= bases
     assert (dry_balance < 0) is overdraft
+
+
+def without_hold_columns(snapshot: dict) -> dict:
+    """A `state` without what only a held call has: the event's hold columns and the
+    wallet version (placing a hold moves it)."""
+    names = [c.name for c in usage_events.c if c.name not in ("id", "ledger_entry_id")]
+    drop = {names.index("hold_id"), names.index("exceeded_hold")}
+    return snapshot | {
+        "events": [
+            tuple(v for k, v in enumerate(row) if k not in drop) for row in snapshot["events"]
+        ],
+        "wallets": [(w.account_id, w.balance, w.held) for w in snapshot["wallets"]],
+    }
+
+
+def test_settling_held_calls_records_what_a_batch_of_the_same_calls_records(two_engines):
+    batch_db, settle_db = two_engines
+    prefix = f"s{uuid.uuid4().hex[:6]}"
+    for engine in two_engines:
+        open_accounts(engine, prefix)
+    events = [
+        UsageEvent(f"h{k}", f"{prefix}a2", f"{prefix}a2", "chat_message", *MODELS[k % 4],
+                   input_tokens=900 + 37 * k, output_tokens=120 + 11 * k,
+                   cached_tokens=50 if k % 3 == 0 else 0, chat_id="c1" if k % 2 else None,
+                   created_at=NOW)
+        for k in range(8)
+    ]  # fmt: skip
+    for e in events:
+        hold = authorize(
+            settle_db, account_id=e.account_id, user_id=e.user_id, model=e.model,
+            provider=e.provider, max_output_tokens=4000, request_id=e.request_id,
+            estimated_input_tokens=e.input_tokens, chat_id=e.chat_id, now=NOW,
+        )  # fmt: skip
+        settled = settle(
+            settle_db, hold, input_tokens=e.input_tokens, output_tokens=e.output_tokens,
+            cached_tokens=e.cached_tokens, now=NOW,
+        )  # fmt: skip
+        assert not settled.usage.replayed and settled.usage.price > 0
+    assert batched(batch_db, events) == []
+    assert without_hold_columns(state(settle_db, prefix)) == without_hold_columns(
+        state(batch_db, prefix)
+    )
+    assert verify_ledger(settle_db).ok
+
+
+def test_with_pricing_switched_off_a_batch_records_what_one_by_one_records(
+    two_engines, monkeypatch
+):
+    monkeypatch.setenv("PRICING_ENABLE_PRICING", "false")
+    get_settings.cache_clear()
+    batch_db, single_db = two_engines
+    prefix = f"f{uuid.uuid4().hex[:6]}"
+    events = [
+        UsageEvent(f"q{k}", f"{prefix}a{k % 3}", "anon:x" if k % 4 == 0 else "u", "chat_message",
+                   *MODELS[k % 4], 1000 + k, 200, chat_id="c", created_at=T0 + timedelta(hours=k))
+        for k in range(9)
+    ]  # fmt: skip
+    for engine in two_engines:
+        open_accounts(engine, prefix)
+    assert one_by_one(single_db, events) == batched(batch_db, events) == []
+    snapshot = state(batch_db, prefix)
+    assert snapshot == state(single_db, prefix)
+    assert snapshot["ledger"] == [] or all(r.kind != "usage" for r in snapshot["ledger"])
