@@ -27,13 +27,8 @@ from sqlalchemy.engine import make_url
 
 from pricing_core.adapters import storage
 from pricing_core.ledger.integrity import verify_ledger
-from pricing_core.metering.importers import (
-    DEFAULT_MODEL_MIX,
-    TraceMapping,
-    find_trace_dir,
-    import_azure_trace,
-    parse_model_mix,
-)
+from pricing_core.metering.importers import DEFAULT_MODEL_MIX, import_azure_trace
+from pricing_core.metering.trace import TraceMapping, find_trace_dir, parse_model_mix
 
 FILES = (
     ("AzureLLMInferenceTrace_conv.csv", "chat_message"),

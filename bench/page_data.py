@@ -26,13 +26,8 @@ from pricing_core import analytics
 from pricing_core.adapters import storage
 from pricing_core.domain.principal import Principal
 from pricing_core.limits import budgets
-from pricing_core.metering.importers import (
-    DEFAULT_MODEL_MIX,
-    TraceMapping,
-    find_trace_dir,
-    import_azure_trace,
-    parse_model_mix,
-)
+from pricing_core.metering.importers import DEFAULT_MODEL_MIX, import_azure_trace
+from pricing_core.metering.trace import TraceMapping, find_trace_dir, parse_model_mix
 
 FILES = (
     ("AzureLLMInferenceTrace_conv.csv", "chat_message"),

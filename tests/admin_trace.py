@@ -13,12 +13,8 @@ from sqlalchemy import Engine
 
 from pricing_core.analytics.exports import ExportFormat, export_ledger, export_usage
 from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.importers import (
-    DEFAULT_MODEL_MIX,
-    TraceMapping,
-    import_azure_trace,
-    parse_model_mix,
-)
+from pricing_core.metering.importers import DEFAULT_MODEL_MIX, import_azure_trace
+from pricing_core.metering.trace import TraceMapping, parse_model_mix
 
 TRACE_DIR = Path("/work/shared/data/azure-llm-inference-2023")
 IMPORTED_AT = datetime(2023, 11, 17, 9, 0, tzinfo=UTC)

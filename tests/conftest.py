@@ -148,7 +148,7 @@ def fake_stripe(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 def trace_dir() -> Path:
     """The real Azure trace folder (`find_trace_dir`); skips the test when this
     checkout has no `../shared/data` beside it and PRICING_TRACE_DIR is unset."""
-    from pricing_core.metering.importers import find_trace_dir
+    from pricing_core.metering.trace import find_trace_dir
 
     found = find_trace_dir()
     if found is None:

@@ -39,6 +39,7 @@ from pricing_core.domain.principal import Principal
 from pricing_core.ledger.holds import HoldNotActive, HoldNotFound
 from pricing_core.limits.rules import LimitExceeded, TokenLimitExceeded
 from pricing_core.metering import authorize as authz
+from pricing_core.metering import estimate
 
 # ---------------------------------------------------------------- errors
 
@@ -131,7 +132,9 @@ def pricing_error_response(exc: PricingError) -> JSONResponse:
     if isinstance(exc, InvalidApiKey):
         return _error(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
     # PermissionDenied is 404 too: never confirm another account's data.
-    not_found = UnknownAccount | HoldNotFound | authz.UnknownUser | UnknownApiKey | PermissionDenied
+    not_found = (
+        UnknownAccount | HoldNotFound | estimate.UnknownUser | UnknownApiKey | PermissionDenied
+    )
     if isinstance(exc, not_found):
         return _error(404, "not_found", message)
     if isinstance(exc, HoldNotActive):
@@ -238,7 +241,7 @@ Db = Annotated[Engine, Depends(engine)]
 
 
 def user_of(body_user: str | None, session: str | None) -> str:
-    return body_user if body_user is not None else authz.anonymous_user_id(session or "")
+    return body_user if body_user is not None else estimate.anonymous_user_id(session or "")
 
 
 def check_own_user(db: Engine, account_id: str, user_id: str | None) -> None:

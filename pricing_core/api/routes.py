@@ -88,6 +88,7 @@ from pricing_core.ledger.wallets import get_wallet
 from pricing_core.limits.budget_rules import save_budget_rule
 from pricing_core.limits.budgets import budget_report
 from pricing_core.metering import authorize as authz
+from pricing_core.metering import estimate
 from pricing_core.metering.record import record_request_usage
 
 # ---------------------------------------------------------------- the app
@@ -160,7 +161,7 @@ def create_app() -> FastAPI:
     def post_usage(body: UsageIn, key: Key, db: Db, response: Response) -> UsageOut:
         user_id = user_of(body.user_id, body.anonymous_session_id)
         authz.check_user(db, key.account_id, user_id)
-        provider = authz.resolve_provider(body.model, body.provider)
+        provider = estimate.resolve_provider(body.model, body.provider)
         fields = body.model_dump(exclude={"anonymous_session_id"})
         fields.update(
             account_id=key.account_id,
@@ -272,7 +273,7 @@ def create_app() -> FastAPI:
         summary="Estimate the most a call can cost",
     )
     def post_estimate(body: EstimateIn, key: Key, db: Db) -> EstimateOut:
-        return response_from(EstimateOut, authz.estimate_cost(db, **body.model_dump()))
+        return response_from(EstimateOut, estimate.estimate_cost(db, **body.model_dump()))
 
     @app.get(
         "/budget",

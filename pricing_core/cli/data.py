@@ -19,12 +19,8 @@ from sqlalchemy import Engine
 from pricing_core.adapters.storage import open_database
 from pricing_core.analytics.exports import ExportFormat, export_usage
 from pricing_core.domain.errors import PricingError
-from pricing_core.metering.importers import (
-    DEFAULT_MODEL_MIX,
-    TraceMapping,
-    import_azure_trace,
-    parse_model_mix,
-)
+from pricing_core.metering.importers import DEFAULT_MODEL_MIX, import_azure_trace
+from pricing_core.metering.trace import TraceMapping, parse_model_mix
 
 import_app = typer.Typer(help="Import real usage.", no_args_is_help=True)
 usage_app = typer.Typer(help="Usage events: export.", no_args_is_help=True)

@@ -34,13 +34,10 @@ them exactly as one by one. Holds are not part of batches: settle them with `set
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
-from itertools import islice
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,46 +47,30 @@ from sqlalchemy.exc import IntegrityError
 
 from pricing_core.adapters.storage import run_write
 from pricing_core.catalog.price_book import PriceBook, get_price_book
-from pricing_core.catalog.vectorized import price_frame, to_micros
+from pricing_core.catalog.vectorized import price_frame
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import (
     DuplicateRequest,
     InsufficientBalance,
-    InvalidUsage,
     PricingError,
     UnknownAccount,
     UnknownModel,
 )
 from pricing_core.domain.money import nanos_to_usd
-from pricing_core.domain.periods import epoch_micros
 from pricing_core.domain.usage_event import (
-    EARLIEST,
-    ID_PATTERN,
-    MAX_TOKENS,
-    NAME_PATTERN,
     UsageEvent,
     same_content,
     validate_event,
 )
 from pricing_core.metering import batch_sql as bulk
+from pricing_core.metering.batch_checks import (
+    Checked,
+    check_rows,
+    chunks,
+    event_of,
+)
 from pricing_core.metering.charges import needs_per_event_charge
 from pricing_core.metering.record import record_on
-
-FIELDS = (
-    "request_id",
-    "account_id",
-    "user_id",
-    "operation",
-    "provider",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "chat_id",
-    "created_at",
-    "metadata",
-)
-REQUIRED = FIELDS[:8]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +131,7 @@ def record_usage_batch(
     at = now or datetime.now(UTC)
     book = get_price_book(engine)
     total = BatchResult()
-    for offset, frame, originals in _chunks(events, chunk_size):
+    for offset, frame, originals in chunks(events, chunk_size):
         total = total + _record_chunk(engine, frame, originals, offset, book, at, allow_overdraft)
         if on_progress:
             on_progress(len(frame))
@@ -167,147 +148,6 @@ def per_event_accounts(conn: Connection, account_ids: list[str]) -> set[str]:
     return bulk.subscribed_accounts(conn, account_ids)
 
 
-# ---------------------------------------------------------------- input
-
-
-def _chunks(
-    events: pd.DataFrame | Iterable[UsageEvent], size: int
-) -> Iterator[tuple[int, pd.DataFrame, list[UsageEvent] | None]]:
-    if isinstance(events, pd.DataFrame):
-        missing = [c for c in REQUIRED if c not in events.columns]
-        if missing:
-            raise InvalidUsage(f"usage batch: missing columns {missing}")
-        for lo in range(0, len(events), size):
-            part = events.iloc[lo : lo + size].reset_index(drop=True)
-            for name in FIELDS[8:]:
-                if name not in part.columns:
-                    part[name] = 0 if name == "cached_tokens" else None
-            yield lo, part, None
-        return
-    iterator = iter(events)
-    offset = 0
-    while chunk := list(islice(iterator, size)):
-        frame = pd.DataFrame(
-            {name: pd.Series([getattr(e, name) for e in chunk], dtype=object) for name in FIELDS}
-        )
-        for name in ("input_tokens", "output_tokens", "cached_tokens"):
-            values = frame[name]
-            if all(type(v) is int and 0 <= v <= MAX_TOKENS for v in values):
-                frame[name] = values.astype(np.int64)
-        yield offset, frame, chunk
-        offset += len(chunk)
-
-
-# ---------------------------------------------------------------- checks
-
-
-@dataclass(slots=True)
-class _Checked:
-    """A chunk after the checks: errors per row, normalized timestamps."""
-
-    error: np.ndarray  # object: None or PricingError
-    micros: np.ndarray  # int64 UTC microseconds
-    given: np.ndarray  # bool: created_at was given (not defaulted to now)
-    metadata: list[str | None]  # JSON text as stored
-    events: dict[int, UsageEvent] = field(default_factory=dict)  # validated, by row
-
-
-def _fast_ok(values: pd.Series, pattern: str, *, optional: bool = False) -> np.ndarray:
-    """Rows that certainly pass the per-event check (printable ASCII etc.)."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        cats = pd.Series(values.cat.categories).astype(object)
-        ok_cat = _fast_ok(cats, pattern)
-        codes = values.cat.codes.to_numpy()
-        ok = np.where(codes >= 0, ok_cat[np.maximum(codes, 0)], optional)
-        return ok
-    text = values
-    if not pd.api.types.is_string_dtype(values.dtype):
-        return values.isna().to_numpy() if optional else np.zeros(len(values), dtype=bool)
-    if values.dtype == object:
-        is_str = values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-        text = values.where(is_str, "").astype(str)
-    else:
-        is_str = values.notna().to_numpy()
-    matched = is_str & text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
-    if pattern is ID_PATTERN:
-        matched &= text.str.contains(r"[^ ]").fillna(False).to_numpy(dtype=bool)
-    if optional:
-        matched |= values.isna().to_numpy()
-    return matched
-
-
-def _check(frame: pd.DataFrame, originals: list[UsageEvent] | None, now: datetime) -> _Checked:
-    n = len(frame)
-    suspect = np.zeros(n, dtype=bool)
-    for name in ("request_id", "account_id", "user_id"):
-        suspect |= ~_fast_ok(frame[name], ID_PATTERN)
-    suspect |= ~_fast_ok(frame["chat_id"], ID_PATTERN, optional=True)
-    for name in ("operation", "provider", "model"):
-        suspect |= ~_fast_ok(frame[name], NAME_PATTERN)
-    tokens = {}
-    for name in ("input_tokens", "output_tokens", "cached_tokens"):
-        values = frame[name]
-        if values.dtype.kind in "iu":
-            array = values.to_numpy(dtype=np.int64)
-            suspect |= (array < 0) | (array > MAX_TOKENS)
-        else:
-            array = np.zeros(n, dtype=np.int64)
-            suspect[:] = True
-        tokens[name] = array
-    suspect |= tokens["cached_tokens"] > tokens["input_tokens"]
-
-    created = frame["created_at"]
-    micros = np.full(n, epoch_micros(now), dtype=np.int64)
-    given = created.notna().to_numpy(copy=True)
-    if isinstance(created.dtype, pd.DatetimeTZDtype):
-        stamps = to_micros(created.fillna(pd.Timestamp(now)))
-    else:
-        aware = created.map(lambda v: isinstance(v, datetime) and v.tzinfo is not None)
-        suspect |= given & ~aware.to_numpy(dtype=bool)
-        stamps = micros.copy()
-        if aware.any():
-            stamps[aware.to_numpy(bool)] = to_micros(created[aware])
-    micros = np.where(given, stamps, micros)
-    limit = epoch_micros(now + timedelta(days=1))
-    suspect |= given & ((micros < epoch_micros(EARLIEST)) | (micros > limit))
-    metadata: list[str | None] = [None] * n
-    has_metadata = frame["metadata"].notna().to_numpy()
-    suspect |= has_metadata
-
-    checked = _Checked(np.full(n, None, dtype=object), micros, given, metadata)
-    for i in np.flatnonzero(suspect):
-        event = originals[i] if originals is not None else _event_of(frame, int(i))
-        try:
-            valid = validate_event(event, now=now)
-        except PricingError as exc:
-            checked.error[i] = exc
-            continue
-        assert valid.created_at is not None
-        checked.micros[i] = epoch_micros(valid.created_at)
-        checked.given[i] = event.created_at is not None
-        if valid.metadata is not None:
-            checked.metadata[i] = json.dumps(dict(valid.metadata))
-        checked.events[int(i)] = valid
-    return checked
-
-
-def _event_of(frame: pd.DataFrame, i: int) -> UsageEvent:
-    """Row `i` as the UsageEvent a caller would have built (numpy scalars -> Python)."""
-    values: dict[str, Any] = {}
-    for name in FIELDS:
-        value = frame[name].iloc[i]
-        if value is None or (not isinstance(value, dict | list) and pd.isna(value)):
-            value = None
-        elif isinstance(value, np.integer):
-            value = int(value)
-        elif isinstance(value, pd.Timestamp):
-            value = value.floor("us").to_pydatetime()
-        values[name] = value
-    if values["cached_tokens"] is None:
-        values["cached_tokens"] = 0
-    return UsageEvent(**values)
-
-
 # ---------------------------------------------------------------- one chunk
 
 
@@ -320,7 +160,7 @@ def _record_chunk(
     now: datetime,
     allow_overdraft: bool,
 ) -> BatchResult:
-    checked = _check(frame, originals, now)
+    checked = check_rows(frame, originals, now)
 
     def work(conn: Connection) -> BatchResult:
         return _Chunk(conn, frame, originals, checked, book, now, allow_overdraft).run(offset)
@@ -339,7 +179,7 @@ class _Chunk:
         conn: Connection,
         frame: pd.DataFrame,
         originals: list[UsageEvent] | None,
-        checked: _Checked,
+        checked: Checked,
         book: PriceBook,
         now: datetime,
         allow_overdraft: bool,
@@ -420,7 +260,7 @@ class _Chunk:
         """Row i as a validated UsageEvent (created_at in UTC)."""
         if i in self.checked.events:
             return self.checked.events[i]
-        event = self.originals[i] if self.originals is not None else _event_of(self.frame, i)
+        event = self.originals[i] if self.originals is not None else event_of(self.frame, i)
         return validate_event(event, now=self.now)
 
     def _record_one(self, i: int) -> None:

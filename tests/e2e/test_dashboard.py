@@ -55,7 +55,7 @@ TRACE_FILES = (
 def seed(db_url: str) -> None:
     """Import the real trace (both files, shifted to end now, overdraft allowed) with
     the `pricing-core import azure-trace` command, as a user would."""
-    from pricing_core.metering.importers import find_trace_dir
+    from pricing_core.metering.trace import find_trace_dir
 
     data = find_trace_dir()
     if data is None:

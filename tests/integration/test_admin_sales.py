@@ -17,6 +17,7 @@ from pricing_core.billing.checkout import simulate_purchase
 from pricing_core.billing.refunds import apply_refund_on
 from pricing_core.billing.sessions import session_row
 from pricing_core.domain.money import nanos_to_usd
+from pricing_core.domain.periods import add_months
 from pricing_core.plans.subscriptions import SubscriptionSource
 from pricing_core.plans.switching import switch_plan
 from tests.admin_support import ADMIN, DAY0, seed_small
@@ -102,7 +103,7 @@ def test_plan_fees_count_once_per_monthly_cycle_and_usage_is_split_by_plan(engin
 
 def test_a_monthly_cycle_from_the_31st_bills_on_the_last_day_of_short_months():
     at = datetime(2025, 1, 31, 9, tzinfo=UTC)
-    assert [sales._add_month(at, k).date() for k in range(4)] == [
+    assert [add_months(at, k).date() for k in range(4)] == [
         date(2025, 1, 31),
         date(2025, 2, 28),
         date(2025, 3, 31),

@@ -19,15 +19,9 @@ from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account
 from pricing_core.metering.batch import record_usage_batch
-from pricing_core.metering.importers import (
-    DEFAULT_MODEL_MIX,
-    InvalidImport,
-    RowOutcome,
-    TraceMapping,
-    import_azure_trace,
-    parse_model_mix,
-)
+from pricing_core.metering.importers import DEFAULT_MODEL_MIX, import_azure_trace
 from pricing_core.metering.record import UsageResult, record_usage
+from pricing_core.metering.trace import InvalidImport, RowOutcome, TraceMapping, parse_model_mix
 
 NOW = datetime(2025, 3, 2, tzinfo=UTC)
 AT = datetime(2025, 3, 1, 12, tzinfo=UTC)

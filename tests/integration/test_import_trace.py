@@ -17,12 +17,11 @@ from pricing_core.analytics.exports import ExportFormat, export_usage
 from pricing_core.cli.main import app
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import get_wallet
-from pricing_core.metering.importers import (
-    DEFAULT_MODEL_MIX,
+from pricing_core.metering.importers import DEFAULT_MODEL_MIX, import_azure_trace
+from pricing_core.metering.trace import (
     InvalidImport,
     RowOutcome,
     TraceMapping,
-    import_azure_trace,
     parse_model_mix,
     parse_timestamp,
 )

@@ -24,12 +24,11 @@ from pricing_core.analytics.exports import ExportFormat, export_usage
 from pricing_core.domain.principal import Principal
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.importers import (
-    DEFAULT_MODEL_MIX,
+from pricing_core.metering.importers import DEFAULT_MODEL_MIX, import_azure_trace
+from pricing_core.metering.trace import (
     TraceMapping,
     account_id_for,
     find_trace_dir,
-    import_azure_trace,
     parse_model_mix,
 )
 from pricing_core.plans.advice import advise_plan

@@ -21,7 +21,7 @@ from pricing_core.adapters import storage
 from pricing_core.analytics.exports import ExportFormat, export_ledger, export_usage
 from pricing_core.cli.main import app
 from pricing_core.config import get_settings
-from pricing_core.metering.importers import find_trace_dir
+from pricing_core.metering.trace import find_trace_dir
 
 TRACE = find_trace_dir()
 FILES = (
