@@ -167,7 +167,7 @@ def _principal(row: Row[Any], email: str | None, settings: Settings) -> Principa
     return Principal(row.id, row.account_id, role=role, email=row.email)
 
 
-def _by_subject(conn: Connection, identity: Identity) -> Row[Any] | None:
+def _by_subject(conn: Connection, identity: Identity) -> Any:
     return conn.execute(
         select(
             users.c.id, users.c.account_id, users.c.email, users.c.role, users.c.last_sign_in_at
@@ -175,7 +175,7 @@ def _by_subject(conn: Connection, identity: Identity) -> Row[Any] | None:
     ).first()
 
 
-def _by_email(conn: Connection, email: str) -> Row[Any] | None:
+def _by_email(conn: Connection, email: str) -> Any:
     return conn.execute(
         select(
             users.c.id, users.c.account_id, users.c.email, users.c.role, users.c.oidc_subject

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Engine, insert
 from sqlalchemy.engine import Connection
@@ -59,7 +60,7 @@ def _rates(input_mtok: object, output_mtok: object, cache_read_mtok: object) -> 
         return None
     if not all(given):
         raise InvalidUsage("an override needs both an input and an output rate per MTok")
-    kw = {"low": ZERO, "high": MAX_RATE_MTOK}
+    kw: dict[str, Any] = {"low": ZERO, "high": MAX_RATE_MTOK}
     return TokenRates(
         _decimal(input_mtok, "input rate per MTok", **kw),
         _decimal(output_mtok, "output rate per MTok", **kw),
@@ -231,7 +232,7 @@ def set_operation_price(
     check_name("operation", operation)
     start = _effective_from(effective_from, at, allow_retroactive)
     text = audit_reason(reason)
-    kw = {"low": ZERO, "high": MAX_FIXED_PRICE}
+    kw: dict[str, Any] = {"low": ZERO, "high": MAX_FIXED_PRICE}
     amount = _decimal(price, "price per call", **kw)
     cost = _decimal(provider_cost, "provider cost per call", **kw)
     for value, what in ((amount, "price"), (cost, "provider cost")):

@@ -153,7 +153,7 @@ def break_even(advice: PlanAdvice) -> BreakEven:
     ]
     top = max(100, busiest * 2, max(crossings, default=0) * 5 // 4)
     points = cost_curves(advice.plans, payg_price=price, max_messages=top, points=60)
-    return BreakEven(points, top, dict(advice.recommendation.names), list(history))
+    return BreakEven(list(points), top, dict(advice.recommendation.names), list(history))
 
 
 def month_label(month: str, projected: bool) -> str:

@@ -178,8 +178,8 @@ def value_labels(values: Sequence[Decimal | int], measure: Measure) -> list[str]
     """Display text for `usage_series` / `usage_share` values: USD with sub-cent
     digits kept ($0.00042) for cost, thousands separators for tokens. Pure."""
     if Measure(measure) is Measure.TOKENS:
-        return [format_tokens(v) for v in values]
-    return [format_usd(v) for v in values]
+        return [format_tokens(int(v)) for v in values]
+    return [format_usd(Decimal(v)) for v in values]
 
 
 def usage_share(

@@ -75,7 +75,7 @@ def apply_refund_on(conn: Connection, refund: dict[str, Any], row: Any, *, now: 
         if taken is not None:
             return f"refund {rid} was already applied"
         refunded_after = row.refunded_cents + cents
-        take = 0
+        take = Decimal(0)
         if _credited(conn, row):
             total = row.credits + row.bonus
             take = refund_share(total, row.amount_cents, refunded_after) - refund_share(

@@ -56,6 +56,12 @@ def _base(value: object) -> Decimal | None:
     return value.base if isinstance(value, TieredPrices) else value  # type: ignore[return-value]
 
 
+def _required(value: Decimal | None) -> Decimal:
+    if value is None:  # checked by the caller: a rate it read is never missing here
+        raise AssertionError("a per-token rate is missing")
+    return value
+
+
 @lru_cache(maxsize=4096)
 def provider_price(provider: str, model: str, at: datetime) -> ProviderPrice:
     """The provider's rates for `model` at `at`.
@@ -71,8 +77,10 @@ def provider_price(provider: str, model: str, at: datetime) -> ProviderPrice:
         provider=found_provider.id,  # type: ignore[attr-defined]
         model=model_info.id,  # type: ignore[attr-defined]
         rates=TokenRates(
-            _base(price.input_mtok), _base(price.output_mtok), _base(price.cache_read_mtok)
-        ),  # type: ignore[arg-type]
+            _required(_base(price.input_mtok)),
+            _required(_base(price.output_mtok)),
+            _base(price.cache_read_mtok),
+        ),
         tiered=any(
             isinstance(v, TieredPrices)
             for v in (price.input_mtok, price.output_mtok, price.cache_read_mtok)

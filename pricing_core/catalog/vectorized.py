@@ -67,7 +67,14 @@ class _Out:
             self.labels.append((basis, version))
             return len(self.labels) - 1
 
-    def put(self, pos: np.ndarray, cost: object, price: object, basis: str, version: str) -> None:
+    def put(
+        self,
+        pos: np.ndarray,
+        cost: np.ndarray | int,
+        price: np.ndarray | int,
+        basis: str,
+        version: str,
+    ) -> None:
         for name, values in (("cost", cost), ("price", price)):
             column = getattr(self, name)
             wide = (
@@ -171,7 +178,7 @@ def _price_key(
     mp_idx = _in_effect(model_rows, ts[pos])
     for p, rep in enumerate(reps):
         in_period = period == p
-        prices = info.get_prices(rep)
+        prices = info.get_prices(rep)  # type: ignore[attr-defined]
         thresholds = _thresholds(prices)
         segment = np.searchsorted(thresholds, tokens_in[pos], side="left")
         for m in np.unique(mp_idx[in_period]):

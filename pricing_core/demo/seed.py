@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -97,7 +98,7 @@ def plan_demo(engine: Engine, *, seed: int, now: datetime) -> DemoPlan:
             balance = grant
             for n, (event, price) in enumerate(zip(events, prices, strict=True)):
                 if balance - price < account.top_up_below:
-                    at = event.created_at - timedelta(seconds=10)  # type: ignore[operator]
+                    at = _when(event) - timedelta(seconds=10)
                     credits.append(
                         (at, account.id, f"demo{seed}:topup:{account.id}:{n}", account.pack,
                          EntryKind.PURCHASE, f"credit pack ${account.pack}")
@@ -124,7 +125,7 @@ def plan_demo(engine: Engine, *, seed: int, now: datetime) -> DemoPlan:
                 spent += price
                 kept.append(event)
             events = kept
-            last = events[-1].created_at if events else opened  # type: ignore[assignment]
+            last = _when(events[-1]) if events else opened
             credits.append(
                 (opened + timedelta(minutes=1), account.id, f"demo{seed}:buy:{account.id}",
                  purchase, EntryKind.PURCHASE, "credit pack $5")
@@ -246,9 +247,9 @@ def seed_demo(engine: Engine, *, seed: int = 0, now: datetime | None = None) -> 
             elif kind is EntryKind.REFUND:
                 run_write(
                     engine,
-                    lambda conn, a=account_id, m=amount, k=key, r=reason, w=when: post_entry(
-                        conn, account_id=a, amount=m, kind=EntryKind.REFUND, idempotency_key=k,
-                        reason=r, reference=k, floor=None, now=w,
+                    partial(
+                        post_entry, account_id=account_id, amount=amount, kind=EntryKind.REFUND,
+                        idempotency_key=key, reason=reason, reference=key, floor=None, now=when,
                     ),
                 )  # fmt: skip
             else:
@@ -285,3 +286,10 @@ def seed_demo(engine: Engine, *, seed: int = 0, now: datetime | None = None) -> 
         refused=refused,
         ledger_entries=count_entries(engine),
     )
+
+
+def _when(event: UsageEvent) -> datetime:
+    """A planned event's time (the demo sets every `created_at`)."""
+    if event.created_at is None:
+        raise AssertionError(f"demo event {event.request_id!r} has no time")
+    return event.created_at

@@ -248,7 +248,8 @@ def linear_nanos(
     if not isinstance(num, np.ndarray):  # no rows
         num = np.zeros(len(uncached), dtype=dtype) + num
     if exponent <= 9:
-        return num * up
+        scaled: np.ndarray = num * up
+        return scaled
     return _div_half_even(num, 10 ** (exponent - 9))
 
 
@@ -257,4 +258,7 @@ def _div_half_even(num: np.ndarray, divisor: int) -> np.ndarray:
     quotient = num // divisor
     twice_rest = 2 * (num - quotient * divisor)
     up = (twice_rest > divisor) | ((twice_rest == divisor) & (quotient % 2 == 1))
-    return quotient + up.astype(quotient.dtype if quotient.dtype != object else np.int64)
+    rounded: np.ndarray = quotient + up.astype(
+        quotient.dtype if quotient.dtype != object else np.int64
+    )
+    return rounded

@@ -211,5 +211,5 @@ def project_month_end(
     return value * length / elapsed
 
 
-def _micros(delta: object) -> int:
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds  # type: ignore[attr-defined]
+def _micros(delta: timedelta) -> int:
+    return delta // timedelta(microseconds=1)

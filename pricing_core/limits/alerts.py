@@ -24,6 +24,8 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
@@ -170,6 +172,10 @@ def deliver_alerts(engine: Engine, *, now: datetime | None = None, timeout: floa
                 .where(budget_alerts.c.id == alert.id, budget_alerts.c.notified_at.is_(None))
                 .values(notified_at=at)
             )
-            run_write(engine, lambda conn, mark=mark: conn.execute(mark))
+            run_write(engine, partial(_execute, statement=mark))
             delivered += 1
     return delivered
+
+
+def _execute(conn: Connection, *, statement: Any) -> None:
+    conn.execute(statement)

@@ -192,8 +192,11 @@ def set_limits(
         limits.account_id,
         limits.user_id,
         limits.operation,
-        *(_token_limit(n, getattr(limits, n)) for n in _LIMIT_FIELDS[:3]),
-        *(_cap(n, getattr(limits, n)) for n in _LIMIT_FIELDS[3:]),
+        _token_limit("max_input_tokens", limits.max_input_tokens),
+        _token_limit("max_output_tokens", limits.max_output_tokens),
+        _token_limit("max_total_tokens", limits.max_total_tokens),
+        _cap("daily_cost_cap", limits.daily_cost_cap),
+        _cap("monthly_cost_cap", limits.monthly_cost_cap),
     )
     for name in ("account_id", "user_id", "operation"):
         value = getattr(checked, name)
@@ -201,12 +204,12 @@ def set_limits(
             raise InvalidUsage(f"{name} must be a string of at most 64 characters: {value!r:.80}")
     if checked.user_id and not checked.account_id:
         raise InvalidUsage("an operator default cannot be for one user")
-    key = {
+    key: dict[str, Any] = {
         "account_id": checked.account_id,
         "user_id": checked.user_id,
         "operation": checked.operation or ALL_OPERATIONS,
     }
-    values = {n: getattr(checked, n) for n in _LIMIT_FIELDS}
+    values: dict[str, Any] = {n: getattr(checked, n) for n in _LIMIT_FIELDS}
     at = now or datetime.now(UTC)
 
     def work(conn: Connection) -> SpendingLimits | None:

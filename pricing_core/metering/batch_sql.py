@@ -236,7 +236,7 @@ def rollup_input(rec: Records) -> pd.DataFrame:
 def _by_account(rec: Records) -> Records:
     codes, _ = pd.factorize(rec.account_id, sort=True)
     order = np.argsort(codes, kind="stable")
-    values = {
+    values: dict[str, Any] = {
         name: (
             [rec.metadata[i] for i in order.tolist()]
             if name == "metadata"

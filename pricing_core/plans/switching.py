@@ -67,7 +67,11 @@ def switch_plan_on(
             target.code,
             target.version,
         )
-        if same_plan and stripe_subscription_id in (None, current.stripe_subscription_id):
+        if (
+            current is not None
+            and same_plan
+            and stripe_subscription_id in (None, current.stripe_subscription_id)
+        ):
             return current
     if current is None and target is None:
         return None
