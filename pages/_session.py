@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 import streamlit as st
 from sqlalchemy import Engine
 
-from pages import _format, _signin
+from pages import _charts, _format, _signin
 from pricing_core.access import auth
 from pricing_core.adapters.storage import open_database
+from pricing_core.analytics import revenue
 from pricing_core.config import get_settings
 from pricing_core.demo.accounts import DatabaseNotEmpty
 from pricing_core.demo.seed import seed_demo
@@ -328,6 +329,15 @@ def choice(container: Any, label: str, options: type[E], *, key: str) -> E:
 
 def granularity(key: str) -> Granularity:
     return choice(st, "Granularity", Granularity, key=key)
+
+
+def revenue_series_chart(
+    viewer: Principal, *, by: str, title: str, key: str, **window: Any
+) -> None:
+    """Usage revenue per period, stacked by `by` (model, provider or operation), for the
+    admin's `window` (start, end, granularity)."""
+    series = cached(revenue.revenue_series, viewer, by=by, **window)
+    st.plotly_chart(_charts.bar_chart(series, value="usage_revenue", title=title), key=key)
 
 
 def table(rows: list[dict[str, Any]], **kwargs: Any) -> None:

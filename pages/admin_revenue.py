@@ -78,17 +78,14 @@ for tab, rows, dimension in (
     (tab_operation, by_operation, "operation"),
 ):
     with tab:
-        series = _session.cached(
-            revenue.revenue_series,
+        _session.revenue_series_chart(
             viewer,
+            by=dimension,
+            title=f"Usage revenue by {dimension}",
+            key=f"revenue_by_{dimension}",
             start=start,
             end=end,
             granularity=granularity,
-            by=dimension,
-        )
-        st.plotly_chart(
-            _charts.bar_chart(series, value="usage_revenue", title=f"Usage revenue by {dimension}"),
-            key=f"revenue_by_{dimension}",
         )
         _session.table(
             [

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from pages import _charts, _format, _session
+from pages import _format, _session
 from pages._format import Style
 from pricing_core.analytics import revenue, spend_watch
 from pricing_core.config import get_settings
@@ -21,17 +21,14 @@ try:
     tabs = st.tabs(["By model", "By provider", "By operation"])
     for tab, dimension in zip(tabs, ("model", "provider", "operation"), strict=True):
         with tab:
-            series = _session.cached(
-                revenue.revenue_series,
+            _session.revenue_series_chart(
                 viewer,
+                by=dimension,
+                title=f"Charged by {dimension}",
+                key=f"usage_by_{dimension}",
                 start=start,
                 end=end,
                 granularity=granularity,
-                by=dimension,
-            )
-            st.plotly_chart(
-                _charts.bar_chart(series, value="usage_revenue", title=f"Charged by {dimension}"),
-                key=f"usage_by_{dimension}",
             )
             rows = _session.cached(
                 revenue.revenue_breakdown, viewer, start=start, end=end, by=dimension
