@@ -7,16 +7,17 @@ and daily rollups. Only the row ids and the cost differ.
 
 How a chunk (default 50,000 events, one write transaction) is recorded:
 
-1. checks: every rule of `metering.validate_event`, vectorized; rows the fast checks
-   cannot clear (non-ASCII ids, metadata, odd types) go through `validate_event`
-   itself, so errors and their messages are the per-event ones;
+1. checks (`batch_checks`): every rule of `domain.usage_event.validate_event`,
+   vectorized; rows the fast checks cannot clear (non-ASCII ids, metadata, odd
+   types) go through `validate_event` itself, so errors and messages are the same;
 2. the chunk's wallets are locked (`SELECT ... FOR UPDATE`, in account order, on
    PostgreSQL; SQLite holds its one write lock from `BEGIN IMMEDIATE`);
 3. request ids already recorded are replayed (same content) or refused
    (`DuplicateRequest`); a request id repeated inside the chunk splits the chunk
    into consecutive segments, so the repeat sees the first occurrence as the
    per-event path would;
-4. prices: `costing.price_frame` (exact nano-USD integers);
+4. prices: `catalog.vectorized.price_frame` (exact nano-USD integers, equal to
+   `charges.quote_event` row by row);
 5. balances, in event order per account: a debit is refused (`InsufficientBalance`)
    when it would take `balance - held` below zero, unless `allow_overdraft`; a
    refused event changes nothing and later (smaller) events may still pass, as on
@@ -24,7 +25,8 @@ How a chunk (default 50,000 events, one write transaction) is recorded:
    cumulative sum; the others event by event;
 6. writes: ledger entries and events with COPY (PostgreSQL) or `executemany`
    (SQLite), one wallet update per account, chat totals and daily rollups
-   aggregated in memory and upserted once per key.
+   aggregated in memory and upserted once per key (`rollups.upsert_rollups`, the same
+   writer a single charge uses).
 
 Events whose charge is not plain pay-as-you-go (`charges.needs_per_event_charge`:
 plan subscribers, anonymous users, pricing switched off) are recorded with

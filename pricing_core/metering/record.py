@@ -30,9 +30,7 @@ from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_wri
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
 from pricing_core.metering.charges import decide_charge, explain_event
 from pricing_core.metering.rollups import upsert_rollups
-from pricing_core.plans.plan_charges import (
-    count_plan_message_on,
-)
+from pricing_core.plans.plan_charges import count_plan_message_on
 
 
 @dataclass(frozen=True, slots=True)
