@@ -219,7 +219,7 @@ class FailedAuthLimiter:
     def __init__(
         self,
         max_failures: int,
-        window_seconds: float,
+        window_seconds: float,  # not money
         *,
         clock: Callable[[], float] = time.monotonic,
         max_clients: int = 100_000,

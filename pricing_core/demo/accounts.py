@@ -40,8 +40,8 @@ from pricing_core.ledger.wallets import (
 class LogNormal:
     """ln(tokens) ~ Normal(mu, sigma), clipped to [low, high] after rounding."""
 
-    mu: float
-    sigma: float
+    mu: float  # log-token parameters, not money
+    sigma: float  # not money
     low: int
     high: int
 
@@ -210,7 +210,7 @@ class DemoPlan:
     titles: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
-def _poisson(rng: random.Random, mean: float) -> int:
+def _poisson(rng: random.Random, mean: float) -> int:  # counts, not money
     limit, k, p = math.exp(-mean), 0, 1.0
     while True:
         p *= rng.random()
@@ -219,7 +219,7 @@ def _poisson(rng: random.Random, mean: float) -> int:
         k += 1
 
 
-def _geometric(rng: random.Random, mean: float) -> int:
+def _geometric(rng: random.Random, mean: float) -> int:  # counts, not money
     """Extra requests in a session: P(k) = (1-q) q^k with mean q / (1-q)."""
     q = mean / (1 + mean)
     k = 0

@@ -128,7 +128,12 @@ def sign_payload(payload: bytes, secret: str, timestamp: int) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def deliver_alerts(engine: Engine, *, now: datetime | None = None, timeout: float = 3.0) -> int:
+def deliver_alerts(
+    engine: Engine,
+    *,
+    now: datetime | None = None,
+    timeout: float = 3.0,  # seconds per POST, not money
+) -> int:
     """POST every un-notified alert to the operator's webhook, signed. No-op without a
     webhook URL. Returns: the number delivered (2xx)."""
     settings = get_settings()
