@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
@@ -30,21 +30,8 @@ from pricing_core.domain.usage_event import (
     validate_event,
 )
 
-FIELDS = (
-    "request_id",
-    "account_id",
-    "user_id",
-    "operation",
-    "provider",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "chat_id",
-    "created_at",
-    "metadata",
-)
-REQUIRED = FIELDS[:8]
+FIELDS = tuple(f.name for f in fields(UsageEvent))  # a batch's columns, as UsageEvent's
+REQUIRED = tuple(f.name for f in fields(UsageEvent) if f.default is MISSING)
 
 
 # ---------------------------------------------------------------- input
@@ -59,7 +46,7 @@ def chunks(
             raise InvalidUsage(f"usage batch: missing columns {missing}")
         for lo in range(0, len(events), size):
             part = events.iloc[lo : lo + size].reset_index(drop=True)
-            for name in FIELDS[8:]:
+            for name in FIELDS:
                 if name not in part.columns:
                     part[name] = 0 if name == "cached_tokens" else None
             yield lo, part, None

@@ -29,26 +29,10 @@ from pricing_core.metering.rollups import (
     upsert_rollups,
 )
 
-EVENT_COLUMNS = (
-    "account_id",
-    "request_id",
-    "user_id",
-    "chat_id",
-    "operation",
-    "provider",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "provider_cost",
-    "price",
-    "price_version",
-    "charge_basis",
-    "status",
-    "ledger_entry_id",
-    "day",
-    "created_at",
-    "metadata",
+# Every usage_events column the batch writes: all but the id and the two a settled
+# hold's event has (holds are settled one by one, never in a batch).
+EVENT_COLUMNS = tuple(
+    c.name for c in usage_events.c if c.name not in ("id", "hold_id", "exceeded_hold")
 )
 LEDGER_COLUMNS = (
     "id",
@@ -206,16 +190,14 @@ def write_records(conn: Connection, rec: Records, now: datetime) -> None:
         "created_at": now,
     }
     status = np.where(rec.basis == "unpriced", "unpriced", "priced").astype(object)
-    events = {
-        **{c: getattr(rec, c) for c in EVENT_COLUMNS[:12]},
-        "price_version": rec.price_version,
+    computed = {
         "charge_basis": rec.basis,
         "status": status,
         "ledger_entry_id": entry_id,
-        "day": rec.day,
         "created_at": rec.micros,
         "metadata": np.array(rec.metadata, dtype=object),
     }
+    events = {c: computed[c] if c in computed else getattr(rec, c) for c in EVENT_COLUMNS}
     if pg:
         copy_rows(conn, "ledger_entries", ledger)
         copy_rows(conn, "usage_events", events)
