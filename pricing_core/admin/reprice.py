@@ -75,7 +75,7 @@ def reprice_preview(
     proposed prices, per model and in total, next to what it was charged.
 
     Exact: every event of the edited models in the window is re-priced as
-    `record_usage` would price it (`costing.price_frame`, which equals
+    `record_usage` would price it (`vectorized.price_frame`, which equals
     `PriceBook.quote` per event, rounded per event), with the proposed row in effect
     over the whole window. Rollups cannot give this exactly because prices are rounded
     per event, so only the edited models' events are read. Events charged by a plan

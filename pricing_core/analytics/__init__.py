@@ -1,7 +1,7 @@
 """Read-only queries behind the end-user pages.
 
-Every function takes the viewer (`auth.Principal`) and reads only the viewer's account
-(or another account named explicitly, which `auth.require_account` allows only to
+Every function takes the viewer (`domain.principal.Principal`) and reads only the viewer's account
+(or another account named explicitly, which `principal.require_account` allows only to
 admins), so a page bug cannot show someone else's data. Charts and totals read the
 rollups (`usage_daily`, `chats`); only a single chat's requests and the CSV export of
 a date range read `usage_events`, through its (account_id, chat_id) and

@@ -3,7 +3,7 @@
 Definitions (all Decimal USD, exact):
 - **cash in**: money received from customers, net of refunds: credit pack sales at
   the price paid, refunds and disputes, plan fees per billing cycle; dated when
-  received, in the configured time zone (see `admin_sales` for the exact rules).
+  received, in the configured time zone (see `analytics.sales` for the exact rules).
 - **usage revenue recognised**: what was charged to wallets for usage, dated by the
   usage event's day (`usage_daily.day`). Each priced event's charge equals its
   `usage` ledger entry (an invariant `verify_ledger` checks), so per-day usage

@@ -1,8 +1,8 @@
 """The REST API under `/api/v1` (FastAPI), for the AI app's backend.
 
-Mounted by `http.routes()` next to the dashboard (same port); OpenAPI at
+Mounted by `api.http.routes()` next to the dashboard (same port); OpenAPI at
 `/api/v1/openapi.json`, docs at `/api/v1/docs`. Every route calls the same Python
-functions the app can call in process (`authorization`, `holds`, `limits`, ...).
+functions the app can call in process (`metering.authorize`, `ledger.holds`, `limits`, ...).
 
 Rules:
 - Authentication: `Authorization: Bearer <API key>` (`pricing-core apikeys create`);

@@ -1,11 +1,11 @@
-"""Vectorized pricing, the catalog-dependent half of `costing.price_frame`.
+"""Vectorized pricing, the catalog-dependent half of `vectorized.price_frame`.
 
 Rows are grouped by (provider, model, operation); inside a group, by the operator's
 rows in effect (fixed operation price, markup / override), the genai-prices price
 period (start dates and times of day, in UTC as genai-prices takes them) and the tier
 segment of the input tokens. Each sub-group gets its charge as a `LinearCharge`
 measured from `genai_prices.calc_price` (probes, then verification at other points)
-and is priced with exact integer arithmetic (`costing.linear_nanos`). Anything that
+and is priced with exact integer arithmetic (`domain.costing.linear_nanos`). Anything that
 does not fit that model is priced row by row with `PriceBook.quote`.
 """
 
@@ -113,7 +113,7 @@ class _Out:
 
 
 def price_rows(frame: pd.DataFrame, book: PriceBook) -> pd.DataFrame:
-    """See `costing.price_frame`."""
+    """See `vectorized.price_frame`."""
     n = len(frame)
     out = _Out(n)
     if n:
@@ -368,7 +368,7 @@ def price_frame(frame: pd.DataFrame, book: PriceBook, *, errors: str = "raise") 
         frame: columns provider, model, operation (str), input_tokens, output_tokens,
             cached_tokens (optional; non-negative ints, cached <= input; not checked
             here: validate first) and created_at (timezone-aware).
-        book: the operator's price rows (`catalog.get_price_book`).
+        book: the operator's price rows (`price_book.get_price_book`).
         errors: "raise" raises the first row's UnknownModel; "collect" puts it in the
             `error` column and prices the row 0.
     Returns: a DataFrame on `frame`'s index with `provider_cost` and `price` (exact

@@ -1,7 +1,7 @@
 """`pricing-core users ...` (teams, invitations, roles) and `pricing-core apikeys ...`.
 
 The command-line user is the operator: commands run as an admin principal (see
-`admin_cli.operator_principal`), recorded as the actor in the audit log.
+`cli.admin.operator_principal`), recorded as the actor in the audit log.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Admin commands of `pricing-core` (registered in `cli.py`).
+"""Admin commands of `pricing-core` (registered in `cli.main`).
 
 The command-line user is the operator: commands run as an admin principal named
 `operator:<OS user>`, which is also the actor recorded for any change they make.

@@ -1,4 +1,4 @@
-"""`pricing-core packages ...` and `pricing-core stripe ...` (registered in cli.py)."""
+"""`pricing-core packages ...` and `pricing-core stripe ...` (registered in `cli.main`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`pricing-core import ...`, `pricing-core usage export` and `pricing-core ledger export`.
 
-Registered on the main app in `cli.py`.
+Registered on the main app in `cli.main`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`pricing-core demo ...`: deterministic demo data (registered in `cli.py`)."""
+"""`pricing-core demo ...`: deterministic demo data (registered in `cli.main`)."""
 
 from __future__ import annotations
 

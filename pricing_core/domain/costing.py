@@ -180,7 +180,7 @@ def _rate(rate_mtok: Decimal) -> str:
 # ---------------------------------------------------------------- vectorized pricing
 #
 # `price_frame` prices a DataFrame of events and gives, per row, exactly the integers
-# (nano-USD) that `catalog.PriceBook.quote` gives for that row, without a Python call
+# (nano-USD) that `price_book.PriceBook.quote` gives for that row, without a Python call
 # per row. Within one group of rows that share a model, an operation, the operator's
 # price rows in effect, the genai-prices price period and the tier segment, a charge
 # is linear in the token counts:

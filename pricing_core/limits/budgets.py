@@ -5,7 +5,7 @@ month in the configured time zone. Spend is the sum of the month's usage prices
 from the daily rollups. Thresholds are percents of the budget (default 50/80/100);
 when spend reaches one, a row in `budget_alerts` remembers it for the month, so the
 dashboard keeps showing the banner until the month rolls over even if the budget
-is raised. With `block_at_limit`, `limits.check_budgets` refuses requests once the
+is raised. With `block_at_limit`, `limits.checks.check_budgets` refuses requests once the
 budget is used up.
 
 The settings themselves (`Budget`, `read_budget`, the parsers, storing a row) are

@@ -64,7 +64,7 @@ from pricing_core.domain.usage_event import (
     same_content,
     validate_event,
 )
-from pricing_core.metering import batch_sql as bulk
+from pricing_core.metering import batch_sql
 from pricing_core.metering.batch_checks import (
     Checked,
     check_rows,
@@ -141,13 +141,13 @@ def record_usage_batch(
 
 
 def per_event_accounts(conn: Connection, account_ids: list[str]) -> set[str]:
-    """Accounts whose events go through `metering.record_on` one by one, inside the
+    """Accounts whose events go through `record.record_on` one by one, inside the
     batch's transaction: those that ever had a plan subscription (a plan's charge
     depends on the month's earlier messages: included, overage, cap). Accounts that
     never subscribed are pay-as-you-go at every instant, which the set-based path
     prices exactly.
     """
-    return bulk.subscribed_accounts(conn, account_ids)
+    return batch_sql.subscribed_accounts(conn, account_ids)
 
 
 # ---------------------------------------------------------------- one chunk
@@ -204,11 +204,11 @@ class _Chunk:
     def run(self, offset: int) -> BatchResult:
         valid = np.flatnonzero(pd.isna(self.error))
         ids = sorted(set(self.accounts[valid].tolist()))
-        self.wallets = bulk.lock_wallets(self.conn, ids)  # account -> [balance, held, n]
+        self.wallets = batch_sql.lock_wallets(self.conn, ids)  # account -> [balance, held, n]
         special = per_event_accounts(self.conn, ids)
         for segment in _segments(self.accounts[valid], self.requests[valid]):
             self._segment(valid[segment], special)
-        bulk.update_wallets(self.conn, self.wallets, self.now)
+        batch_sql.update_wallets(self.conn, self.wallets, self.now)
         rejected = tuple(
             Rejection(offset + int(i), self.requests[i], self.error[i])
             for i in np.flatnonzero(pd.notna(self.error))
@@ -240,7 +240,7 @@ class _Chunk:
         self._write(rows, priced, after)
 
     def _drop_existing(self, rows: np.ndarray) -> np.ndarray:
-        found = bulk.existing_events(self.conn, self.accounts[rows], self.requests[rows])
+        found = batch_sql.existing_events(self.conn, self.accounts[rows], self.requests[rows])
         if not found:
             return rows
         keep = np.ones(len(rows), dtype=bool)
@@ -344,7 +344,7 @@ class _Chunk:
         cost = priced["provider_cost"].to_numpy()
         frame = self.frame.iloc[rows].reset_index(drop=True)
         micros = self.checked.micros[rows]
-        records = bulk.Records(
+        records = batch_sql.Records(
             account_id=self.accounts[rows],
             request_id=self.requests[rows],
             user_id=frame["user_id"].astype(object).to_numpy(),
@@ -367,7 +367,7 @@ class _Chunk:
             day=_days(micros),
             metadata=[self.checked.metadata[i] for i in rows],
         )
-        bulk.write_records(self.conn, records, self.now)
+        batch_sql.write_records(self.conn, records, self.now)
         self.recorded += len(rows)
         self.recorded_cost += int(cost.sum())
         self.recorded_price += int(price.sum())

@@ -1,4 +1,4 @@
-"""Set-based SQL for batched ingest (`ingest.record_usage_batch`), per back end.
+"""Set-based SQL for batched ingest (`batch.record_usage_batch`), per back end.
 
 PostgreSQL: COPY for events and ledger entries, `unnest` arrays for upserts and the
 wallet update, `SELECT ... FOR UPDATE` in account order for the wallet locks.

@@ -29,7 +29,7 @@ deterministically from the options (`TraceMapping`):
 
 The file is read whole before anything is written (one small `TraceRow` per
 request: chats need each user's requests in time order), then recorded in chunks
-of 1,000 events per transaction through `ingest.record_usage_batch`. Rows already
+of 1,000 events per transaction through `batch.record_usage_batch`. Rows already
 recorded by an earlier run of the same import are counted as already present and
 not sent again; the batch's rejections (position, request id, error) are reported
 against their lines.

@@ -1,7 +1,7 @@
 """Webhook handlers for plan subscriptions (`ROUTES`, joined in `api.http`).
 
 As for credit packs, an event is a notification: the handler reads the subscription's
-current state from Stripe, then `plan_billing.apply_subscription_on` makes
+current state from Stripe, then `plans.billing.apply_subscription_on` makes
 `subscriptions` match it in the transaction that marks the event processed. A
 duplicate delivery is skipped by the event inbox; a repeated or late event of the
 same state changes nothing.

@@ -51,7 +51,7 @@ def decide_plan_charge_on(
     conn: Connection, *, account_id: str, operation: str, created_at: datetime, quote: Quote
 ) -> PlanCharge | None:
     """Let the account's plan decide a metered message's charge. Called by
-    `metering.record_on` inside its write transaction, before anything is written;
+    `record.record_on` inside its write transaction, before anything is written;
     writes nothing itself (see `count_plan_message_on`).
 
     Pay-as-you-go accounts, non-message operations and unpriced or free events get

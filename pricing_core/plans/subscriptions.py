@@ -1,11 +1,11 @@
 """Subscriptions: the plans on offer (versioned rows), each account's plan over time
 (default pay-as-you-go), per-account fees for custom plans, and what a plan decides
-about each usage charge (`apply_plan_on`, called by `metering.record_on`).
+about each usage charge (`apply_plan_on`, called by `record.record_on`).
 
 While an account is on a plan, the calendar month's first N messages (N = the plan's
 included messages) are charged 0 to the wallet and later ones the overage rate, never
 more than the monthly cap minus the fee in total. The monthly fee itself is collected
-by Stripe (`plan_billing`), not from the wallet.
+by Stripe (`plans.billing`), not from the wallet.
 """
 
 from __future__ import annotations
