@@ -1,4 +1,4 @@
-"""`pricing-core demo ...`: deterministic demo data (registered in `cli.main`)."""
+"""`pricing-core demo ...`: deterministic demo data."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pricing_core.adapters.storage import open_database
 from pricing_core.demo.accounts import DatabaseNotEmpty
 from pricing_core.demo.seed import seed_demo
 
-demo_app = typer.Typer(help="Deterministic demo data.", no_args_is_help=True)
+app = typer.Typer(help="Deterministic demo data.", no_args_is_help=True)
 
 
-@demo_app.command("seed")
+@app.command("seed")
 def demo_seed(
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same data."),
 ) -> None:

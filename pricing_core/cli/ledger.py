@@ -1,27 +1,18 @@
-"""`pricing-core db ...` and `pricing-core ledger ...`: the schema and the ledger."""
+"""`pricing-core ledger ...`: verify and export the ledger."""
 
 from __future__ import annotations
 
 import typer
 
-from pricing_core.adapters.storage import make_engine, open_database, upgrade
+from pricing_core.adapters.storage import open_database
 from pricing_core.analytics.exports import ExportFormat, export_ledger
-from pricing_core.cli.data import FormatOption, OutputOption, write_export
+from pricing_core.cli.common import FormatOption, OutputOption, write_export
 from pricing_core.ledger.integrity import verify_ledger
 
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-ledger_app = typer.Typer(help="The ledger: export and verify.", no_args_is_help=True)
+app = typer.Typer(help="The ledger: export and verify.", no_args_is_help=True)
 
 
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply all migrations to the configured database."""
-
-    upgrade(make_engine())
-    typer.echo("database is at the latest schema")
-
-
-@ledger_app.command("verify")
+@app.command("verify")
 def ledger_verify() -> None:
     """Check every ledger and rollup invariant; exit 1 listing violations."""
 
@@ -37,7 +28,7 @@ def ledger_verify() -> None:
     typer.echo("ledger OK")
 
 
-@ledger_app.command("export")
+@app.command("export")
 def ledger_export(fmt: FormatOption = ExportFormat.CSV, output: OutputOption = None) -> None:
     """Export one row per ledger entry (amounts as exact decimal strings, UTC times)."""
     write_export(export_ledger, fmt, output)

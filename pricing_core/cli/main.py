@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import typer
 
-from pricing_core.cli.access import apikeys_app, users_app
-from pricing_core.cli.admin import revenue_app
-from pricing_core.cli.api import alerts_app, holds_app, limits_app
-from pricing_core.cli.checkout import packages_app, stripe_app
-from pricing_core.cli.data import import_app, usage_app
-from pricing_core.cli.demo import demo_app
-from pricing_core.cli.ledger import db_app, ledger_app
-from pricing_core.cli.plans import plans_app
+from pricing_core.cli import (
+    alerts,
+    apikeys,
+    db,
+    demo,
+    holds,
+    imports,
+    ledger,
+    limits,
+    packages,
+    plans,
+    revenue,
+    stripe,
+    usage,
+    users,
+)
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.safety import (
@@ -27,22 +35,22 @@ from pricing_core.safety import (
 
 app = typer.Typer(help="Exact prepaid billing for AI applications.", no_args_is_help=True)
 
-# Every command group, registered one way: `pricing-core <name> ...`.
+# Every command group (one module each), registered one way: `pricing-core <name> ...`.
 GROUPS: dict[str, typer.Typer] = {
-    "db": db_app,
-    "ledger": ledger_app,
-    "import": import_app,
-    "usage": usage_app,
-    "packages": packages_app,
-    "stripe": stripe_app,
-    "holds": holds_app,
-    "limits": limits_app,
-    "alerts": alerts_app,
-    "revenue": revenue_app,
-    "plans": plans_app,
-    "demo": demo_app,
-    "users": users_app,
-    "apikeys": apikeys_app,
+    "db": db.app,
+    "ledger": ledger.app,
+    "import": imports.app,
+    "usage": usage.app,
+    "packages": packages.app,
+    "stripe": stripe.app,
+    "holds": holds.app,
+    "limits": limits.app,
+    "alerts": alerts.app,
+    "revenue": revenue.app,
+    "plans": plans.app,
+    "demo": demo.app,
+    "users": users.app,
+    "apikeys": apikeys.app,
 }
 for name, group in GROUPS.items():
     app.add_typer(group, name=name)

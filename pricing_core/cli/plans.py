@@ -1,4 +1,4 @@
-"""`pricing-core plans ...`: plan recommendations and switches from the command line."""
+"""`pricing-core plans ...`: plan recommendations from real usage."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 
 from pricing_core.adapters.storage import open_database
-from pricing_core.cli.admin import operator_principal
+from pricing_core.cli.common import operator_principal
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_usd
 from pricing_core.plans.advice import advise_plan, recommendation_json
 
-plans_app = typer.Typer(help="Plans: recommendations from real usage.", no_args_is_help=True)
+app = typer.Typer(help="Plans: recommendations from real usage.", no_args_is_help=True)
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -29,7 +29,7 @@ def _moment(text: str | None) -> datetime | None:
     return moment
 
 
-@plans_app.command("recommend")
+@app.command("recommend")
 def recommend(
     account: Annotated[str, typer.Option("--account", help="The account id.")],
     months: Annotated[

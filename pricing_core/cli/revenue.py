@@ -1,12 +1,7 @@
-"""Admin commands of `pricing-core` (registered in `cli.main`).
-
-The command-line user is the operator: commands run as an admin principal named
-`operator:<OS user>`, which is also the actor recorded for any change they make.
-"""
+"""`pricing-core revenue ...`: revenue, provider cost and margin, as on the Revenue page."""
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
@@ -14,24 +9,15 @@ import typer
 
 from pricing_core.adapters.storage import open_database
 from pricing_core.analytics.revenue import report_json, revenue_report
+from pricing_core.cli.common import fail, operator_principal
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_usd
 from pricing_core.domain.periods import Granularity, parse_day
-from pricing_core.domain.principal import Principal
 
-revenue_app = typer.Typer(help="Revenue, provider cost and margin.", no_args_is_help=True)
-
-
-def operator_principal() -> Principal:
-    """The admin principal of whoever runs the command line."""
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        name = "unknown"
-    return Principal(user_id=f"operator:{name}", account_id="", role="admin")
+app = typer.Typer(help="Revenue, provider cost and margin.", no_args_is_help=True)
 
 
-@revenue_app.command("report")
+@app.command("report")
 def revenue_report_command(
     start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (configured zone).")],
     end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (inclusive).")],
@@ -49,8 +35,7 @@ def revenue_report_command(
             granularity=granularity,
         )
     except PricingError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
     if as_json:
         typer.echo(json.dumps(report_json(report), indent=2))
         return

@@ -1,8 +1,4 @@
-"""CLI commands of the integration surface: holds, spending limits, API keys, alerts.
-
-Registered in `cli.main`: `pricing-core holds expire`, `pricing-core limits set|list`,
-`pricing-core alerts deliver`.
-"""
+"""`pricing-core limits ...`: per-operation token limits and cost caps."""
 
 from __future__ import annotations
 
@@ -11,30 +7,14 @@ from typing import Annotated
 import typer
 
 from pricing_core.adapters.storage import open_database
+from pricing_core.cli.common import fail
 from pricing_core.domain.errors import PricingError
-from pricing_core.ledger.holds import expire_holds
-from pricing_core.limits.alerts import deliver_alerts
 from pricing_core.limits.rules import SpendingLimits, list_limits, set_limits
 
-holds_app = typer.Typer(help="Holds placed by authorizations.", no_args_is_help=True)
-limits_app = typer.Typer(help="Per-operation token limits and cost caps.", no_args_is_help=True)
-alerts_app = typer.Typer(help="Budget alerts.", no_args_is_help=True)
+app = typer.Typer(help="Per-operation token limits and cost caps.", no_args_is_help=True)
 
 
-def _fail(exc: PricingError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(2)
-
-
-@holds_app.command("expire")
-def holds_expire() -> None:
-    """Expire every active hold past its timeout and free its money."""
-
-    count = expire_holds(open_database())
-    typer.echo(f"expired {count} hold{'s' if count != 1 else ''}")
-
-
-@limits_app.command("set")
+@app.command("set")
 def limits_set(
     account: Annotated[str, typer.Option(help='account id; "" = operator default')] = "",
     user: Annotated[str, typer.Option(help='user id; "" = the whole account')] = "",
@@ -63,20 +43,13 @@ def limits_set(
             actor="cli",
         )
     except PricingError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo("limits removed" if stored is None else f"stored {stored}")
 
 
-@limits_app.command("list")
+@app.command("list")
 def limits_list(account: Annotated[str | None, typer.Option()] = None) -> None:
     """Show stored limits (of one account plus operator defaults, or all)."""
 
     for row in list_limits(open_database(), account):
         typer.echo(row)
-
-
-@alerts_app.command("deliver")
-def alerts_deliver() -> None:
-    """POST un-notified budget alerts to PRICING_BUDGET_WEBHOOK_URL (retries failures)."""
-
-    typer.echo(f"delivered {deliver_alerts(open_database())} alert(s)")

@@ -1,40 +1,26 @@
-"""`pricing-core import ...`, `pricing-core usage export` and `pricing-core ledger export`.
-
-Registered on the main app in `cli.main`.
-"""
+"""`pricing-core import ...`: real usage (the Azure trace), with per-row reports."""
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import Engine
 
 from pricing_core.adapters.storage import open_database
-from pricing_core.analytics.exports import ExportFormat, export_usage
+from pricing_core.cli.common import fail
 from pricing_core.domain.errors import PricingError
 from pricing_core.metering.importers import DEFAULT_MODEL_MIX, import_azure_trace
 from pricing_core.metering.trace import TraceMapping, parse_model_mix
 
-import_app = typer.Typer(help="Import real usage.", no_args_is_help=True)
-usage_app = typer.Typer(help="Usage events: export.", no_args_is_help=True)
+app = typer.Typer(help="Import real usage.", no_args_is_help=True)
+
 
 SHOWN_PROBLEMS = 20
-
-FormatOption = Annotated[
-    ExportFormat, typer.Option("--format", "-f", help="csv (header row) or jsonl.")
-]
-# An exporter: (engine, output, format) -> rows written.
-ExportWriter = Callable[[Engine, TextIO, ExportFormat], int]
-OutputOption = Annotated[
-    Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
-]
 
 
 def _decimal(text: str, what: str) -> Decimal:
@@ -47,7 +33,7 @@ def _decimal(text: str, what: str) -> Decimal:
     return value
 
 
-@import_app.command("azure-trace")
+@app.command("azure-trace")
 def import_azure_trace_command(
     path: Annotated[Path, typer.Argument(help="An Azure LLM inference trace CSV file.")],
     operation: Annotated[
@@ -111,8 +97,7 @@ def import_azure_trace_command(
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
     except PricingError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
     for problem in summary.problems[:SHOWN_PROBLEMS]:
         typer.echo(f"line {problem.line}: {problem.outcome}: {problem.message}", err=True)
     hidden = summary.skipped + summary.rejected - min(len(summary.problems), SHOWN_PROBLEMS)
@@ -127,20 +112,3 @@ def import_azure_trace_command(
     elapsed = time.perf_counter() - started
     rate = f" ({summary.imported / elapsed:,.0f} events/s)" if summary.imported else ""
     typer.echo(f"took {elapsed:.1f} s{rate}", err=True)
-
-
-def write_export(write: ExportWriter, fmt: ExportFormat, output: Path | None) -> None:
-    """Run an exporter (`export_usage`, `export_ledger`) to `output` or stdout."""
-    engine = open_database()
-    if output is None:
-        count = write(engine, sys.stdout, fmt)
-    else:
-        with output.open("w", newline="", encoding="utf-8") as out:
-            count = write(engine, out, fmt)
-        typer.echo(f"wrote {count} rows to {output}", err=True)
-
-
-@usage_app.command("export")
-def usage_export(fmt: FormatOption = ExportFormat.CSV, output: OutputOption = None) -> None:
-    """Export one row per usage event (amounts as exact decimal strings, UTC times)."""
-    write_export(export_usage, fmt, output)
