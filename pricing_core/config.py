@@ -109,10 +109,6 @@ class Settings(BaseSettings):
         names = frozenset(o.strip() for o in self.plan_message_operations.split(",") if o.strip())
         return names or None
 
-    @property
-    def is_default_database(self) -> bool:
-        return self.database_url == DEFAULT_DATABASE_URL
-
     def demo_mode(self, *, sign_in_configured: bool) -> bool:
         """Demo mode: never in production; `auto` means on only when no sign-in is
         configured; `on`/`off` force it (outside production)."""

@@ -4,9 +4,11 @@
 `PRICING_ENV=production` refuses to start (the dashboard, the CLI and the REST API
 call `ensure_safe_to_start`) when any of these holds, each with its own message:
 
-- sign-in is not configured (no usable `[auth]` section, or a short cookie secret);
+- sign-in is not configured (no usable `[auth]` section);
+- the cookie secret appears in the project's files (an example, the README) or has
+  fewer than 256 bits of estimated randomness;
 - demo mode is on (`PRICING_DEMO=on`);
-- the database is the default SQLite file (`PRICING_DATABASE_URL` unset);
+- the database is the default SQLite file, however its path is written;
 - Stripe is configured (`PRICING_STRIPE_SECRET_KEY`) without a webhook secret.
 
 This module never imports streamlit: the `[auth]` section is passed in (the app reads
@@ -16,9 +18,13 @@ This module never imports streamlit: the `[auth]` section is passed in (the app 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import re
+import string
 import tomllib
 import traceback
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,14 +35,19 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from pricing_core.config import PROJECT_ROOT, Settings, get_settings
+from pricing_core.config import DEFAULT_DATA_DIR, PROJECT_ROOT, Settings, get_settings
 from pricing_core.domain.errors import ConfigurationError
 
 # Keys a provider needs (either directly under [auth] or in an [auth.<name>] section).
 PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
 # Keys of the [auth] section itself.
 AUTH_KEYS = ("redirect_uri", "cookie_secret")
-MIN_COOKIE_SECRET_CHARS = 32
+MIN_COOKIE_SECRET_BITS = 256  # 32 random bytes
+MIN_BITS_PER_CHAR = 3.0  # below it a secret repeats a few characters: not random
+# Where a published secret could come from: every text file of the project, except the
+# real secrets files and what is not the project's own.
+_PUBLISHED_SUFFIXES = {".md", ".example", ".toml", ".py", ".txt", ".cfg", ".ini", ".yaml", ".yml"}
+_NOT_PUBLISHED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "data"}
 
 
 class Unsafe(StrEnum):
@@ -44,6 +55,7 @@ class Unsafe(StrEnum):
 
     NO_SIGN_IN = "no_sign_in"
     WEAK_COOKIE_SECRET = "weak_cookie_secret"
+    PUBLISHED_COOKIE_SECRET = "published_cookie_secret"
     DEMO_ON = "demo_on"
     DEFAULT_DATABASE = "default_database"
     STRIPE_WITHOUT_WEBHOOK_SECRET = "stripe_without_webhook_secret"
@@ -74,7 +86,7 @@ class SignInConfig:
 
     missing: tuple[str, ...]
     providers: tuple[str | None, ...]
-    cookie_secret_chars: int
+    cookie_secret: SecretStr | None
 
     @property
     def configured(self) -> bool:
@@ -106,8 +118,49 @@ def sign_in_config(section: Mapping[str, Any] | None) -> SignInConfig:
         missing += [f"auth.{k}" for k in PROVIDER_KEYS]  # no provider at all
     cookie = section.get("cookie_secret")
     return SignInConfig(
-        tuple(missing), tuple(providers), len(cookie) if isinstance(cookie, str) else 0
+        tuple(missing), tuple(providers), SecretStr(cookie) if isinstance(cookie, str) else None
     )
+
+
+def estimated_entropy_bits(secret: str) -> float:
+    """A cautious estimate of a secret's randomness in bits: its length times the bits
+    per character of the smallest alphabet it fits (lower-case hex 16, else the sum of
+    the classes it uses: digits 10, lower 26, upper 26, anything else 33). A secret
+    whose characters' empirical Shannon entropy is under MIN_BITS_PER_CHAR (such as
+    "a" * 64 or "ab" * 32) counts as 0. `secrets.token_hex(32)` gives 256 and
+    `secrets.token_urlsafe(32)` about 280."""
+    if not secret:
+        return 0.0
+    counts = Counter(secret)
+    shannon = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    if shannon < MIN_BITS_PER_CHAR:
+        return 0.0
+    if all(c in string.hexdigits for c in secret) and secret == secret.lower():
+        return len(secret) * 4.0
+    classes = (string.digits, string.ascii_lowercase, string.ascii_uppercase)
+    alphabet = sum(len(chars) for chars in classes if any(c in chars for c in secret))
+    if any(not (c.isascii() and c.isalnum()) for c in secret):
+        alphabet += 33
+    return len(secret) * math.log2(alphabet)
+
+
+def published_in_project(secret: str, root: Path = PROJECT_ROOT) -> Path | None:
+    """The first project file that contains `secret` (an example, the README, a
+    test), or None. Real secrets files (`secrets.toml`, `.env`) are not searched."""
+    if not secret:
+        return None
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _NOT_PUBLISHED_DIRS)
+        for name in sorted(files):
+            path = Path(folder) / name
+            if path.suffix not in _PUBLISHED_SUFFIXES or name == "secrets.toml":
+                continue
+            try:
+                if secret in path.read_text(encoding="utf-8", errors="ignore"):
+                    return path
+            except OSError:
+                continue
+    return None
 
 
 def _set(secret: SecretStr | None) -> bool:
@@ -173,15 +226,8 @@ def production_problems(
                 f"(missing: {', '.join(sign_in.missing)}; see .streamlit/secrets.toml.example)",
             )
         )
-    elif sign_in.cookie_secret_chars < MIN_COOKIE_SECRET_CHARS:
-        problems.append(
-            Problem(
-                Unsafe.WEAK_COOKIE_SECRET,
-                f"auth.cookie_secret is too short ({sign_in.cookie_secret_chars} characters; "
-                f"use at least {MIN_COOKIE_SECRET_CHARS} random characters, e.g. "
-                '`python -c "import secrets; print(secrets.token_urlsafe(48))"`)',
-            )
-        )
+    elif sign_in.cookie_secret is not None:
+        problems += _cookie_secret_problems(sign_in.cookie_secret.get_secret_value())
     if settings.demo == "on":
         problems.append(
             Problem(
@@ -190,7 +236,7 @@ def production_problems(
                 "set PRICING_DEMO=off",
             )
         )
-    if settings.is_default_database:
+    if is_default_database(settings.database_url):
         problems.append(
             Problem(
                 Unsafe.DEFAULT_DATABASE,
@@ -207,6 +253,44 @@ def production_problems(
             )
         )
     return problems
+
+
+def _cookie_secret_problems(secret: str) -> list[Problem]:
+    """Why `secret` cannot sign production sessions: published, or too guessable."""
+    fix = '(e.g. `python -c "import secrets; print(secrets.token_urlsafe(48))"`)'
+    published = published_in_project(secret)
+    if published is not None:
+        where = published.relative_to(PROJECT_ROOT)
+        return [
+            Problem(
+                Unsafe.PUBLISHED_COOKIE_SECRET,
+                f"auth.cookie_secret appears in the project's own files ({where}), so anyone "
+                f"can sign a session cookie: generate a new one {fix}",
+            )
+        ]
+    bits = estimated_entropy_bits(secret)
+    if bits < MIN_COOKIE_SECRET_BITS:
+        return [
+            Problem(
+                Unsafe.WEAK_COOKIE_SECRET,
+                f"auth.cookie_secret is too guessable (about {bits:.0f} bits of randomness; "
+                f"at least {MIN_COOKIE_SECRET_BITS} needed, 32 random bytes) {fix}",
+            )
+        ]
+    return []
+
+
+def is_default_database(url: str) -> bool:
+    """True when `url` is a SQLite URL whose file is the default `data/pricing.db`,
+    however the path is written (relative to the working directory, through `..`,
+    or a symbolic link)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return False
+    return Path(parsed.database).resolve() == (DEFAULT_DATA_DIR / "pricing.db").resolve()
 
 
 def ensure_safe_to_start(settings: Settings, auth_section: Mapping[str, Any] | None) -> None:

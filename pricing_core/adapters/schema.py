@@ -24,6 +24,11 @@ from sqlalchemy import (
 )
 
 from pricing_core.adapters.types import DecimalText, NanoUSD, UTCDateTime
+from pricing_core.domain.usage_event import MAX_ID_LENGTH, MAX_USER_ID_LENGTH
+
+# Id columns as long as the API and `validate_event` allow (one limit in one place).
+ShortId = String(MAX_USER_ID_LENGTH)  # account and user ids
+LongId = String(MAX_ID_LENGTH)  # request and chat ids
 
 # Autoincrementing 64-bit ids (SQLite only autoincrements INTEGER PRIMARY KEY).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -40,7 +45,7 @@ metadata = MetaData(
 accounts = Table(
     "accounts",
     metadata,
-    Column("id", String(64), primary_key=True),
+    Column("id", ShortId, primary_key=True),
     Column("name", String(200), nullable=False),
     Column("kind", String(20), nullable=False, default="personal"),  # personal | team
     Column("created_at", UTCDateTime, nullable=False),
@@ -49,8 +54,8 @@ accounts = Table(
 users = Table(
     "users",
     metadata,
-    Column("id", String(64), primary_key=True),
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("id", ShortId, primary_key=True),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False, index=True),
     Column("email", String(320), unique=True),
     Column("name", String(200)),
     Column("role", String(20), nullable=False, default="member"),  # member | admin
@@ -67,7 +72,7 @@ users = Table(
 wallets = Table(
     "wallets",
     metadata,
-    Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), primary_key=True),
     Column("balance", NanoUSD, nullable=False),
     Column("held", NanoUSD, nullable=False),
     Column("version", BigInteger, nullable=False),
@@ -78,7 +83,7 @@ ledger_entries = Table(
     "ledger_entries",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
     Column("kind", String(20), nullable=False),
     Column("amount", NanoUSD, nullable=False),
     Column("balance_after", NanoUSD, nullable=False),
@@ -96,9 +101,9 @@ holds = Table(
     "holds",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
-    Column("user_id", String(64)),
-    Column("request_id", String(128)),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
+    Column("user_id", ShortId),
+    Column("request_id", LongId),
     Column("amount", NanoUSD, nullable=False),
     Column("status", String(20), nullable=False),  # active | settled | released | expired
     Column("expires_at", UTCDateTime, nullable=False),
@@ -112,10 +117,10 @@ usage_events = Table(
     "usage_events",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
-    Column("request_id", String(128), nullable=False),
-    Column("user_id", String(64), nullable=False),
-    Column("chat_id", String(128)),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
+    Column("request_id", LongId, nullable=False),
+    Column("user_id", ShortId, nullable=False),
+    Column("chat_id", LongId),
     Column("operation", String(64), nullable=False),
     Column("provider", String(64), nullable=False),
     Column("model", String(128), nullable=False),
@@ -140,9 +145,9 @@ usage_events = Table(
 chats = Table(
     "chats",
     metadata,
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
-    Column("chat_id", String(128), nullable=False),
-    Column("user_id", String(64), nullable=False),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
+    Column("chat_id", LongId, nullable=False),
+    Column("user_id", ShortId, nullable=False),
     Column("title", String(200)),
     Column("requests", BigInteger, nullable=False),
     Column("input_tokens", BigInteger, nullable=False),
@@ -158,8 +163,8 @@ usage_daily = Table(
     "usage_daily",
     metadata,
     Column("day", Date, nullable=False),
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
-    Column("user_id", String(64), nullable=False),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
+    Column("user_id", ShortId, nullable=False),
     Column("provider", String(64), nullable=False),
     Column("model", String(128), nullable=False),
     Column("operation", String(64), nullable=False),
@@ -209,8 +214,8 @@ operation_prices = Table(
 budgets = Table(
     "budgets",
     metadata,
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
-    Column("user_id", String(64), nullable=False),  # "" = the whole account
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
+    Column("user_id", ShortId, nullable=False),  # "" = the whole account
     Column("monthly_limit", NanoUSD),  # None = no budget
     Column("thresholds", String(64), nullable=False),  # percents, e.g. "50,80,100"
     Column("block_at_limit", Boolean, nullable=False),
@@ -223,8 +228,8 @@ budget_alerts = Table(
     "budget_alerts",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
-    Column("user_id", String(64), nullable=False),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
+    Column("user_id", ShortId, nullable=False),
     Column("period", String(7), nullable=False),  # YYYY-MM in the configured time zone
     Column("threshold", Integer, nullable=False),  # percent
     Column("spend", NanoUSD, nullable=False),
@@ -238,7 +243,7 @@ audit_log = Table(
     "audit_log",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("account_id", String(64)),  # the account acted on, if any
+    Column("account_id", ShortId),  # the account acted on, if any
     Column("actor", String(320), nullable=False),
     Column("action", String(64), nullable=False),
     Column("target", String(255)),
@@ -253,7 +258,7 @@ api_keys = Table(
     "api_keys",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
     Column("name", String(200)),
     Column("prefix", String(16), nullable=False),  # shown to identify the key
     Column("key_hash", String(128), nullable=False, unique=True),  # sha256 hex
@@ -273,7 +278,7 @@ for _column in (
     Column("operation", String(64)),
     Column("provider", String(64)),
     Column("model", String(128)),
-    Column("chat_id", String(128)),
+    Column("chat_id", LongId),
     Column("input_tokens", BigInteger),  # estimated input tokens
     Column("max_output_tokens", BigInteger),
     Column("estimate_method", String(64)),  # e.g. "heuristic:chars/4", "given"
@@ -288,8 +293,8 @@ usage_events.append_column(Column("exceeded_hold", Boolean))  # charged more tha
 spending_limits = Table(
     "spending_limits",
     metadata,
-    Column("account_id", String(64), nullable=False),  # "" = operator default
-    Column("user_id", String(64), nullable=False),  # "" = the whole account
+    Column("account_id", ShortId, nullable=False),  # "" = operator default
+    Column("user_id", ShortId, nullable=False),  # "" = the whole account
     Column("operation", String(64), nullable=False),  # "*" = every operation
     Column("max_input_tokens", BigInteger),
     Column("max_output_tokens", BigInteger),

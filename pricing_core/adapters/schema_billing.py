@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from pricing_core.adapters.schema import BigId, metadata
+from pricing_core.adapters.schema import BigId, ShortId, metadata
 from pricing_core.adapters.types import NanoUSD, UTCDateTime
 
 # ---------------------------------------------------------------- checkout (Stripe)
@@ -46,10 +46,10 @@ credit_packages = Table(
 checkout_sessions = Table(
     "checkout_sessions",
     metadata,
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
     Column("id", String(255), nullable=False),  # Stripe's Checkout Session id (cs_...)
     Column("package_id", String(64), nullable=False),
-    Column("user_id", String(64)),
+    Column("user_id", ShortId),
     # What the package cost when the session was created (the amounts we verify).
     Column("amount_cents", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
@@ -79,7 +79,7 @@ stripe_events = Table(
     # after processing, so it is keyed by the event id alone.
     Column("id", String(255), primary_key=True),
     Column("type", String(100), nullable=False),
-    Column("account_id", String(64)),
+    Column("account_id", ShortId),
     Column("status", String(20), nullable=False),  # received | processed | ignored | failed
     Column("outcome", Text),  # what processing did, for people
     Column("attempts", Integer, nullable=False),
@@ -116,7 +116,7 @@ plans = Table(
 plan_account_fees = Table(
     "plan_account_fees",
     metadata,
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
     Column("plan_code", String(32), nullable=False),
     Column("monthly_fee", NanoUSD, nullable=False),
     Column("updated_by", String(320)),
@@ -128,7 +128,7 @@ subscriptions = Table(
     "subscriptions",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
     Column("plan_code", String(32), nullable=False),
     Column("plan_version", Integer, nullable=False),
     Column("source", String(20), nullable=False),  # demo | stripe | admin
@@ -150,7 +150,7 @@ plan_usage = Table(
     # Per account and calendar month (configured zone), the messages recorded while on a
     # plan: the allowance counter, the overage charged for them and their
     # pay-as-you-go value (so history can be replayed at pay-as-you-go prices).
-    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
     Column("month", String(7), nullable=False),  # YYYY-MM
     Column("plan_messages", BigInteger, nullable=False),
     Column("overage", NanoUSD, nullable=False),

@@ -12,7 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pricing_core.access.apikeys import (
     InvalidApiKey,
@@ -20,6 +23,7 @@ from pricing_core.access.apikeys import (
     UnknownApiKey,
     authenticate_api_key,
 )
+from pricing_core.adapters.counters import Counter, count_event
 from pricing_core.adapters.storage import open_database
 from pricing_core.api.responses import amount_str
 from pricing_core.config import get_settings
@@ -108,14 +112,18 @@ def pricing_error_response(exc: PricingError) -> JSONResponse:
             current=amount_str(exc.current),
             requested=amount_str(exc.requested),
         )
-    if isinstance(exc, InvalidUsage | UnknownModel | UnknownOperation):
+    if isinstance(exc, UnknownModel):
+        # Like a provider's own API: the model named is not in the price list (404),
+        # while the request itself is well formed.
+        return _error(404, "unknown_model", message)
+    if isinstance(exc, InvalidUsage | UnknownOperation):
         first = message.split(" ", 1)[0]
-        if isinstance(exc, UnknownModel):
-            first = "model"
         loc: list[str | int] = ["body", first] if first in _FIELDS else ["body"]
-        code = "unknown_model" if isinstance(exc, UnknownModel) else "validation_error"
         return _error(
-            422, code, message, detail=[{"loc": loc, "msg": message, "type": type(exc).__name__}]
+            422,
+            "validation_error",
+            message,
+            detail=[{"loc": loc, "msg": message, "type": type(exc).__name__}],
         )
     if isinstance(exc, TooManyAttempts):
         return _limit_error(
@@ -164,9 +172,58 @@ async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse
     return _error(422, "validation_error", f"{where}: {first['msg']}", detail=detail)
 
 
-async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return _error(exc.status_code, f"http_{exc.status_code}", str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names only the first route's methods
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return _error(exc.status_code, f"http_{exc.status_code}", str(exc.detail), headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path accepts (one route per method here)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug or an outage answers JSON too (500 `internal_error`), never a traceback;
+    it is counted (the Integrity page) and logged by the server."""
+    await run_in_threadpool(_count, 500, request.method, request.url.path)
+    return _error(500, "internal_error", "the server failed; the request changed nothing")
+
+
+def _count(status: int, method: str, path: str) -> None:
+    count_event(open_database(), Counter.API_REJECTED, detail=f"{status} {method} {path}")
+
+
+class CountRejections:
+    """ASGI middleware: every answer with a 4xx or 5xx status adds one to today's
+    `api_rejected` counter (with the status, method and path as its detail). A
+    request whose handler raised is counted by `on_unexpected_error` instead."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def send_and_see(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, send_and_see)
+        if status >= 400:
+            await run_in_threadpool(_count, status, scope["method"], scope["path"])
 
 
 # ---------------------------------------------------------------- dependencies
@@ -211,14 +268,19 @@ def known_query_only(request: Request) -> None:
         for name in set(request.query_params) & allowed
         if len(request.query_params.getlist(name)) > 1
     )
-    problems = [_query_problem(n, "unknown query parameter", "extra_forbidden") for n in unknown]
-    problems += [_query_problem(n, "given more than once", "value_error") for n in repeated]
+    problems = [_problem("query", n, "unknown query parameter", "extra_forbidden") for n in unknown]
+    problems += [_problem("query", n, "given more than once", "value_error") for n in repeated]
     if problems:
         raise RequestValidationError(problems)
 
 
 def parse_instant(name: str, text: str | None, where: str = "query") -> datetime | None:
-    """Parse an ISO 8601 instant with an offset; 422 otherwise. Returns: UTC datetime."""
+    """Parse an ISO 8601 instant with an offset (`where`: "query" or "body", for the
+    error's location). An instant whose UTC time falls outside years 1..9999 (e.g.
+    9999-12-31T23:59:59-14:00) is taken as the latest or earliest representable one.
+
+    Returns: UTC datetime. Raises: RequestValidationError (422) for a malformed instant.
+    """
     if text is None:
         return None
     try:
@@ -226,14 +288,20 @@ def parse_instant(name: str, text: str | None, where: str = "query") -> datetime
     except ValueError:
         value = None
     if value is None or value.tzinfo is None:
-        problem = _query_problem(name, f"not an ISO 8601 instant: {text!r:.60}", "datetime_parsing")
+        problem = _problem(
+            where, name, f"not an ISO 8601 instant with an offset: {text!r:.60}", "datetime_parsing"
+        )
         raise RequestValidationError([problem])
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.max if value.year == datetime.max.year else datetime.min
+        return edge.replace(tzinfo=UTC)
 
 
-def _query_problem(name: str, msg: str, kind: str) -> dict[str, Any]:
-    """One entry of a RequestValidationError about the query parameter `name`."""
-    return {"loc": ("query", name), "msg": msg, "type": kind}
+def _problem(where: str, name: str, msg: str, kind: str) -> dict[str, Any]:
+    """One entry of a RequestValidationError about the parameter `name`."""
+    return {"loc": (where, name), "msg": msg, "type": kind}
 
 
 Key = Annotated[Principal, Depends(api_key)]

@@ -9,11 +9,13 @@ import logging
 import re
 from typing import Any
 
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
+from pricing_core.adapters.counters import Counter, count_event
 from pricing_core.adapters.storage import open_database
 from pricing_core.api.routes import api_app
 from pricing_core.billing import checkout_events
@@ -34,27 +36,60 @@ async def health(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+class PayloadTooLarge(Exception):
+    """The body is over MAX_WEBHOOK_BYTES (by its Content-Length or as it streams)."""
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, refused before it is buffered when it is over `limit` bytes.
+
+    Raises: PayloadTooLarge (stops reading at the first chunk past the limit)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _failed(engine: Engine, status: int, reason: str) -> JSONResponse:
+    """Count a refused or failed delivery (the Integrity page) and answer it."""
+    await run_in_threadpool(
+        count_event, engine, Counter.WEBHOOK_FAILED, detail=f"{status} {reason}"
+    )
+    return JSONResponse({"error": reason}, status_code=status)
+
+
 async def stripe_webhook(request: Request) -> JSONResponse:
-    """POST /stripe/webhook: 200 when processed, a duplicate or an ignored type; 400
+    """POST /stripe/webhook: 200 when processed, a duplicate or an ignored type; 413
+    when the body is over MAX_WEBHOOK_BYTES (refused before it is read whole); 400
     when the signature, timestamp or body is bad (nothing written); 503 when the
     endpoint secret is not configured; 500 when processing failed (nothing
-    half-written, Stripe retries)."""
-
-    payload = await request.body()
-    if len(payload) > MAX_WEBHOOK_BYTES:
-        return JSONResponse({"error": "payload too large"}, status_code=400)
+    half-written, Stripe retries). Every answer but 200 counts as a webhook failure."""
+    try:
+        engine = open_database()
+    except ConfigurationError as exc:  # nowhere to count it
+        return JSONResponse({"error": str(exc)}, status_code=503)
+    try:
+        payload = await _bounded_body(request, MAX_WEBHOOK_BYTES)
+    except PayloadTooLarge:
+        return await _failed(engine, 413, f"payload over {MAX_WEBHOOK_BYTES} bytes")
     signature = request.headers.get("stripe-signature")
     try:
         result = await run_in_threadpool(
-            lambda: handle_webhook(open_database(), payload, signature, routes=WEBHOOK_ROUTES)
+            lambda: handle_webhook(engine, payload, signature, routes=WEBHOOK_ROUTES)
         )
     except WebhookRejected as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return await _failed(engine, 400, str(exc))
     except ConfigurationError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=503)
+        return await _failed(engine, 503, str(exc))
     except Exception:  # logged and recorded on the event; Stripe retries on 500
         log.exception("processing a Stripe webhook failed")
-        return JSONResponse({"error": "processing failed; Stripe will retry"}, status_code=500)
+        return await _failed(engine, 500, "processing failed; Stripe will retry")
     return JSONResponse({"received": True, "event": result.event_id, "status": str(result.reply)})
 
 

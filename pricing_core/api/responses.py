@@ -187,10 +187,11 @@ def responses_for(*codes: int) -> dict[int | str, dict[str, Any]]:
             "a cost cap, budget, free-tier allowance, or too many failed API key attempts "
             "from this address; see Retry-After",
         ),
+        500: (ErrorOut, "the server failed; the request changed nothing"),
     }
     return {
         c: {"model": models[c][0], "description": models[c][1]}
-        for c in (400, 401, 404, 422, 429, *codes)
+        for c in (400, 401, 404, 422, 429, 500, *codes)
     }
 
 

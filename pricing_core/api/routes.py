@@ -14,9 +14,10 @@ Rules:
   402 insufficient balance (with `balance`, `available`, `required`); 403 a
   per-message token limit, 429 a cost cap, budget or free-tier allowance (with
   `limit` naming it, and a `Retry-After` header); 422 validation errors (with
-  `detail`: field locations and messages), including an unknown model; 404 not
-  found; 409 conflicts (a request id reused, a hold no longer active); 401 a
-  missing, unknown or revoked key.
+  `detail`: field locations and messages); 404 not found, including a model not in
+  the price list (`unknown_model`); 409 conflicts (a request id reused, a hold no
+  longer active); 401 a missing, unknown or revoked key; 500 `internal_error` (the
+  request changed nothing).
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pricing_core.analytics.event_log import get_chat, list_events
 from pricing_core.api.errors import (
+    CountRejections,
     Db,
     Key,
     check_own_user,
     known_query_only,
     on_http_error,
     on_pricing_error,
+    on_unexpected_error,
     on_validation_error,
     parse_instant,
     user_of,
@@ -74,6 +77,7 @@ from pricing_core.api.schemas import (
     PageLimit,
     SettleIn,
     UsageIn,
+    UserIdQuery,
 )
 from pricing_core.catalog.price_book import get_price_book, known_models, provider_price
 from pricing_core.config import get_settings
@@ -108,6 +112,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(PricingError, on_pricing_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected_error)
+    app.add_middleware(CountRejections)
 
     @app.post(
         "/authorize",
@@ -183,7 +189,7 @@ def create_app() -> FastAPI:
     def get_usage(
         key: Key,
         db: Db,
-        user_id: IdQuery = None,
+        user_id: UserIdQuery = None,
         chat_id: IdQuery = None,
         model: NameQuery = None,
         operation: NameQuery = None,
@@ -281,7 +287,7 @@ def create_app() -> FastAPI:
         responses=responses_for(),
         summary="A monthly budget (the account's, or a user's) against this month",
     )
-    def get_budget(key: Key, db: Db, user_id: IdQuery = None) -> BudgetOut:
+    def get_budget(key: Key, db: Db, user_id: UserIdQuery = None) -> BudgetOut:
         check_own_user(db, key.account_id, user_id)
         return _budget(db, key.account_id, user_id)
 

@@ -3,175 +3,221 @@ checks that keep money exact (decimal strings, never floats) and text storable."
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
+from annotated_types import Ge, Le
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from pricing_core.analytics.event_log import MAX_PAGE
-from pricing_core.domain.usage_event import MAX_TOKENS
+from pricing_core.domain.usage_event import (
+    MAX_ID_LENGTH,
+    MAX_METADATA_KEY_LENGTH,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_NUMBER,
+    MAX_METADATA_VALUE_LENGTH,
+    MAX_SESSION_ID_LENGTH,
+    MAX_TOKENS,
+    MAX_USER_ID_LENGTH,
+    STORABLE_TEXT,
+    id_text_pattern,
+)
 
 # ---------------------------------------------------------------- field types
+# Every rule the server enforces on a field is in its schema, so the OpenAPI document
+# tells the whole truth (schemathesis checks that valid data is accepted).
 
-ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # no control characters
-PATH_ID_PATTERN = r"^[^\x00-\x1f\x7f/]+$"
+ID_PATTERN = id_text_pattern()
+PATH_ID_PATTERN = id_text_pattern("/")
 NAME_PATTERN = r"^[A-Za-z0-9._:/@+-]+$"
 MONEY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 INSTANT_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
     r"(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
+# Whole cents, more than zero, at most 7 digits before the point.
+BUDGET_PATTERN = r"^(0{0,6}[1-9][0-9]{0,6}(\.[0-9]{1,2})?|0{1,7}\.(0[1-9]|[1-9][0-9]?))$"
 
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
+
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's `integer` admits 5.0: take an integral float as that integer
+    (strings, booleans and fractions stay errors)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Lengths are the database columns' (`domain.usage_event`): an anonymous session is
+# stored as "anon:<id>", so its id is shorter than a user id.
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+UserId = Annotated[str, Field(min_length=1, max_length=MAX_USER_ID_LENGTH, pattern=ID_PATTERN)]
+SessionId = Annotated[
+    str, Field(min_length=1, max_length=MAX_SESSION_ID_LENGTH, pattern=ID_PATTERN)
+]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
-Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)]
+# (bounds before the validator, or the JSON schema shows them as "ge"/"le")
+Tokens = Annotated[int, Ge(0), Le(MAX_TOKENS), BeforeValidator(_whole_number), Field(strict=True)]
+Percent = Annotated[int, Ge(1), Le(100), BeforeValidator(_whole_number), Field(strict=True)]
 Money = Annotated[str, Field(pattern=MONEY_PATTERN, examples=["0.000562500"])]
 HoldId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
 ChatId = Annotated[
-    str, Path(min_length=1, max_length=128, pattern=PATH_ID_PATTERN, examples=["chat-1"])
+    str,
+    Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=PATH_ID_PATTERN, examples=["chat-1"]),
 ]
-IdQuery = Annotated[str | None, Query(max_length=128, pattern=ID_PATTERN)]
+IdQuery = Annotated[str | None, Query(max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+UserIdQuery = Annotated[str | None, Query(max_length=MAX_USER_ID_LENGTH, pattern=ID_PATTERN)]
 NameQuery = Annotated[str | None, Query(max_length=64, pattern=NAME_PATTERN)]
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 Cursor = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 Instant = Annotated[
     str | None,
     Query(
-        pattern=INSTANT_PATTERN, description="ISO 8601 with an offset, e.g. 2025-03-01T00:00:00Z"
+        pattern=INSTANT_PATTERN,
+        json_schema_extra={"format": "date-time"},
+        description="ISO 8601 with an offset, e.g. 2025-03-01T00:00:00Z",
+    ),
+]
+
+MetadataKey = Annotated[
+    str, Field(min_length=1, max_length=MAX_METADATA_KEY_LENGTH, pattern=STORABLE_TEXT)
+]
+MetadataValue = (
+    Annotated[str, Field(max_length=MAX_METADATA_VALUE_LENGTH, pattern=STORABLE_TEXT)]
+    | Annotated[int, Field(ge=-MAX_METADATA_NUMBER, le=MAX_METADATA_NUMBER, strict=True)]
+    | Annotated[
+        float,
+        Field(ge=-MAX_METADATA_NUMBER, le=MAX_METADATA_NUMBER, allow_inf_nan=False, strict=True),
+    ]
+    | bool
+    | None
+)
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    Field(
+        max_length=MAX_METADATA_KEYS,
+        description="one level of key-value pairs (`domain.usage_event.check_metadata`)",
     ),
 ]
 
 
-def _plain_text(value: Any, where: str = "metadata") -> None:
-    """Refuse strings a database cannot store (NUL, lone surrogates) in JSON metadata."""
-    if isinstance(value, str):
-        if "\x00" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
-            raise ValueError(f"{where} contains a NUL character or a lone surrogate")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _plain_text(key, where)
-            _plain_text(item, where)
-    elif isinstance(value, list):
-        for item in value:
-            _plain_text(item, where)
-
-
-def _storable(value: dict[str, Any]) -> dict[str, Any]:
-    _plain_text(value)
-    return value
-
-
-Metadata = Annotated[dict[str, Any], AfterValidator(_storable)]
-
-
-def _exactly_one(body: BaseModel, first: str, second: str) -> None:
-    """Raises: ValueError unless exactly one of the two fields is given."""
-    if (getattr(body, first) is None) == (getattr(body, second) is None):
-        raise ValueError(f"give exactly one of {first} and {second}")
+def _schema_extra(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Add a body's examples and its "exactly one of each pair" rule to its schema."""
+    examples: list[dict[str, Any]] = getattr(model, "examples", [])
+    pairs: tuple[tuple[str, str], ...] = getattr(model, "pairs", ())
+    if examples:
+        schema["examples"] = examples
+    rules = [{"oneOf": [{"required": [a]}, {"required": [b]}]} for a, b in pairs]
+    if len(rules) == 1:
+        schema.update(rules[0])
+    elif rules:
+        schema["allOf"] = rules
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # subclasses' model_config adds to this
+    """A request body: unknown fields are refused; of each pair in `pairs` exactly one
+    field is given (omit the other: it is not nullable, and null is refused)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_schema_extra)
+    pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    examples: ClassVar[list[dict[str, Any]]] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one_of_each(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for first, second in cls.pairs:
+                given = [name for name in (first, second) if name in data]
+                for name in given:
+                    if data[name] is None:
+                        raise ValueError(f"omit {name} instead of sending null")
+                if len(given) != 1:
+                    raise ValueError(f"give exactly one of {first} and {second}")
+        return data
 
 
 class AuthorizeIn(_In):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "request_id": "req-0001",
-                    "user_id": "user-1",
-                    "model": "gpt-4o-mini",
-                    "chat_id": "chat-1",
-                    "estimated_input_tokens": 1200,
-                    "max_output_tokens": 500,
-                }
-            ]
-        },
-    )
+    pairs = (("user_id", "anonymous_session_id"), ("estimated_input_tokens", "prompt_text"))
+    examples = [
+        {
+            "request_id": "req-0001",
+            "user_id": "user-1",
+            "model": "gpt-4o-mini",
+            "chat_id": "chat-1",
+            "estimated_input_tokens": 1200,
+            "max_output_tokens": 500,
+        }
+    ]
     request_id: Id = Field(description="the model call's id; settling records usage under it")
-    user_id: Id | None = Field(None, description="a user of the key's account")
-    anonymous_session_id: Id | None = Field(
+    user_id: UserId | SkipJsonSchema[None] = Field(None, description="a user of the key's account")
+    anonymous_session_id: SessionId | SkipJsonSchema[None] = Field(
         None, description="instead of user_id: an anonymous session (recorded, never debited)"
     )
     model: Name
     provider: Name | None = Field(None, description="inferred from the model when omitted")
     operation: Name = "chat_message"
     chat_id: Id | None = None
-    estimated_input_tokens: Tokens | None = None
-    prompt_text: str | None = Field(None, max_length=400_000, description="counted by a heuristic")
+    estimated_input_tokens: Tokens | SkipJsonSchema[None] = None
+    prompt_text: str | SkipJsonSchema[None] = Field(
+        None, max_length=400_000, description="counted by a heuristic"
+    )
     max_output_tokens: Tokens
-
-    @model_validator(mode="after")
-    def _one_each(self) -> AuthorizeIn:
-        _exactly_one(self, "user_id", "anonymous_session_id")
-        _exactly_one(self, "estimated_input_tokens", "prompt_text")
-        return self
 
 
 class SettleIn(_In):
     input_tokens: Tokens
     output_tokens: Tokens
-    cached_tokens: Tokens = 0
+    cached_tokens: Tokens = Field(0, description="the part of input_tokens read from cache")
     metadata: Metadata | None = None
 
 
 class UsageIn(_In):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "request_id": "req-0002",
-                    "user_id": "user-1",
-                    "model": "gpt-4o-mini",
-                    "chat_id": "chat-1",
-                    "input_tokens": 1180,
-                    "output_tokens": 312,
-                }
-            ]
-        },
-    )
+    pairs = (("user_id", "anonymous_session_id"),)
+    examples = [
+        {
+            "request_id": "req-0002",
+            "user_id": "user-1",
+            "model": "gpt-4o-mini",
+            "chat_id": "chat-1",
+            "input_tokens": 1180,
+            "output_tokens": 312,
+        }
+    ]
     request_id: Id
-    user_id: Id | None = None
-    anonymous_session_id: Id | None = None
+    user_id: UserId | SkipJsonSchema[None] = None
+    anonymous_session_id: SessionId | SkipJsonSchema[None] = None
     operation: Name = "chat_message"
     provider: Name | None = None
     model: Name
     input_tokens: Tokens
     output_tokens: Tokens
-    cached_tokens: Tokens = 0
+    cached_tokens: Tokens = Field(0, description="the part of input_tokens read from cache")
     chat_id: Id | None = None
     created_at: str | None = Field(
-        None, pattern=INSTANT_PATTERN, description="ISO 8601 with an offset; default: now"
+        None,
+        pattern=INSTANT_PATTERN,
+        json_schema_extra={"format": "date-time"},
+        description="ISO 8601 with an offset, from 2000-01-01 to a day after now; default: now",
     )
     metadata: Metadata | None = None
 
-    @model_validator(mode="after")
-    def _one_user(self) -> UsageIn:
-        _exactly_one(self, "user_id", "anonymous_session_id")
-        return self
-
 
 class EstimateIn(_In):
+    pairs = (("prompt_tokens", "prompt_text"),)
     model: Name
     provider: Name | None = None
     operation: Name = "chat_message"
-    prompt_tokens: Tokens | None = None
-    prompt_text: str | None = Field(None, max_length=400_000)
+    prompt_tokens: Tokens | SkipJsonSchema[None] = None
+    prompt_text: str | SkipJsonSchema[None] = Field(None, max_length=400_000)
     max_output_tokens: Tokens
-
-    @model_validator(mode="after")
-    def _one_prompt(self) -> EstimateIn:
-        _exactly_one(self, "prompt_tokens", "prompt_text")
-        return self
 
 
 class BudgetIn(_In):
-    user_id: Id | None = Field(None, description="omit for the whole account's budget")
-    monthly_limit: Annotated[str, Field(pattern=r"^[0-9]{1,7}(\.[0-9]{1,2})?$")] | None = Field(
+    user_id: UserId | None = Field(None, description="omit for the whole account's budget")
+    monthly_limit: Annotated[str, Field(pattern=BUDGET_PATTERN)] | None = Field(
         description="USD as a decimal string, whole cents; null removes the budget"
     )
-    thresholds: list[Annotated[int, Field(ge=1, le=100, strict=True)]] = Field(
+    thresholds: list[Percent] = Field(
         default_factory=lambda: [50, 80, 100], min_length=1, max_length=10
     )
     block_at_limit: bool = Field(False, strict=True)

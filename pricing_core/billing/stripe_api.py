@@ -27,6 +27,11 @@ class StripeUnavailable(PricingError):
     """A Stripe API call failed (network, authentication, invalid request)."""
 
 
+class StripeObjectMissing(PricingError):
+    """Stripe answered 404: it has no such object (e.g. a session of another account
+    or mode). Asking again will not change that."""
+
+
 def payments_configured(settings: Settings | None = None) -> bool:
     """True when a Stripe secret key is set (real checkout is possible)."""
     settings = settings or get_settings()
@@ -58,6 +63,10 @@ def _plain(obj: Any) -> dict[str, Any]:
 def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     try:
         return _plain(fn(*args, **kwargs))
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            raise StripeObjectMissing(f"Stripe {what}: no such object") from None
+        raise StripeUnavailable(f"Stripe {what} failed: {exc.user_message or exc}") from None
     except stripe.StripeError as exc:
         # user_message/str(exc) never contain the full secret key (Stripe masks it).
         raise StripeUnavailable(f"Stripe {what} failed: {exc.user_message or exc}") from None

@@ -184,7 +184,11 @@ def _record_received(engine: Engine, event: dict[str, Any], now: datetime) -> bo
     """Insert the event as received, or count another delivery. Returns True if it
     was already processed."""
     created = event.get("created")
-    stripe_created = datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None
+    stripe_created = (
+        datetime.fromtimestamp(created, UTC)
+        if isinstance(created, int) and 0 <= created < 2**33  # before year 2242
+        else None
+    )
 
     def work(conn: Connection) -> bool:
         stmt = dialect_insert(conn, stripe_events).values(

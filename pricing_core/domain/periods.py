@@ -184,7 +184,7 @@ def period_of(kind: PeriodKind, now: datetime, tz: ZoneInfo) -> Period:
 
 # ---------------------------------------------------------------- months
 
-MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH_PATTERN = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 def month_of(moment: datetime, tz: ZoneInfo) -> str:

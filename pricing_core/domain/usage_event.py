@@ -7,7 +7,8 @@ Pure: no database, no clock (`validate_event` takes `now`), no settings.
 from __future__ import annotations
 
 import json
-import unicodedata
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -16,14 +17,47 @@ from typing import Any
 from pricing_core.domain.errors import InvalidUsage
 
 MAX_TOKENS = 100_000_000  # per call; far above any real context window
-MAX_ID_LENGTH = 128
-MAX_METADATA_BYTES = 8192
+MAX_ID_LENGTH = 128  # request and chat ids
+MAX_USER_ID_LENGTH = 64  # account and user ids (the key columns of every table)
+ANONYMOUS_PREFIX = "anon:"  # user ids of anonymous sessions: "anon:<session id>"
+MAX_SESSION_ID_LENGTH = MAX_USER_ID_LENGTH - len(ANONYMOUS_PREFIX)
+# Metadata is one level of key-value pairs, like Stripe's: these bounds keep an event
+# small and let the API's OpenAPI document state the whole rule.
+MAX_METADATA_KEYS = 16
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 200
+MAX_METADATA_NUMBER = 10**15
+STORABLE_TEXT = r"^[^\x00]*$"  # no NUL (nor, see SURROGATES, a lone surrogate)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/@+-")
+
+# Characters no id may hold: controls (Cc), format characters such as zero-width
+# spaces and bidi overrides (Cf, as of Unicode 14) and private use (Co, with the
+# noncharacters at its ends). Written out, not looked up, so the API's OpenAPI patterns
+# state the same rule. Lone surrogates (Cs) are refused too, by SURROGATES here and by
+# pydantic before any pattern in the API (its regex engine cannot name them).
+REFUSED_ID_CHARS = (
+    r"\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ue000-\uf8ff\ufeff\ufff9-\ufffb"
+    r"\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    r"\U000e0001\U000e0020-\U000e007f\U000f0000-\U0010ffff"
+)
+
+
+def id_text_pattern(also_refused: str = "") -> str:
+    """The id rule as one regular expression: allowed characters only, and at least one
+    that is not white space. `also_refused` adds characters (e.g. "/" in a path)."""
+    refused = REFUSED_ID_CHARS + also_refused
+    return rf"^[^{refused}]*[^\s{refused}][^{refused}]*$"
+
+
+SURROGATES = r"\ud800-\udfff"
+_ID_TEXT = re.compile(id_text_pattern(SURROGATES))
 
 # The same rules as regular expressions, for vectorized checks of a batch: a value
 # that matches is valid; one that does not goes through `validate_event` itself.
 ID_PATTERN = rf"[\x20-\x7e]{{1,{MAX_ID_LENGTH}}}"
+USER_ID_PATTERN = rf"[\x20-\x7e]{{1,{MAX_USER_ID_LENGTH}}}"
 NAME_PATTERN = r"[A-Za-z0-9._:/@+\-]{1,64}"
 
 
@@ -49,14 +83,17 @@ class UsageEvent:
     metadata: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
-def check_id(name: str, value: object, *, optional: bool = False) -> None:
+def check_id(
+    name: str, value: object, *, optional: bool = False, max_length: int = MAX_ID_LENGTH
+) -> None:
+    """Raises: InvalidUsage unless `value` is 1..max_length printable characters."""
     if value is None and optional:
         return
     if not isinstance(value, str) or not value.strip():
         raise InvalidUsage(f"{name} must be a non-empty string, got {value!r:.80}")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidUsage(f"{name} is longer than {MAX_ID_LENGTH} characters ({len(value)})")
-    if any(unicodedata.category(ch).startswith("C") for ch in value):
+    if len(value) > max_length:
+        raise InvalidUsage(f"{name} is longer than {max_length} characters ({len(value)})")
+    if not _ID_TEXT.fullmatch(value):
         raise InvalidUsage(f"{name} contains control or unprintable characters: {value!r:.80}")
 
 
@@ -72,8 +109,9 @@ def validate_event(event: UsageEvent, *, now: datetime) -> UsageEvent:
 
     Returns: the event with `created_at` filled in. Raises: InvalidUsage.
     """
-    for name in ("request_id", "account_id", "user_id"):
-        check_id(name, getattr(event, name))
+    check_id("request_id", event.request_id)
+    for name in ("account_id", "user_id"):
+        check_id(name, getattr(event, name), max_length=MAX_USER_ID_LENGTH)
     check_id("chat_id", event.chat_id, optional=True)
     for name in ("operation", "provider", "model"):
         check_name(name, getattr(event, name))
@@ -93,15 +131,52 @@ def validate_event(event: UsageEvent, *, now: datetime) -> UsageEvent:
     if not EARLIEST <= created_at <= now + timedelta(days=1):
         raise InvalidUsage(f"created_at {created_at.isoformat()} is out of range")
     if event.metadata is not None:
-        if not isinstance(event.metadata, Mapping):
-            raise InvalidUsage("metadata must be a JSON object")
-        try:
-            encoded = to_json(dict(event.metadata))
-        except (TypeError, ValueError) as exc:
-            raise InvalidUsage(f"metadata is not JSON-serializable: {exc}") from None
-        if len(encoded.encode()) > MAX_METADATA_BYTES:
-            raise InvalidUsage(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+        check_metadata(event.metadata)
     return replace(event, created_at=created_at.astimezone(UTC))
+
+
+_STORABLE = re.compile(rf"^[^\x00{SURROGATES}]*$")
+
+
+def check_metadata(metadata: object) -> None:
+    """Raises: InvalidUsage unless `metadata` is an object of at most MAX_METADATA_KEYS
+    keys (1..MAX_METADATA_KEY_LENGTH characters) whose values are strings (at most
+    MAX_METADATA_VALUE_LENGTH characters), finite numbers within
+    +-MAX_METADATA_NUMBER, booleans or null; no text may hold NUL or a lone surrogate."""
+    if not isinstance(metadata, Mapping):
+        raise InvalidUsage("metadata must be a JSON object")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise InvalidUsage(f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS}")
+    for key, value in metadata.items():
+        if (
+            not isinstance(key, str)
+            or not 1 <= len(key) <= MAX_METADATA_KEY_LENGTH
+            or not _STORABLE.fullmatch(key)
+        ):
+            raise InvalidUsage(
+                f"metadata key {key!r:.60} must be 1-{MAX_METADATA_KEY_LENGTH} characters "
+                "without NUL or lone surrogates"
+            )
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, str):
+            if len(value) > MAX_METADATA_VALUE_LENGTH or not _STORABLE.fullmatch(value):
+                raise InvalidUsage(
+                    f"metadata[{key!r:.40}] must be at most {MAX_METADATA_VALUE_LENGTH} "
+                    "characters without NUL or lone surrogates"
+                )
+        elif isinstance(value, int | float):
+            finite = isinstance(value, int) or math.isfinite(value)  # a huge int has no float
+            if not (finite and abs(value) <= MAX_METADATA_NUMBER):
+                raise InvalidUsage(
+                    f"metadata[{key!r:.40}] must be a finite number within "
+                    f"+-{MAX_METADATA_NUMBER:,}, got {value!r:.40}"
+                )
+        else:
+            raise InvalidUsage(
+                f"metadata[{key!r:.40}] must be a string, number, boolean or null "
+                f"(one level, no nesting), got {type(value).__name__}"
+            )
 
 
 def same_content(row: Any, event: UsageEvent, *, timestamp_given: bool) -> bool:

@@ -96,7 +96,7 @@ def parse_thresholds(value: str | Iterable[object]) -> tuple[int, ...]:
     for item in items:
         if isinstance(item, bool) or not isinstance(item, int | str):
             raise InvalidUsage(f"threshold must be a whole percent, got {item!r:.40}")
-        if isinstance(item, str) and not re.fullmatch(r"[+-]?\d{1,6}", item.strip()):
+        if isinstance(item, str) and not re.fullmatch(r"[+-]?[0-9]{1,6}", item.strip()):
             raise InvalidUsage(f"threshold must be a whole percent, got {item!r:.40}")
         percent = int(item)
         if not 1 <= percent <= 100:

@@ -276,7 +276,8 @@ def settle(
         (usage.replayed=True) and charges nothing more.
     Raises: HoldNotFound, HoldNotActive (released or expired: record the usage with
         `record_usage` instead), InvalidUsage, DuplicateRequest (settled before with
-        different usage).
+        different usage, or recorded before with different usage: then the hold is
+        released, since that record stands).
     Prices: the price book in effect now; an actual cost above the hold is charged.
     """
     at = now or datetime.now(UTC)
@@ -287,7 +288,7 @@ def settle(
     check_id("hold id", hold_id)
     book = get_price_book(engine)
 
-    def work(conn: Connection) -> Settlement | Hold:
+    def work(conn: Connection) -> Settlement | Hold | DuplicateRequest:
         lock_wallet_on(conn, acct)
         expire_holds_on(conn, now=at, account_id=acct)
         current = get_hold_on(conn, acct, hold_id, lock=True)
@@ -312,14 +313,13 @@ def settle(
         if current.status is HoldStatus.SETTLED:
             usage = record_on(conn, event, book=book, now=at, timestamp_given=False)
             return Settlement(current, usage, usage.price > current.amount, ())
-        usage = record_on(
-            conn,
-            event,
-            book=book,
-            now=at,
-            timestamp_given=False,
-            hold_id=current.id,
-        )
+        try:
+            usage = record_on(
+                conn, event, book=book, now=at, timestamp_given=False, hold_id=current.id
+            )
+        except DuplicateRequest as exc:  # nothing written yet: free the hold, then raise
+            close_hold_on(conn, acct, current.id, HoldStatus.RELEASED, now=at)
+            return DuplicateRequest(f"{exc}; hold {current.id} was released")
         if usage.replayed:  # recorded earlier without this hold: nothing more to hold
             closed = close_hold_on(conn, acct, current.id, HoldStatus.RELEASED, now=at)
             return Settlement(closed, usage, False, ())
@@ -330,6 +330,8 @@ def settle(
     result = idempotent_write(engine, work)
     if isinstance(result, Hold):
         raise HoldNotActive(result)
+    if isinstance(result, DuplicateRequest):
+        raise result
     if result.alerts:
         deliver_alerts(engine)
     return result

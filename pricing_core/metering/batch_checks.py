@@ -26,6 +26,7 @@ from pricing_core.domain.usage_event import (
     ID_PATTERN,
     MAX_TOKENS,
     NAME_PATTERN,
+    USER_ID_PATTERN,
     UsageEvent,
     validate_event,
 )
@@ -96,7 +97,7 @@ def _fast_ok(values: pd.Series, pattern: str, *, optional: bool = False) -> np.n
     else:
         is_str = values.notna().to_numpy()
     matched = is_str & text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
-    if pattern is ID_PATTERN:
+    if pattern in (ID_PATTERN, USER_ID_PATTERN):
         matched &= text.str.contains(r"[^ ]").fillna(False).to_numpy(dtype=bool)
     if optional:
         matched |= values.isna().to_numpy()
@@ -106,8 +107,9 @@ def _fast_ok(values: pd.Series, pattern: str, *, optional: bool = False) -> np.n
 def check_rows(frame: pd.DataFrame, originals: list[UsageEvent] | None, now: datetime) -> Checked:
     n = len(frame)
     suspect = np.zeros(n, dtype=bool)
-    for name in ("request_id", "account_id", "user_id"):
-        suspect |= ~_fast_ok(frame[name], ID_PATTERN)
+    suspect |= ~_fast_ok(frame["request_id"], ID_PATTERN)
+    for name in ("account_id", "user_id"):
+        suspect |= ~_fast_ok(frame[name], USER_ID_PATTERN)
     suspect |= ~_fast_ok(frame["chat_id"], ID_PATTERN, optional=True)
     for name in ("operation", "provider", "model"):
         suspect |= ~_fast_ok(frame[name], NAME_PATTERN)

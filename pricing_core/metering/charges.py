@@ -21,7 +21,7 @@ from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis, Quote, TokenCounts
 from pricing_core.domain.errors import PricingError, UnknownModel
 from pricing_core.domain.money import ZERO, format_usd_exact
-from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.domain.usage_event import ANONYMOUS_PREFIX, UsageEvent
 from pricing_core.plans.plan_charges import PlanCharge, decide_plan_charge_on, explain_plan_event
 
 
@@ -59,9 +59,6 @@ def quote_event(book: PriceBook, event: UsageEvent) -> Quote:
             "unpriced",
             f"not charged yet: {exc}; queued for an admin to price",
         )
-
-
-ANONYMOUS_PREFIX = "anon:"  # user ids of anonymous sessions: "anon:<session id>"
 
 
 def free_reason_for(user_id: str) -> str | None:

@@ -16,10 +16,10 @@ from pricing_core.catalog.price_book import get_price_book
 from pricing_core.domain.costing import TokenCounts
 from pricing_core.domain.errors import InvalidUsage, PricingError, UnknownModel
 from pricing_core.domain.usage_event import (
+    ANONYMOUS_PREFIX,
     MAX_TOKENS,
     check_name,
 )
-from pricing_core.metering.charges import ANONYMOUS_PREFIX
 
 DEFAULT_OPERATION = "chat_message"
 HEURISTIC = "heuristic: 1 token per 4 ASCII characters (rounded up) + 1 per other character"

@@ -22,8 +22,10 @@ from pricing_core.domain.errors import PricingError
 from pricing_core.domain.usage_event import MAX_TOKENS, UsageEvent
 
 TRACE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
-_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?")
-_TOKENS = re.compile(r"\d+")
+_TIMESTAMP = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+)
+_TOKENS = re.compile(r"[0-9]+")  # ASCII digits only: int() also reads "١٢٣"
 _SPACE = Decimal(2) ** 64
 MAX_REPORTED_PROBLEMS = 1000
 TRACE_DIR_NAME = "azure-llm-inference-2023"

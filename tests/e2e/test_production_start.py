@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -26,15 +27,21 @@ from tests.e2e.signin_support import (
 )
 
 SAFE_DB = "postgresql+psycopg://billing:pw@db.internal/billing"
+COOKIE = secrets.token_urlsafe(48)  # made now: a secret written in a file is published
 
 
-def _workdir(tmp_path: Path, *, with_auth: bool) -> Path:
-    if with_auth:
+def _workdir(tmp_path: Path, *, with_auth: bool | str) -> Path:
+    if with_auth == "example":  # the example file copied as it is
+        (tmp_path / ".streamlit").mkdir()
+        shutil.copy(
+            ROOT / ".streamlit" / "secrets.toml.example", tmp_path / ".streamlit/secrets.toml"
+        )
+    elif with_auth:
         write_secrets(
             tmp_path,
             port=8501,
             provider="https://id.example.com",
-            cookie="k" * 48,
+            cookie=COOKIE,
             client_secret="client-secret-xyz",
         )
     return tmp_path
@@ -47,6 +54,11 @@ CASES = {
         True,
         {"PRICING_DATABASE_URL": ""},
         "the database is the default SQLite file",
+    ),
+    "the example secrets file": (
+        "example",
+        {},
+        "auth.cookie_secret appears in the project's own files",
     ),
     "stripe without webhook secret": (
         True,
@@ -93,7 +105,8 @@ def test_the_dashboard_refuses_to_start_in_production_naming_what_is_missing(cas
     assert "PRICING_ENV=production refuses to start" in output
     assert message in output
     assert [m for m in OTHER_MESSAGES if m in output] == [message]  # only this problem
-    assert "k" * 48 not in output and "client-secret-xyz" not in output
+    assert COOKIE not in output and "client-secret-xyz" not in output
+    assert "replace-with-a-long-random-string" not in output
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from pydantic import SecretStr
 
-from pricing_core.config import Settings
+from pricing_core.config import PROJECT_ROOT, Settings
 from pricing_core.safety import (
     Unsafe,
     UnsafeConfiguration,
     ensure_safe_to_start,
+    estimated_entropy_bits,
     load_auth_section,
     production_problems,
     redact,
@@ -18,7 +21,8 @@ from pricing_core.safety import (
     sign_in_config,
 )
 
-COOKIE = "c" * 48
+COOKIE = secrets.token_urlsafe(48)  # made now: a secret written in a file is published
+EXAMPLE = PROJECT_ROOT / ".streamlit" / "secrets.toml.example"
 AUTH = {
     "redirect_uri": "https://billing.example.com/oauth2callback",
     "cookie_secret": COOKIE,
@@ -60,9 +64,27 @@ def test_a_safe_production_configuration_starts():
         ),
         (
             {},
-            {**AUTH, "cookie_secret": "short"},
+            {**AUTH, "cookie_secret": secrets.token_urlsafe(8)},
             Unsafe.WEAK_COOKIE_SECRET,
-            r"auth\.cookie_secret is too short \(5 characters",
+            r"auth\.cookie_secret is too guessable \(about 6\d bits",
+        ),
+        (
+            {},
+            {**AUTH, "cookie_secret": "a" * 32},
+            Unsafe.WEAK_COOKIE_SECRET,
+            r"auth\.cookie_secret is too guessable \(about 0 bits",
+        ),
+        (
+            {},
+            {**AUTH, "cookie_secret": "ab" * 100},
+            Unsafe.WEAK_COOKIE_SECRET,
+            r"at least 256 needed",
+        ),
+        (
+            {},
+            {**AUTH, "cookie_secret": "replace-with-a-long-random-string"},
+            Unsafe.PUBLISHED_COOKIE_SECRET,
+            r"appears in the project's own files \(\.streamlit/secrets\.toml\.example\)",
         ),
         ({"demo": "on"}, AUTH, Unsafe.DEMO_ON, r"demo mode is on \(PRICING_DEMO=on\)"),
         (
@@ -94,6 +116,56 @@ def test_each_unsafe_configuration_refuses_with_its_own_message(changes, section
     assert text.startswith("PRICING_ENV=production refuses to start")
     for secret in ("pw-123456", "sk_test_abcdefgh", "client-secret-value", COOKIE):
         assert secret not in text
+
+
+def test_the_example_secrets_file_as_it_is_does_not_start_production():
+    section = load_auth_section([EXAMPLE])
+    assert kinds(settings(), section) == [Unsafe.PUBLISHED_COOKIE_SECRET]
+
+
+def test_a_secret_written_in_any_project_file_counts_as_published(tmp_path, monkeypatch):
+    secret = secrets.token_urlsafe(48)
+    assert kinds(settings(), {**AUTH, "cookie_secret": secret}) == []
+    note = PROJECT_ROOT / "tests" / f"_published_{secrets.token_hex(4)}.md"
+    note.write_text(f"cookie_secret = {secret}\n")
+    try:
+        assert kinds(settings(), {**AUTH, "cookie_secret": secret}) == [
+            Unsafe.PUBLISHED_COOKIE_SECRET
+        ]
+    finally:
+        note.unlink()
+
+
+@pytest.mark.parametrize(
+    ("secret", "enough"),
+    [
+        (secrets.token_hex(32), True),  # 64 hex digits: 256 bits
+        (secrets.token_urlsafe(48), True),
+        (secrets.token_hex(31), False),  # 248 bits
+        ("Aa1!" * 40, False),  # four characters repeated: 2 bits each
+        ("a" * 500, False),
+    ],
+)
+def test_the_entropy_estimate_counts_randomness_not_length(secret, enough):
+    assert (estimated_entropy_bits(secret) >= 256) is enough
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["sqlite:///data/pricing.db", "sqlite:///./data/../data/pricing.db", "sqlite+pysqlite:///{abs}"],
+)
+def test_the_default_sqlite_file_is_refused_however_its_path_is_written(written, monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT)
+    url = written.format(abs=PROJECT_ROOT / "data" / "pricing.db")
+    assert kinds(settings(database_url=url)) == [Unsafe.DEFAULT_DATABASE]
+
+
+def test_a_symbolic_link_to_the_default_file_is_the_default_file(tmp_path, monkeypatch):
+    link = tmp_path / "db.sqlite"
+    link.symlink_to(PROJECT_ROOT / "data" / "pricing.db")
+    assert kinds(settings(database_url=f"sqlite:///{link}")) == [Unsafe.DEFAULT_DATABASE]
+    other = tmp_path / "other.db"
+    assert kinds(settings(database_url=f"sqlite:///{other}")) == []
 
 
 def test_every_problem_is_named_at_once():
