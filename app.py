@@ -2,6 +2,7 @@
 port, the HTTP routes (Stripe webhook, REST API) through `st.App`."""
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from pages import _session, _signin
 from pricing_core.api.http import routes
@@ -9,6 +10,10 @@ from pricing_core.config import get_settings
 
 if __name__ != "__main__":
     _signin.check_startup()  # server start: refuse an unsafe production configuration
+    # Every page runs inside this script's st.navigation. Until a first session has
+    # run it, Streamlit would serve a deep link straight from the pages/ folder (its
+    # automatic page list, the helper modules included), skipping sign-in and roles.
+    PagesManager.uses_pages_directory = False
 
 app = st.App("app.py", routes=routes(), on_script_error=_signin.on_script_error)
 

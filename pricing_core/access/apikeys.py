@@ -208,9 +208,10 @@ def revoke_api_key(
 
 
 class FailedAuthLimiter:
-    """At most `max_failures` failed authentications per client address in a sliding
-    window of `window_seconds`; after that, every attempt from that address is
-    refused (even with a valid key) until old failures leave the window.
+    """At most `max_failures` failed authentications per client in a sliding window
+    of `window_seconds`; after that, every attempt of that client is refused (even
+    with a valid key) until old failures leave the window. A client is what
+    `authenticate_api_key` names: an address and the key prefix presented.
 
     In memory, per process (a deployment with several processes gets a limit per
     process). Thread-safe; remembers at most `max_clients` addresses.
@@ -295,15 +296,18 @@ def authenticate_api_key(
 
     Args:
         authorization: the header's value (or the bare key).
-        client: the caller's address (the rate limit's key).
+        client: the caller's address. Failures are throttled per address and key
+            prefix, so one client with a bad key behind a shared address (NAT) does
+            not lock out the others' keys.
     Returns: a member Principal of the key's account (`user_id` = "apikey:<key id>").
     Raises: TooManyAttempts (before looking at the key when the address is over the
         limit), InvalidApiKey (missing, malformed, unknown or revoked; counted as a
         failure).
     """
     limiter = limiter or default_limiter()
-    limiter.check(client)
     secret = _bearer(authorization)
+    client = f"{client} key {_credential(authorization)[:SHOWN_PREFIX_CHARS]!r}"
+    limiter.check(client)
     row = None
     if secret is not None:
         k = api_keys.c
@@ -327,13 +331,16 @@ def authenticate_api_key(
     return Principal(f"apikey:{row.id}", row.account_id, role="member")
 
 
-def _bearer(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    value = authorization.strip()
+def _credential(authorization: str | None) -> str:
+    """What the header presents after an optional `Bearer ` ("" when nothing)."""
+    value = (authorization or "").strip()
     scheme, _, rest = value.partition(" ")
-    if rest and scheme.lower() == "bearer":
-        value = rest.strip()
+    return rest.strip() if rest and scheme.lower() == "bearer" else value
+
+
+def _bearer(authorization: str | None) -> str | None:
+    """The key presented, or None when it cannot be one of ours (malformed)."""
+    value = _credential(authorization)
     if not value.startswith(KEY_PREFIX) or not 20 <= len(value) <= 100:
         return None
     return value

@@ -29,6 +29,7 @@ MAX_METADATA_VALUE_LENGTH = 200
 MAX_METADATA_NUMBER = 10**15
 STORABLE_TEXT = r"^[^\x00]*$"  # no NUL (nor, see SURROGATES, a lone surrogate)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_AHEAD = timedelta(days=1)  # how far after now an event may be dated (clock skew)
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/@+-")
 
 # Characters no id may hold: controls (Cc), format characters such as zero-width
@@ -128,7 +129,7 @@ def validate_event(event: UsageEvent, *, now: datetime) -> UsageEvent:
     created_at = event.created_at or now
     if not isinstance(created_at, datetime) or created_at.tzinfo is None:
         raise InvalidUsage(f"created_at must be a timezone-aware datetime, got {created_at!r}")
-    if not EARLIEST <= created_at <= now + timedelta(days=1):
+    if not EARLIEST <= created_at <= now + MAX_AHEAD:
         raise InvalidUsage(f"created_at {created_at.isoformat()} is out of range")
     if event.metadata is not None:
         check_metadata(event.metadata)

@@ -51,7 +51,7 @@ from sqlalchemy import Engine, select
 
 from pricing_core.adapters.schema import usage_events
 from pricing_core.domain.errors import InsufficientBalance, InvalidUsage
-from pricing_core.domain.usage_event import UsageEvent, check_name
+from pricing_core.domain.usage_event import MAX_AHEAD, UsageEvent, check_name
 from pricing_core.ledger.wallets import create_account
 from pricing_core.metering.batch import BatchResult, record_usage_batch
 from pricing_core.metering.trace import (
@@ -59,6 +59,7 @@ from pricing_core.metering.trace import (
     InvalidImport,
     RowOutcome,
     TraceMapping,
+    TraceRow,
     map_trace,
     read_trace,
 )
@@ -104,7 +105,8 @@ def import_azure_trace(
         opening_balance: USD granted to each account the import creates (default:
             the `welcome_credit` setting). Existing accounts are left as they are.
         allow_overdraft: record events the wallet cannot pay (balance goes below 0).
-        shift_to_now: move the trace so its latest row is at `now`.
+        shift_to_now: move the trace so its latest row is at `now`; rows dated
+            after a day from now are reported as skipped, never used as the anchor.
         now: the import's clock (default: the current time, UTC); also the time of
             the ledger entries and of created accounts.
         on_progress: called with (rows done, rows total) after every chunk.
@@ -126,7 +128,7 @@ def import_azure_trace(
         raise InvalidImport(f"Zipf exponent must be between 0 and 10, got {mapping.zipf_exponent}")
     at = now or datetime.now(UTC)
     summary = ImportSummary()
-    rows = read_trace(Path(path), summary)
+    rows = _not_future(read_trace(Path(path), summary), summary, now=at)
     offset = at - max(r.at for r in rows) if shift_to_now and rows else timedelta(0)
     events = list(map_trace(rows, mapping, source=Path(path).name, offset=offset))
 
@@ -157,6 +159,23 @@ def import_azure_trace(
         if on_progress:
             on_progress(done, summary.rows)
     return summary
+
+
+def _not_future(rows: list[TraceRow], summary: ImportSummary, *, now: datetime) -> list[TraceRow]:
+    """The rows not dated after a day from now (`domain.usage_event.MAX_AHEAD`); the
+    others are reported as skipped, so one row dated 2099 cannot become the anchor of
+    `shift_to_now` and push the real rows out of range."""
+    kept = []
+    for row in rows:
+        if row.at <= now + MAX_AHEAD:  # rows before EARLIEST may still be shifted
+            kept.append(row)
+        else:
+            summary.report(
+                row.line,
+                RowOutcome.SKIPPED,
+                f"TIMESTAMP {row.at:%Y-%m-%d %H:%M:%S} is in the future (after a day from now)",
+            )
+    return kept
 
 
 def _tally(summary: ImportSummary, lines: list[int], result: BatchResult) -> None:

@@ -25,6 +25,7 @@ TRACE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 _TIMESTAMP = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
 )
+_BAD_BYTE = re.compile("[\udc80-\udcff]")  # how surrogateescape decodes a bad byte
 _TOKENS = re.compile(r"[0-9]+")  # ASCII digits only: int() also reads "١٢٣"
 _SPACE = Decimal(2) ** 64
 MAX_REPORTED_PROBLEMS = 1000
@@ -192,11 +193,13 @@ def _tokens(name: str, text: str) -> int:
 def read_trace(path: Path, summary: ImportSummary) -> list[TraceRow]:
     """Read and check every row; bad rows go to `summary` as SKIPPED.
 
-    Returns: the good rows in file order. Raises: InvalidImport (unreadable file or
-    wrong header).
+    Returns: the good rows in file order. Raises: InvalidImport (unreadable file, a
+    line that is not UTF-8 text, or wrong header), naming the line.
     """
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")  # tolerate a BOM
+        # surrogateescape: a bad byte is found on the row it is on (a decoding error
+        # would surface where the read buffer starts, with the wrong line number)
+        handle = path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:
         raise InvalidImport(f"cannot read {str(path)!r}: {exc.strerror}") from None
     rows: list[TraceRow] = []
@@ -219,6 +222,8 @@ def read_trace(path: Path, summary: ImportSummary) -> list[TraceRow]:
                         f"got {len(fields)}",
                     )
                     continue
+                if any(_BAD_BYTE.search(f) for f in fields):
+                    raise InvalidImport(f"{path.name} line {line}: unreadable: not UTF-8 text")
                 try:
                     at = parse_timestamp(fields[0])
                     input_tokens = _tokens("ContextTokens", fields[1])

@@ -122,24 +122,37 @@ def test_bad_keys_are_refused(seeded, header):
         authenticate_api_key(seeded, header, client="c", limiter=limiter())
 
 
-def test_failed_attempts_are_rate_limited_per_client_address(seeded):
+def test_failed_attempts_are_rate_limited_per_address_and_key_prefix(seeded):
     key = create_api_key(seeded, ALICE)
+    guess = key.secret[:12] + "x" * (len(key.secret) - 12)  # the shown prefix, then guessing
     clock = Clock()
     gate = FailedAuthLimiter(3, 60, clock=clock)
     for _ in range(3):
         with pytest.raises(InvalidApiKey):
-            authenticate_api_key(
-                seeded, "Bearer pck_wrongwrongwrongwrong", client="1.2.3.4", limiter=gate
-            )
-    # over the limit: refused even with the right key, without looking it up
+            authenticate_api_key(seeded, f"Bearer {guess}", client="1.2.3.4", limiter=gate)
+    # over the limit: that prefix from that address is refused, even with the right key,
+    # without looking it up
     with pytest.raises(TooManyAttempts) as blocked:
         authenticate_api_key(seeded, key.secret, client="1.2.3.4", limiter=gate)
     assert 1 <= blocked.value.retry_after <= 61
-    # another address is not affected
+    # another address is not affected, nor another key behind the same address (NAT)
     assert (
         authenticate_api_key(seeded, key.secret, client="5.6.7.8", limiter=gate).account_id
         == "alice"
     )
+    other = create_api_key(seeded, ALICE)
+    assert other.secret[:12] != key.secret[:12]
+    assert (
+        authenticate_api_key(seeded, other.secret, client="1.2.3.4", limiter=gate).account_id
+        == "alice"
+    )
+    # a client with a bad key, however many, never locks out a good key on its address
+    for n in range(10):
+        with pytest.raises(InvalidApiKey):
+            authenticate_api_key(
+                seeded, f"Bearer pck_wrong{n}wrongwrongwrong", client="1.2.3.4", limiter=gate
+            )
+    assert authenticate_api_key(seeded, other.secret, client="1.2.3.4", limiter=gate)
     # the window slides
     clock.t += 61
     assert (
