@@ -22,7 +22,7 @@ from pricing_core.domain.usage_event import (
 )
 
 DEFAULT_OPERATION = "chat_message"
-HEURISTIC = "heuristic: 1 token per 4 ASCII characters (rounded up) + 1 per other character"
+HEURISTIC = "heuristic: 4 ASCII chars per token (up) + 1 per other char"  # < 64 chars: a column
 GIVEN = "given"
 
 

@@ -276,3 +276,27 @@ def test_the_integrity_page_says_when_stripe_is_not_configured(db, monkeypatch):
     seed_small(db)
     at = run_page("admin_integrity", ADMIN, monkeypatch)
     assert any("Stripe is not configured" in i.value for i in at.info)
+
+
+def test_the_integrity_page_counts_real_api_rejections_and_webhook_failures(db, monkeypatch):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from pricing_core.api.http import routes
+    from pricing_core.config import get_settings
+
+    monkeypatch.setenv("PRICING_STRIPE_WEBHOOK_SECRET", "whsec_" + "k" * 24)
+    get_settings.cache_clear()
+    seed_small(db)
+    client = TestClient(Starlette(routes=routes()))
+    statuses = [
+        client.get("/api/v1/balance").status_code,  # no key
+        client.get("/api/v1/balance", headers={"Authorization": "Bearer pck_nope"}).status_code,
+        client.post("/stripe/webhook", content=b"{}").status_code,  # unsigned
+    ]
+    assert statuses == [401, 401, 400]
+    at = run_page("admin_integrity", ADMIN, monkeypatch)
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rejected API requests"] == "2"
+    assert metrics["Webhook failures"] == "1"

@@ -228,9 +228,10 @@ def test_hostile_trace_rows_are_reported_by_line_and_the_good_ones_imported(
 
 def test_a_file_that_is_not_utf8_is_refused_before_anything_is_written(funded, tmp_path):
     path = tmp_path / "t.csv"
-    path.write_bytes(HEADER.encode() + b"\n2023-11-16 18:00:00.0,1,1\n\xff\xfe,1,1\n")
+    good = b"2023-11-16 18:00:00.0,1,1\n"
+    path.write_bytes(HEADER.encode() + b"\n" + good * 3 + b"\xff\xfe,1,1\n" + good * 900)
     before = snapshot(funded)
-    with pytest.raises(InvalidImport, match="unreadable"):
+    with pytest.raises(InvalidImport, match=r"t\.csv line 5: unreadable: not UTF-8"):
         import_azure_trace(
             funded,
             path,

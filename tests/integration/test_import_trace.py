@@ -270,3 +270,26 @@ def test_the_cli_reports_a_bad_option_without_a_traceback(engine, tmp_path):
     )
     assert result.exit_code == 2
     assert "error:" in result.stderr and "'x'" in result.stderr
+
+
+def test_a_far_future_row_is_reported_and_never_anchors_the_shift(engine, tmp_path):
+    path = write_trace(tmp_path / "t.csv", [*GOOD[:3], "2099-01-01 00:00:00.0,10,10"])
+    summary = import_azure_trace(engine, path, mapping(), now=NOW, shift_to_now=True)
+    assert summary.imported == 3  # the real rows, moved so the last real one is at NOW
+    [problem] = summary.problems
+    assert problem.line == 5 and problem.outcome is RowOutcome.SKIPPED
+    assert "2099-01-01 00:00:00 is in the future" in problem.message
+    out = io.StringIO()
+    export_usage(engine, out, ExportFormat.CSV)
+    stamps = sorted(row["created_at"] for row in csv.DictReader(io.StringIO(out.getvalue())))
+    latest = datetime.fromisoformat(stamps[-1])
+    assert abs(latest - NOW) < timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("digits", ["\u0661\u0662\u0663", "\uff11\uff12", "\u00b2"])
+def test_token_counts_are_ascii_digits_only(engine, tmp_path, digits):
+    path = write_trace(tmp_path / "t.csv", [GOOD[0], f"2023-11-16 18:15:47.0,{digits},5"])
+    summary = import_azure_trace(engine, path, mapping(), now=NOW)
+    assert summary.imported == 1
+    [problem] = summary.problems
+    assert problem.line == 3 and "ContextTokens must be a non-negative integer" in problem.message
