@@ -152,7 +152,11 @@ def test_the_entropy_estimate_counts_randomness_not_length(secret, enough):
 
 @pytest.mark.parametrize(
     "written",
-    ["sqlite:///data/pricing.db", "sqlite:///./data/../data/pricing.db", "sqlite+pysqlite:///{abs}"],
+    [
+        "sqlite:///data/pricing.db",
+        "sqlite:///./data/../data/pricing.db",
+        "sqlite+pysqlite:///{abs}",
+    ],
 )
 def test_the_default_sqlite_file_is_refused_however_its_path_is_written(written, monkeypatch):
     monkeypatch.chdir(PROJECT_ROOT)
