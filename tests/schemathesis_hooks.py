@@ -13,6 +13,7 @@ Malformed values are left as they are, so negative cases stay negative.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from collections.abc import MutableMapping
 from typing import Any
 
 import schemathesis
@@ -25,7 +26,7 @@ def _whole(value: object) -> bool:
 @schemathesis.hook
 def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
     body = case.body
-    if not isinstance(body, dict):
+    if not isinstance(body, MutableMapping):  # a dict, or the stateful phase's own mapping
         return
     if isinstance(body.get("created_at"), str):
         try:

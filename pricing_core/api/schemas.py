@@ -36,8 +36,10 @@ INSTANT_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
     r"(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
-# Whole cents, more than zero, at most 7 digits before the point.
-BUDGET_PATTERN = r"^(0{0,6}[1-9][0-9]{0,6}(\.[0-9]{1,2})?|0{1,7}\.(0[1-9]|[1-9][0-9]?))$"
+# Whole cents from 0.01 to MAX_MONTHLY_BUDGET (1,000,000) USD (`limits.budget_rules`).
+BUDGET_PATTERN = (
+    r"^0{0,6}([1-9][0-9]{0,5}(\.[0-9]{1,2})?|1000000(\.00?)?|0?\.(0[1-9]|[1-9][0-9]?))$"
+)
 
 
 def _whole_number(value: Any) -> Any:
