@@ -94,11 +94,22 @@ MetadataValue = (
     | bool
     | None
 )
+
+
+def _keys_by_property_names(schema: dict[str, Any]) -> None:
+    """Pydantic states a key pattern as `patternProperties`, which leaves other keys
+    unconstrained; say instead that every key matches it (`propertyNames`)."""
+    for pattern, values in schema.pop("patternProperties", {}).items():
+        schema.setdefault("propertyNames", {})["pattern"] = pattern
+        schema["additionalProperties"] = values
+
+
 Metadata = Annotated[
     dict[MetadataKey, MetadataValue],
     Field(
         max_length=MAX_METADATA_KEYS,
         description="one level of key-value pairs (`domain.usage_event.check_metadata`)",
+        json_schema_extra=_keys_by_property_names,
     ),
 ]
 
