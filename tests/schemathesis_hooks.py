@@ -12,8 +12,8 @@ Malformed values are left as they are, so negative cases stay negative.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from collections.abc import MutableMapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import schemathesis

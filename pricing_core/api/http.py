@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from sqlalchemy import Engine
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -21,8 +22,10 @@ from pricing_core.api.routes import api_app
 from pricing_core.billing import checkout_events
 from pricing_core.billing.webhooks import Route as WebhookRoute
 from pricing_core.billing.webhooks import WebhookRejected, handle_webhook
+from pricing_core.config import get_settings
 from pricing_core.domain.errors import ConfigurationError
 from pricing_core.plans import events as plan_events
+from pricing_core.safety import install_log_redaction, load_auth_section, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,13 @@ def routes() -> list[BaseRoute]:
         Route("/stripe/webhook", stripe_webhook, methods=["POST"]),
         _DotAllMount("/api/v1", app=api_app()),
     ]
+
+
+def asgi_app() -> Starlette:
+    """Every route as one ASGI app, for `pricing-core api serve` (uvicorn calls this in
+    each worker process, so each redacts the configured secrets from its own logs)."""
+    install_log_redaction(secret_values(get_settings(), load_auth_section()))
+    return Starlette(routes=routes())
 
 
 class _DotAllMount(Mount):

@@ -9,6 +9,7 @@ import typer
 
 from pricing_core.cli import (
     alerts,
+    api,
     apikeys,
     db,
     demo,
@@ -51,6 +52,7 @@ GROUPS: dict[str, typer.Typer] = {
     "demo": demo.app,
     "users": users.app,
     "apikeys": apikeys.app,
+    "api": api.app,
 }
 for name, group in GROUPS.items():
     app.add_typer(group, name=name)
