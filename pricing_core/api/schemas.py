@@ -8,7 +8,6 @@ from typing import Annotated, Any, ClassVar
 from annotated_types import Ge, Le
 from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from pricing_core.analytics.event_log import MAX_PAGE
 from pricing_core.domain.usage_event import (
@@ -32,9 +31,12 @@ ID_PATTERN = id_text_pattern()
 PATH_ID_PATTERN = id_text_pattern("/")
 NAME_PATTERN = r"^[A-Za-z0-9._:/@+-]+$"
 MONEY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+# ISO 8601 with an offset, each part within its range (a generator drawing from this
+# pattern then rarely makes an impossible date; February 30 is still refused by parsing).
 INSTANT_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
-    r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 # Whole cents from 0.01 to MAX_MONTHLY_BUDGET (1,000,000) USD (`limits.budget_rules`).
 BUDGET_PATTERN = (
@@ -114,6 +116,17 @@ Metadata = Annotated[
 ]
 
 
+def _omit_null(schema: dict[str, Any]) -> None:
+    """Drop `null` from an optional field's schema: omit the field instead (a body's
+    `pairs` refuse an explicit null)."""
+    options = [o for o in schema.pop("anyOf", []) if o != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
+    schema.pop("default", None)
+
+
 def _schema_extra(schema: dict[str, Any], model: type[BaseModel]) -> None:
     """Add a body's examples and its "exactly one of each pair" rule to its schema."""
     examples: list[dict[str, Any]] = getattr(model, "examples", [])
@@ -162,17 +175,21 @@ class AuthorizeIn(_In):
         }
     ]
     request_id: Id = Field(description="the model call's id; settling records usage under it")
-    user_id: UserId | SkipJsonSchema[None] = Field(None, description="a user of the key's account")
-    anonymous_session_id: SessionId | SkipJsonSchema[None] = Field(
-        None, description="instead of user_id: an anonymous session (recorded, never debited)"
+    user_id: UserId | None = Field(
+        None, json_schema_extra=_omit_null, description="a user of the key's account"
+    )
+    anonymous_session_id: SessionId | None = Field(
+        None,
+        json_schema_extra=_omit_null,
+        description="instead of user_id: an anonymous session (recorded, never debited)",
     )
     model: Name
     provider: Name | None = Field(None, description="inferred from the model when omitted")
     operation: Name = "chat_message"
     chat_id: Id | None = None
-    estimated_input_tokens: Tokens | SkipJsonSchema[None] = None
-    prompt_text: str | SkipJsonSchema[None] = Field(
-        None, max_length=400_000, description="counted by a heuristic"
+    estimated_input_tokens: Tokens | None = Field(None, json_schema_extra=_omit_null)
+    prompt_text: str | None = Field(
+        None, json_schema_extra=_omit_null, max_length=400_000, description="counted by a heuristic"
     )
     max_output_tokens: Tokens
 
@@ -197,8 +214,8 @@ class UsageIn(_In):
         }
     ]
     request_id: Id
-    user_id: UserId | SkipJsonSchema[None] = None
-    anonymous_session_id: SessionId | SkipJsonSchema[None] = None
+    user_id: UserId | None = Field(None, json_schema_extra=_omit_null)
+    anonymous_session_id: SessionId | None = Field(None, json_schema_extra=_omit_null)
     operation: Name = "chat_message"
     provider: Name | None = None
     model: Name
@@ -220,8 +237,8 @@ class EstimateIn(_In):
     model: Name
     provider: Name | None = None
     operation: Name = "chat_message"
-    prompt_tokens: Tokens | SkipJsonSchema[None] = None
-    prompt_text: str | SkipJsonSchema[None] = Field(None, max_length=400_000)
+    prompt_tokens: Tokens | None = Field(None, json_schema_extra=_omit_null)
+    prompt_text: str | None = Field(None, json_schema_extra=_omit_null, max_length=400_000)
     max_output_tokens: Tokens
 
 

@@ -155,7 +155,6 @@ def test_a_blocking_budget_set_over_http_is_enforced_with_429(api):
         (authorize_body(max_output_tokens=-1), ["body", "max_output_tokens"]),
         (authorize_body(max_output_tokens="10"), ["body", "max_output_tokens"]),
         ({k: v for k, v in authorize_body().items() if k != "model"}, ["body", "model"]),
-        (authorize_body(model="no-such-model"), ["body", "model"]),
         (authorize_body(request_id="bad\x00id"), ["body", "request_id"]),
         (authorize_body(surprise=1), ["body", "surprise"]),
     ],
@@ -165,7 +164,22 @@ def test_invalid_requests_are_422_with_field_details(api, body, loc):
     response = client.post("/api/v1/authorize", json=body, headers=key)
     assert response.status_code == 422
     assert loc in [d["loc"] for d in response.json()["detail"]]
-    assert response.json()["error"] in {"validation_error", "unknown_model"}
+    assert response.json()["error"] == "validation_error"
+
+
+def test_an_unknown_model_is_404_like_a_providers_own_api(api):
+    client, key, _ = api
+    for route, body in [
+        ("/api/v1/authorize", authorize_body(model="no-such-model")),
+        (
+            "/api/v1/estimate",
+            {"model": "no-such-model", "prompt_tokens": 1, "max_output_tokens": 1},
+        ),
+    ]:
+        response = client.post(route, json=body, headers=key)
+        assert response.status_code == 404, response.text
+        assert response.json()["error"] == "unknown_model"
+        assert "no-such-model" in response.json()["message"]
 
 
 def test_an_unknown_model_is_never_recorded_at_zero(api, engine):
@@ -173,7 +187,7 @@ def test_an_unknown_model_is_never_recorded_at_zero(api, engine):
     response = client.post(
         "/api/v1/usage", json=usage_body(model="no-such-model", provider="openai"), headers=key
     )
-    assert response.status_code == 422 and response.json()["error"] == "unknown_model"
+    assert response.status_code == 404 and response.json()["error"] == "unknown_model"
     assert verify_ledger(engine).events == 0
 
 

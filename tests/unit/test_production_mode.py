@@ -66,7 +66,7 @@ def test_a_safe_production_configuration_starts():
             {},
             {**AUTH, "cookie_secret": secrets.token_urlsafe(8)},
             Unsafe.WEAK_COOKIE_SECRET,
-            r"auth\.cookie_secret is too guessable \(about 6\d bits",
+            r"auth\.cookie_secret is too guessable \(about \d+ bits",
         ),
         (
             {},
