@@ -133,11 +133,8 @@ def _schema_extra(schema: dict[str, Any], model: type[BaseModel]) -> None:
     pairs: tuple[tuple[str, str], ...] = getattr(model, "pairs", ())
     if examples:
         schema["examples"] = examples
-    rules = [{"oneOf": [{"required": [a]}, {"required": [b]}]} for a, b in pairs]
-    if len(rules) == 1:
-        schema.update(rules[0])
-    elif rules:
-        schema["allOf"] = rules
+    if pairs:  # always under allOf: schemathesis cannot draw a top-level oneOf here
+        schema["allOf"] = [{"oneOf": [{"required": [a]}, {"required": [b]}]} for a, b in pairs]
 
 
 class _In(BaseModel):
