@@ -9,6 +9,7 @@ B3 the analytics functions behind every page, p50/p95, vs the naive pandas way
 B4 vectorized pricing of 1M events vs calc_price per row
 B5 peak RSS of `streamlit run app.py` while every page is rendered
 B6 AppTest render time of each page
+B7 authorize + settle over HTTP (`pricing-core api serve`), 16 clients, vs pgbench tpcb-like
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from bench import analytics, app, concurrency, dataset, ingest, pricing
+from bench import analytics, app, concurrency, dataset, http_api, ingest, pricing
 from bench.generate import Workload
 from bench.results import RESULTS_DIR, Measurement, table, write
 
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,10 +83,10 @@ def main(argv: list[str] | None = None) -> dict[str, Measurement]:
 
     if "B4" in only:
         step("B4", lambda: pricing.run(workload))
-    needs_data = only & {"B1", "B2", "B3", "B5", "B6"}
+    needs_data = only & {"B1", "B2", "B3", "B5", "B6", "B7"}
     loaded: dict[str, dataset.Dataset] = {}
     if needs_data:
-        for backend in backends if only - {"B1"} else ["postgres"]:
+        for backend in backends if only - {"B1", "B7"} else ["postgres"]:
             log(f"loading {workload.events:,} events into {backend} ...")
             loaded[backend] = dataset.load(
                 backend, workload, pg_base=args.pg_url, reuse=not args.fresh, progress=log
@@ -119,6 +120,20 @@ def main(argv: list[str] | None = None) -> dict[str, Measurement]:
                 lambda: concurrency.measure(
                     loaded["postgres"],
                     workload,
+                    seconds=args.duration,
+                    pg_base=args.pg_url,
+                    pgbench_scale=args.pgbench_scale,
+                ),
+            )
+
+    if "B7" in only:
+        if "postgres" not in loaded:
+            log("B7 needs PostgreSQL: skipped")
+        else:
+            step(
+                "B7",
+                lambda: http_api.measure(
+                    loaded["postgres"],
                     seconds=args.duration,
                     pg_base=args.pg_url,
                     pgbench_scale=args.pgbench_scale,
