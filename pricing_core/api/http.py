@@ -74,7 +74,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     endpoint secret is not configured; 500 when processing failed (nothing
     half-written, Stripe retries). Every answer but 200 counts as a webhook failure."""
     try:
-        engine = open_database()
+        engine = await run_in_threadpool(open_database)  # migrates on first use
     except ConfigurationError as exc:  # nowhere to count it
         return JSONResponse({"error": str(exc)}, status_code=503)
     try:
