@@ -3,7 +3,7 @@
 
     python -m bench --events 10000000 --backend both
 
-B1 per-event record_usage, 8 threads, vs pgbench tpcb-like (PostgreSQL)
+B1 per-event record_usage, 8 processes, vs pgbench tpcb-like (PostgreSQL)
 B2 batched ingest events/s vs the per-event path (each back end)
 B3 the analytics functions behind every page, p50/p95, vs the naive pandas way
 B4 vectorized pricing of 1M events vs calc_price per row
