@@ -48,7 +48,7 @@ def main() -> int:
                 str(options.max_examples),
                 "--header",
                 f"Authorization: Bearer {secret}",
-                "--workers",  # one: hypothesis' generator caches are not thread-safe
+                "--workers",  # one: rules out races inside the generator (see the closing note)
                 "1",
                 "--suppress-health-check",
                 "all",
