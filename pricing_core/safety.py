@@ -122,7 +122,7 @@ def sign_in_config(section: Mapping[str, Any] | None) -> SignInConfig:
     )
 
 
-def estimated_entropy_bits(secret: str) -> float:
+def estimated_entropy_bits(secret: str) -> float:  # bits of randomness, not money
     """A cautious estimate of a secret's randomness in bits: its length times the bits
     per character of the smallest alphabet it fits (lower-case hex 16, else the sum of
     the classes it uses: digits 10, lower 26, upper 26, anything else 33). A secret
