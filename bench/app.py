@@ -144,7 +144,7 @@ def measure_render(urls: dict[str, str]) -> tuple[Measurement, dict]:
 # ---------------------------------------------------------------- B5
 
 
-def _free_port() -> int:
+def free_port() -> int:
     for port in range(8690, 8700):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) != 0:
@@ -177,7 +177,7 @@ def _wait_idle(page: Any, timeout_s: float = 600) -> None:
 
 def peak_rss(url: str, account_id: str) -> dict:
     """Peak RSS (MB) of `streamlit run app.py` while every page is rendered."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PRICING_DATABASE_URL": url,
@@ -192,7 +192,7 @@ def peak_rss(url: str, account_id: str) -> dict:
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
         try:
-            _wait_port(port, server, log)
+            wait_port(port, server, log)
             samples = _drive(port, account_id, server.pid)
             current, peak = _rss_mb(server.pid)
         finally:
@@ -242,17 +242,19 @@ def _visit(page: Any, title: str, pid: int) -> dict:
     }
 
 
-def _wait_port(port: int, server: subprocess.Popen, log: Any, timeout_s: float = 120) -> None:
+def wait_port(port: int, server: subprocess.Popen, log: Any, timeout_s: float = 120) -> None:
+    """Until `server` listens on `port`. Raises: RuntimeError with the end of `log` (a
+    binary file holding its stderr) if it exits first; TimeoutError."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
             log.seek(0)
-            raise RuntimeError(f"streamlit exited: {log.read().decode()[-2000:]}")
+            raise RuntimeError(f"the server exited: {log.read().decode()[-2000:]}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.5)
-    raise TimeoutError(f"streamlit did not listen on port {port}")
+    raise TimeoutError(f"the server did not listen on port {port}")
 
 
 def measure_rss(backend: str, url: str, account_id: str) -> tuple[Measurement, dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from decimal import Decimal
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.app import free_port, wait_port
 from bench.concurrency import pgbench_tps
 from bench.dataset import DEFAULT_PG, Dataset
 from bench.results import Measurement
@@ -33,80 +35,64 @@ ACCOUNT, USER = "bench-b7", "bench-b7-user"
 CLI = Path(sys.executable).with_name("pricing-core")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def authorize_settle_tps(url: str, *, seconds: float, workers: int = WORKERS) -> dict:
     """Pairs/s of authorize + settle from CLIENTS threads against `api serve`."""
     engine = storage.make_engine(url)
     create_account(engine, ACCOUNT, name="B7", user_id=USER, opening_credit=Decimal(10**6))
     key = create_api_key(engine, Principal(USER, ACCOUNT), name="bench B7").secret
     engine.dispose()
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(CLI), "api", "serve", "--port", str(port), "--workers", str(workers)],
-        env={**os.environ, "PRICING_DATABASE_URL": url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("pricing-core api serve did not start")
-            time.sleep(0.3)
-        counts = {"ok": 0, "refused": 0}
-        lock = threading.Lock()
-        run = f"{time.time_ns()}"
-        stop = time.perf_counter() + seconds
+    port = free_port()
+    with tempfile.TemporaryFile() as log:  # the server's stderr, shown if it fails
+        server = subprocess.Popen(
+            [str(CLI), "api", "serve", "--port", str(port), "--workers", str(workers)],
+            env={**os.environ, "PRICING_DATABASE_URL": url},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_port(port, server, log)
+            counts = {"ok": 0, "refused": 0}
+            lock = threading.Lock()
+            run = f"{time.time_ns()}"
+            stop = time.perf_counter() + seconds
 
-        def client(n: int) -> None:
-            headers = {"Authorization": f"Bearer {key}"}
-            with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=60) as api:
-                k = 0
-                while time.perf_counter() < stop:
-                    k += 1
-                    hold = api.post(
-                        "/authorize",
-                        json={
-                            "request_id": f"b7-{run}-{n}-{k}",
-                            "user_id": USER,
-                            "model": "gpt-4o-mini",
-                            "estimated_input_tokens": 900,
-                            "max_output_tokens": 300,
-                        },
-                    )
-                    ok = hold.status_code == 200
-                    if ok:
-                        settled = api.post(
-                            f"/holds/{hold.json()['id']}/settle",
-                            json={"input_tokens": 880, "output_tokens": 240},
+            def client(n: int) -> None:
+                headers = {"Authorization": f"Bearer {key}"}
+                with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=60) as api:
+                    k = 0
+                    while time.perf_counter() < stop:
+                        k += 1
+                        hold = api.post(
+                            "/authorize",
+                            json={
+                                "request_id": f"b7-{run}-{n}-{k}",
+                                "user_id": USER,
+                                "model": "gpt-4o-mini",
+                                "estimated_input_tokens": 900,
+                                "max_output_tokens": 300,
+                            },
                         )
-                        ok = settled.status_code == 200
-                    with lock:
-                        counts["ok" if ok else "refused"] += 1
+                        ok = hold.status_code == 200
+                        if ok:
+                            settled = api.post(
+                                f"/holds/{hold.json()['id']}/settle",
+                                json={"input_tokens": 880, "output_tokens": 240},
+                            )
+                            ok = settled.status_code == 200
+                        with lock:
+                            counts["ok" if ok else "refused"] += 1
 
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+            threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+            started = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
     return {"tps": counts["ok"] / elapsed, "seconds": elapsed, "workers": workers, **counts}
 
 

@@ -94,27 +94,38 @@ def serving(url: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                assert process.stderr is not None
-                raise RuntimeError(f"server did not start: {process.stderr.read()!r:.2000}")
-            time.sleep(0.3)
+        wait_until_up(process, f"{base}/openapi.json")
         yield base
     finally:
-        process.terminate()
+        stop(process)
+
+
+def wait_until_up(process: subprocess.Popen[bytes], url: str, timeout: float = 60) -> None:
+    """Until `url` answers 200. Raises: RuntimeError (with the process's stderr) when
+    the process exits or `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            error = process.stderr.read() if process.stderr else b""
+            raise RuntimeError(f"server did not start: {error!r:.2000}")
+        time.sleep(0.3)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate, then kill if it does not stop within 15 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stderr:
+        process.stderr.close()
 
 
 # Settings of the served API under contract tests: a small free tier so its 429 is

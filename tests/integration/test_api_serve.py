@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from pricing_core.access.apikeys import create_api_key
 from pricing_core.domain.principal import Principal
 from pricing_core.ledger.wallets import create_account, get_wallet
 from tests.integration.test_api import price
-from tests.live_api import free_port
+from tests.live_api import free_port, stop, wait_until_up
 
 CLI = Path(sys.executable).with_name("pricing-core")
 
@@ -49,15 +48,7 @@ def test_two_workers_serve_authorize_and_settle(pg_engine, pg_url):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
-            time.sleep(0.3)
+        wait_until_up(server, f"{base}/healthz")
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=30) as api:
             for n in range(6):
@@ -80,10 +71,7 @@ def test_two_workers_serve_authorize_and_settle(pg_engine, pg_url):
             assert api.get("/openapi.json").status_code == 200
         assert len(_children(server.pid)) >= 2  # the worker processes
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        if server.stderr:
-            server.stderr.close()
+        stop(server)
     wallet = get_wallet(pg_engine, "acct")
     assert wallet.held == 0
     assert wallet.balance == Decimal("5") - 6 * price(90, 40)
