@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from pricing_core.adapters import storage
+from pricing_core.adapters import server_calls, storage
 from pricing_core.catalog import price_book as catalog
 from pricing_core.config import get_settings
 
@@ -40,6 +40,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     for engine in storage._engines.values():
         engine.dispose()
     storage._engines.clear()
+    server_calls.close_connections()
 
 
 def _admin_engine() -> sa.Engine:

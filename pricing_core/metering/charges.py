@@ -71,6 +71,27 @@ def free_reason_for(user_id: str) -> str | None:
     return None
 
 
+def charge_before_plan(
+    book: PriceBook, event: UsageEvent, *, free_reason: str | None = None
+) -> Quote:
+    """What `event` costs before the account's plan has its say: the list-price quote,
+    or $0 (basis FREE) for `free_reason` (default: `free_reason_for(user_id)`).
+    A plan can change it only if `plan_charges.plan_may_apply(quote, operation)`.
+
+    Raises: UnknownModel (unless unpriced events are queued).
+    """
+    quote = quote_event(book, event)
+    free_reason = free_reason or free_reason_for(event.user_id)
+    if free_reason is None:
+        return quote
+    return replace(
+        quote,
+        price=ZERO,
+        basis=ChargeBasis.FREE,
+        explanation=f"not charged ({free_reason}); at list price: {quote.explanation}",
+    )
+
+
 def decide_charge(
     conn: Connection, event: UsageEvent, *, book: PriceBook, free_reason: str | None = None
 ) -> Charge:
@@ -79,16 +100,9 @@ def decide_charge(
 
     Raises: UnknownModel (unless queued), PricingError from the plan's rules.
     """
-    quote = quote_event(book, event)
-    free_reason = free_reason or free_reason_for(event.user_id)
-    if free_reason is not None:  # anonymous / pricing off: not a plan message either
-        free = replace(
-            quote,
-            price=ZERO,
-            basis=ChargeBasis.FREE,
-            explanation=f"not charged ({free_reason}); at list price: {quote.explanation}",
-        )
-        return Charge(free, None)
+    quote = charge_before_plan(book, event, free_reason=free_reason)
+    if quote.basis is ChargeBasis.FREE:  # anonymous / pricing off: not a plan message either
+        return Charge(quote, None)
     assert event.created_at is not None
     plan_charge = decide_plan_charge_on(
         conn,

@@ -8,6 +8,7 @@ All checks run before the first write, so a refused event leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -18,19 +19,20 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import ledger_entries, usage_events
+from pricing_core.adapters.server_calls import call_row, is_postgres
 from pricing_core.catalog.price_book import PriceBook, get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis, Quote
-from pricing_core.domain.errors import DuplicateRequest
-from pricing_core.domain.money import ZERO, usd_to_nanos
+from pricing_core.domain.errors import DuplicateRequest, InsufficientBalance, UnknownAccount
+from pricing_core.domain.money import ZERO, nanos_to_usd, usd_to_nanos
 from pricing_core.domain.periods import epoch_micros
 from pricing_core.domain.usage_event import UsageEvent, same_content, validate_event
 from pricing_core.ledger.holds import HoldStatus, close_hold_on, lock_wallet_on
 from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
-from pricing_core.metering.charges import decide_charge, explain_event
+from pricing_core.metering.charges import charge_before_plan, decide_charge, explain_event
 from pricing_core.metering.rollups import upsert_rollups
-from pricing_core.plans.plan_charges import count_plan_message_on
+from pricing_core.plans.plan_charges import count_plan_message_on, plan_may_apply
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,68 @@ def record_on(
     )
 
 
+_CHARGE = (
+    "SELECT outcome, event_id, entry_id, balance_after, available FROM pricing_record_usage("
+    + ", ".join(["%s"] * 17)
+    + ", %s::json, %s, %s, %s, %s)"
+)
+
+
+def _record_in_one_call(
+    engine: Engine,
+    event: UsageEvent,
+    *,
+    book: PriceBook,
+    now: datetime,
+    allow_overdraft: bool,
+    alerts: bool,
+) -> UsageResult | None:
+    """`record_on`'s work as one server-side call (PostgreSQL's `pricing_record_usage`,
+    migration 0008), for the common case: a new request id of an account without a
+    plan in effect (and, with `alerts`, without a budget). Returns None when the
+    general path must decide instead; nothing is written then.
+
+    Raises: InsufficientBalance, UnknownAccount, UnknownModel (as `record_usage`).
+    """
+    assert event.created_at is not None
+    quote = charge_before_plan(book, event)
+    day = event.created_at.astimezone(get_settings().tz).date()
+    params = (
+        event.account_id, event.request_id, event.user_id, event.chat_id,
+        event.operation, event.provider, event.model,
+        event.input_tokens, event.output_tokens, event.cached_tokens,
+        usd_to_nanos(quote.provider_cost), usd_to_nanos(quote.price), quote.price_version,
+        str(quote.basis), "unpriced" if quote.basis is ChargeBasis.UNPRICED else "priced",
+        day, event.created_at,
+        None if event.metadata is None else json.dumps(dict(event.metadata)),
+        None if allow_overdraft else 0,
+        plan_may_apply(quote, event.operation), alerts, now,
+    )  # fmt: skip
+    row = call_row(engine, _CHARGE, params)
+    if row is None:  # a concurrent call with this request id won: replay it
+        return None
+    outcome, event_id, entry_id, balance_after, available = row
+    if outcome == "short":
+        raise InsufficientBalance(event.account_id, nanos_to_usd(available), quote.price)
+    if outcome == "unknown":
+        raise UnknownAccount(f"unknown account {event.account_id!r}")
+    if outcome != "charged":  # present, plan, budgets
+        return None
+    return UsageResult(
+        event.request_id,
+        event.account_id,
+        event_id,
+        quote.provider_cost,
+        quote.price,
+        quote.basis,
+        quote.price_version,
+        quote.explanation,
+        nanos_to_usd(balance_after),
+        entry_id,
+        False,
+    )
+
+
 def _replayed(conn: Connection, row: Any, book: PriceBook) -> UsageResult:
     balance_after = None
     if row.ledger_entry_id is not None:
@@ -249,6 +313,12 @@ def _record(
     at = now or datetime.now(UTC)
     checked = validate_event(event, now=at)
     book = get_price_book(engine)
+    if is_postgres(engine) and not (alerts and get_settings().default_monthly_budget):
+        done = _record_in_one_call(
+            engine, checked, book=book, now=at, allow_overdraft=allow_overdraft, alerts=alerts
+        )
+        if done is not None:
+            return done, ()
 
     def work(conn: Connection) -> tuple[UsageResult, tuple[BudgetAlert, ...]]:
         if alerts:  # the alert check reads the spend this charge adds to

@@ -36,6 +36,12 @@ def counts_as_message(operation: str) -> bool:
     return names is None or operation in names
 
 
+def plan_may_apply(quote: Quote, operation: str) -> bool:
+    """Whether an account's plan could change this quote: a priced (pay-as-you-go or
+    fixed) event of an operation that counts as a plan message."""
+    return quote.basis in (ChargeBasis.PAYG, ChargeBasis.FIXED) and counts_as_message(operation)
+
+
 @dataclass(frozen=True, slots=True)
 class PlanCharge:
     """A plan's decision about one message: the quote to charge (basis INCLUDED or
@@ -64,7 +70,7 @@ def decide_plan_charge_on(
     Returns: PlanCharge or None; the quote's `price_version` gains
     ";plan:<code>@<version>" and its explanation says which case applied.
     """
-    if quote.basis not in (ChargeBasis.PAYG, ChargeBasis.FIXED) or not counts_as_message(operation):
+    if not plan_may_apply(quote, operation):
         return None
     plan = plan_on(conn, account_id, created_at)
     if plan.is_payg:

@@ -1,0 +1,141 @@
+"""charge path: one server-side call records a priced usage event on PostgreSQL
+
+`pricing_record_usage(...)` does in one statement what `metering.record.record_on`
+does in about eight: the idempotency probe, the conditional debit, the `usage` ledger
+entry, the event, the chat totals and the daily rollup. Pricing and validation stay
+in Python; the function gets the price and provider cost in nano-USD. It writes
+nothing and answers with an outcome when Python's general path must decide instead
+(already recorded, a plan in effect, a budget to check) or when the charge is
+refused (no such account, not enough balance). SQLite has no functions: there the
+general path runs in one `BEGIN IMMEDIATE` transaction.
+
+Revision ID: 0008_charge_function
+Revises: 0007_admin
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0008_charge_function"
+down_revision: str | Sequence[str] | None = "0007_admin"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+RECORD_USAGE = """
+CREATE OR REPLACE FUNCTION pricing_record_usage(
+    p_account varchar, p_request varchar, p_user varchar, p_chat varchar,
+    p_operation varchar, p_provider varchar, p_model varchar,
+    p_input bigint, p_output bigint, p_cached bigint,
+    p_provider_cost bigint, p_price bigint, p_price_version varchar,
+    p_basis varchar, p_status varchar, p_day date, p_created_at timestamptz,
+    p_metadata json, p_floor bigint, p_plan_check boolean, p_budget_check boolean,
+    p_now timestamptz,
+    OUT outcome text, OUT event_id bigint, OUT entry_id bigint,
+    OUT balance_after bigint, OUT available bigint
+) LANGUAGE plpgsql AS $fn$
+-- outcome: 'charged' (written), or nothing written and
+--   'present'   the request id is already recorded (Python replays or refuses it)
+--   'plan'      a subscription is in effect at p_created_at (Python's plan rules)
+--   'budgets'   the account has a budget whose alerts Python must check
+--   'unknown'   no such account
+--   'short'     balance - held - p_price < p_floor (available: balance - held)
+-- Amounts are nano-USD. p_floor NULL allows an overdraft.
+BEGIN
+    PERFORM 1 FROM usage_events WHERE account_id = p_account AND request_id = p_request;
+    IF FOUND THEN
+        outcome := 'present';
+        RETURN;
+    END IF;
+    IF p_plan_check AND EXISTS (
+        SELECT 1 FROM subscriptions
+        WHERE account_id = p_account AND started_at <= p_created_at
+          AND (ended_at IS NULL OR ended_at > p_created_at)
+    ) THEN
+        outcome := 'plan';
+        RETURN;
+    END IF;
+    IF p_budget_check AND EXISTS (
+        SELECT 1 FROM budgets
+        WHERE account_id = p_account AND monthly_limit IS NOT NULL
+    ) THEN
+        outcome := 'budgets';
+        RETURN;
+    END IF;
+    IF p_price > 0 THEN
+        UPDATE wallets
+           SET balance = balance - p_price, version = version + 1, updated_at = p_now
+         WHERE account_id = p_account
+           AND (p_floor IS NULL OR balance - held - p_price >= p_floor)
+        RETURNING balance INTO balance_after;
+        IF NOT FOUND THEN
+            SELECT balance - held INTO available FROM wallets WHERE account_id = p_account;
+            outcome := CASE WHEN FOUND THEN 'short' ELSE 'unknown' END;
+            RETURN;
+        END IF;
+        INSERT INTO ledger_entries
+            (account_id, kind, amount, balance_after, idempotency_key, reference, created_at)
+        VALUES (p_account, 'usage', -p_price, balance_after, 'usage:' || p_request,
+                p_request, p_now)
+        RETURNING id INTO entry_id;
+    ELSE
+        SELECT balance INTO balance_after FROM wallets WHERE account_id = p_account;
+        IF NOT FOUND THEN
+            outcome := 'unknown';
+            RETURN;
+        END IF;
+    END IF;
+    INSERT INTO usage_events
+        (account_id, request_id, user_id, chat_id, operation, provider, model,
+         input_tokens, output_tokens, cached_tokens, provider_cost, price,
+         price_version, charge_basis, status, ledger_entry_id, day, created_at, metadata)
+    VALUES (p_account, p_request, p_user, p_chat, p_operation, p_provider, p_model,
+            p_input, p_output, p_cached, p_provider_cost, p_price,
+            p_price_version, p_basis, p_status, entry_id, p_day, p_created_at, p_metadata)
+    RETURNING id INTO event_id;
+    IF p_chat IS NOT NULL THEN
+        INSERT INTO chats AS c
+            (account_id, chat_id, user_id, requests, input_tokens, output_tokens,
+             provider_cost, cost, first_at, last_at)
+        VALUES (p_account, p_chat, p_user, 1, p_input, p_output, p_provider_cost, p_price,
+                p_created_at, p_created_at)
+        ON CONFLICT (account_id, chat_id) DO UPDATE SET
+            requests = c.requests + 1,
+            input_tokens = c.input_tokens + excluded.input_tokens,
+            output_tokens = c.output_tokens + excluded.output_tokens,
+            provider_cost = c.provider_cost + excluded.provider_cost,
+            cost = c.cost + excluded.cost,
+            first_at = least(c.first_at, excluded.first_at),
+            last_at = greatest(c.last_at, excluded.last_at);
+    END IF;
+    INSERT INTO usage_daily AS d
+        (day, account_id, user_id, provider, model, operation, requests,
+         input_tokens, output_tokens, cached_tokens, provider_cost, price)
+    VALUES (p_day, p_account, p_user, p_provider, p_model, p_operation, 1,
+            p_input, p_output, p_cached, p_provider_cost, p_price)
+    ON CONFLICT (account_id, day, user_id, provider, model, operation) DO UPDATE SET
+        requests = d.requests + 1,
+        input_tokens = d.input_tokens + excluded.input_tokens,
+        output_tokens = d.output_tokens + excluded.output_tokens,
+        cached_tokens = d.cached_tokens + excluded.cached_tokens,
+        provider_cost = d.provider_cost + excluded.provider_cost,
+        price = d.price + excluded.price;
+    outcome := 'charged';
+END
+$fn$
+"""
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(RECORD_USAGE)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "DROP FUNCTION IF EXISTS pricing_record_usage("
+            "varchar, varchar, varchar, varchar, varchar, varchar, varchar, bigint, bigint, "
+            "bigint, bigint, bigint, varchar, varchar, varchar, date, timestamptz, json, "
+            "bigint, boolean, boolean, timestamptz)"
+        )
