@@ -155,6 +155,9 @@ def load(
         data = json.loads(marker.read_text())
         if data["workload"] == _workload_key(workload) and data["backend"] == backend:
             progress(f"{backend}: reusing {data['events']:,} loaded events ({url})")
+            engine = storage.make_engine(url, poolclass=sa.pool.NullPool)
+            storage.ensure_schema(engine)  # migrations added since the load
+            engine.dispose()
             return Dataset(**data)
     marker.unlink(missing_ok=True)
     recreate(backend, url, pg_base)
