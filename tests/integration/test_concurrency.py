@@ -1,4 +1,4 @@
-"""PostgreSQL: 16 threads x 200 record_usage calls on one wallet, plus replays of 10%
+"""PostgreSQL: 32 threads x 200 record_usage calls on one wallet, plus replays of 10%
 of the request ids from other threads: exact balance, each request charged once."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
 from pricing_core.metering.record import UsageResult, record_usage
 
-THREADS, CALLS = 16, 200
+THREADS, CALLS = 32, 200
 OPENING = Decimal("100")
 MARKUP = Decimal("1.25")  # the default_markup setting
 START = datetime(2025, 3, 1, tzinfo=UTC)
@@ -58,7 +58,7 @@ def independent_price(event: UsageEvent) -> Decimal:
 
 
 @pytest.mark.postgres
-def test_sixteen_threads_on_one_wallet_with_replays_charge_each_request_exactly_once(pg_engine):
+def test_thirty_two_threads_on_one_wallet_with_replays_charge_each_request_exactly_once(pg_engine):
     create_account(pg_engine, "shared", name="Shared", opening_credit=OPENING, now=START)
     per_thread = make_events()
     everything = [e for events in per_thread for e in events]
