@@ -53,7 +53,7 @@ def _client(url: str, events: list[UsageEvent], now: datetime, start: float, sto
 def record_usage_tps(dataset: Dataset, workload: Workload, *, seconds: float) -> dict:
     """Transactions/s of record_usage from CLIENTS processes (each with its own
     connection, as pgbench's clients) for `seconds`."""
-    events = extra_events(workload, max(2000, int(seconds * 400)), seed_offset=2000)
+    events = extra_events(workload, max(2000, int(seconds * 4000)), seed_offset=2000)
     now = max(e.created_at for e in events) + timedelta(days=1)  # type: ignore[type-var]
     start = time.time() + 5  # after every process has started and imported
     stop = start + seconds

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from dataclasses import replace
 from datetime import timedelta
 
@@ -44,9 +45,12 @@ def events_of(frame: pd.DataFrame) -> list[UsageEvent]:
 
 
 def extra_events(workload: Workload, count: int, *, seed_offset: int = 1000) -> list[UsageEvent]:
-    """`count` new events for the same accounts (other request ids), for timing."""
+    """`count` new events for the same accounts, for timing. Their request ids are
+    new on every call, so a reused data set times first charges, not replays."""
     more = replace(workload, events=count, seed=workload.seed + seed_offset)
-    return events_of(next(batches(more, count)))
+    run = uuid.uuid4().hex[:8]
+    events = events_of(next(batches(more, count)))
+    return [replace(e, request_id=f"{e.request_id}-{run}") for e in events]
 
 
 def per_event_rate(
