@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
@@ -31,7 +30,7 @@ from pricing_core.ledger.holds import HoldStatus, close_hold_on, lock_wallet_on
 from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
 from pricing_core.metering.charges import charge_before_plan, decide_charge, explain_event
-from pricing_core.metering.rollups import upsert_rollups
+from pricing_core.metering.rollups import add_to_rollups
 from pricing_core.plans.plan_charges import count_plan_message_on, plan_may_apply
 
 
@@ -56,26 +55,24 @@ class UsageResult:
     replayed: bool
 
 
-def rollup_row(event: UsageEvent, quote: Quote, day: date) -> pd.DataFrame:
-    """One recorded event as `rollups.upsert_rollups` takes it (nano-USD integers)."""
+def rollup_row(event: UsageEvent, quote: Quote, day: date) -> dict[str, Any]:
+    """One recorded event as `rollups.add_to_rollups` takes it (nano-USD integers)."""
     assert event.created_at is not None
-    return pd.DataFrame(
-        {
-            "account_id": [event.account_id],
-            "chat_id": [event.chat_id],
-            "user_id": [event.user_id],
-            "provider": [event.provider],
-            "model": [event.model],
-            "operation": [event.operation],
-            "input_tokens": [event.input_tokens],
-            "output_tokens": [event.output_tokens],
-            "cached_tokens": [event.cached_tokens],
-            "provider_cost": [usd_to_nanos(quote.provider_cost)],
-            "price": [usd_to_nanos(quote.price)],
-            "micros": [epoch_micros(event.created_at)],
-            "day": [day],
-        }
-    )
+    return {
+        "account_id": event.account_id,
+        "chat_id": event.chat_id,
+        "user_id": event.user_id,
+        "provider": event.provider,
+        "model": event.model,
+        "operation": event.operation,
+        "input_tokens": event.input_tokens,
+        "output_tokens": event.output_tokens,
+        "cached_tokens": event.cached_tokens,
+        "provider_cost": usd_to_nanos(quote.provider_cost),
+        "price": usd_to_nanos(quote.price),
+        "micros": epoch_micros(event.created_at),
+        "day": day,
+    }
 
 
 def record_on(
@@ -165,7 +162,7 @@ def record_on(
         )
         .returning(usage_events.c.id)
     ).scalar_one()
-    upsert_rollups(conn, rollup_row(event, quote, day))
+    add_to_rollups(conn, rollup_row(event, quote, day))
     return UsageResult(
         event.request_id,
         event.account_id,

@@ -144,22 +144,40 @@ def upsert_rollups(conn: Connection, events: pd.DataFrame) -> None:
             (created_at, UTC microseconds), day (the local calendar day, a date) and
             chat_id (None when the event has no chat).
     """
-    pg = is_pg(conn)
     chats = _chat_totals(events)
-    if len(chats):
+    _upsert_totals(
+        conn,
+        _columns(chats, _CHAT_COLUMNS) if len(chats) else None,
+        _columns(_daily_totals(events), (*_DAILY_KEYS, *_DAILY_SUMS)),
+    )
+
+
+def add_to_rollups(conn: Connection, event: dict[str, Any]) -> None:
+    """`upsert_rollups` for one event (a dict with the keys of `ROLLUP_INPUT`), without
+    grouping: on a single charge pandas' groupby cost more than the database work."""
+    one = {k: [v] for k, v in event.items()} | {"requests": [1]}
+    chat = None
+    if event["chat_id"] is not None:
+        one |= {"cost": one["price"], "first_at": one["micros"], "last_at": one["micros"]}
+        chat = {c: one[c] for c in _CHAT_COLUMNS}
+    _upsert_totals(conn, chat, {c: one[c] for c in (*_DAILY_KEYS, *_DAILY_SUMS)})
+
+
+_CHAT_COLUMNS = ("account_id", "chat_id", "user_id", *_CHAT_SUMS, "first_at", "last_at")
+
+
+def _upsert_totals(conn: Connection, chats: dict[str, Any] | None, daily: dict[str, Any]) -> None:
+    pg = is_pg(conn)
+    if chats is not None:
         sets = ", ".join(f"{c} = chats.{c} + excluded.{c}" for c in _CHAT_SUMS)
         least, greatest = ("least", "greatest") if pg else ("min", "max")
         sets += (
             f", first_at = {least}(chats.first_at, excluded.first_at)"
             f", last_at = {greatest}(chats.last_at, excluded.last_at)"
         )
-        columns = ("account_id", "chat_id", "user_id", *_CHAT_SUMS, "first_at", "last_at")
-        _upsert(conn, "chats", _columns(chats, columns), ("account_id", "chat_id"), sets, pg)
-    daily = _daily_totals(events)
+        _upsert(conn, "chats", chats, ("account_id", "chat_id"), sets, pg)
     sets = ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in _DAILY_SUMS)
-    _upsert(
-        conn, "usage_daily", _columns(daily, (*_DAILY_KEYS, *_DAILY_SUMS)), _DAILY_KEYS, sets, pg
-    )
+    _upsert(conn, "usage_daily", daily, _DAILY_KEYS, sets, pg)
 
 
 def _chat_totals(events: pd.DataFrame) -> pd.DataFrame:
