@@ -30,7 +30,7 @@ CREATE OR REPLACE FUNCTION pricing_record_usage(
     p_provider_cost bigint, p_price bigint, p_price_version varchar,
     p_basis varchar, p_status varchar, p_day date, p_created_at timestamptz,
     p_metadata json, p_floor bigint, p_plan_check boolean, p_budget_check boolean,
-    p_now timestamptz,
+    p_hold varchar, p_now timestamptz,
     OUT outcome text, OUT event_id bigint, OUT entry_id bigint,
     OUT balance_after bigint, OUT available bigint
 ) LANGUAGE plpgsql AS $fn$
@@ -40,7 +40,11 @@ CREATE OR REPLACE FUNCTION pricing_record_usage(
 --   'budgets'   the account has a budget whose alerts Python must check
 --   'unknown'   no such account
 --   'short'     balance - held - p_price < p_floor (available: balance - held)
--- Amounts are nano-USD. p_floor NULL allows an overdraft.
+--   'hold'      p_hold is not an active, unexpired hold of the account
+-- Amounts are nano-USD. p_floor NULL allows an overdraft. With p_hold, the event
+-- settles that hold: it closes as settled and its amount leaves wallets.held.
+DECLARE
+    v_held bigint := 0;
 BEGIN
     PERFORM 1 FROM usage_events WHERE account_id = p_account AND request_id = p_request;
     IF FOUND THEN
@@ -62,9 +66,24 @@ BEGIN
         outcome := 'budgets';
         RETURN;
     END IF;
-    IF p_price > 0 THEN
+    IF p_hold IS NOT NULL THEN
+        -- the wallet first, as every writer of an account locks it: no deadlocks
+        PERFORM 1 FROM wallets WHERE account_id = p_account FOR UPDATE;
+        UPDATE holds SET status = 'settled', closed_at = p_now
+         WHERE account_id = p_account AND id = p_hold AND status = 'active'
+           AND expires_at > p_now
+        RETURNING amount INTO v_held;
+        IF NOT FOUND THEN
+            outcome := 'hold';
+            RETURN;
+        END IF;
+    END IF;
+    IF p_price > 0 OR v_held > 0 THEN
+        -- version and updated_at move as the general path's two updates move them
         UPDATE wallets
-           SET balance = balance - p_price, version = version + 1, updated_at = p_now
+           SET balance = balance - p_price, held = held - v_held,
+               version = version + (p_price > 0)::int + (v_held > 0)::int,
+               updated_at = CASE WHEN p_price > 0 THEN p_now ELSE updated_at END
          WHERE account_id = p_account
            AND (p_floor IS NULL OR balance - held - p_price >= p_floor)
         RETURNING balance INTO balance_after;
@@ -73,12 +92,14 @@ BEGIN
             outcome := CASE WHEN FOUND THEN 'short' ELSE 'unknown' END;
             RETURN;
         END IF;
+    END IF;
+    IF p_price > 0 THEN
         INSERT INTO ledger_entries
             (account_id, kind, amount, balance_after, idempotency_key, reference, created_at)
         VALUES (p_account, 'usage', -p_price, balance_after, 'usage:' || p_request,
                 p_request, p_now)
         RETURNING id INTO entry_id;
-    ELSE
+    ELSIF v_held = 0 THEN
         SELECT balance INTO balance_after FROM wallets WHERE account_id = p_account;
         IF NOT FOUND THEN
             outcome := 'unknown';
@@ -88,10 +109,12 @@ BEGIN
     INSERT INTO usage_events
         (account_id, request_id, user_id, chat_id, operation, provider, model,
          input_tokens, output_tokens, cached_tokens, provider_cost, price,
-         price_version, charge_basis, status, ledger_entry_id, day, created_at, metadata)
+         price_version, charge_basis, status, ledger_entry_id, day, created_at, metadata,
+         hold_id, exceeded_hold)
     VALUES (p_account, p_request, p_user, p_chat, p_operation, p_provider, p_model,
             p_input, p_output, p_cached, p_provider_cost, p_price,
-            p_price_version, p_basis, p_status, entry_id, p_day, p_created_at, p_metadata)
+            p_price_version, p_basis, p_status, entry_id, p_day, p_created_at, p_metadata,
+            p_hold, CASE WHEN p_hold IS NULL THEN NULL ELSE p_price > v_held END)
     RETURNING id INTO event_id;
     IF p_chat IS NOT NULL THEN
         INSERT INTO chats AS c
@@ -137,5 +160,5 @@ def downgrade() -> None:
             "DROP FUNCTION IF EXISTS pricing_record_usage("
             "varchar, varchar, varchar, varchar, varchar, varchar, varchar, bigint, bigint, "
             "bigint, bigint, bigint, varchar, varchar, varchar, date, timestamptz, json, "
-            "bigint, boolean, boolean, timestamptz)"
+            "bigint, boolean, boolean, varchar, timestamptz)"
         )

@@ -27,10 +27,11 @@ from sqlalchemy import Engine, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import holds, wallets
+from pricing_core.adapters.server_calls import call_row
 from pricing_core.adapters.storage import run_write
 from pricing_core.adapters.types import NanoUSD
 from pricing_core.domain.errors import InsufficientBalance, PricingError, UnknownAccount
-from pricing_core.domain.money import ZERO
+from pricing_core.domain.money import ZERO, nanos_to_usd
 from pricing_core.ledger.wallets import Wallet
 
 
@@ -117,6 +118,25 @@ def get_hold_on(conn: Connection, account_id: str, hold_id: str, *, lock: bool =
     if row is None:
         raise HoldNotFound(f"no hold {hold_id!r} on account {account_id!r}")
     return _hold(row)
+
+
+_SELECT_HOLD = f"SELECT {', '.join(_FIELDS)} FROM holds WHERE account_id = %s AND id = %s"
+
+
+def peek_hold(engine: Engine, account_id: str, hold_id: str) -> Hold | None:
+    """The hold as stored now, or None: one unlocked read on the hot path's connection
+    (PostgreSQL only; `adapters.server_calls`). A write that relies on it must check
+    again that the hold is still active, as `pricing_record_usage` does."""
+    row = call_row(engine, _SELECT_HOLD, (account_id, hold_id))
+    if row is None:
+        return None
+    values = dict(zip(_FIELDS, row, strict=True))
+    values["amount"] = nanos_to_usd(values["amount"])
+    values["status"] = HoldStatus(values["status"])
+    for stamp in ("expires_at", "created_at", "closed_at"):
+        if values[stamp] is not None:
+            values[stamp] = values[stamp].astimezone(UTC)
+    return Hold(**values)
 
 
 def find_hold_by_request_on(conn: Connection, account_id: str, request_id: str) -> Hold | None:

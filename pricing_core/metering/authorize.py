@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -40,6 +40,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import usage_events, users
+from pricing_core.adapters.server_calls import is_postgres
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import DuplicateRequest, InvalidUsage
@@ -57,6 +58,7 @@ from pricing_core.ledger.holds import (
     find_hold_by_request_on,
     get_hold_on,
     lock_wallet_on,
+    peek_hold,
     place_hold_on,
     release,
 )
@@ -70,7 +72,7 @@ from pricing_core.metering.estimate import (
     estimate_cost,
     is_anonymous,
 )
-from pricing_core.metering.record import UsageResult, record_on
+from pricing_core.metering.record import UsageResult, record_in_one_call, record_on
 
 __all__ = [
     "authorize",
@@ -285,19 +287,16 @@ def settle(
     hold_id = hold.id if isinstance(hold, Hold) else hold
     if not acct:
         raise InvalidUsage("settle needs the hold's account_id")
+    check_id("account_id", acct)
     check_id("hold id", hold_id)
     book = get_price_book(engine)
 
-    def work(conn: Connection) -> Settlement | Hold | DuplicateRequest:
-        lock_wallet_on(conn, acct)
-        expire_holds_on(conn, now=at, account_id=acct)
-        current = get_hold_on(conn, acct, hold_id, lock=True)
-        if current.status in (HoldStatus.RELEASED, HoldStatus.EXPIRED):
-            return current  # raised after commit, so a lazy expiry is kept
-        event = validate_event(
+    def held_event(current: Hold) -> UsageEvent:
+        """The usage to record: the held call's fields, the actual token counts."""
+        return validate_event(
             UsageEvent(
                 request_id=current.request_id or current.id,
-                account_id=acct,
+                account_id=current.account_id,
                 user_id=current.user_id or "",
                 operation=current.operation or DEFAULT_OPERATION,
                 provider=current.provider or "",
@@ -310,6 +309,32 @@ def settle(
             ),
             now=at,
         )
+
+    if is_postgres(engine) and not get_settings().default_monthly_budget:
+        # the common case in one round trip after a read: an active hold of an account
+        # without plan or budget, a new request id; anything else falls through
+        current = peek_hold(engine, acct, hold_id)
+        if current is not None and current.status is HoldStatus.ACTIVE and current.expires_at > at:
+            usage = record_in_one_call(
+                engine,
+                held_event(current),
+                book=book,
+                now=at,
+                allow_overdraft=True,
+                alerts=True,
+                hold_id=current.id,
+            )
+            if usage is not None:
+                closed = replace(current, status=HoldStatus.SETTLED, closed_at=at)
+                return Settlement(closed, usage, usage.price > current.amount, ())
+
+    def work(conn: Connection) -> Settlement | Hold | DuplicateRequest:
+        lock_wallet_on(conn, acct)
+        expire_holds_on(conn, now=at, account_id=acct)
+        current = get_hold_on(conn, acct, hold_id, lock=True)
+        if current.status in (HoldStatus.RELEASED, HoldStatus.EXPIRED):
+            return current  # raised after commit, so a lazy expiry is kept
+        event = held_event(current)
         if current.status is HoldStatus.SETTLED:
             usage = record_on(conn, event, book=book, now=at, timestamp_given=False)
             return Settlement(current, usage, usage.price > current.amount, ())

@@ -181,11 +181,11 @@ def record_on(
 _CHARGE = (
     "SELECT outcome, event_id, entry_id, balance_after, available FROM pricing_record_usage("
     + ", ".join(["%s"] * 17)
-    + ", %s::json, %s, %s, %s, %s)"
+    + ", %s::json, %s, %s, %s, %s, %s)"
 )
 
 
-def _record_in_one_call(
+def record_in_one_call(
     engine: Engine,
     event: UsageEvent,
     *,
@@ -193,11 +193,13 @@ def _record_in_one_call(
     now: datetime,
     allow_overdraft: bool,
     alerts: bool,
+    hold_id: str | None = None,
 ) -> UsageResult | None:
     """`record_on`'s work as one server-side call (PostgreSQL's `pricing_record_usage`,
     migration 0008), for the common case: a new request id of an account without a
-    plan in effect (and, with `alerts`, without a budget). Returns None when the
-    general path must decide instead; nothing is written then.
+    plan in effect (and, with `alerts`, without a budget). With `hold_id`, the event
+    settles that active hold (as `record_on(hold_id=...)`: no floor). Returns None
+    when the general path must decide instead; nothing is written then.
 
     Raises: InsufficientBalance, UnknownAccount, UnknownModel (as `record_usage`).
     """
@@ -212,8 +214,8 @@ def _record_in_one_call(
         str(quote.basis), "unpriced" if quote.basis is ChargeBasis.UNPRICED else "priced",
         day, event.created_at,
         None if event.metadata is None else json.dumps(dict(event.metadata)),
-        None if allow_overdraft else 0,
-        plan_may_apply(quote, event.operation), alerts, now,
+        None if allow_overdraft or hold_id is not None else 0,
+        plan_may_apply(quote, event.operation), alerts, hold_id, now,
     )  # fmt: skip
     row = call_row(engine, _CHARGE, params)
     if row is None:  # a concurrent call with this request id won: replay it
@@ -223,7 +225,7 @@ def _record_in_one_call(
         raise InsufficientBalance(event.account_id, nanos_to_usd(available), quote.price)
     if outcome == "unknown":
         raise UnknownAccount(f"unknown account {event.account_id!r}")
-    if outcome != "charged":  # present, plan, budgets
+    if outcome != "charged":  # present, plan, budgets, hold
         return None
     return UsageResult(
         event.request_id,
@@ -311,7 +313,7 @@ def _record(
     checked = validate_event(event, now=at)
     book = get_price_book(engine)
     if is_postgres(engine) and not (alerts and get_settings().default_monthly_budget):
-        done = _record_in_one_call(
+        done = record_in_one_call(
             engine, checked, book=book, now=at, allow_overdraft=allow_overdraft, alerts=alerts
         )
         if done is not None:
