@@ -2,8 +2,10 @@
 (uvicorn worker processes), from CLIENTS concurrent clients, vs pgbench's tpcb-like
 script in the same run.
 
-One authorize + settle pair is one transaction of ours. The clients charge a bench
-account of their own (`bench-b7`, funded so it never runs dry) on the loaded dataset.
+One authorize + settle pair is one transaction of ours. Each client is an end user
+of the host app with an account and an API key of its own (`bench-b7-<n>`, funded so
+it never runs dry) on the loaded dataset: pairs of one account serialize on its
+wallet, as pgbench's transactions of one branch do.
 """
 
 from __future__ import annotations
@@ -31,15 +33,19 @@ from pricing_core.ledger.wallets import create_account
 CLIENTS = 16
 WORKERS = 2  # one per core here
 TARGET = 0.25
-ACCOUNT, USER = "bench-b7", "bench-b7-user"
+ACCOUNT = "bench-b7"
 CLI = Path(sys.executable).with_name("pricing-core")
 
 
 def authorize_settle_tps(url: str, *, seconds: float, workers: int = WORKERS) -> dict:
     """Pairs/s of authorize + settle from CLIENTS threads against `api serve`."""
     engine = storage.make_engine(url)
-    create_account(engine, ACCOUNT, name="B7", user_id=USER, opening_credit=Decimal(10**6))
-    key = create_api_key(engine, Principal(USER, ACCOUNT), name="bench B7").secret
+    keys = []
+    for n in range(CLIENTS):
+        account, user = f"{ACCOUNT}-{n}", f"{ACCOUNT}-{n}-user"
+        create_account(engine, account, name="B7", user_id=user, opening_credit=Decimal(10**6))
+        secret = create_api_key(engine, Principal(user, account), name="bench B7").secret
+        keys.append((user, secret))
     engine.dispose()
     port = free_port()
     with tempfile.TemporaryFile() as log:  # the server's stderr, shown if it fails
@@ -53,11 +59,13 @@ def authorize_settle_tps(url: str, *, seconds: float, workers: int = WORKERS) ->
         try:
             wait_port(port, server, log)
             counts = {"ok": 0, "refused": 0}
+            refusal: list[str] = []
             lock = threading.Lock()
             run = f"{time.time_ns()}"
             stop = time.perf_counter() + seconds
 
             def client(n: int) -> None:
+                user, key = keys[n]
                 headers = {"Authorization": f"Bearer {key}"}
                 with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=60) as api:
                     k = 0
@@ -67,21 +75,23 @@ def authorize_settle_tps(url: str, *, seconds: float, workers: int = WORKERS) ->
                             "/authorize",
                             json={
                                 "request_id": f"b7-{run}-{n}-{k}",
-                                "user_id": USER,
+                                "user_id": user,
                                 "model": "gpt-4o-mini",
                                 "estimated_input_tokens": 900,
                                 "max_output_tokens": 300,
                             },
                         )
-                        ok = hold.status_code == 200
-                        if ok:
-                            settled = api.post(
+                        answer = hold
+                        if hold.status_code == 200:
+                            answer = api.post(
                                 f"/holds/{hold.json()['id']}/settle",
                                 json={"input_tokens": 880, "output_tokens": 240},
                             )
-                            ok = settled.status_code == 200
+                        ok = answer.status_code == 200
                         with lock:
                             counts["ok" if ok else "refused"] += 1
+                            if not ok and not refusal:  # shown in the details
+                                refusal.append(f"{answer.status_code} {answer.text[:300]}")
 
             threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
             started = time.perf_counter()
@@ -93,7 +103,13 @@ def authorize_settle_tps(url: str, *, seconds: float, workers: int = WORKERS) ->
         finally:
             server.terminate()
             server.wait(timeout=30)
-    return {"tps": counts["ok"] / elapsed, "seconds": elapsed, "workers": workers, **counts}
+    return {
+        "tps": counts["ok"] / elapsed,
+        "seconds": elapsed,
+        "workers": workers,
+        "first_refusal": refusal[0] if refusal else None,
+        **counts,
+    }
 
 
 def measure(
