@@ -18,12 +18,14 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import actor_of, write_audit
 from pricing_core.adapters.schema import accounts, api_keys
+from pricing_core.adapters.server_calls import call_row, is_postgres
 from pricing_core.adapters.storage import run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage, PricingError, UnknownAccount
@@ -308,15 +310,7 @@ def authenticate_api_key(
     secret = _bearer(authorization)
     client = f"{client} key {_credential(authorization)[:SHOWN_PREFIX_CHARS]!r}"
     limiter.check(client)
-    row = None
-    if secret is not None:
-        k = api_keys.c
-        with engine.connect() as conn:
-            row = conn.execute(
-                select(k.id, k.account_id, k.last_used_at).where(
-                    k.key_hash == hash_key(secret), k.revoked_at.is_(None)
-                )
-            ).first()
+    row = None if secret is None else _active_key(engine, hash_key(secret))
     if row is None:
         limiter.record_failure(client)
         raise InvalidApiKey("missing, unknown or revoked API key")
@@ -329,6 +323,32 @@ def authenticate_api_key(
             ),
         )
     return Principal(f"apikey:{row.id}", row.account_id, role="member")
+
+
+_ACTIVE_KEY = (
+    "SELECT id, account_id, last_used_at FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL"
+)
+
+
+def _active_key(engine: Engine, key_hash: str) -> Any:
+    """(id, account_id, last_used_at) of the unrevoked key with this hash, or None.
+    On PostgreSQL one round trip on the hot path's connection: every API call pays it."""
+    if is_postgres(engine):
+        row = call_row(engine, _ACTIVE_KEY, (key_hash,))
+        return None if row is None else _KeyRow(*row)
+    k = api_keys.c
+    with engine.connect() as conn:
+        return conn.execute(
+            select(k.id, k.account_id, k.last_used_at).where(
+                k.key_hash == key_hash, k.revoked_at.is_(None)
+            )
+        ).first()
+
+
+class _KeyRow(NamedTuple):
+    id: str
+    account_id: str
+    last_used_at: datetime | None
 
 
 def _credential(authorization: str | None) -> str:
