@@ -1,4 +1,5 @@
-"""charge path: one server-side call records a priced usage event on PostgreSQL
+"""charge path: one server-side call records a priced usage event, and one places a
+hold, on PostgreSQL
 
 `pricing_record_usage(...)` does in one statement what `metering.record.record_on`
 does in about eight: the idempotency probe, the conditional debit, the `usage` ledger
@@ -6,8 +7,9 @@ entry, the event, the chat totals and the daily rollup. Pricing and validation s
 in Python; the function gets the price and provider cost in nano-USD. It writes
 nothing and answers with an outcome when Python's general path must decide instead
 (already recorded, a plan in effect, a budget to check) or when the charge is
-refused (no such account, not enough balance). SQLite has no functions: there the
-general path runs in one `BEGIN IMMEDIATE` transaction.
+refused (no such account, not enough balance). `pricing_place_hold(...)` does the
+same for `authorize` when no spending limit or budget applies. SQLite has no
+functions: there the general path runs in one `BEGIN IMMEDIATE` transaction.
 
 Revision ID: 0008_charge_function
 Revises: 0007_admin
@@ -149,9 +151,75 @@ $fn$
 """
 
 
+PLACE_HOLD = """
+CREATE OR REPLACE FUNCTION pricing_place_hold(
+    p_id varchar, p_account varchar, p_user varchar, p_request varchar, p_amount bigint,
+    p_expires_at timestamptz, p_now timestamptz, p_operation varchar, p_provider varchar,
+    p_model varchar, p_chat varchar, p_input bigint, p_max_output bigint, p_method varchar,
+    p_enforce boolean, p_minimum bigint,
+    OUT outcome text, OUT available bigint, OUT balance bigint
+) LANGUAGE plpgsql AS $fn$
+-- outcome: 'placed' (the hold is written, the account's overdue holds expired), or
+-- nothing written and
+--   'general'  Python's general path must decide: the user is not the account's, the
+--              request id has a hold or an event already, or (p_enforce) a spending
+--              limit or a budget could apply
+--   'unknown'  no such account
+--   'short'    (p_minimum not NULL) the available balance, after expiring overdue
+--              holds, does not cover p_amount or is below p_minimum
+-- Amounts are nano-USD.
+DECLARE
+    v_expired bigint;
+BEGIN
+    SELECT w.balance, w.balance - w.held INTO balance, available
+      FROM wallets w WHERE w.account_id = p_account FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'unknown';
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM users WHERE id = p_user AND account_id = p_account)
+       OR EXISTS (SELECT 1 FROM holds WHERE account_id = p_account AND request_id = p_request)
+       OR EXISTS (
+           SELECT 1 FROM usage_events WHERE account_id = p_account AND request_id = p_request
+       )
+       OR (p_enforce AND (
+           EXISTS (SELECT 1 FROM spending_limits WHERE account_id IN ('', p_account))
+           OR EXISTS (
+               SELECT 1 FROM budgets WHERE account_id = p_account AND monthly_limit IS NOT NULL
+           )
+       )) THEN
+        outcome := 'general';
+        RETURN;
+    END IF;
+    SELECT coalesce(sum(amount), 0) INTO v_expired FROM holds
+     WHERE account_id = p_account AND status = 'active' AND expires_at <= p_now;
+    available := available + v_expired;
+    IF p_minimum IS NOT NULL AND (available - p_amount < 0 OR available < p_minimum) THEN
+        outcome := 'short';
+        RETURN;
+    END IF;
+    UPDATE holds SET status = 'expired', closed_at = p_now
+     WHERE account_id = p_account AND status = 'active' AND expires_at <= p_now;
+    -- version moves as the general path's two updates (expiry, hold) move it
+    UPDATE wallets
+       SET held = held - v_expired + p_amount, version = version + (v_expired > 0)::int + 1
+     WHERE account_id = p_account;
+    INSERT INTO holds
+        (id, account_id, user_id, request_id, amount, status, expires_at, created_at,
+         operation, provider, model, chat_id, input_tokens, max_output_tokens,
+         estimate_method)
+    VALUES (p_id, p_account, p_user, p_request, p_amount, 'active', p_expires_at, p_now,
+            p_operation, p_provider, p_model, p_chat, p_input, p_max_output, p_method);
+    outcome := 'placed';
+END
+$fn$
+"""
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(RECORD_USAGE)
+        op.execute(PLACE_HOLD)
 
 
 def downgrade() -> None:
@@ -161,4 +229,9 @@ def downgrade() -> None:
             "varchar, varchar, varchar, varchar, varchar, varchar, varchar, bigint, bigint, "
             "bigint, bigint, bigint, varchar, varchar, varchar, date, timestamptz, json, "
             "bigint, boolean, boolean, varchar, timestamptz)"
+        )
+        op.execute(
+            "DROP FUNCTION IF EXISTS pricing_place_hold(varchar, varchar, varchar, varchar, "
+            "bigint, timestamptz, timestamptz, varchar, varchar, varchar, varchar, bigint, "
+            "bigint, varchar, boolean, bigint)"
         )

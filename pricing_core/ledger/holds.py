@@ -31,7 +31,7 @@ from pricing_core.adapters.server_calls import call_row
 from pricing_core.adapters.storage import run_write
 from pricing_core.adapters.types import NanoUSD
 from pricing_core.domain.errors import InsufficientBalance, PricingError, UnknownAccount
-from pricing_core.domain.money import ZERO, nanos_to_usd
+from pricing_core.domain.money import ZERO, nanos_to_usd, usd_to_nanos
 from pricing_core.ledger.wallets import Wallet
 
 
@@ -137,6 +137,47 @@ def peek_hold(engine: Engine, account_id: str, hold_id: str) -> Hold | None:
         if values[stamp] is not None:
             values[stamp] = values[stamp].astimezone(UTC)
     return Hold(**values)
+
+
+_PLACE_HOLD = (
+    "SELECT outcome, available, balance FROM pricing_place_hold(" + ", ".join(["%s"] * 16) + ")"
+)
+
+
+def place_hold_in_one_call(
+    engine: Engine, hold: Hold, *, minimum: Decimal | None, check_limits: bool
+) -> Hold | None:
+    """`place_hold_on` with what `authorize` does around it (lock the wallet, expire the
+    account's overdue holds, check the user and the request id), as one server-side
+    call (PostgreSQL's `pricing_place_hold`, migration 0008), for the common case.
+
+    Args:
+        minimum: as `place_hold_on` (None: place it unconditionally).
+        check_limits: hand over to the general path when a spending limit or a
+            budget could apply to the account.
+    Returns: the hold placed, or None when the general path must decide (nothing is
+        written then). Raises: InsufficientBalance, UnknownAccount.
+    """
+    params = (
+        hold.id, hold.account_id, hold.user_id, hold.request_id, usd_to_nanos(hold.amount),
+        hold.expires_at, hold.created_at, hold.operation, hold.provider, hold.model,
+        hold.chat_id, hold.input_tokens, hold.max_output_tokens, hold.estimate_method,
+        check_limits, None if minimum is None else usd_to_nanos(minimum),
+    )  # fmt: skip
+    row = call_row(engine, _PLACE_HOLD, params)
+    if row is None:  # a concurrent authorization of this request id won
+        return None
+    outcome, available, balance = row
+    if outcome == "unknown":
+        raise UnknownAccount(f"unknown account {hold.account_id!r}")
+    if outcome == "short":
+        raise InsufficientBalance(
+            hold.account_id,
+            nanos_to_usd(available),
+            max(hold.amount, minimum or ZERO),
+            balance=nanos_to_usd(balance),
+        )
+    return hold if outcome == "placed" else None
 
 
 def find_hold_by_request_on(conn: Connection, account_id: str, request_id: str) -> Hold | None:

@@ -59,6 +59,7 @@ from pricing_core.ledger.holds import (
     get_hold_on,
     lock_wallet_on,
     peek_hold,
+    place_hold_in_one_call,
     place_hold_on,
     release,
 )
@@ -190,6 +191,14 @@ def authorize(
         estimate_method=estimate.method,
     )
 
+    minimum = settings.minimum_balance_usd if enforce and charged else None
+    if is_postgres(engine) and charged and not (enforce and settings.default_monthly_budget):
+        # the common case in one round trip; limits, budgets, replays and unknown
+        # users fall through to the general path below
+        placed = place_hold_in_one_call(engine, wanted, minimum=minimum, check_limits=enforce)
+        if placed is not None:
+            return placed
+
     def work(conn: Connection) -> Hold:
         lock_wallet_on(conn, account_id)
         expire_holds_on(conn, now=at, account_id=account_id)
@@ -223,7 +232,6 @@ def authorize(
                 check_budgets(
                     conn, account_id=account_id, user_id=user_id, estimate=wanted.amount, now=at
                 )
-        minimum = settings.minimum_balance_usd if enforce and charged else None
         return place_hold_on(conn, wanted, minimum=minimum)
 
     return idempotent_write(engine, work)
