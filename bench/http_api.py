@@ -16,7 +16,9 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
+from multiprocessing import get_context
 from pathlib import Path
 
 import httpx
@@ -31,6 +33,7 @@ from pricing_core.domain.principal import Principal
 from pricing_core.ledger.wallets import create_account
 
 CLIENTS = 16
+PROCESSES = 4  # the clients run as 4 processes of 4 threads: one GIL would be the limit
 WORKERS = 2  # one per core here
 TARGET = 0.25
 ACCOUNT = "bench-b7"
@@ -38,7 +41,7 @@ CLI = Path(sys.executable).with_name("pricing-core")
 
 
 def authorize_settle_tps(url: str, *, seconds: float, workers: int = WORKERS) -> dict:
-    """Pairs/s of authorize + settle from CLIENTS threads against `api serve`."""
+    """Pairs/s of authorize + settle from CLIENTS clients against `api serve`."""
     engine = storage.make_engine(url)
     keys = []
     for n in range(CLIENTS):
@@ -55,61 +58,80 @@ def authorize_settle_tps(url: str, *, seconds: float, workers: int = WORKERS) ->
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}/api/v1"
         try:
             wait_port(port, server, log)
-            counts = {"ok": 0, "refused": 0}
-            refusal: list[str] = []
-            lock = threading.Lock()
             run = f"{time.time_ns()}"
-            stop = time.perf_counter() + seconds
-
-            def client(n: int) -> None:
-                user, key = keys[n]
-                headers = {"Authorization": f"Bearer {key}"}
-                with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=60) as api:
-                    k = 0
-                    while time.perf_counter() < stop:
-                        k += 1
-                        hold = api.post(
-                            "/authorize",
-                            json={
-                                "request_id": f"b7-{run}-{n}-{k}",
-                                "user_id": user,
-                                "model": "gpt-4o-mini",
-                                "estimated_input_tokens": 900,
-                                "max_output_tokens": 300,
-                            },
-                        )
-                        answer = hold
-                        if hold.status_code == 200:
-                            answer = api.post(
-                                f"/holds/{hold.json()['id']}/settle",
-                                json={"input_tokens": 880, "output_tokens": 240},
-                            )
-                        ok = answer.status_code == 200
-                        with lock:
-                            counts["ok" if ok else "refused"] += 1
-                            if not ok and not refusal:  # shown in the details
-                                refusal.append(f"{answer.status_code} {answer.text[:300]}")
-
-            threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
-            started = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - started
+            begin = time.time() + 3  # after every process has started and imported
+            stop = begin + seconds
+            slices = [keys[k::PROCESSES] for k in range(PROCESSES)]
+            with ProcessPoolExecutor(PROCESSES, mp_context=get_context("fork")) as pool:
+                futures = [
+                    pool.submit(_clients, base, mine, f"{run}-{k}", begin, stop)
+                    for k, mine in enumerate(slices)
+                ]
+                results = [f.result() for f in futures]
+            elapsed = time.time() - begin
         finally:
             server.terminate()
             server.wait(timeout=30)
+    refusals = [r["first_refusal"] for r in results if r["first_refusal"]]
+    ok = sum(r["ok"] for r in results)
     return {
-        "tps": counts["ok"] / elapsed,
+        "tps": ok / elapsed,
         "seconds": elapsed,
         "workers": workers,
-        "first_refusal": refusal[0] if refusal else None,
-        **counts,
+        "client_processes": PROCESSES,
+        "ok": ok,
+        "refused": sum(r["refused"] for r in results),
+        "first_refusal": refusals[0] if refusals else None,
     }
+
+
+def _clients(base: str, keys: list[tuple[str, str]], run: str, begin: float, stop: float) -> dict:
+    """One client process: a thread per (user, API key), each authorizing and settling
+    one call after the other from `begin` until `stop` (wall clock)."""
+    counts = {"ok": 0, "refused": 0}
+    refusal: list[str] = []
+    lock = threading.Lock()
+
+    def client(n: int, user: str, key: str) -> None:
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as api:
+            k = 0
+            while time.time() < stop:
+                k += 1
+                hold = api.post(
+                    "/authorize",
+                    json={
+                        "request_id": f"b7-{run}-{n}-{k}",
+                        "user_id": user,
+                        "model": "gpt-4o-mini",
+                        "estimated_input_tokens": 900,
+                        "max_output_tokens": 300,
+                    },
+                )
+                answer = hold
+                if hold.status_code == 200:
+                    answer = api.post(
+                        f"/holds/{hold.json()['id']}/settle",
+                        json={"input_tokens": 880, "output_tokens": 240},
+                    )
+                ok = answer.status_code == 200
+                with lock:
+                    counts["ok" if ok else "refused"] += 1
+                    if not ok and not refusal:  # shown in the details
+                        refusal.append(f"{answer.status_code} {answer.text[:300]}")
+
+    time.sleep(max(0.0, begin - time.time()))
+    threads = [
+        threading.Thread(target=client, args=(n, user, key)) for n, (user, key) in enumerate(keys)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {**counts, "first_refusal": refusal[0] if refusal else None}
 
 
 def measure(
