@@ -83,7 +83,7 @@ ledger_entries = Table(
     "ledger_entries",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ShortId, nullable=False),  # no FK: see migration 0009
     Column("kind", String(20), nullable=False),
     Column("amount", NanoUSD, nullable=False),
     Column("balance_after", NanoUSD, nullable=False),
@@ -93,7 +93,6 @@ ledger_entries = Table(
     Column("actor", String(320)),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("account_id", "idempotency_key"),
-    UniqueConstraint("account_id", "id"),
     Index("ix_ledger_entries_account_created", "account_id", "created_at"),
 )
 
@@ -117,7 +116,7 @@ usage_events = Table(
     "usage_events",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ShortId, nullable=False),  # no FK: see migration 0009
     Column("request_id", LongId, nullable=False),
     Column("user_id", ShortId, nullable=False),
     Column("chat_id", LongId),
@@ -137,7 +136,6 @@ usage_events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("metadata", JSON),
     UniqueConstraint("account_id", "request_id"),
-    UniqueConstraint("account_id", "id"),
     Index("ix_usage_events_account_created", "account_id", "created_at"),
     Index("ix_usage_events_account_chat", "account_id", "chat_id"),
 )
@@ -145,7 +143,7 @@ usage_events = Table(
 chats = Table(
     "chats",
     metadata,
-    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ShortId, nullable=False),  # no FK: see migration 0009
     Column("chat_id", LongId, nullable=False),
     Column("user_id", ShortId, nullable=False),
     Column("title", String(200)),
@@ -163,7 +161,7 @@ usage_daily = Table(
     "usage_daily",
     metadata,
     Column("day", Date, nullable=False),
-    Column("account_id", ShortId, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ShortId, nullable=False),  # no FK: see migration 0009
     Column("user_id", ShortId, nullable=False),
     Column("provider", String(64), nullable=False),
     Column("model", String(128), nullable=False),

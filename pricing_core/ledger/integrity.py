@@ -1,6 +1,7 @@
 """Invariant checks over the whole database (`verify_ledger`).
 
-1. Every wallet's balance equals the sum of its ledger entries.
+1. Every wallet's balance equals the sum of its ledger entries; every ledger entry
+   and usage event belongs to an account with a wallet.
 2. Every wallet's `held` equals the sum of its active holds.
 3. Every entry's `balance_after` equals the running sum of its account's entries.
 4. Every priced usage event's charge equals its ledger entry.
@@ -76,6 +77,14 @@ def verify_ledger(engine: Engine) -> LedgerReport:
                 )
         for account_id in sums:
             report.violations.append(f"ledger entries for {account_id!r} have no wallet")
+        # the hot tables have no foreign key to accounts (migration 0009): check here
+        for (account_id,) in conn.execute(
+            select(usage_events.c.account_id)
+            .distinct()
+            .where(~usage_events.c.account_id.in_(select(wallets.c.account_id)))
+            .limit(20)
+        ):
+            report.violations.append(f"usage events for {account_id!r} have no wallet")
 
         report.entries = conn.execute(select(func.count()).select_from(ledger_entries)).scalar_one()
         running = func.sum(ledger_entries.c.amount).over(
