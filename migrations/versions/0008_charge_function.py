@@ -1,5 +1,10 @@
-"""charge path: one server-side call records a priced usage event, and one places a
-hold, on PostgreSQL
+"""charge path: rollups for the admin pages, and on PostgreSQL one server-side call
+that records a priced usage event and one that places a hold
+
+`platform_daily` (day x provider x model x operation, in stripes) and `account_daily`
+(account x day) are written with `usage_daily` by every recording path and filled
+here from it, so the admin pages read a few thousand rows instead of every
+account's.
 
 `pricing_record_usage(...)` does in one statement what `metering.record.record_on`
 does in about eight: the idempotency probe, the conditional debit, the `usage` ledger
@@ -17,6 +22,7 @@ Revises: 0007_admin
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_charge_function"
@@ -32,7 +38,7 @@ CREATE OR REPLACE FUNCTION pricing_record_usage(
     p_provider_cost bigint, p_price bigint, p_price_version varchar,
     p_basis varchar, p_status varchar, p_day date, p_created_at timestamptz,
     p_metadata json, p_floor bigint, p_plan_check boolean, p_budget_check boolean,
-    p_hold varchar, p_now timestamptz,
+    p_hold varchar, p_stripe integer, p_now timestamptz,
     OUT outcome text, OUT event_id bigint, OUT entry_id bigint,
     OUT balance_after bigint, OUT available bigint
 ) LANGUAGE plpgsql AS $fn$
@@ -145,6 +151,29 @@ BEGIN
         cached_tokens = d.cached_tokens + excluded.cached_tokens,
         provider_cost = d.provider_cost + excluded.provider_cost,
         price = d.price + excluded.price;
+    INSERT INTO platform_daily AS pd
+        (day, provider, model, operation, stripe, requests, input_tokens, output_tokens,
+         cached_tokens, provider_cost, price)
+    VALUES (p_day, p_provider, p_model, p_operation, p_stripe, 1, p_input, p_output,
+            p_cached, p_provider_cost, p_price)
+    ON CONFLICT (day, provider, model, operation, stripe) DO UPDATE SET
+        requests = pd.requests + 1,
+        input_tokens = pd.input_tokens + excluded.input_tokens,
+        output_tokens = pd.output_tokens + excluded.output_tokens,
+        cached_tokens = pd.cached_tokens + excluded.cached_tokens,
+        provider_cost = pd.provider_cost + excluded.provider_cost,
+        price = pd.price + excluded.price;
+    INSERT INTO account_daily AS ad
+        (account_id, day, requests, input_tokens, output_tokens, cached_tokens,
+         provider_cost, price)
+    VALUES (p_account, p_day, 1, p_input, p_output, p_cached, p_provider_cost, p_price)
+    ON CONFLICT (account_id, day) DO UPDATE SET
+        requests = ad.requests + 1,
+        input_tokens = ad.input_tokens + excluded.input_tokens,
+        output_tokens = ad.output_tokens + excluded.output_tokens,
+        cached_tokens = ad.cached_tokens + excluded.cached_tokens,
+        provider_cost = ad.provider_cost + excluded.provider_cost,
+        price = ad.price + excluded.price;
     outcome := 'charged';
 END
 $fn$
@@ -216,7 +245,45 @@ $fn$
 """
 
 
+SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "provider_cost", "price")
+
+
+def _sums() -> list[sa.Column]:
+    return [sa.Column(name, sa.BigInteger(), nullable=False) for name in SUMS]
+
+
 def upgrade() -> None:
+    op.create_table(
+        "platform_daily",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("provider", sa.String(length=64), nullable=False),
+        sa.Column("model", sa.String(length=128), nullable=False),
+        sa.Column("operation", sa.String(length=64), nullable=False),
+        sa.Column("stripe", sa.Integer(), nullable=False),
+        *_sums(),
+        sa.PrimaryKeyConstraint(
+            "day", "provider", "model", "operation", "stripe", name=op.f("pk_platform_daily")
+        ),
+    )
+    op.create_table(
+        "account_daily",
+        sa.Column("account_id", sa.String(length=64), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        *_sums(),
+        sa.PrimaryKeyConstraint("account_id", "day", name=op.f("pk_account_daily")),
+    )
+    op.create_index("ix_account_daily_day", "account_daily", ["day"])
+    totals = ", ".join(f"SUM({name})" for name in SUMS)
+    # existing usage goes to stripe 0: readers sum the stripes, any stripe is exact
+    op.execute(
+        f"INSERT INTO platform_daily (day, provider, model, operation, stripe, {', '.join(SUMS)}) "
+        f"SELECT day, provider, model, operation, 0, {totals} FROM usage_daily "
+        "GROUP BY day, provider, model, operation"
+    )
+    op.execute(
+        f"INSERT INTO account_daily (account_id, day, {', '.join(SUMS)}) "
+        f"SELECT account_id, day, {totals} FROM usage_daily GROUP BY account_id, day"
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(RECORD_USAGE)
         op.execute(PLACE_HOLD)
@@ -228,10 +295,13 @@ def downgrade() -> None:
             "DROP FUNCTION IF EXISTS pricing_record_usage("
             "varchar, varchar, varchar, varchar, varchar, varchar, varchar, bigint, bigint, "
             "bigint, bigint, bigint, varchar, varchar, varchar, date, timestamptz, json, "
-            "bigint, boolean, boolean, varchar, timestamptz)"
+            "bigint, boolean, boolean, varchar, integer, timestamptz)"
         )
         op.execute(
             "DROP FUNCTION IF EXISTS pricing_place_hold(varchar, varchar, varchar, varchar, "
             "bigint, timestamptz, timestamptz, varchar, varchar, varchar, varchar, bigint, "
             "bigint, varchar, boolean, bigint)"
         )
+    op.drop_index("ix_account_daily_day", table_name="account_daily")
+    op.drop_table("account_daily")
+    op.drop_table("platform_daily")

@@ -176,6 +176,44 @@ usage_daily = Table(
     Index("ix_usage_daily_day", "day"),
 )
 
+# Rollups shaped for the admin pages (migration 0008), written with `usage_daily` by
+# every recording path. `platform_daily` has no account: one row per day, provider,
+# model, operation and stripe; a charge adds to the stripe of its account
+# (`metering.rollups.stripe_of`), so concurrent charges of different accounts rarely
+# wait on the same row, and readers sum the stripes.
+PLATFORM_STRIPES = 16
+platform_daily = Table(
+    "platform_daily",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("stripe", Integer, nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("provider_cost", NanoUSD, nullable=False),
+    Column("price", NanoUSD, nullable=False),
+    PrimaryKeyConstraint("day", "provider", "model", "operation", "stripe"),
+)
+
+account_daily = Table(
+    "account_daily",
+    metadata,
+    Column("account_id", ShortId, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("provider_cost", NanoUSD, nullable=False),
+    Column("price", NanoUSD, nullable=False),
+    PrimaryKeyConstraint("account_id", "day"),
+    Index("ix_account_daily_day", "day"),
+)
+
 model_prices = Table(
     "model_prices",
     metadata,

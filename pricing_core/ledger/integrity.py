@@ -6,7 +6,8 @@
 3. Every entry's `balance_after` equals the running sum of its account's entries.
 4. Every priced usage event's charge equals its ledger entry.
 5. The daily rollups equal the events grouped by (day, account, user, provider,
-   model, operation); the chat totals equal the events grouped by chat.
+   model, operation); the chat totals equal the events grouped by chat; the page
+   rollups (`platform_daily`, `account_daily`) equal `usage_daily` regrouped.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from sqlalchemy import Engine, Select, and_, func, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import (
+    account_daily,
     chats,
     holds,
     ledger_entries,
+    platform_daily,
     usage_daily,
     usage_events,
     wallets,
@@ -132,6 +135,7 @@ def verify_ledger(engine: Engine) -> LedgerReport:
 
 
 _KEYS = ("account_id", "day", "user_id", "provider", "model", "operation")
+_PLATFORM_KEYS = ("day", "provider", "model", "operation")
 _SUMS = ("input_tokens", "output_tokens", "cached_tokens", "provider_cost", "price")
 _LIMIT = 20  # violations reported per check: enough to act on, bounded for a page
 
@@ -152,6 +156,25 @@ def _compare_rollups(conn: Connection) -> list[str]:
     problems = _mismatches(
         conn, by_key, stored, key_len=6, what="usage_daily", sides=("events", "rollup")
     )
+    # the page rollups against usage_daily (itself just checked against the events)
+    for table, keys in ((platform_daily, _PLATFORM_KEYS), (account_daily, ("account_id", "day"))):
+        from_daily = select(
+            *(d[k] for k in keys),
+            *(func.coalesce(func.sum(d[s]), 0).label(s) for s in ("requests", *_SUMS)),
+        ).group_by(*(d[k] for k in keys))
+        t = table.c
+        kept = select(
+            *(t[k] for k in keys),
+            *(func.coalesce(func.sum(t[s]), 0).label(s) for s in ("requests", *_SUMS)),
+        ).group_by(*(t[k] for k in keys))  # platform_daily: the stripes summed
+        problems += _mismatches(
+            conn,
+            from_daily,
+            kept,
+            key_len=len(keys),
+            what=table.name,
+            sides=("usage_daily", table.name),
+        )
 
     c = chats.c
     chat_events = (

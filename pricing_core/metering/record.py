@@ -30,7 +30,7 @@ from pricing_core.ledger.holds import HoldStatus, close_hold_on, lock_wallet_on
 from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
 from pricing_core.metering.charges import charge_before_plan, decide_charge, explain_event
-from pricing_core.metering.rollups import add_to_rollups
+from pricing_core.metering.rollups import add_to_rollups, stripe_of
 from pricing_core.plans.plan_charges import count_plan_message_on, plan_may_apply
 
 
@@ -181,7 +181,7 @@ def record_on(
 _CHARGE = (
     "SELECT outcome, event_id, entry_id, balance_after, available FROM pricing_record_usage("
     + ", ".join(["%s"] * 17)
-    + ", %s::json, %s, %s, %s, %s, %s)"
+    + ", %s::json, %s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -215,7 +215,8 @@ def record_in_one_call(
         day, event.created_at,
         None if event.metadata is None else json.dumps(dict(event.metadata)),
         None if allow_overdraft or hold_id is not None else 0,
-        plan_may_apply(quote, event.operation), alerts, hold_id, now,
+        plan_may_apply(quote, event.operation), alerts, hold_id, stripe_of(event.account_id),
+        now,
     )  # fmt: skip
     row = call_row(engine, _CHARGE, params)
     if row is None:  # a concurrent call with this request id won: replay it

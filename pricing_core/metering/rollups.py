@@ -8,6 +8,7 @@ microseconds, days as dates, in the forms SQLAlchemy's column types write.
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy.engine import Connection
 
+from pricing_core.adapters.schema import PLATFORM_STRIPES
 from pricing_core.domain.periods import epoch_micros, from_epoch_micros
 
 _DAILY_KEYS = ("account_id", "day", "user_id", "provider", "model", "operation")
@@ -136,7 +138,8 @@ ROLLUP_INPUT = (
 
 
 def upsert_rollups(conn: Connection, events: pd.DataFrame) -> None:
-    """Add recorded events to the chat totals and the daily rollup, one upsert per key.
+    """Add recorded events to the chat totals and the daily rollups (`usage_daily`,
+    `platform_daily`, `account_daily`), one upsert per key.
 
     Args:
         events: one row per newly recorded event, columns `ROLLUP_INPUT`: ids and
@@ -145,28 +148,59 @@ def upsert_rollups(conn: Connection, events: pd.DataFrame) -> None:
             chat_id (None when the event has no chat).
     """
     chats = _chat_totals(events)
+    daily = _daily_totals(events)
+    stripes = {a: stripe_of(a) for a in daily["account_id"].unique().tolist()}
+    frames = {
+        "usage_daily": daily,
+        "platform_daily": _regroup(
+            daily.assign(stripe=daily["account_id"].map(stripes)), "platform_daily"
+        ),
+        "account_daily": _regroup(daily, "account_daily"),
+    }
     _upsert_totals(
         conn,
         _columns(chats, _CHAT_COLUMNS) if len(chats) else None,
-        _columns(_daily_totals(events), (*_DAILY_KEYS, *_DAILY_SUMS)),
+        {t: _columns(f, (*ROLLUP_KEYS[t], *_DAILY_SUMS)) for t, f in frames.items()},
     )
+
+
+def _regroup(daily: pd.DataFrame, table: str) -> pd.DataFrame:
+    """`usage_daily` rows summed up to the keys of another daily rollup."""
+    return daily.groupby(list(ROLLUP_KEYS[table]))[list(_DAILY_SUMS)].sum().reset_index()
 
 
 def add_to_rollups(conn: Connection, event: dict[str, Any]) -> None:
     """`upsert_rollups` for one event (a dict with the keys of `ROLLUP_INPUT`), without
     grouping: on a single charge pandas' groupby cost more than the database work."""
     one = {k: [v] for k, v in event.items()} | {"requests": [1]}
+    one["stripe"] = [stripe_of(event["account_id"])]
     chat = None
     if event["chat_id"] is not None:
         one |= {"cost": one["price"], "first_at": one["micros"], "last_at": one["micros"]}
         chat = {c: one[c] for c in _CHAT_COLUMNS}
-    _upsert_totals(conn, chat, {c: one[c] for c in (*_DAILY_KEYS, *_DAILY_SUMS)})
+    rows = {t: {c: one[c] for c in (*keys, *_DAILY_SUMS)} for t, keys in ROLLUP_KEYS.items()}
+    _upsert_totals(conn, chat, rows)
+
+
+def stripe_of(account_id: str) -> int:
+    """The `platform_daily` stripe an account's charges add to (any is exact: readers
+    sum the stripes; spreading them keeps concurrent charges off one row)."""
+    return zlib.crc32(account_id.encode()) % PLATFORM_STRIPES
 
 
 _CHAT_COLUMNS = ("account_id", "chat_id", "user_id", *_CHAT_SUMS, "first_at", "last_at")
 
+# The daily rollups and their keys; each adds up the same sums (`_DAILY_SUMS`).
+ROLLUP_KEYS: dict[str, tuple[str, ...]] = {
+    "usage_daily": _DAILY_KEYS,
+    "platform_daily": ("day", "provider", "model", "operation", "stripe"),
+    "account_daily": ("account_id", "day"),
+}
 
-def _upsert_totals(conn: Connection, chats: dict[str, Any] | None, daily: dict[str, Any]) -> None:
+
+def _upsert_totals(
+    conn: Connection, chats: dict[str, Any] | None, daily: dict[str, dict[str, Any]]
+) -> None:
     pg = is_pg(conn)
     if chats is not None:
         sets = ", ".join(f"{c} = chats.{c} + excluded.{c}" for c in _CHAT_SUMS)
@@ -176,8 +210,9 @@ def _upsert_totals(conn: Connection, chats: dict[str, Any] | None, daily: dict[s
             f", last_at = {greatest}(chats.last_at, excluded.last_at)"
         )
         _upsert(conn, "chats", chats, ("account_id", "chat_id"), sets, pg)
-    sets = ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in _DAILY_SUMS)
-    _upsert(conn, "usage_daily", daily, _DAILY_KEYS, sets, pg)
+    for table, columns in daily.items():
+        sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in _DAILY_SUMS)
+        _upsert(conn, table, columns, ROLLUP_KEYS[table], sets, pg)
 
 
 def _chat_totals(events: pd.DataFrame) -> pd.DataFrame:
