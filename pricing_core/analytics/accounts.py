@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import (
+    account_daily,
     accounts,
     holds,
     ledger_entries,
@@ -90,7 +91,7 @@ def _summaries(conn: Connection, ids: Sequence[str], now: datetime) -> list[Acco
         .order_by(users.c.email)
     ):
         emails.setdefault(account_id, []).append(email)
-    d = usage_daily.c
+    d = account_daily.c
     spend = dict(
         conn.execute(
             select(d.account_id, func.sum(d.price))

@@ -15,7 +15,7 @@ from genai_prices.types import StartDateConstraint
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.schema import model_prices, operation_prices, usage_daily
+from pricing_core.adapters.schema import model_prices, operation_prices, platform_daily
 from pricing_core.catalog.price_book import (
     CATALOG_VERSION,
     load_price_book,
@@ -66,7 +66,7 @@ def _scaled(rates: TokenRates | None, markup: Decimal) -> TokenRates | None:
 def _models_in_use(conn: Connection, since: date) -> dict[tuple[str, str], int]:
     """(provider, model) -> requests since `since`, for every model in the rollups or
     with an operator row."""
-    d = usage_daily.c
+    d = platform_daily.c
     recent = func.sum(case((d.day >= since, d.requests), else_=0))
     used = {
         (provider, model): int(requests or 0)
@@ -84,7 +84,7 @@ def price_book(
 ) -> list[ModelPriceView]:
     """Every model in use (in the rollups) or with an operator row, busiest first.
 
-    Raises: PermissionDenied. Sources: usage_daily, model_prices, genai-prices.
+    Raises: PermissionDenied. Sources: platform_daily, model_prices, genai-prices.
     """
     require_admin(principal)
     at = now or datetime.now(UTC)

@@ -5,10 +5,11 @@ Definitions (all Decimal USD, exact):
   the price paid, refunds and disputes, plan fees per billing cycle; dated when
   received, in the configured time zone (see `analytics.sales` for the exact rules).
 - **usage revenue recognised**: what was charged to wallets for usage, dated by the
-  usage event's day (`usage_daily.day`). Each priced event's charge equals its
-  `usage` ledger entry (an invariant `verify_ledger` checks), so per-day usage
-  revenue equals the sum of the ledger's usage entries for that day's events.
-- **provider cost**: what the providers charge the operator (`usage_daily`).
+  usage event's day (the day of the rollups: `platform_daily`, `account_daily`, both
+  `usage_daily` regrouped). Each priced event's charge equals its `usage` ledger
+  entry (an invariant `verify_ledger` checks), so per-day usage revenue equals the
+  sum of the ledger's usage entries for that day's events.
+- **provider cost**: what the providers charge the operator (the same rollups).
 - **margin**: usage revenue - provider cost; `margin_pct` = margin / usage revenue x
   100, rounded half-even to 0.01 (None when there is no revenue).
 - **outstanding liability**: the sum of positive wallet balances: prepaid money not
@@ -29,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from pricing_core.adapters.schema import accounts, usage_daily, wallets
+from pricing_core.adapters.schema import account_daily, accounts, platform_daily, wallets
 from pricing_core.analytics.sales import cash_by_day
 from pricing_core.domain.money import ZERO, usd_str
 from pricing_core.domain.periods import Granularity, check_range, period_start, period_starts
@@ -140,7 +141,7 @@ def revenue_report(
     Every period touching the range is listed (zeros included), named by its first
     day; only days inside the range are counted.
     Returns: RevenueReport (Decimal USD). Raises: PermissionDenied, InvalidUsage.
-    Sources: ledger_entries (cash), usage_daily (usage revenue, cost), wallets.
+    Sources: ledger_entries (cash), platform_daily (usage revenue, cost), wallets.
     """
     require_admin(principal)
     granularity = Granularity(granularity)
@@ -171,7 +172,7 @@ def revenue_report(
 def _usage_by_day(
     engine: Engine, start: date, end: date
 ) -> dict[date, tuple[Decimal, Decimal, int]]:
-    d = usage_daily.c
+    d = platform_daily.c
     with engine.connect() as conn:
         rows = conn.execute(
             select(d.day, func.sum(d.price), func.sum(d.provider_cost), func.sum(d.requests))
@@ -182,11 +183,17 @@ def _usage_by_day(
 
 
 _KEY_COLUMNS = {
-    Dimension.MODEL: (usage_daily.c.provider, usage_daily.c.model),
-    Dimension.PROVIDER: (usage_daily.c.provider,),
-    Dimension.OPERATION: (usage_daily.c.operation,),
-    Dimension.ACCOUNT: (usage_daily.c.account_id,),
+    Dimension.MODEL: (platform_daily.c.provider, platform_daily.c.model),
+    Dimension.PROVIDER: (platform_daily.c.provider,),
+    Dimension.OPERATION: (platform_daily.c.operation,),
+    Dimension.ACCOUNT: (account_daily.c.account_id,),
 }
+
+
+def _rollup_of(by: Dimension) -> Any:
+    """The smallest rollup that has the dimension: accounts are in `account_daily`,
+    the rest in `platform_daily` (a few rows per day, stripes summed by the query)."""
+    return account_daily if by is Dimension.ACCOUNT else platform_daily
 
 
 def _key(values: tuple[Any, ...]) -> str:
@@ -199,11 +206,11 @@ def revenue_breakdown(
     """Usage revenue, provider cost and tokens per model ("provider/model"),
     provider, operation or account over [start, end], by revenue, largest first.
 
-    Raises: PermissionDenied, InvalidUsage. Source: usage_daily.
+    Raises: PermissionDenied, InvalidUsage. Source: platform_daily (account_daily by account).
     """
     require_admin(principal)
     check_range(start, end)
-    d = usage_daily.c
+    d = _rollup_of(Dimension(by)).c
     keys = _KEY_COLUMNS[Dimension(by)]
     query = (
         select(
@@ -251,12 +258,12 @@ def revenue_series(
 ) -> list[SeriesPoint]:
     """Usage revenue and provider cost per period and per key (for stacked charts),
     ordered by period then key. Raises: PermissionDenied, InvalidUsage.
-    Source: usage_daily.
+    Source: platform_daily (account_daily by account).
     """
     require_admin(principal)
     granularity = Granularity(granularity)
     check_range(start, end)
-    d = usage_daily.c
+    d = _rollup_of(Dimension(by)).c
     keys = _KEY_COLUMNS[Dimension(by)]
     with engine.connect() as conn:
         rows = conn.execute(
@@ -306,27 +313,38 @@ def top_accounts(
 ) -> list[TopAccount]:
     """The accounts that spent most over [start, end], with their current balance.
 
-    Raises: PermissionDenied, InvalidUsage. Sources: usage_daily, accounts, wallets.
+    Raises: PermissionDenied, InvalidUsage. Sources: account_daily, accounts, wallets.
     """
     require_admin(principal)
     check_range(start, end)
-    d = usage_daily.c
+    d = account_daily.c
     spend = func.sum(d.price).label("spend")
-    query = (
+    # rank in the rollup first, then join the few winners to their names and balances
+    ranked = (
         select(
             d.account_id,
-            accounts.c.name,
             spend,
-            func.sum(d.provider_cost),
-            func.sum(d.requests),
-            wallets.c.balance,
+            func.sum(d.provider_cost).label("cost"),
+            func.sum(d.requests).label("requests"),
         )
-        .join(accounts, accounts.c.id == d.account_id)
-        .join(wallets, wallets.c.account_id == d.account_id)
         .where(d.day >= start, d.day <= end)
-        .group_by(d.account_id, accounts.c.name, wallets.c.balance)
+        .group_by(d.account_id)
         .order_by(spend.desc(), d.account_id)
         .limit(max(1, min(int(limit), 1000)))
+        .subquery()
+    )
+    query = (
+        select(
+            ranked.c.account_id,
+            accounts.c.name,
+            ranked.c.spend,
+            ranked.c.cost,
+            ranked.c.requests,
+            wallets.c.balance,
+        )
+        .join(accounts, accounts.c.id == ranked.c.account_id)
+        .join(wallets, wallets.c.account_id == ranked.c.account_id)
+        .order_by(ranked.c.spend.desc(), ranked.c.account_id)
     )
     with engine.connect() as conn:
         return [
@@ -364,7 +382,7 @@ def usage_span(engine: Engine, principal: Principal) -> tuple[date, date] | None
     """(first, last) day with usage in the rollups, or None (pages default their
     date range to end on the last day with usage). Raises: PermissionDenied."""
     require_admin(principal)
-    d = usage_daily.c
+    d = platform_daily.c
     with engine.connect() as conn:
         first, last = conn.execute(select(func.min(d.day), func.max(d.day))).one()
     return None if first is None else (first, last)

@@ -32,7 +32,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.schema import ledger_entries, usage_daily
+from pricing_core.adapters.schema import account_daily, ledger_entries
 from pricing_core.adapters.schema_billing import (
     checkout_sessions,
     credit_packages,
@@ -240,12 +240,12 @@ def revenue_by_plan(
 ) -> list[PlanRevenue]:
     """Usage revenue, provider cost and plan fees per plan over [start, end] (see the
     module docstring for how days are attributed), by revenue.
-    Raises: PermissionDenied, InvalidUsage. Sources: usage_daily, subscriptions.
+    Raises: PermissionDenied, InvalidUsage. Sources: account_daily, subscriptions.
     """
     require_admin(principal)
     check_range(start, end)
     tz = get_settings().tz
-    d = usage_daily.c
+    d = account_daily.c
     revenue: dict[str, Decimal] = defaultdict(lambda: ZERO)
     cost: dict[str, Decimal] = defaultdict(lambda: ZERO)
     members: dict[str, set[str]] = defaultdict(set)

@@ -1,6 +1,6 @@
 """Admin usage explorer: who is spending fast, whose spend jumped, what is unpriced.
 
-All figures come from the daily rollups (`usage_daily`), except the unpriced-usage
+All figures come from the account-day rollup (`account_daily`), except the unpriced-usage
 queue, which lists the `usage_events` with `status = 'unpriced'` (a partial index
 keeps that cheap: it only holds the queue).
 
@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy import Engine, case, func, select
 
-from pricing_core.adapters.schema import accounts, usage_daily, usage_events, wallets
+from pricing_core.adapters.schema import account_daily, accounts, usage_events, wallets
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.forecast import project_month_end
@@ -76,7 +76,7 @@ def high_cost_accounts(
 ) -> list[HighCostAccount]:
     """The accounts that spent most on `as_of` (default today, configured zone), with
     their month-to-date spend and projected month-end spend. Raises: PermissionDenied.
-    Source: usage_daily.
+    Source: account_daily.
     """
     require_admin(principal)
     tz = get_settings().tz
@@ -84,17 +84,25 @@ def high_cost_accounts(
     month_first = day.replace(day=1)
     month_start = datetime.combine(month_first, time(), tzinfo=tz)
     month_end = datetime.combine(next_period(month_first, Granularity.MONTH), time(), tzinfo=tz)
-    d = usage_daily.c
+    d = account_daily.c
     today = func.sum(case((d.day == day, d.price), else_=0)).label("today")
-    query = (
-        select(d.account_id, accounts.c.name, today, func.sum(d.price), wallets.c.balance)
-        .join(accounts, accounts.c.id == d.account_id)
-        .join(wallets, wallets.c.account_id == d.account_id)
+    # rank in the rollup first, then join the few winners to their names and balances
+    ranked = (
+        select(d.account_id, today, func.sum(d.price).label("mtd"))
         .where(d.day >= month_first, d.day <= day)
-        .group_by(d.account_id, accounts.c.name, wallets.c.balance)
+        .group_by(d.account_id)
         .having(today > 0)
         .order_by(today.desc(), d.account_id)
         .limit(max(1, min(int(limit), 500)))
+        .subquery()
+    )
+    query = (
+        select(
+            ranked.c.account_id, accounts.c.name, ranked.c.today, ranked.c.mtd, wallets.c.balance
+        )
+        .join(accounts, accounts.c.id == ranked.c.account_id)
+        .join(wallets, wallets.c.account_id == ranked.c.account_id)
+        .order_by(ranked.c.today.desc(), ranked.c.account_id)
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
@@ -133,7 +141,7 @@ def spend_anomalies(
     """Accounts whose spend rate jumped against their own baseline (see the module
     docstring for the rule), largest jump first, new spenders first.
 
-    Raises: PermissionDenied, InvalidUsage (bad window or factor). Source: usage_daily.
+    Raises: PermissionDenied, InvalidUsage (bad window or factor). Source: account_daily.
     """
     require_admin(principal)
     if not (1 <= recent_days <= 31 and 1 <= baseline_days <= 366):
@@ -145,15 +153,23 @@ def spend_anomalies(
     day, _ = _moment(as_of, now)
     recent_first = day - timedelta(days=recent_days - 1)
     baseline_first = recent_first - timedelta(days=baseline_days)
-    d = usage_daily.c
-    recent = func.sum(case((d.day >= recent_first, d.price), else_=0))
-    baseline = func.sum(case((d.day < recent_first, d.price), else_=0))
+    d = account_daily.c
+    recent = func.sum(case((d.day >= recent_first, d.price), else_=0)).label("recent")
+    baseline = func.sum(case((d.day < recent_first, d.price), else_=0)).label("baseline")
+    per_account = (
+        select(d.account_id, recent, baseline)
+        .where(d.day >= baseline_first, d.day <= day)
+        .group_by(d.account_id)
+        .subquery()
+    )
     with engine.connect() as conn:
         rows = conn.execute(
-            select(d.account_id, accounts.c.name, recent, baseline)
-            .join(accounts, accounts.c.id == d.account_id)
-            .where(d.day >= baseline_first, d.day <= day)
-            .group_by(d.account_id, accounts.c.name)
+            select(
+                per_account.c.account_id,
+                accounts.c.name,
+                per_account.c.recent,
+                per_account.c.baseline,
+            ).join(accounts, accounts.c.id == per_account.c.account_id)
         ).all()
     out = []
     for account_id, name, recent_raw, baseline_raw in rows:
