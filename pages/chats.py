@@ -62,6 +62,8 @@ def requests_table(requests: pd.DataFrame) -> None:
     st.table(styled)
 
 
+CHATS_SHOWN = 100  # chats listed at first, and added by "Show more"
+
 viewer = _session.principal()
 chat_id = st.query_params.get("chat")
 
@@ -95,7 +97,8 @@ if chat_id:
 
 st.title("Chats")
 search = st.text_input("Search", placeholder="Chat title or id", key="chat_search")
-table = _session.cached(analytics.list_chats, viewer, search=search)
+shown = st.session_state.get("chats_shown", CHATS_SHOWN)
+table = _session.cached(analytics.list_chats, viewer, search=search, limit=shown)
 if table.empty:
     if search:
         st.info(f"No chat matches {search!r}.")
@@ -106,7 +109,11 @@ if table.empty:
         )
     st.stop()
 
-st.caption(f"{len(table):,} chats. Click a row, or pick a chat below, to see its requests.")
+total = _session.cached(analytics.count_chats, viewer, search=search)
+listed = (
+    f"{total:,} chats" if total == len(table) else f"The {len(table):,} latest of {total:,} chats"
+)
+st.caption(f"{listed}. Click a row, or pick a chat below, to see its requests.")
 picked = st.dataframe(
     chats_frame(table),
     hide_index=True,
@@ -124,6 +131,9 @@ choice = st.selectbox(
     format_func=dict(zip(table["chat_id"], table["title"], strict=True)).get,
     placeholder="Choose a chat",
 )
+if total > len(table) and st.button(f"Show {CHATS_SHOWN} more", icon=":material/expand_more:"):
+    st.session_state["chats_shown"] = shown + CHATS_SHOWN
+    st.rerun()
 if rows:
     choice = table["chat_id"].iloc[rows[0]]
 if choice:

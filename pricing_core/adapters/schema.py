@@ -155,6 +155,7 @@ chats = Table(
     Column("first_at", UTCDateTime, nullable=False),
     Column("last_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("account_id", "chat_id"),
+    Index("ix_chats_account_last", "account_id", "last_at"),
 )
 
 usage_daily = Table(
@@ -355,6 +356,16 @@ ops_counters = Table(
     Column("last_at", UTCDateTime, nullable=False),
     Column("last_detail", String(500)),
     PrimaryKeyConstraint("name", "day"),
+)
+
+# Only the entries that move cash (migration 0010), for the Revenue page's cash figures;
+# the query's `kind IN (...)` must stay this expression for the index to be used.
+CASH_KINDS = ("purchase", "refund", "reversal")
+Index(
+    "ix_ledger_entries_cash",
+    ledger_entries.c.created_at,
+    postgresql_where=ledger_entries.c.kind.in_(CASH_KINDS),
+    sqlite_where=ledger_entries.c.kind.in_(CASH_KINDS),
 )
 
 # Only the unpriced-usage queue is in this index, so listing the queue stays cheap.

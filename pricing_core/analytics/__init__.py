@@ -25,6 +25,7 @@ from pricing_core.analytics.chats import (
     REQUEST_COLUMNS,
     ChatDetail,
     chat_detail,
+    count_chats,
     list_chats,
 )
 from pricing_core.analytics.common import day_bounds, local_time, nanos_str
@@ -61,8 +62,9 @@ __all__ = [
     "MODEL_TABLE_COLUMNS", "RECENT_ENTRIES", "REQUEST_COLUMNS", "ROW_COLUMNS",
     "BalanceState", "ChatDetail", "Dimension", "Granularity", "LedgerView", "Measure",
     "Overview", "UsageReport", "balance_state", "chat_detail", "day_bounds",
-    "describe_entry", "filter_report", "ledger_csv", "ledger_span", "ledger_view",
-    "list_chats", "local_time", "model_table", "nanos_str", "overview", "period_start",
+    "count_chats", "describe_entry", "filter_report", "ledger_csv", "ledger_span",
+    "ledger_view", "list_chats", "local_time", "model_table", "nanos_str", "overview",
+    "period_start",
     "report_totals", "usage_events_csv", "usage_range", "usage_report", "usage_series",
     "usage_share", "value_labels",
 ]  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, func, or_, select
@@ -73,16 +74,40 @@ def list_chats(
     *,
     search: str = "",
     account_id: str | None = None,
+    limit: int | None = None,
 ) -> pd.DataFrame:
     """The account's chats, most recent activity first, from the `chats` rollup.
 
-    Args: search: case-insensitive substring of the title or the chat id.
+    Args: search: case-insensitive substring of the title or the chat id; limit: at
+        most this many (the most recent; None: all). The index on (account_id,
+        last_at) makes the first ones cheap however many chats there are.
     Returns: DataFrame with CHAT_COLUMNS; `title` falls back to the chat id; `tokens` =
         input + output; cost Decimal USD; times aware in the configured zone.
     """
-    target = _target(viewer, account_id)
+    query = _chats_query(select(chats), _target(viewer, account_id), search)
     c = chats.c
-    query = select(chats).where(c.account_id == target).order_by(c.last_at.desc(), c.chat_id)
+    query = query.order_by(c.last_at.desc(), c.chat_id)
+    if limit is not None:
+        query = query.limit(max(1, int(limit)))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return _chats_frame(rows)
+
+
+def count_chats(
+    engine: Engine, viewer: Principal, *, search: str = "", account_id: str | None = None
+) -> int:
+    """How many chats `list_chats` would list without a limit."""
+    query = _chats_query(
+        select(func.count()).select_from(chats), _target(viewer, account_id), search
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def _chats_query(query: Any, target: str, search: str) -> Any:
+    c = chats.c
+    query = query.where(c.account_id == target)
     needle = printable(search).strip().lower()[:200]
     if needle:
         pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -92,8 +117,10 @@ def list_chats(
                 func.lower(func.coalesce(c.title, "")).like(pattern, escape="\\"),
             )
         )
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
+    return query
+
+
+def _chats_frame(rows: Any) -> pd.DataFrame:
     return pd.DataFrame(
         [
             (

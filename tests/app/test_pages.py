@@ -415,6 +415,32 @@ def test_a_long_chat_is_paged(small_db, monkeypatch):
     assert len(at.table[0].value) == 5
 
 
+def test_an_account_with_many_chats_sees_the_latest_hundred_and_can_show_more(
+    small_db, monkeypatch
+):
+    from datetime import timedelta
+
+    from pricing_core.metering.batch import record_usage_batch
+
+    start = datetime.now(UTC) - timedelta(hours=5)
+    events = [
+        UsageEvent(f"r{i:03d}", "alice", "alice", "chat_message", "openai", "gpt-4o-mini", 100, 10,
+                   chat_id=f"c{i:03d}", created_at=start + timedelta(seconds=i))
+        for i in range(130)
+    ]  # fmt: skip
+    assert record_usage_batch(small_db, events).recorded == 130
+    view_as(monkeypatch, "alice")
+    at = open_page("chats")
+    assert any("The 100 latest of 130 chats" in c.value for c in at.caption)
+    table = at.dataframe[0].value
+    assert len(table) == 100
+    assert table["Chat"].iloc[0] == "c129"  # the latest activity first
+    at.button[0].click().run()
+    assert any(c.value.startswith("130 chats.") for c in at.caption)
+    assert len(at.dataframe[0].value) == 130
+    assert not at.button  # nothing more to show
+
+
 def test_times_are_shown_in_the_configured_time_zone(small_db, monkeypatch):
     monkeypatch.setenv("PRICING_TIMEZONE", "Asia/Tokyo")
     get_settings.cache_clear()

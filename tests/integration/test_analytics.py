@@ -158,6 +158,14 @@ def test_chats_can_be_searched_by_title_or_id_with_like_metacharacters_taken_lit
     assert chats.set_index("chat_id").loc["code", "cost"] == expected("a3") + expected("a5")
 
 
+def test_the_chats_list_can_stop_at_the_latest_and_count_the_rest(data):
+    assert analytics.list_chats(data, ALICE, limit=1)["chat_id"].tolist() == ["code"]
+    assert analytics.count_chats(data, ALICE) == 2
+    assert analytics.count_chats(data, ALICE, search="TRI") == 1
+    assert analytics.count_chats(data, ALICE, search="%") == 0
+    assert analytics.count_chats(data, BOB) == 1  # Bob's one chat, "secret"
+
+
 def test_usage_series_by_model_sums_to_the_events_per_period(data):
     report = analytics.usage_report(data, ALICE, start=date(2025, 2, 1), end=date(2025, 3, 20))
     monthly = analytics.usage_series(report, granularity="month", by="model")

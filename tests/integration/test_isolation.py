@@ -106,6 +106,7 @@ def _cases(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
     return {
         "analytics.overview": lambda: analytics.overview(e, ALICE, account_id="bob"),
         "analytics.list_chats": lambda: analytics.list_chats(e, ALICE, account_id="bob"),
+        "analytics.count_chats": lambda: analytics.count_chats(e, ALICE, account_id="bob"),
         "analytics.chat_detail": lambda: analytics.chat_detail(
             e, ALICE, w["bob_chat"], account_id="bob"
         ),
@@ -158,6 +159,9 @@ QUIET_CASES = {
         w["engine"], ALICE, w["bob_chat"]
     ),
     "analytics.list_chats (search Bob's chat id)": lambda w: analytics.list_chats(
+        w["engine"], ALICE, search=BOB_MARK
+    ),
+    "analytics.count_chats (search Bob's chat id)": lambda w: analytics.count_chats(
         w["engine"], ALICE, search=BOB_MARK
     ),
 }
