@@ -17,6 +17,7 @@ from pricing_core.access.identity import Identity, sign_in
 from pricing_core.adapters.schema import accounts, users
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PermissionDenied, UnknownAccount
+from pricing_core.domain.ordering import natural_key
 from pricing_core.domain.principal import Principal
 
 
@@ -38,14 +39,11 @@ def demo_principal(engine: Engine, account_id: str, *, role: str = "member") -> 
 
 
 def list_accounts(engine: Engine) -> list[tuple[str, str]]:
-    """(id, name) of every account, by name (demo picker, admin search)."""
+    """(id, name) of every account, by name then id, numbers in them compared as
+    numbers ("trace-user-2" before "trace-user-10"; demo picker, admin search)."""
     with engine.connect() as conn:
-        return [
-            tuple(r)
-            for r in conn.execute(
-                select(accounts.c.id, accounts.c.name).order_by(accounts.c.name, accounts.c.id)
-            )
-        ]  # type: ignore[misc]
+        rows = [(r.id, r.name) for r in conn.execute(select(accounts.c.id, accounts.c.name))]
+    return sorted(rows, key=lambda r: (natural_key(r[1]), natural_key(r[0])))
 
 
 def current_principal(

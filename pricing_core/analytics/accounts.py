@@ -26,6 +26,7 @@ from pricing_core.domain.errors import (
     UnknownAccount,
 )
 from pricing_core.domain.money import ZERO
+from pricing_core.domain.ordering import natural_key
 from pricing_core.domain.periods import month_period
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.ledger.wallets import (
@@ -125,14 +126,14 @@ def search_accounts(
     now: datetime | None = None,
 ) -> list[AccountSummary]:
     """Accounts whose id, name or a user's email contains `query` (case-insensitive;
-    empty: all), by name, at most `limit`. Spend is this calendar month's (configured
-    zone), from the rollups. Raises: PermissionDenied.
+    empty: all), by name with numbers compared as numbers, at most `limit`. Spend is
+    this calendar month's (configured zone), from the rollups. Raises: PermissionDenied.
     """
     require_admin(principal)
     at = now or datetime.now(UTC)
     needle = (query or "").strip().lower()[:320]
     a = accounts.c
-    stmt = select(a.id).order_by(a.name, a.id).limit(max(1, min(int(limit), 500)))
+    stmt = select(a.id, a.name)
     if needle:
         stmt = stmt.where(
             or_(
@@ -146,7 +147,9 @@ def search_accounts(
             )
         )
     with engine.connect() as conn:
-        ids = list(conn.execute(stmt).scalars())
+        # sorted here: numbers in names compare as numbers ("trace-user-2" < "-10")
+        found = sorted(conn.execute(stmt), key=lambda r: (natural_key(r.name), natural_key(r.id)))
+        ids = [r.id for r in found[: max(1, min(int(limit), 500))]]
         return _summaries(conn, ids, at)
 
 

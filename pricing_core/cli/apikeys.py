@@ -18,7 +18,9 @@ app = typer.Typer(help="API keys (hashed at rest, shown once).", no_args_is_help
 def create_key_command(
     account: Annotated[str, typer.Option(help="The account the key acts for.")],
     name: Annotated[str, typer.Option(help="A label, e.g. the app's name.")] = "",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object.", metavar="")
+    ] = False,
 ) -> None:
     """Create a key and print it ONCE (only its hash is stored)."""
 

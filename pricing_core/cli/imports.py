@@ -51,7 +51,7 @@ def import_azure_trace_command(
         str, typer.Option(help="Weighted model mix: provider:model=weight,...")
     ] = DEFAULT_MODEL_MIX,
     shift_to_now: Annotated[
-        bool, typer.Option("--shift-to-now", help="Move the trace so it ends now.")
+        bool, typer.Option("--shift-to-now", help="Move the trace so it ends now.", metavar="")
     ] = False,
     opening_balance: Annotated[
         str | None,
@@ -59,7 +59,7 @@ def import_azure_trace_command(
     ] = None,
     allow_overdraft: Annotated[
         bool,
-        typer.Option("--allow-overdraft", help="Record events the wallet cannot pay."),
+        typer.Option("--allow-overdraft", help="Record events the wallet cannot pay.", metavar=""),
     ] = False,
 ) -> None:
     """Import an Azure LLM inference trace (users, chats and models mapped from the seed)."""

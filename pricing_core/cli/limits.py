@@ -9,7 +9,7 @@ import typer
 from pricing_core.adapters.storage import open_database
 from pricing_core.cli.common import fail
 from pricing_core.domain.errors import PricingError
-from pricing_core.limits.rules import SpendingLimits, list_limits, set_limits
+from pricing_core.limits.rules import SpendingLimits, describe_limits, list_limits, set_limits
 
 app = typer.Typer(help="Per-operation token limits and cost caps.", no_args_is_help=True)
 
@@ -44,12 +44,15 @@ def limits_set(
         )
     except PricingError as exc:
         raise fail(exc) from None
-    typer.echo("limits removed" if stored is None else f"stored {stored}")
+    typer.echo("limits removed" if stored is None else f"stored: {describe_limits(stored)}")
 
 
 @app.command("list")
 def limits_list(account: Annotated[str | None, typer.Option()] = None) -> None:
     """Show stored limits (of one account plus operator defaults, or all)."""
 
-    for row in list_limits(open_database(), account):
-        typer.echo(row)
+    rows = list_limits(open_database(), account)
+    if not rows:
+        typer.echo("no limits stored")
+    for row in rows:
+        typer.echo(describe_limits(row))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from pricing_core.cli import (
+    accounts,
     alerts,
     api,
     apikeys,
@@ -34,10 +35,13 @@ from pricing_core.safety import (
     secret_values,
 )
 
-app = typer.Typer(help="Exact prepaid billing for AI applications.", no_args_is_help=True)
+app = typer.Typer(
+    help="Exact prepaid billing for AI applications.", no_args_is_help=True, add_completion=False
+)
 
 # Every command group (one module each), registered one way: `pricing-core <name> ...`.
 GROUPS: dict[str, typer.Typer] = {
+    "accounts": accounts.app,
     "db": db.app,
     "ledger": ledger.app,
     "import": imports.app,

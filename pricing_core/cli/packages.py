@@ -15,8 +15,12 @@ app = typer.Typer(help="Credit packages.", no_args_is_help=True)
 
 @app.command("list")
 def packages_list(
-    all_versions: bool = typer.Option(False, "--all", help="Include inactive versions."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON array; amounts as strings."),
+    all_versions: bool = typer.Option(
+        False, "--all", help="Include inactive versions.", metavar=""
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON array; amounts as strings.", metavar=""
+    ),
 ) -> None:
     """Print the credit packages: price, credit, bonus, price per $1 of credit."""
 

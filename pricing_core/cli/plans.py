@@ -35,7 +35,9 @@ def recommend(
     months: Annotated[
         int | None, typer.Option("--months", min=0, max=120, help="Past months to replay.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object.", metavar="")
+    ] = False,
     as_of: Annotated[
         str | None,
         typer.Option("--as-of", help="Take 'now' at this ISO timestamp (replaying the past)."),

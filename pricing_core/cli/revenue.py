@@ -22,7 +22,9 @@ def revenue_report_command(
     start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (configured zone).")],
     end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (inclusive).")],
     granularity: Annotated[Granularity, typer.Option(help="Period length.")] = Granularity.DAY,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object.", metavar="")
+    ] = False,
 ) -> None:
     """Cash in, usage revenue, provider cost and margin per period, as on the Revenue page."""
 

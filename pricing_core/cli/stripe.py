@@ -30,8 +30,10 @@ def stripe_reconcile(
     since: str | None = typer.Option(
         None, "--since", help="Only sessions created since (YYYY-MM-DD, UTC)."
     ),
-    fix: bool = typer.Option(False, "--fix", help="Fulfil paid sessions that were never credited."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    fix: bool = typer.Option(
+        False, "--fix", help="Fulfil paid sessions that were never credited.", metavar=""
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.", metavar=""),
 ) -> None:
     """Compare Stripe's Checkout Sessions with the ledger; exit 1 if problems remain."""
 

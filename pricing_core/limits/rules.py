@@ -37,9 +37,9 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.schema import spending_limits
+from pricing_core.adapters.schema import accounts, spending_limits, users
 from pricing_core.adapters.storage import dialect_insert, run_write
-from pricing_core.domain.errors import InvalidUsage, PricingError
+from pricing_core.domain.errors import InvalidUsage, PricingError, UnknownAccount
 from pricing_core.domain.money import format_usd, round_nano, to_usd
 from pricing_core.domain.usage_event import MAX_TOKENS
 
@@ -213,6 +213,7 @@ def set_limits(
     at = now or datetime.now(UTC)
 
     def work(conn: Connection) -> SpendingLimits | None:
+        _check_scope(conn, checked.account_id, checked.user_id)
         s = spending_limits.c
         conn.execute(delete(spending_limits).where(*(s[k] == v for k, v in key.items())))
         if all(v is None for v in values.values()):
@@ -225,6 +226,39 @@ def set_limits(
         return SpendingLimits(**key, **values)
 
     return run_write(engine, work)
+
+
+def _check_scope(conn: Connection, account_id: str, user_id: str) -> None:
+    """Raises: UnknownAccount, InvalidUsage (a user not of the account): limits for
+    an id that does not exist would silently never apply."""
+    if account_id == OPERATOR:
+        return
+    if conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
+        raise UnknownAccount(f"unknown account {account_id!r}")
+    if user_id != WHOLE_ACCOUNT and (
+        conn.execute(
+            select(users.c.id).where(users.c.id == user_id, users.c.account_id == account_id)
+        ).first()
+        is None
+    ):
+        raise InvalidUsage(f"no user {user_id!r} on account {account_id!r}")
+
+
+def describe_limits(row: SpendingLimits) -> str:
+    """One stored row for people: its scope, then each limit set, e.g.
+    "account acme, every user, operation *: max input 10,000 tokens; daily cap $5.00"."""
+    account = "operator default" if row.account_id == OPERATOR else f"account {row.account_id}"
+    user = "every user" if row.user_id == WHOLE_ACCOUNT else f"user {row.user_id}"
+    parts = [
+        f"{name.replace('_', ' ').removesuffix(' tokens')} {value:,} tokens"
+        for name in ("max_input_tokens", "max_output_tokens", "max_total_tokens")
+        if (value := getattr(row, name)) is not None
+    ] + [
+        f"{name.replace('_cost_cap', '')} cap {format_usd(value, total=True)}"
+        for name in ("daily_cost_cap", "monthly_cost_cap")
+        if (value := getattr(row, name)) is not None
+    ]
+    return f"{account}, {user}, operation {row.operation}: " + "; ".join(parts)
 
 
 def limit_rows_on(

@@ -207,7 +207,11 @@ def read_trace(path: Path, summary: ImportSummary) -> list[TraceRow]:
         reader = csv.reader(handle)
         try:
             header = next(reader, None)
-            if header is None or tuple(h.strip() for h in header) != TRACE_COLUMNS:
+            if header is None:
+                raise InvalidImport(
+                    f"{path.name} is empty: expected the header {','.join(TRACE_COLUMNS)}"
+                )
+            if tuple(h.strip() for h in header) != TRACE_COLUMNS:
                 raise InvalidImport(
                     f"{path.name}: header {header!r:.120} is not {','.join(TRACE_COLUMNS)}"
                 )

@@ -57,3 +57,47 @@ def test_limits_set_stores_an_operator_default_and_refuses_garbage(engine):
         8000,
         Decimal("5.25"),
     )
+
+
+def test_limits_for_an_unknown_account_or_user_are_refused_and_listed_for_people(engine):
+    runner = CliRunner()
+    ghost = runner.invoke(app, ["limits", "set", "--account", "nobody", "--max-input-tokens", "9"])
+    assert ghost.exit_code == 2
+    assert "unknown account 'nobody'" in ghost.output
+    create_account(engine, "acme", name="Acme", opening_credit=Decimal(1))
+    stranger = runner.invoke(
+        app, ["limits", "set", "--account", "acme", "--user", "eve", "--max-input-tokens", "9"]
+    )
+    assert stranger.exit_code == 2 and "no user 'eve' on account 'acme'" in stranger.output
+    assert list_limits(engine) == []
+    assert runner.invoke(app, ["limits", "list"]).output == "no limits stored\n"
+
+    stored = runner.invoke(
+        app,
+        ["limits", "set", "--account", "acme", "--max-total-tokens", "12000",
+         "--monthly-cost-cap", "100"],
+    )  # fmt: skip
+    expected = "account acme, every user, operation *: max total 12,000 tokens; monthly cap $100.00"
+    assert stored.exit_code == 0 and stored.output == f"stored: {expected}\n"
+    assert runner.invoke(app, ["limits", "list"]).output == f"{expected}\n"
+
+
+def test_accounts_list_sorts_numbers_in_names_as_numbers(engine):
+    for k in (1, 10, 100, 11, 2):
+        create_account(engine, f"trace-user-{k}", name=f"trace-user-{k}", opening_credit=0)
+    listed = CliRunner().invoke(app, ["accounts", "list"])
+    assert listed.exit_code == 0, listed.output
+    ids = [line.split("\t")[0] for line in listed.output.splitlines()]
+    assert ids == [f"trace-user-{k}" for k in (1, 2, 10, 11, 100)]
+    found = CliRunner().invoke(app, ["accounts", "list", "--search", "user-10"])
+    assert [line.split("\t")[0] for line in found.output.splitlines()] == [
+        "trace-user-10",
+        "trace-user-100",
+    ]
+    assert "balance $0.00" in found.output
+
+
+def test_flags_do_not_show_a_bool_placeholder_in_help():
+    shown = CliRunner().invoke(app, ["import", "azure-trace", "--help"])
+    flags = [line for line in shown.output.splitlines() if "--shift-to-now" in line]
+    assert flags and "<bool>" not in flags[0]

@@ -193,6 +193,16 @@ def test_a_file_with_the_wrong_header_is_refused(engine, tmp_path):
         import_azure_trace(engine, tmp_path / "missing.csv", mapping(), now=NOW)
 
 
+def test_an_empty_file_is_refused_as_empty_naming_the_header_it_needs(engine, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    with pytest.raises(InvalidImport) as refused:
+        import_azure_trace(engine, path, mapping(), now=NOW)
+    assert str(refused.value) == (
+        "empty.csv is empty: expected the header TIMESTAMP,ContextTokens,GeneratedTokens"
+    )
+
+
 def test_the_cli_imports_then_exports_usage_and_ledger_as_csv_and_jsonl(engine, tmp_path):
     path = write_trace(tmp_path / "trace.csv", GOOD + ["2023-11-16 18:40:00,-1,2"])
     runner = CliRunner()
