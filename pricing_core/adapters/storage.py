@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pricing_core.config import PROJECT_ROOT, get_settings
+from pricing_core.domain.ordering import natural_key
 
 T = TypeVar("T")
 
@@ -58,6 +59,8 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event emit BEGIN itself, so we can choose IMMEDIATE.
         dbapi_connection.isolation_level = None
+        # PostgreSQL's ICU collation of the same name comes from migration 0010
+        dbapi_connection.create_collation(NUMERIC_ORDER, _numeric_order)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -71,6 +74,14 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
+
+
+NUMERIC_ORDER = "numeric_order"  # a collation: "trace-user-2" before "trace-user-10"
+
+
+def _numeric_order(a: str, b: str) -> int:
+    ka, kb = natural_key(a), natural_key(b)
+    return (ka > kb) - (ka < kb)
 
 
 _RETRYABLE_PG = {"40001", "40P01"}  # serialization failure, deadlock

@@ -21,12 +21,12 @@ from pricing_core.adapters.schema import (
     users,
     wallets,
 )
+from pricing_core.adapters.storage import NUMERIC_ORDER
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import (
     UnknownAccount,
 )
 from pricing_core.domain.money import ZERO
-from pricing_core.domain.ordering import natural_key
 from pricing_core.domain.periods import month_period
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.ledger.wallets import (
@@ -133,7 +133,11 @@ def search_accounts(
     at = now or datetime.now(UTC)
     needle = (query or "").strip().lower()[:320]
     a = accounts.c
-    stmt = select(a.id, a.name)
+    stmt = (
+        select(a.id)
+        .order_by(a.name.collate(NUMERIC_ORDER), a.id.collate(NUMERIC_ORDER))
+        .limit(max(1, min(int(limit), 500)))
+    )
     if needle:
         stmt = stmt.where(
             or_(
@@ -147,9 +151,7 @@ def search_accounts(
             )
         )
     with engine.connect() as conn:
-        # sorted here: numbers in names compare as numbers ("trace-user-2" < "-10")
-        found = sorted(conn.execute(stmt), key=lambda r: (natural_key(r.name), natural_key(r.id)))
-        ids = [r.id for r in found[: max(1, min(int(limit), 500))]]
+        ids = list(conn.execute(stmt).scalars())
         return _summaries(conn, ids, at)
 
 
