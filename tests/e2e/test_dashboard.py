@@ -187,6 +187,9 @@ def test_every_page_renders_with_balance_charts_and_a_chat_from_its_url(server, 
     expect(page.get_by_text("DEMO MODE")).to_be_visible()
     # The trace covers one hour, so the forecast says it cannot project yet.
     expect(page.get_by_text("Too little history to project").first).to_be_visible()
+    # A user of the product gets no developer toolbar (Deploy, rerun settings).
+    expect(page.get_by_role("button", name="Deploy")).to_have_count(0)
+    expect(page.locator('[data-testid="stAppDeployButton"]')).to_have_count(0)
     page.close()
 
     page = open_page(browser, f"{base}/usage{query}", tmp_path / "usage.png")
