@@ -123,6 +123,7 @@ class DemoAccount:
     target: Decimal = Decimal(0)  # end balance for Funding.TARGET
     pack: Decimal = Decimal(20)  # top-up purchase, USD
     top_up_below: Decimal = Decimal(2)
+    bought_days_ago: tuple[int, ...] = ()  # packs bought on these days, besides top-ups
 
 
 CHAT_CHEAP = ("chat_message", "openai", "gpt-4o-mini")
@@ -144,21 +145,23 @@ ACCOUNTS: tuple[DemoAccount, ...] = (
     DemoAccount(
         "ada", "Ada Lovelace", Intensity.HEAVY,
         _mix((CHAT_OPUS, 3), (CHAT_SONNET, 4), (CHAT_41, 2), (CHAT_CHEAP, 1)), pack=Decimal(50),
-        top_up_below=Decimal(5),
+        top_up_below=Decimal(5), bought_days_ago=(52, 9),
     ),
     DemoAccount(
         "northwind", "Northwind Support (team)", Intensity.HEAVY,
         _mix((CHAT_CHEAP, 6), (CHAT_FLASH, 3), (CHAT_HAIKU, 1)), kind="team",
         users=("northwind-ana", "northwind-ben", "northwind-chen"), pack=Decimal(20),
+        bought_days_ago=(61, 33, 4),
     ),
     DemoAccount(
         "grace", "Grace Hopper", Intensity.HEAVY,
         _mix((CODE_SONNET, 5), (CODE_MINI, 3), (CHAT_OPUS, 2)), pack=Decimal(50),
-        top_up_below=Decimal(5),
+        top_up_below=Decimal(5), bought_days_ago=(17,),
     ),
     DemoAccount("linus", "Linus Code", Intensity.MEDIUM, _mix((CODE_MINI, 6), (CHAT_CHEAP, 2))),
     DemoAccount(
-        "maya", "Maya Studio", Intensity.MEDIUM, _mix((IMAGE, 5), (CHAT_FLASH, 3))
+        "maya", "Maya Studio", Intensity.MEDIUM, _mix((IMAGE, 5), (CHAT_FLASH, 3)),
+        bought_days_ago=(24, 2),
     ),
     DemoAccount("omar", "Omar Haddad", Intensity.MEDIUM, _mix((CHAT_41, 4), (CHAT_HAIKU, 4))),
     DemoAccount(
@@ -175,7 +178,7 @@ ACCOUNTS: tuple[DemoAccount, ...] = (
     ),
     DemoAccount(
         "tom", "Tom Baker", Intensity.MEDIUM, _mix((CHAT_SONNET, 3), (CHAT_41, 2)),
-        funding=Funding.REFUNDED,
+        funding=Funding.REFUNDED, history_days=12,  # bought, used, disputed days later
     ),
     DemoAccount(
         "priya", "Priya Nair", Intensity.HEAVY, _mix((CHAT_HAIKU, 3), (CODE_MINI, 2)),

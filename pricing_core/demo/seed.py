@@ -119,8 +119,10 @@ def plan_demo(engine: Engine, *, seed: int, now: datetime) -> DemoPlan:
             purchase = Decimal(5)
             spent = Decimal(0)
             kept = []
+            # the card payment is disputed five days into the account's use
+            disputed_by = (_when(events[0]) if events else opened) + timedelta(days=5)
             for event, price in zip(events, prices, strict=True):
-                if spent + price > purchase - Decimal("1.5"):
+                if spent + price > purchase - Decimal("1.5") or _when(event) > disputed_by:
                     break
                 spent += price
                 kept.append(event)
@@ -133,6 +135,13 @@ def plan_demo(engine: Engine, *, seed: int, now: datetime) -> DemoPlan:
             credits.append(
                 (last + timedelta(hours=2), account.id, f"demo{seed}:refund:{account.id}",
                  -purchase, EntryKind.REFUND, "card payment disputed: purchased credits taken back")
+            )  # fmt: skip
+        for days_ago in account.bought_days_ago:  # packs bought besides the top-ups
+            at = datetime.combine(today - timedelta(days=days_ago), time(11), tz).astimezone(UTC)
+            credits.append(
+                (at + timedelta(minutes=7 * index), account.id,
+                 f"demo{seed}:pack:{account.id}:{days_ago}", account.pack, EntryKind.PURCHASE,
+                 f"credit pack ${account.pack}")
             )  # fmt: skip
         plan.credits.append((opened, account.id, "welcome", grant, EntryKind.GRANT, "create"))
         plan.credits.extend(credits)

@@ -3,7 +3,7 @@
 import math
 import random
 import statistics
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -77,7 +77,9 @@ def test_the_demo_seeds_a_consistent_ledger_with_every_kind_of_account(sqlite_ur
     assert summary.accounts == 12 and summary.events == sum(per_account.values())
     assert users["northwind"] == 4
     assert "noah" not in per_account  # the new account has no usage yet
-    assert all(chats[a] >= 3 for a in per_account)
+    # several chats each, over the 90 days (Tom's disputed purchase cut his use short)
+    assert all(chats[a.id] >= 3 for a in demo_accounts.ACCOUNTS if a.history_days == 90)
+    assert chats["tom"] >= 1
     heavy = min(
         per_account[a.id]
         for a in demo_accounts.ACCOUNTS
@@ -92,5 +94,30 @@ def test_the_demo_seeds_a_consistent_ledger_with_every_kind_of_account(sqlite_ur
     assert Decimal("0.10") <= get_wallet(engine, "sofia").balance < Decimal("1.00")
     assert Decimal(0) <= get_wallet(engine, "kenji").balance < Decimal("0.10")
     assert get_wallet(engine, "tom").balance < 0
+    # Revenue's default window (the last 30 days) tells a believable story: packs were
+    # sold in it, and the one dispute sits days after the sale it takes back.
+    with engine.connect() as conn:
+        moves = conn.execute(
+            text(
+                "SELECT account_id, kind, amount, created_at FROM ledger_entries "
+                "WHERE kind IN ('purchase', 'refund') ORDER BY created_at"
+            )
+        ).all()
+    window_start = NOW - timedelta(days=30)
+    recent = [m for m in moves if _utc(m.created_at) >= window_start]
+    assert sum(m.amount for m in recent if m.kind == "purchase") >= 100 * 10**9  # nano-USD
+    [refund] = [m for m in moves if m.kind == "refund"]
+    sale = max(
+        (m for m in moves if m.kind == "purchase" and m.account_id == refund.account_id),
+        key=lambda m: _utc(m.created_at),
+    )
+    assert sale.amount == -refund.amount
+    assert window_start <= _utc(sale.created_at) < _utc(refund.created_at)
+    assert _utc(refund.created_at) - _utc(sale.created_at) <= timedelta(days=10)
     with pytest.raises(demo_accounts.DatabaseNotEmpty):
         demo.seed_demo(engine, seed=0, now=NOW)
+
+
+def _utc(stamp: object) -> datetime:
+    """A timestamp read back from SQLite (naive UTC text) as an aware datetime."""
+    return datetime.fromisoformat(str(stamp)).replace(tzinfo=UTC)
