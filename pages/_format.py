@@ -16,7 +16,12 @@ import streamlit as st
 
 from pricing_core.analytics import describe_entry
 from pricing_core.config import get_settings
-from pricing_core.domain.money import format_tokens, format_usd, format_usd_total
+from pricing_core.domain.money import (
+    format_tokens,
+    format_usd,
+    format_usd_total,
+    printf_usd_format,
+)
 
 
 class Style(StrEnum):
@@ -73,6 +78,24 @@ def count_column(label: str) -> Any:
     return st.column_config.NumberColumn(label, format="localized")
 
 
+def number_columns(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Column settings for a table of raw values, so numbers sort as numbers and sit
+    on the right: whole numbers as counts, Decimal amounts as USD with the decimals
+    the column needs (`printf_usd_format`), and a Decimal column whose name has "%"
+    as a percentage. Text columns are left as they are."""
+    config: dict[str, Any] = {}
+    for name in rows[0]:
+        values = [r[name] for r in rows if r[name] is not None]
+        if not values:
+            continue
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            config[name] = count_column(name)
+        elif all(isinstance(v, Decimal) for v in values):
+            fmt = "%.2f%%" if "%" in name else printf_usd_format(values)
+            config[name] = st.column_config.NumberColumn(name, format=fmt)
+    return config
+
+
 # ---------------------------------------------------------------- ledger entries
 
 
@@ -127,7 +150,7 @@ def price_row(view: Any) -> dict[str, Any]:
     """A price book row (`admin.prices.ModelPriceView`), rates per million tokens."""
     return {
         "model": f"{view.provider}/{view.model}",
-        "requests (30 d)": f"{view.requests_30d:,}",
+        "requests (30 d)": view.requests_30d,
         "list price /MTok": _rates(view.listed) + (" (tiered)" if view.tiered else ""),
         "markup": f"{view.markup.normalize():f}",
         "override /MTok": _rates(view.override) if view.override else "",
@@ -147,20 +170,20 @@ def preview_rows(preview: Any) -> list[dict[str, Any]]:
     rows = [
         {
             "model": f"{r.provider}/{r.model}",
-            "requests": f"{r.requests:,}",
-            "charged": amount(r.current, Style.CHARGE),
-            "under the new price": amount(r.proposed, Style.CHARGE),
-            "difference": amount(r.delta, Style.CHARGE),
+            "requests": r.requests,
+            "charged": r.current,
+            "under the new price": r.proposed,
+            "difference": r.delta,
         }
         for r in preview.rows
     ]
     rows.append(
         {
             "model": "total",
-            "requests": f"{sum(r.requests for r in preview.rows):,}",
-            "charged": amount(preview.current, Style.CHARGE),
-            "under the new price": amount(preview.proposed, Style.CHARGE),
-            "difference": amount(preview.delta, Style.CHARGE),
+            "requests": sum(r.requests for r in preview.rows),
+            "charged": preview.current,
+            "under the new price": preview.proposed,
+            "difference": preview.delta,
         }
     )
     return rows
@@ -171,12 +194,12 @@ def usage_rows(rows: Sequence[Any], dimension: str) -> list[dict[str, Any]]:
     return [
         {
             dimension: r.label,
-            "requests": f"{r.requests:,}",
-            "input tokens": f"{r.input_tokens:,}",
-            "output tokens": f"{r.output_tokens:,}",
-            "charged": amount(r.usage_revenue, Style.CHARGE),
-            "provider cost": amount(r.provider_cost, Style.CHARGE),
-            "margin %": pct(r.margin_pct),
+            "requests": r.requests,
+            "input tokens": r.input_tokens,
+            "output tokens": r.output_tokens,
+            "charged": r.usage_revenue,
+            "provider cost": r.provider_cost,
+            "margin %": r.margin_pct,
         }
         for r in rows
     ]
@@ -210,10 +233,10 @@ def account_rows(accounts: Sequence[Any]) -> list[dict[str, Any]]:
             "account": a.account_id,
             "name": a.name,
             "emails": ", ".join(a.emails),
-            "balance": amount(a.balance, Style.CHARGE),
-            "available": amount(a.available, Style.CHARGE),
-            "held": amount(a.held, Style.CHARGE),
-            "spend this month": amount(a.spend_this_month, Style.CHARGE),
+            "balance": a.balance,
+            "available": a.available,
+            "held": a.held,
+            "spend this month": a.spend_this_month,
             "plan": a.plan,
         }
         for a in accounts
@@ -226,8 +249,8 @@ def ledger_rows(entries: Sequence[Any]) -> list[dict[str, Any]]:
         {
             "time": when(e.created_at, seconds=True),
             "kind": e.kind,
-            "amount": amount(e.amount, Style.CHARGE),
-            "balance after": amount(e.balance_after, Style.CHARGE),
+            "amount": e.amount,
+            "balance after": e.balance_after,
             "reference": e.reference or "",
             "reason": e.reason or "",
             "actor": e.actor or "",
@@ -243,11 +266,11 @@ def account_usage_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
             "day": u.day.isoformat(),
             "model": u.model,
             "operation": u.operation,
-            "requests": f"{u.requests:,}",
-            "input tokens": f"{u.input_tokens:,}",
-            "output tokens": f"{u.output_tokens:,}",
-            "charged": amount(u.price, Style.CHARGE),
-            "provider cost": amount(u.provider_cost, Style.CHARGE),
+            "requests": u.requests,
+            "input tokens": u.input_tokens,
+            "output tokens": u.output_tokens,
+            "charged": u.price,
+            "provider cost": u.provider_cost,
         }
         for u in rows
     ]
@@ -258,7 +281,7 @@ def hold_rows(holds: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {
             "hold": h.id,
-            "amount": amount(h.amount, Style.CHARGE),
+            "amount": h.amount,
             "request": h.request_id or "",
             "placed": when(h.created_at, seconds=True),
             "expires": when(h.expires_at, seconds=True),
@@ -286,10 +309,10 @@ def top_account_rows(accounts: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {
             "account": f"{a.name} ({a.account_id})",
-            "spend": amount(a.spend, Style.CHARGE),
-            "provider cost": amount(a.provider_cost, Style.CHARGE),
-            "requests": f"{a.requests:,}",
-            "balance": amount(a.balance, Style.CHARGE),
+            "spend": a.spend,
+            "provider cost": a.provider_cost,
+            "requests": a.requests,
+            "balance": a.balance,
         }
         for a in accounts
     ]

@@ -341,11 +341,14 @@ def revenue_series_chart(
 
 
 def table(rows: list[dict[str, Any]], **kwargs: Any) -> None:
-    """A read-only table of already formatted rows (or a friendly empty state)."""
+    """A read-only table (or a friendly empty state). Give numbers raw (int counts,
+    Decimal USD, Decimal percents in a column named with "%"): they are formatted by
+    `_format.number_columns` and sort as numbers; text columns stay as given."""
     if not rows:
         st.caption("Nothing in this range.")
         return
-    st.dataframe(rows, hide_index=True, width="stretch", **kwargs)
+    config = _format.number_columns(rows) | kwargs.pop("column_config", {})
+    st.dataframe(rows, hide_index=True, width="stretch", column_config=config, **kwargs)
 
 
 def redirect(url: str, *, label: str) -> None:

@@ -3,7 +3,6 @@ from datetime import time
 import streamlit as st
 
 from pages import _format, _session
-from pages._format import Style
 from pricing_core.admin import prices as ap
 from pricing_core.admin import reprice
 from pricing_core.analytics import prices as price_views
@@ -96,8 +95,8 @@ _session.table(
     [
         {
             "operation": o.operation,
-            "price per call": _format.amount(o.price, Style.CHARGE),
-            "provider cost per call": _format.amount(o.provider_cost, Style.CHARGE),
+            "price per call": o.price,
+            "provider cost per call": o.provider_cost,
             "effective from": _format.when(o.effective_from, seconds=True),
             "status": "scheduled" if o.scheduled else "in effect",
             "set by": o.actor or "",

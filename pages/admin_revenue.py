@@ -1,7 +1,6 @@
 import streamlit as st
 
 from pages import _charts, _format, _session
-from pages._format import Style
 from pricing_core.analytics import revenue, sales
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
@@ -60,12 +59,12 @@ with st.expander("Figures per period"):
         [
             {
                 "period": p.period.isoformat(),
-                "cash in": _format.amount(p.cash_in, Style.CHARGE),
-                "usage revenue": _format.amount(p.usage_revenue, Style.CHARGE),
-                "provider cost": _format.amount(p.provider_cost, Style.CHARGE),
-                "margin": _format.amount(p.margin, Style.CHARGE),
-                "margin %": _format.pct(p.margin_pct),
-                "requests": f"{p.requests:,}",
+                "cash in": p.cash_in,
+                "usage revenue": p.usage_revenue,
+                "provider cost": p.provider_cost,
+                "margin": p.margin,
+                "margin %": p.margin_pct,
+                "requests": p.requests,
             }
             for p in report.periods
         ]
@@ -91,11 +90,11 @@ for tab, rows, dimension in (
             [
                 {
                     dimension: r.label,
-                    "requests": f"{r.requests:,}",
-                    "usage revenue": _format.amount(r.usage_revenue, Style.CHARGE),
-                    "provider cost": _format.amount(r.provider_cost, Style.CHARGE),
-                    "margin": _format.amount(r.margin, Style.CHARGE),
-                    "margin %": _format.pct(r.margin_pct),
+                    "requests": r.requests,
+                    "usage revenue": r.usage_revenue,
+                    "provider cost": r.provider_cost,
+                    "margin": r.margin,
+                    "margin %": r.margin_pct,
                 }
                 for r in rows
             ]
@@ -110,10 +109,10 @@ with tab_plan:
             {
                 "plan": p.plan,
                 "accounts": p.accounts,
-                "usage revenue": _format.amount(p.usage_revenue, Style.CHARGE),
-                "plan fees": _format.amount(p.plan_fees, Style.CHARGE),
-                "provider cost": _format.amount(p.provider_cost, Style.CHARGE),
-                "margin": _format.amount(p.margin, Style.CHARGE),
+                "usage revenue": p.usage_revenue,
+                "plan fees": p.plan_fees,
+                "provider cost": p.provider_cost,
+                "margin": p.margin,
             }
             for p in _session.cached(sales.revenue_by_plan, viewer, start=start, end=end)
         ]
@@ -125,9 +124,9 @@ _session.table(
         {
             "package": s.package,
             "sold": s.sold,
-            "sales": _format.amount(s.sales),
-            "refunded": _format.amount(s.refunded),
-            "net": _format.amount(s.net),
+            "sales": s.sales,
+            "refunded": s.refunded,
+            "net": s.net,
         }
         for s in _session.cached(sales.package_sales, viewer, start=start, end=end)
     ]

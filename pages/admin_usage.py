@@ -1,7 +1,6 @@
 import streamlit as st
 
 from pages import _format, _session
-from pages._format import Style
 from pricing_core.analytics import revenue, spend_watch
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
@@ -52,10 +51,10 @@ _session.table(
     [
         {
             "account": f"{a.name} ({a.account_id})",
-            "spend that day": _format.amount(a.spend_today, Style.CHARGE),
-            "month to date": _format.amount(a.month_to_date, Style.CHARGE),
-            "projected month end": _format.amount(a.projected_month_end),
-            "balance": _format.amount(a.balance, Style.CHARGE),
+            "spend that day": a.spend_today,
+            "month to date": a.month_to_date,
+            "projected month end": a.projected_month_end,
+            "balance": a.balance,
         }
         for a in high
     ]
@@ -72,8 +71,8 @@ _session.table(
     [
         {
             "account": f"{a.name} ({a.account_id})",
-            "spend that day": _format.amount(a.recent_spend, Style.CHARGE),
-            "baseline per day": _format.amount(a.baseline_daily, Style.CHARGE),
+            "spend that day": a.recent_spend,
+            "baseline per day": a.baseline_daily,
             "jump": "new spend" if a.ratio is None else f"x{a.ratio}",
         }
         for a in jumps
@@ -94,10 +93,10 @@ else:
             {
                 "model": f"{g.provider}/{g.model}",
                 "operation": g.operation,
-                "events": f"{g.events:,}",
+                "events": g.events,
                 "accounts": g.accounts,
-                "input tokens": f"{g.input_tokens:,}",
-                "output tokens": f"{g.output_tokens:,}",
+                "input tokens": g.input_tokens,
+                "output tokens": g.output_tokens,
                 "first": _format.when(g.first_at, seconds=True),
                 "last": _format.when(g.last_at, seconds=True),
             }
