@@ -47,18 +47,23 @@ as_of = st.date_input(
     "continues at its pace so far.",
 )
 high = _session.cached(spend_watch.high_cost_accounts, viewer, as_of=as_of, limit=10)
-_session.table(
-    [
-        {
-            "account": f"{a.name} ({a.account_id})",
-            "spend that day": a.spend_today,
-            "month to date": a.month_to_date,
-            "projected month end": a.projected_month_end,
-            "balance": a.balance,
-        }
-        for a in high
-    ]
-)
+threshold = _format.amount(get_settings().high_cost_usd)
+st.caption(f"Accounts that spent at least {threshold} that day (PRICING_HIGH_COST_USD).")
+if not high:
+    st.caption(f"No account spent {threshold} or more on {as_of.isoformat()}.")
+else:
+    _session.table(
+        [
+            {
+                "account": f"{a.name} ({a.account_id})",
+                "spend that day": a.spend_today,
+                "month to date": a.month_to_date,
+                "projected month end": a.projected_month_end,
+                "balance": a.balance,
+            }
+            for a in high
+        ]
+    )
 
 st.subheader("Spend-rate jumps")
 st.caption(

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     # Admin console: adjustments of at least this many USD (either sign) need an
     # explicit confirmation; bulk-grant uploads are refused above these limits.
     admin_confirm_usd: Decimal = Decimal("100")
+    high_cost_usd: Decimal = Decimal("5")  # a day's spend that makes an account high-cost
     admin_upload_max_bytes: int = 1_000_000
     admin_bulk_max_rows: int = 10_000
 
@@ -91,6 +92,7 @@ class Settings(BaseSettings):
         "minimum_balance_usd",
         "default_monthly_budget",
         "admin_confirm_usd",
+        "high_cost_usd",
         mode="before",
     )
     @classmethod

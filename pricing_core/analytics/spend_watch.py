@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, case, func, literal, select
 
 from pricing_core.adapters.schema import account_daily, accounts, usage_events, wallets
+from pricing_core.adapters.types import NanoUSD
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.forecast import project_month_end
@@ -72,14 +73,17 @@ def high_cost_accounts(
     *,
     as_of: date | None = None,
     limit: int = 10,
+    min_spend: Decimal | None = None,
     now: datetime | None = None,
 ) -> list[HighCostAccount]:
-    """The accounts that spent most on `as_of` (default today, configured zone), with
-    their month-to-date spend and projected month-end spend. Raises: PermissionDenied.
+    """The accounts that spent at least `min_spend` USD on `as_of` (default today,
+    configured zone; default `PRICING_HIGH_COST_USD`, $5), most first, with their
+    month-to-date spend and projected month-end spend. Raises: PermissionDenied.
     Source: account_daily.
     """
     require_admin(principal)
     tz = get_settings().tz
+    floor = get_settings().high_cost_usd if min_spend is None else min_spend
     day, moment = _moment(as_of, now)
     month_first = day.replace(day=1)
     month_start = datetime.combine(month_first, time(), tzinfo=tz)
@@ -91,7 +95,7 @@ def high_cost_accounts(
         select(d.account_id, today, func.sum(d.price).label("mtd"))
         .where(d.day >= month_first, d.day <= day)
         .group_by(d.account_id)
-        .having(today > 0)
+        .having(today > 0, today >= literal(floor, NanoUSD))
         .order_by(today.desc(), d.account_id)
         .limit(max(1, min(int(limit), 500)))
         .subquery()

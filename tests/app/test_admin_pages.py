@@ -199,6 +199,10 @@ def test_the_usage_explorer_shows_usage_by_model_and_the_days_high_cost_accounts
     db, monkeypatch, tmp_path
 ):
     import_real_trace(db, tmp_path, rows=600)
+    from pricing_core.config import get_settings
+
+    monkeypatch.setenv("PRICING_HIGH_COST_USD", "0.000000001")  # every spender is listed
+    get_settings.cache_clear()
     at = run_page("admin_usage", ADMIN, monkeypatch)
     assert not at.exception, at.exception
     with db.connect() as conn:

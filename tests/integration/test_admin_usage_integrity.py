@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from pricing_core.adapters.counters import Counter, count_event, counter_totals
 from pricing_core.admin import integrity as admin_integrity
 from pricing_core.analytics import spend_watch as admin_usage
+from pricing_core.config import get_settings
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.metering.record import record_usage
 from tests.admin_support import ADMIN, DAY0, seed_accounts, seed_small
@@ -33,7 +34,7 @@ def events_by(engine, *keys: str) -> dict[tuple, int]:
 def test_high_cost_accounts_show_the_days_spend_and_a_linear_month_end_projection(engine):
     seed_small(engine)
     as_of = date(2025, 3, 5)
-    rows = admin_usage.high_cost_accounts(engine, ADMIN, as_of=as_of)
+    rows = admin_usage.high_cost_accounts(engine, ADMIN, as_of=as_of, min_spend=Decimal(0))
     daily = events_by(engine, "account_id", "day")
     today = {a: n for (a, d), n in daily.items() if d == as_of}
     month = defaultdict(int)
@@ -46,6 +47,23 @@ def test_high_cost_accounts_show_the_days_spend_and_a_linear_month_end_projectio
         # the 5th is over: 5 of March's 31 days have elapsed
         want = (Decimal(month[r.account_id]) * NANO * 31 / 5).quantize(NANO, ROUND_HALF_EVEN)
         assert r.projected_month_end == want
+
+
+def test_high_cost_means_at_least_the_configured_spend_that_day(engine, monkeypatch):
+    seed_small(engine)
+    as_of = date(2025, 3, 5)
+    today = {a: n for (a, d), n in events_by(engine, "account_id", "day").items() if d == as_of}
+    assert today, "the seed spends on the 5th"
+    assert admin_usage.high_cost_accounts(engine, ADMIN, as_of=as_of) == []  # all under $5
+    ranked = sorted(today.values(), reverse=True)
+    line = Decimal(ranked[0]) * NANO  # the day's biggest spender exactly
+    monkeypatch.setenv("PRICING_HIGH_COST_USD", str(line))
+    get_settings.cache_clear()
+    listed = admin_usage.high_cost_accounts(engine, ADMIN, as_of=as_of)
+    expected = [a for a, n in today.items() if Decimal(n) * NANO >= line]
+    assert [r.account_id for r in listed] == expected and len(expected) >= 1
+    smaller = admin_usage.high_cost_accounts(engine, ADMIN, as_of=as_of, min_spend=line - NANO)
+    assert len(smaller) == sum(Decimal(n) * NANO >= line - NANO for n in today.values())
 
 
 def big(engine, request_id: str, account: str, day: int, tokens: int) -> Decimal:
