@@ -93,6 +93,16 @@ if chat_id:
         left.caption(f"Requests {first:,} to {last:,} of {detail.requests_count:,}.")
         right.number_input("Page", min_value=1, max_value=detail.pages, key="chat_page")
     requests_table(detail.requests)
+    first_day, last_day = detail.first_at.date(), detail.last_at.date()  # local days
+    st.download_button(
+        "Download this chat's requests (CSV)",
+        data=lambda: analytics.usage_events_csv(
+            _session.engine(), viewer, start=first_day, end=last_day, chat_id=detail.chat_id
+        ),
+        file_name=f"chat_{detail.chat_id}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
     st.stop()
 
 st.title("Chats")

@@ -273,10 +273,11 @@ def usage_events_csv(
     end: date,
     models: Sequence[str] | None = None,
     operations: Sequence[str] | None = None,
+    chat_id: str | None = None,
     account_id: str | None = None,
 ) -> str:
     """CSV of the account's usage events between two calendar days (both included),
-    optionally only some models / operations, oldest first.
+    optionally only some models / operations, or one chat's, oldest first.
 
     Columns: EXPORT_COLUMNS; created_at is ISO 8601 with the configured zone's
     offset; price_usd an exact decimal string. Reads usage_events through its
@@ -308,6 +309,8 @@ def usage_events_csv(
         query = query.where(e.model.in_(list(models)))
     if operations:
         query = query.where(e.operation.in_(list(operations)))
+    if chat_id is not None:
+        query = query.where(e.chat_id == chat_id)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     out = io.StringIO()

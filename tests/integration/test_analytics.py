@@ -1,6 +1,8 @@
 """analytics on both back ends: numbers equal an independent computation from the
 events and the ledger; another account's data is never visible."""
 
+import csv
+import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -156,6 +158,19 @@ def test_chats_can_be_searched_by_title_or_id_with_like_metacharacters_taken_lit
     chats = analytics.list_chats(data, ALICE)
     assert chats["chat_id"].tolist() == ["code", "trip"]  # most recent activity first
     assert chats.set_index("chat_id").loc["code", "cost"] == expected("a3") + expected("a5")
+
+
+def test_one_chats_requests_download_as_csv(data):
+    text = analytics.usage_events_csv(
+        data, ALICE, start=date(2020, 1, 1), end=date(2030, 1, 1), chat_id="code"
+    )
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert sorted(r["request_id"] for r in rows) == ["a3", "a5"]
+    assert {r["chat_id"] for r in rows} == {"code"}
+    assert sum(Decimal(r["price_usd"]) for r in rows) == expected("a3") + expected("a5")
+    assert analytics.usage_events_csv(
+        data, ALICE, start=date(2020, 1, 1), end=date(2030, 1, 1), chat_id="secret"
+    ).splitlines() == [",".join(analytics.EXPORT_COLUMNS)]  # Bob's chat: nothing
 
 
 def test_the_chats_list_can_stop_at_the_latest_and_count_the_rest(data):
