@@ -107,13 +107,14 @@ ENTRY_COLUMNS = {
 }
 
 
-def entries_frame(entries: Any) -> pd.DataFrame:
-    """Ledger entries (newest first, `analytics.overview`) as a display table."""
+def entries_frame(entries: Any, descriptions: Sequence[str] = ()) -> pd.DataFrame:
+    """Ledger entries (newest first, `analytics.overview`) as a display table, with
+    their descriptions (`Overview.entry_descriptions`; else `describe_entry`)."""
     return pd.DataFrame(
         {
             "When": [when(e.created_at) for e in entries],
             "Type": [str(e.kind) for e in entries],
-            "Description": [describe_entry(e) for e in entries],
+            "Description": list(descriptions) or [describe_entry(e) for e in entries],
             "Amount": [amount(e.amount, Style.CHARGE) for e in entries],
             "Balance after": [amount(e.balance_after) for e in entries],
         }

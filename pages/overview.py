@@ -69,7 +69,7 @@ if not data.has_usage:
         icon=":material/hourglass_empty:",
     )
 st.dataframe(
-    _format.entries_frame(data.recent_entries),
+    _format.entries_frame(data.recent_entries, data.entry_descriptions),
     hide_index=True,
     width="stretch",
     column_config=_format.ENTRY_COLUMNS,

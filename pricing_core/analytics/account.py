@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.schema import accounts, ledger_entries, usage_daily
+from pricing_core.adapters.schema import accounts, chats, ledger_entries, usage_daily, usage_events
 from pricing_core.analytics.common import _target, _today, local_time
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
@@ -35,7 +37,8 @@ class BalanceState(StrEnum):
 class Overview:
     """The account at a glance. Amounts: Decimal USD.
 
-    `recent_entries`: the last RECENT_ENTRIES ledger entries, newest first.
+    `recent_entries`: the last RECENT_ENTRIES ledger entries, newest first, and
+    `entry_descriptions` one sentence for each (`describe_entry`).
     """
 
     account_id: str
@@ -50,6 +53,7 @@ class Overview:
     forecast: Forecast
     recent_entries: tuple[LedgerEntry, ...]
     has_usage: bool
+    entry_descriptions: tuple[str, ...] = ()
 
     @property
     def owes_credit(self) -> bool:
@@ -128,21 +132,22 @@ def overview(
             .order_by(ledger_entries.c.id.desc())
             .limit(RECENT_ENTRIES)
         ).all()
-    entries = tuple(
-        LedgerEntry(
-            r.id,
-            r.account_id,
-            r.kind,
-            r.amount,
-            r.balance_after,
-            r.idempotency_key,
-            r.reference,
-            r.reason,
-            r.actor,
-            local_time(r.created_at),
+        entries = tuple(
+            LedgerEntry(
+                r.id,
+                r.account_id,
+                r.kind,
+                r.amount,
+                r.balance_after,
+                r.idempotency_key,
+                r.reference,
+                r.reason,
+                r.actor,
+                local_time(r.created_at),
+            )
+            for r in recent
         )
-        for r in recent
-    )
+        descriptions = _describe_all(conn, target, entries)
     return Overview(
         account_id=target,
         account_name=name,
@@ -160,13 +165,53 @@ def overview(
         ),
         recent_entries=entries,
         has_usage=first is not None,
+        entry_descriptions=descriptions,
     )
 
 
-def describe_entry(entry: LedgerEntry) -> str:
-    """A short description of a ledger entry for people."""
+def _describe_all(
+    conn: Connection, account_id: str, entries: tuple[LedgerEntry, ...]
+) -> tuple[str, ...]:
+    """`describe_entry` of each entry, usage entries with their events and chat titles
+    (two indexed queries, however many entries)."""
+    requests = [x.reference for x in entries if x.kind == EntryKind.USAGE and x.reference]
+    e = usage_events.c
+    events = {
+        r.request_id: r
+        for r in conn.execute(
+            select(e.request_id, e.model, e.chat_id, e.input_tokens, e.output_tokens).where(
+                e.account_id == account_id, e.request_id.in_(requests)
+            )
+        )
+    }
+    chat_ids = sorted({r.chat_id for r in events.values() if r.chat_id})
+    titles = dict(
+        conn.execute(
+            select(chats.c.chat_id, chats.c.title).where(
+                chats.c.account_id == account_id, chats.c.chat_id.in_(chat_ids)
+            )
+        ).all()
+    )
+    return tuple(
+        describe_entry(x, events.get(x.reference) if x.reference else None, titles) for x in entries
+    )
+
+
+def describe_entry(
+    entry: LedgerEntry, event: Any = None, titles: Mapping[str, str | None] | None = None
+) -> str:
+    """A short description of a ledger entry for people. A usage entry with its event
+    (model, chat_id, input_tokens, output_tokens) reads "gpt-4o-mini · chat 'Trip plan'
+    · 1,180 → 312 tokens" (`titles`: chat id -> title; the id when untitled)."""
     if entry.kind == EntryKind.USAGE:
-        return f"request {entry.reference}" if entry.reference else "usage"
+        if event is None:
+            return f"request {entry.reference}" if entry.reference else "usage"
+        parts = [event.model]
+        if event.chat_id:
+            title = (titles or {}).get(event.chat_id) or event.chat_id
+            parts.append(f"chat {title!r}")
+        parts.append(f"{event.input_tokens:,} → {event.output_tokens:,} tokens")
+        return " · ".join(parts)
     if entry.reason:
         return entry.reason
     return entry.reference or str(entry.kind)

@@ -138,7 +138,18 @@ def test_the_overview_shows_the_balance_and_this_months_spend_from_the_ledger(de
     assert shown["Spent this month"] == spend_text(month)
     assert "Healthy" in texts(at)
     assert "At your pace of the last 14 days" in texts(at)
-    assert len(at.dataframe[0].value) == 20  # the last 20 ledger entries
+    recent = at.dataframe[0].value
+    assert len(recent) == 20  # the last 20 ledger entries
+    # each charge reads as model, chat and tokens, never as a raw request id
+    usage = recent[recent["Type"] == "usage"]["Description"].tolist()
+    assert usage and not any(d.startswith("request ") or "demo0-" in d for d in usage)
+    titled = scalar_text(
+        demo_db,
+        "SELECT c.title FROM ledger_entries l JOIN usage_events e ON e.ledger_entry_id = l.id "
+        "JOIN chats c ON c.account_id = e.account_id AND c.chat_id = e.chat_id "
+        "WHERE l.account_id = 'ada' AND l.kind = 'usage' ORDER BY l.id DESC LIMIT 1",
+    )
+    assert f"chat '{titled}'" in usage[0] or f'chat "{titled}"' in usage[0]
 
 
 @pytest.mark.parametrize(

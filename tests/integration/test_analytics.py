@@ -111,6 +111,14 @@ def test_the_overview_shows_the_balance_and_spend_computed_from_the_ledger_and_p
     assert [e.kind for e in view.recent_entries[:2]] == ["usage", "usage"]
     assert view.recent_entries[-1].kind == "grant"
     assert view.has_usage
+    # recent activity reads as what happened, not as request ids (chats have no title
+    # here, so they are named by their id)
+    assert view.entry_descriptions[:2] == (
+        "claude-3-5-haiku-latest · chat 'code' · 3,000 → 10 tokens",
+        "gpt-4o-mini · chat 'trip' · 800 → 90 tokens",
+    )
+    assert view.entry_descriptions[-1] == "welcome credit"
+    assert len(view.entry_descriptions) == len(view.recent_entries)
 
 
 def test_the_forecast_uses_the_last_fourteen_complete_days(data):
