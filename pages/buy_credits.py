@@ -12,8 +12,9 @@ from pricing_core.safety import demo_enabled
 
 def package_card(package: packages.CreditPackage) -> None:
     """One credit pack: name (and the popular badge), price, credit, bonus, price per $1."""
-    badge = " :blue-badge[Most popular]" if package.popular else ""
-    st.markdown(f"#### {package.name}{badge}")
+    st.markdown(f"#### {package.name}")
+    # every card has the badge line, so the cards' prices and buttons line up
+    st.markdown(":blue-badge[Most popular]" if package.popular else "&nbsp;")
     st.markdown(f"## {_format.amount(package.price)}")
     st.markdown(f"**{_format.amount(package.total_credit)}** of credit")
     bonus = _format.amount(package.bonus)
@@ -48,7 +49,7 @@ def purchase_row(purchase: checkout.Purchase) -> dict[str, object]:
         "Credit": _format.amount(purchase.credit),
         "Status": status,
         "Refunded": _format.amount(purchase.refunded) if purchase.refunded else "",
-        "Receipt": purchase.receipt_url,
+        "Receipt": purchase.receipt_url or "",
     }
 
 
@@ -79,14 +80,18 @@ if wallet.owed:
 
 configured = payments_configured()
 simulate = not configured and demo_enabled()
-if not configured:
+if simulate:
+    st.info(
+        ":orange-badge[DEMO MODE] No payment provider is connected: “Simulate purchase” "
+        "credits a pack without any payment.",
+        icon=":material/science:",
+    )
+elif not configured:
     st.warning(
         "Payments are not configured on this server (no Stripe secret key), so credit packs "
         "cannot be bought right now.",
         icon=":material/credit_card_off:",
     )
-if simulate:
-    st.caption(":orange-badge[DEMO MODE] “Simulate purchase” credits the pack without any payment.")
 
 nonce = st.session_state.setdefault("checkout_nonce", uuid.uuid4().hex)
 packages = packages.list_packages(engine)
@@ -129,8 +134,12 @@ for column, package in zip(st.columns(max(len(packages), 1)), packages, strict=F
 st.subheader("Purchase history")
 purchases = checkout.list_purchases(engine, viewer)
 if purchases:
+    rows = [purchase_row(p) for p in purchases]
+    if not any(r["Receipt"] for r in rows):  # simulated or hand-recorded: no receipts
+        for r in rows:
+            del r["Receipt"]
     st.dataframe(
-        [purchase_row(p) for p in purchases],
+        rows,
         hide_index=True,
         column_config={"Receipt": st.column_config.LinkColumn("Receipt", display_text="receipt")},
     )

@@ -81,6 +81,11 @@ def test_in_demo_mode_a_simulated_purchase_credits_the_pack_and_is_labelled(db, 
     history = at.dataframe[0].value
     assert list(history["Status"]) == ["complete (simulated)"]
     assert list(history["Paid"]) == ["$17.99 USD"]
+    # demo mode never says packs cannot be bought while it offers to simulate one,
+    # and a simulated purchase has no receipt column full of "None"
+    assert "cannot be bought" not in texts(at)
+    assert "Receipt" not in history.columns
+    assert "None" not in history.to_csv()
 
 
 def test_with_stripe_buying_opens_checkout_and_the_return_shows_the_new_balance(
