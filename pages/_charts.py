@@ -95,6 +95,30 @@ def bar_chart(
     return fig
 
 
+def spend_trend_chart(days: Sequence[tuple[Any, Any]]) -> go.Figure:
+    """A small bar chart of spend per day (`Overview.last_30_days`: (day, USD))."""
+    xs = [d for d, _ in days]
+    ys = [v for _, v in days]
+    labels = [format_usd(v) for v in ys]
+    figure = go.Figure(
+        go.Bar(
+            x=xs,
+            y=ys,
+            customdata=labels,
+            marker_color=PALETTE[0],
+            hovertemplate="%{x|%Y-%m-%d}: %{customdata}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title="Spend, last 30 days",
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=200,
+        showlegend=False,
+    )
+    figure.update_yaxes(tickprefix="$")
+    return figure
+
+
 def revenue_chart(periods: Sequence[Any]) -> go.Figure:
     """Usage revenue and provider cost (bars), margin and cash in (lines) per period."""
     xs = [p.period for p in periods]

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import _format, _session
+from pages import _charts, _format, _session
 from pages._format import Style
 from pricing_core import analytics
 from pricing_core.limits import budgets
@@ -51,6 +51,16 @@ projected.metric(
 with runway:
     st.info(data.forecast.message, icon=":material/speed:")
     _session.buy_credits_link()
+
+if data.has_usage:
+    trend, models = st.columns([3, 1])
+    trend.plotly_chart(_charts.spend_trend_chart(data.last_30_days), key="spend_trend")
+    with models:
+        st.markdown("**Top models this month**")
+        for model, spend in data.top_models:
+            st.markdown(f"{model} · {_format.amount(spend, Style.SPEND)}")
+        if not data.top_models:
+            st.caption("No spend this month yet.")
 
 if budget.budget.is_set:
     st.subheader("Monthly budget")

@@ -12,7 +12,14 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.schema import accounts, chats, ledger_entries, usage_daily, usage_events
+from pricing_core.adapters.schema import (
+    account_daily,
+    accounts,
+    chats,
+    ledger_entries,
+    usage_daily,
+    usage_events,
+)
 from pricing_core.analytics.common import _target, _today, local_time
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
@@ -22,6 +29,8 @@ from pricing_core.domain.principal import Principal
 from pricing_core.ledger.wallets import EntryKind, LedgerEntry, get_wallet_on
 
 RECENT_ENTRIES = 20
+TREND_DAYS = 30  # the spend trend on Overview
+TOP_MODELS = 3
 
 
 class BalanceState(StrEnum):
@@ -54,6 +63,8 @@ class Overview:
     recent_entries: tuple[LedgerEntry, ...]
     has_usage: bool
     entry_descriptions: tuple[str, ...] = ()
+    last_30_days: tuple[tuple[date, Decimal], ...] = ()  # (day, spend), oldest first
+    top_models: tuple[tuple[str, Decimal], ...] = ()  # this month's 3 costliest
 
     @property
     def owes_credit(self) -> bool:
@@ -85,7 +96,7 @@ def _account_name(conn: Connection, account_id: str) -> str:
 
 
 def _daily_spend(conn: Connection, account_id: str, start: date, end: date) -> dict[date, Decimal]:
-    d = usage_daily.c
+    d = account_daily.c
     rows = conn.execute(
         select(d.day, func.sum(d.price))
         .where(d.account_id == account_id, d.day >= start, d.day <= end)
@@ -120,7 +131,8 @@ def overview(
     today = _today(now)
     month_start = today.replace(day=1)
     last_month_start = (month_start - timedelta(days=1)).replace(day=1)
-    since = min(last_month_start, today - timedelta(days=PACE_WINDOW_DAYS))
+    trend_start = today - timedelta(days=TREND_DAYS - 1)
+    since = min(last_month_start, today - timedelta(days=PACE_WINDOW_DAYS), trend_start)
     with engine.connect() as conn:
         name = _account_name(conn, target)
         wallet = get_wallet_on(conn, target)
@@ -148,6 +160,7 @@ def overview(
             for r in recent
         )
         descriptions = _describe_all(conn, target, entries)
+        top = _top_models(conn, target, month_start)
     return Overview(
         account_id=target,
         account_name=name,
@@ -166,7 +179,27 @@ def overview(
         recent_entries=entries,
         has_usage=first is not None,
         entry_descriptions=descriptions,
+        last_30_days=tuple(
+            (trend_start + timedelta(days=k), daily.get(trend_start + timedelta(days=k), ZERO))
+            for k in range(TREND_DAYS)
+        ),
+        top_models=top,
     )
+
+
+def _top_models(conn: Connection, account_id: str, since: date) -> tuple[tuple[str, Decimal], ...]:
+    """The account's TOP_MODELS costliest models since `since` (spend > 0), by spend."""
+    d = usage_daily.c
+    spend = func.sum(d.price).label("spend")
+    rows = conn.execute(
+        select(d.model, spend)
+        .where(d.account_id == account_id, d.day >= since)
+        .group_by(d.model)
+        .having(spend > 0)
+        .order_by(spend.desc(), d.model)
+        .limit(TOP_MODELS)
+    ).all()
+    return tuple((model, total) for model, total in rows)
 
 
 def _describe_all(

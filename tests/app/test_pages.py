@@ -138,6 +138,14 @@ def test_the_overview_shows_the_balance_and_this_months_spend_from_the_ledger(de
     assert shown["Spent this month"] == spend_text(month)
     assert "Healthy" in texts(at)
     assert "At your pace of the last 14 days" in texts(at)
+    assert len(at.get("plotly_chart")) == 1  # the 30-day spend trend
+    top = scalar_text(
+        demo_db,
+        "SELECT model FROM usage_events WHERE account_id = 'ada' AND created_at >= :start "
+        "GROUP BY model ORDER BY SUM(price) DESC LIMIT 1",
+        start=month_start_utc().replace(tzinfo=None),
+    )
+    assert "Top models this month" in texts(at) and top in texts(at)
     recent = at.dataframe[0].value
     assert len(recent) == 20  # the last 20 ledger entries
     # each charge reads as model, chat and tokens, never as a raw request id
@@ -238,9 +246,9 @@ def test_the_chats_table_lists_the_accounts_chats_and_searches_them(demo_db, mon
     )
 
 
-def scalar_text(engine: sa.Engine, sql: str) -> str:
+def scalar_text(engine: sa.Engine, sql: str, **params: object) -> str:
     with engine.connect() as conn:
-        return conn.execute(sa.text(sql)).scalar_one()
+        return conn.execute(sa.text(sql), params).scalar_one()
 
 
 def test_the_usage_page_charts_cost_by_model_and_operation(demo_db, monkeypatch):

@@ -118,6 +118,15 @@ def test_the_overview_shows_the_balance_and_spend_computed_from_the_ledger_and_p
         "gpt-4o-mini · chat 'trip' · 800 → 90 tokens",
     )
     assert view.entry_descriptions[-1] == "welcome credit"
+    # the 30-day trend has every day, today last, and sums to the events in it
+    assert len(view.last_30_days) == 30 and view.last_30_days[-1][0] == NOW.date()
+    recent = [c for c in CALLS if c[1] == "alice" and c[7].date() > NOW.date() - timedelta(30)]
+    assert sum(v for _, v in view.last_30_days) == sum(expected(c[0]) for c in recent)
+    month = [c for c in CALLS if c[1] == "alice" and c[7].date() >= NOW.date().replace(day=1)]
+    by_model: dict[str, Decimal] = {}
+    for c in month:
+        by_model[c[3]] = by_model.get(c[3], Decimal(0)) + expected(c[0])
+    assert view.top_models == tuple(sorted(by_model.items(), key=lambda kv: -kv[1])[:3])
     assert len(view.entry_descriptions) == len(view.recent_entries)
 
 
