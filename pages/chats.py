@@ -67,13 +67,15 @@ CHATS_SHOWN = 100  # chats listed at first, and added by "Show more"
 viewer = _session.principal()
 chat_id = st.query_params.get("chat")
 
+if chat_id and st.button("All chats", icon=":material/arrow_back:"):
+    # no st.rerun(): the list renders in this same run, which also sends the URL
+    # without `chat` (a rerun would drop that change and leave `chat=` in the URL)
+    st.query_params.pop("chat", None)
+    st.session_state["chat_page"] = 1
+    chat_id = None
 if chat_id:
     page = st.session_state.get("chat_page", 1)
     detail = _session.cached(analytics.chat_detail, viewer, chat_id, page=page)
-    if st.button("All chats", icon=":material/arrow_back:"):
-        st.query_params.pop("chat", None)
-        st.session_state["chat_page"] = 1
-        st.rerun()
     if detail is None:
         st.title("Chat not found")
         st.warning("Chat not found. It may have been removed, or the link is wrong.")
@@ -124,6 +126,10 @@ listed = (
     f"{total:,} chats" if total == len(table) else f"The {len(table):,} latest of {total:,} chats"
 )
 st.caption(f"{listed}. Click a row, or pick a chat below, to see its requests.")
+# The row selection and the picker keep their value as widget state; new keys each
+# time a chat is opened, so coming back to the list (All chats, Back, the sidebar)
+# does not open the same chat again.
+generation = st.session_state.get("chat_list_generation", 0)
 picked = st.dataframe(
     chats_frame(table),
     hide_index=True,
@@ -131,7 +137,7 @@ picked = st.dataframe(
     column_config=chat_columns(table),
     on_select="rerun",
     selection_mode="single-row",
-    key="chat_table",
+    key=f"chat_table_{generation}",
 )
 rows = picked.selection.rows if picked is not None else []
 choice = st.selectbox(
@@ -140,6 +146,7 @@ choice = st.selectbox(
     index=None,
     format_func=dict(zip(table["chat_id"], table["title"], strict=True)).get,
     placeholder="Choose a chat",
+    key=f"chat_pick_{generation}",
 )
 if total > len(table) and st.button(f"Show {CHATS_SHOWN} more", icon=":material/expand_more:"):
     st.session_state["chats_shown"] = shown + CHATS_SHOWN
@@ -149,4 +156,5 @@ if rows:
 if choice:
     st.query_params["chat"] = choice
     st.session_state["chat_page"] = 1
+    st.session_state["chat_list_generation"] = generation + 1
     st.rerun()

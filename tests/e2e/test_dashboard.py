@@ -210,3 +210,36 @@ def test_every_page_renders_with_balance_charts_and_a_chat_from_its_url(server, 
 
     for shot in ("overview", "usage", "chats", "transactions", "budget", "chat"):
         assert (tmp_path / f"{shot}.png").stat().st_size > 10_000
+
+
+def test_leaving_a_chat_by_all_chats_or_back_shows_the_list(server, browser, tmp_path):
+    """A chat opened from the picker is not opened again on the way back (the picker
+    and the row selection used to keep it, so the list jumped straight back). The
+    sidebar's Chats, clicked while a chat is open, still keeps `?chat=`: Streamlit
+    keeps the query of a page switched to itself."""
+    from playwright.sync_api import expect
+
+    base, db_url = server
+    account = busiest_account(db_url)[0]
+    page = open_page(browser, f"{base}/chats?account={account}", tmp_path / "chats.png")
+    listed = page.get_by_text("Open a chat", exact=True)
+    in_chat = page.get_by_text("Requests, oldest first")
+
+    def open_a_chat() -> None:
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Open a chat").click()
+        page.keyboard.type("az")  # the trace's chat ids start with "az-"
+        page.get_by_role("option").first.click()
+        expect(in_chat).to_be_visible(timeout=30_000)
+
+    expect(listed).to_be_visible(timeout=30_000)
+    open_a_chat()
+    page.get_by_role("button", name="All chats").click()
+    expect(listed).to_be_visible(timeout=30_000)
+    expect(in_chat).to_have_count(0)
+
+    open_a_chat()
+    page.go_back()
+    expect(listed).to_be_visible(timeout=30_000)
+    expect(in_chat).to_have_count(0)
+
+    page.close()
