@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.schema import accounts, usage_daily
+from pricing_core.adapters.schema import account_daily, accounts, usage_daily
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
 from pricing_core.domain.money import ZERO, usd_str
@@ -116,8 +116,9 @@ def advise_plan(
     months: int | None = None,
     now: datetime | None = None,
 ) -> PlanAdvice:
-    """Replay the account's last `months` calendar months and the projected current
-    month under every plan on offer, and recommend the cheapest.
+    """Replay the account's last `months` calendar months (those since it was opened
+    or first used)
+    and the projected current month under every plan on offer; recommend the cheapest.
 
     Args:
         months: complete past months to replay (default: setting `plan_history_months`).
@@ -133,10 +134,23 @@ def advise_plan(
         raise PlanError(f"months must be between 0 and 120, got {count}")
     tz = get_settings().tz
     current_month = month_of(at, tz)
-    all_months = [*previous_months(current_month, count), current_month]
     with engine.connect() as conn:
-        if conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
+        opened = conn.execute(
+            select(accounts.c.created_at).where(accounts.c.id == account_id)
+        ).scalar()
+        if opened is None:
             raise UnknownAccount(f"unknown account {account_id!r}")
+        # months before the account existed would compare plan fees against no usage;
+        # imported history can be older than the account row, so its first usage counts
+        used_since = conn.execute(
+            select(func.min(account_daily.c.day)).where(account_daily.c.account_id == account_id)
+        ).scalar()
+        first = month_of(opened, tz)
+        if used_since is not None:
+            first = min(first, used_since.strftime("%Y-%m"))
+        all_months = [m for m in previous_months(current_month, count) if m >= first] + [
+            current_month
+        ]
         usage = monthly_usage_on(conn, account_id, all_months)
         fees = account_fees_on(conn, account_id)
         offered = tuple(with_fee(p, fees.get(p.code)) for p in list_plans_on(conn, at=at))

@@ -218,3 +218,11 @@ def test_the_cli_prints_the_recommendation_as_the_issues_json(usage):
 def test_the_cli_reports_an_unknown_account_without_a_traceback(usage):
     result = CliRunner().invoke(app, ["plans", "recommend", "--account", "ghost", "--json"])
     assert result.exit_code == 1 and "unknown account 'ghost'" in result.output
+
+
+def test_a_young_account_is_not_compared_over_months_before_it_existed(usage):
+    create_account(usage, "newbie", name="New", opening_credit=D("5"), now=NOW - timedelta(days=3))
+    advice = advise_plan(usage, Principal("newbie", "newbie"), months=3, now=NOW)
+    assert [m.month for m in advice.recommendation.months] == ["2025-04"]  # this month only
+    older = advise_plan(usage, Principal("heavy", "heavy"), months=2, now=NOW)
+    assert [m.month for m in older.recommendation.months] == ["2025-02", "2025-03", "2025-04"]

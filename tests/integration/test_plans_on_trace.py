@@ -115,8 +115,11 @@ def test_per_month_costs_on_the_real_trace_equal_a_recomputation_from_the_export
         got = [
             (m.month, m.projected, m.messages, dict(m.costs)) for m in advice.recommendation.months
         ]
+        # accounts opened in January have October in the comparison; the importer's
+        # accounts exist since their first usage (November), not before
+        earlier = [("2023-10", False, 0, expected_costs(0, D(0)))] if account in ON_PLAN else []
         assert got == [
-            ("2023-10", False, 0, expected_costs(0, D(0))),
+            *earlier,
             (
                 "2023-11",
                 False,
