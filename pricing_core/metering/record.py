@@ -75,6 +75,16 @@ def rollup_row(event: UsageEvent, quote: Quote, day: date) -> dict[str, Any]:
     }
 
 
+def _local_day(event: UsageEvent) -> date:
+    """The event's calendar day in the configured zone (`usage_events.day`)."""
+    assert event.created_at is not None
+    return event.created_at.astimezone(get_settings().tz).date()
+
+
+def _status(quote: Quote) -> str:
+    return "unpriced" if quote.basis is ChargeBasis.UNPRICED else "priced"
+
+
 def record_on(
     conn: Connection,
     event: UsageEvent,
@@ -134,7 +144,7 @@ def record_on(
 
     if plan_charge is not None:
         count_plan_message_on(conn, plan_charge)
-    day = event.created_at.astimezone(get_settings().tz).date()
+    day = _local_day(event)
     event_id = conn.execute(
         insert(usage_events)
         .values(
@@ -152,7 +162,7 @@ def record_on(
             price=quote.price,
             price_version=quote.price_version,
             charge_basis=str(quote.basis),
-            status="unpriced" if quote.basis is ChargeBasis.UNPRICED else "priced",
+            status=_status(quote),
             ledger_entry_id=entry_id,
             day=day,
             created_at=event.created_at,
@@ -205,13 +215,13 @@ def record_in_one_call(
     """
     assert event.created_at is not None
     quote = charge_before_plan(book, event)
-    day = event.created_at.astimezone(get_settings().tz).date()
+    day = _local_day(event)
     params = (
         event.account_id, event.request_id, event.user_id, event.chat_id,
         event.operation, event.provider, event.model,
         event.input_tokens, event.output_tokens, event.cached_tokens,
         usd_to_nanos(quote.provider_cost), usd_to_nanos(quote.price), quote.price_version,
-        str(quote.basis), "unpriced" if quote.basis is ChargeBasis.UNPRICED else "priced",
+        str(quote.basis), _status(quote),
         day, event.created_at,
         None if event.metadata is None else json.dumps(dict(event.metadata)),
         None if allow_overdraft or hold_id is not None else 0,
