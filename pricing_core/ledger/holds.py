@@ -10,8 +10,9 @@ is one conditional statement, safe under concurrency on PostgreSQL (READ COMMITT
 
 A hold ends exactly once: `settled` (its usage was recorded), `released` (the call
 did not happen) or `expired` (nobody came back before `expires_at`). Expiry is lazy
-(before every authorization and settlement of the account) and by the CLI
-`pricing-core holds expire`.
+(before every authorization of the account, and before a settlement on the general
+path; the one-call settlement only checks its own hold) and by the CLI `pricing-core
+holds expire`.
 
 This module writes only holds and `wallets.held`; it never touches the balance.
 """
