@@ -317,3 +317,32 @@ def top_account_rows(accounts: Sequence[Any]) -> list[dict[str, Any]]:
         }
         for a in accounts
     ]
+
+
+# ---------------------------------------------------------------- chats
+
+
+def chats_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """`analytics.list_chats` for display: numeric cost and tokens, so the columns
+    sort as numbers (`chat_columns` formats them)."""
+    return pd.DataFrame(
+        {
+            "Chat": table["title"],
+            "Requests": table["requests"],
+            "Tokens": table["tokens"],
+            "Cost": table["cost"],
+            "First activity": table["first_at"],
+            "Last activity": table["last_at"],
+        }
+    )
+
+
+def chat_columns(table: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "Chat": st.column_config.TextColumn("Chat", width="large"),
+        "Requests": count_column("Requests"),
+        "Tokens": count_column("Tokens"),
+        "Cost": st.column_config.NumberColumn("Cost", format=printf_usd_format(table["cost"])),
+        "First activity": time_column("First activity"),
+        "Last activity": time_column("Last activity"),
+    }

@@ -1,41 +1,12 @@
 """Chats: a searchable table of the account's chats; one chat's requests with the
 explanation of each charge. `?chat=ID` opens a chat of the viewer's account."""
 
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
 from pages import _format, _session
 from pages._format import Style
 from pricing_core import analytics
-from pricing_core.domain.money import printf_usd_format
-
-
-def chats_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """`analytics.list_chats` for display: numeric cost and tokens, so the columns
-    sort as numbers (`chat_columns` formats them)."""
-    return pd.DataFrame(
-        {
-            "Chat": table["title"],
-            "Requests": table["requests"],
-            "Tokens": table["tokens"],
-            "Cost": table["cost"],
-            "First activity": table["first_at"],
-            "Last activity": table["last_at"],
-        }
-    )
-
-
-def chat_columns(table: pd.DataFrame) -> dict[str, Any]:
-    return {
-        "Chat": st.column_config.TextColumn("Chat", width="large"),
-        "Requests": _format.count_column("Requests"),
-        "Tokens": _format.count_column("Tokens"),
-        "Cost": st.column_config.NumberColumn("Cost", format=printf_usd_format(table["cost"])),
-        "First activity": _format.time_column("First activity"),
-        "Last activity": _format.time_column("Last activity"),
-    }
 
 
 def requests_table(requests: pd.DataFrame) -> None:
@@ -131,10 +102,10 @@ st.caption(f"{listed}. Click a row, or pick a chat below, to see its requests.")
 # does not open the same chat again.
 generation = st.session_state.get("chat_list_generation", 0)
 picked = st.dataframe(
-    chats_frame(table),
+    _format.chats_frame(table),
     hide_index=True,
     width="stretch",
-    column_config=chat_columns(table),
+    column_config=_format.chat_columns(table),
     on_select="rerun",
     selection_mode="single-row",
     key=f"chat_table_{generation}",

@@ -127,9 +127,10 @@ def test_a_buyer_clicks_a_package_pays_on_stripe_and_sees_the_new_balance(shop):
                 timeout=60_000
             )
             nav.click()
-            expect(page.get_by_role("heading", name="Popular Most popular")).to_be_visible(
+            expect(page.get_by_role("heading", name="Popular", exact=True)).to_be_visible(
                 timeout=60_000
             )
+            expect(page.get_by_text("Most popular", exact=True)).to_be_visible()
             expect(page.get_by_role("heading", name="$17.99")).to_be_visible()
             buy = page.get_by_role("button", name="Buy")
             expect(buy).to_have_count(4, timeout=30_000)
