@@ -6,6 +6,8 @@ Billing tables (Stripe, packages, plans) are in `schema_billing`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -158,6 +160,19 @@ chats = Table(
     Index("ix_chats_account_last", "account_id", "last_at"),
 )
 
+
+def _daily_sums() -> list[Column[Any]]:
+    """The sums every daily rollup keeps (fresh Column objects for each table)."""
+    return [
+        Column("requests", BigInteger, nullable=False),
+        Column("input_tokens", BigInteger, nullable=False),
+        Column("output_tokens", BigInteger, nullable=False),
+        Column("cached_tokens", BigInteger, nullable=False),
+        Column("provider_cost", NanoUSD, nullable=False),
+        Column("price", NanoUSD, nullable=False),
+    ]
+
+
 usage_daily = Table(
     "usage_daily",
     metadata,
@@ -167,12 +182,7 @@ usage_daily = Table(
     Column("provider", String(64), nullable=False),
     Column("model", String(128), nullable=False),
     Column("operation", String(64), nullable=False),
-    Column("requests", BigInteger, nullable=False),
-    Column("input_tokens", BigInteger, nullable=False),
-    Column("output_tokens", BigInteger, nullable=False),
-    Column("cached_tokens", BigInteger, nullable=False),
-    Column("provider_cost", NanoUSD, nullable=False),
-    Column("price", NanoUSD, nullable=False),
+    *_daily_sums(),
     PrimaryKeyConstraint("account_id", "day", "user_id", "provider", "model", "operation"),
     Index("ix_usage_daily_day", "day"),
 )
@@ -191,12 +201,7 @@ platform_daily = Table(
     Column("model", String(128), nullable=False),
     Column("operation", String(64), nullable=False),
     Column("stripe", Integer, nullable=False),
-    Column("requests", BigInteger, nullable=False),
-    Column("input_tokens", BigInteger, nullable=False),
-    Column("output_tokens", BigInteger, nullable=False),
-    Column("cached_tokens", BigInteger, nullable=False),
-    Column("provider_cost", NanoUSD, nullable=False),
-    Column("price", NanoUSD, nullable=False),
+    *_daily_sums(),
     PrimaryKeyConstraint("day", "provider", "model", "operation", "stripe"),
 )
 
@@ -205,12 +210,7 @@ account_daily = Table(
     metadata,
     Column("account_id", ShortId, nullable=False),
     Column("day", Date, nullable=False),
-    Column("requests", BigInteger, nullable=False),
-    Column("input_tokens", BigInteger, nullable=False),
-    Column("output_tokens", BigInteger, nullable=False),
-    Column("cached_tokens", BigInteger, nullable=False),
-    Column("provider_cost", NanoUSD, nullable=False),
-    Column("price", NanoUSD, nullable=False),
+    *_daily_sums(),
     PrimaryKeyConstraint("account_id", "day"),
     Index("ix_account_daily_day", "day"),
 )

@@ -173,6 +173,17 @@ def record_on(
         .returning(usage_events.c.id)
     ).scalar_one()
     add_to_rollups(conn, rollup_row(event, quote, day))
+    return _recorded(event, quote, event_id, balance_after, entry_id)
+
+
+def _recorded(
+    event: UsageEvent,
+    quote: Quote,
+    event_id: int,
+    balance_after: Decimal,
+    entry_id: int | None,
+) -> UsageResult:
+    """The result of a first recording (not a replay), on either path."""
     return UsageResult(
         event.request_id,
         event.account_id,
@@ -238,19 +249,7 @@ def record_in_one_call(
         raise UnknownAccount(f"unknown account {event.account_id!r}")
     if outcome != "charged":  # present, plan, budgets, hold
         return None
-    return UsageResult(
-        event.request_id,
-        event.account_id,
-        event_id,
-        quote.provider_cost,
-        quote.price,
-        quote.basis,
-        quote.price_version,
-        quote.explanation,
-        nanos_to_usd(balance_after),
-        entry_id,
-        False,
-    )
+    return _recorded(event, quote, event_id, nanos_to_usd(balance_after), entry_id)
 
 
 def _replayed(conn: Connection, row: Any, book: PriceBook) -> UsageResult:
