@@ -7,10 +7,10 @@
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -18,10 +18,18 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATA_DIR / 'pricing.db'}"
 
 
+def _source_name(name: str, default: Any) -> Any:
+    """A field read from `PRICING_<NAME>` or, failing that, from `<NAME>` (the name the
+    source systems document; pydantic-settings takes the first alias that is set)."""
+    return Field(default, validation_alias=AliasChoices(f"pricing_{name}", name))
+
+
 class Settings(BaseSettings):
     """Every setting of the product. Money settings are Decimal USD."""
 
-    model_config = SettingsConfigDict(env_prefix="PRICING_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PRICING_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     database_url: str = DEFAULT_DATABASE_URL
     timezone: str = "UTC"
@@ -48,10 +56,14 @@ class Settings(BaseSettings):
 
     # Authorize / hold / settle, budgets and limits (issue 7). Feature flags allow a
     # gradual rollout: first record (pricing off), then show (enforcement off), then enforce.
-    enable_pricing: bool = True  # off: record tokens only, never charge
-    enable_budget_enforcement: bool = True  # off: show costs but never refuse a request
-    enable_billing: bool = True  # off: hide purchases
-    default_monthly_budget: Decimal | None = None  # USD per account without its own budget
+    # The source systems' unprefixed names are accepted too (`_source_name`); the
+    # PRICING_ name wins when both are set.
+    enable_pricing: bool = _source_name("enable_pricing", True)  # off: never charge
+    # off: show costs but never refuse a request
+    enable_budget_enforcement: bool = _source_name("enable_budget_enforcement", True)
+    enable_billing: bool = _source_name("enable_billing", True)  # off: hide purchases
+    # USD per account without its own budget
+    default_monthly_budget: Decimal | None = _source_name("default_monthly_budget", None)
     hold_timeout_seconds: int = 900  # an unsettled hold expires after this long
     free_tier_requests_per_day: int = 20  # per anonymous session id, calendar day
     budget_webhook_url: str | None = None  # alerts are POSTed here, signed, when set

@@ -499,8 +499,18 @@ def test_anonymous_requests_are_recorded_but_never_debited_and_limited_per_day(a
     assert verify_ledger(acct).ok
 
 
-def test_with_enforcement_off_nothing_is_refused(engine, monkeypatch):
-    monkeypatch.setenv("PRICING_ENABLE_BUDGET_ENFORCEMENT", "false")
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {"PRICING_ENABLE_BUDGET_ENFORCEMENT": "false"},
+        {"ENABLE_BUDGET_ENFORCEMENT": "false"},  # the source systems' name
+        {"ENABLE_BUDGET_ENFORCEMENT": "true", "PRICING_ENABLE_BUDGET_ENFORCEMENT": "false"},
+    ],
+    ids=["prefixed", "unprefixed", "prefixed-wins"],
+)
+def test_with_enforcement_off_nothing_is_refused(engine, monkeypatch, environment):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     create_account(engine, "acct", name="A", opening_credit=Decimal("0"))
     set_limits(engine, SpendingLimits("acct", "", "*", max_input_tokens=1))
@@ -509,6 +519,18 @@ def test_with_enforcement_off_nothing_is_refused(engine, monkeypatch):
     settle(engine, hold, input_tokens=1000, output_tokens=500, now=NOW)
     assert get_wallet(engine, "acct").balance == -price(1000, 500)
     assert verify_ledger(engine).ok
+
+
+def test_the_prefixed_name_wins_over_the_source_systems_name(monkeypatch):
+    monkeypatch.setenv("ENABLE_BUDGET_ENFORCEMENT", "false")
+    monkeypatch.setenv("PRICING_ENABLE_BUDGET_ENFORCEMENT", "true")
+    monkeypatch.setenv("DEFAULT_MONTHLY_BUDGET", "25")
+    monkeypatch.setenv("ENABLE_BILLING", "0")
+    get_settings.cache_clear()
+    settings = get_settings()
+    assert settings.enable_budget_enforcement is True
+    assert settings.default_monthly_budget == Decimal("25")
+    assert settings.enable_billing is False
 
 
 def test_with_pricing_off_tokens_are_recorded_and_nothing_is_charged(acct, monkeypatch):
