@@ -47,8 +47,14 @@ with find_tab:
         nonce = st.session_state.setdefault("adjust_nonce", uuid.uuid4().hex)
         threshold = _format.amount(aa.confirm_threshold())
         with st.form("adjust_form"):
+            setting = (
+                st.radio(
+                    "Change", ["Adjust by", "Set balance to"], horizontal=True, key="adjust_mode"
+                )
+                == "Set balance to"
+            )
             amount = st.text_input(
-                "Amount in USD (negative takes credit back)",
+                "USD (adjust: negative takes credit back; set: the new balance)",
                 placeholder="5.00",
                 key="adjust_amount",
             )
@@ -56,14 +62,12 @@ with find_tab:
                 "Reason (required, kept in the audit log)", max_chars=1000, key="adjust_reason"
             )
             confirmed = st.checkbox(
-                f"I confirm an adjustment of {threshold} or more", key="adjust_confirm"
+                f"I confirm a change of {threshold} or more", key="adjust_confirm"
             )
-            submitted = st.form_submit_button(
-                "Apply adjustment", type="primary", key="adjust_submit"
-            )
+            submitted = st.form_submit_button("Apply", type="primary", key="adjust_submit")
         if submitted:
             try:
-                posting = aa.adjust_balance(
+                posting = (aa.set_balance if setting else aa.adjust_balance)(
                     engine,
                     viewer,
                     account_id,

@@ -14,6 +14,7 @@ bulk grants, each written to the ledger AND the audit log in one transaction.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -26,15 +27,18 @@ from pricing_core.adapters.schema import (
 )
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import (
+    IdempotencyConflict,
     InvalidUsage,
     PricingError,
     UnknownAccount,
 )
 from pricing_core.domain.money import format_usd, round_nano, to_usd
 from pricing_core.domain.principal import Principal, require_admin
+from pricing_core.ledger.holds import lock_wallet_on
 from pricing_core.ledger.wallets import (
     EntryKind,
     Posting,
+    find_entry,
     idempotent_write,
     post_entry,
 )
@@ -131,38 +135,133 @@ def adjust_balance(
     Raises: PermissionDenied, InvalidUsage, ConfirmationRequired, UnknownAccount,
         InsufficientBalance, IdempotencyConflict.
     """
-    require_admin(principal)
     value = admin_amount(amount, positive=False)
-    text = audit_reason(reason)
-    if not isinstance(idempotency_key, str) or not BATCH_KEY.match(idempotency_key):
-        raise InvalidUsage(f"bad idempotency key {idempotency_key!r:.80}")
-    limit = get_settings().admin_confirm_usd
-    if abs(value) >= limit and not confirmed:
-        raise ConfirmationRequired(
-            f"an adjustment of {format_usd(value, total=True)} is at least the "
-            f"{format_usd(limit, total=True)} confirmation threshold: confirm it"
+    return _post_adjustment(
+        engine,
+        principal,
+        account_id,
+        lambda _balance: value,
+        action="balance.adjust",
+        reason=reason,
+        idempotency_key=_form_key("adjust", idempotency_key),
+        confirmed=confirmed,
+        now=now,
+        replay_amount=value,
+    )
+
+
+def set_balance(
+    engine: Engine,
+    principal: Principal,
+    account_id: str,
+    target: object,
+    *,
+    reason: str,
+    idempotency_key: str,
+    confirmed: bool = False,
+    now: datetime | None = None,
+) -> Posting:
+    """Set the balance to `target` ("set to $50.00, compensation for the outage").
+
+    Reads the balance and posts the difference as one `adjustment` entry while holding
+    the wallet's row lock, so a charge running at the same moment lands either wholly
+    before (and is absorbed into the difference) or wholly after (and is debited from
+    `target`). Audited like `adjust_balance`.
+    Args:
+        target: USD (Decimal, int or str), 0 to 1,000,000, whole nano-USD.
+        idempotency_key: the form submission's key; a retry with it returns the first
+            posting and changes nothing, even if charges moved the balance since.
+        confirmed: required when the difference is at least `admin_confirm_usd`.
+    Returns: Posting of the difference (replayed=True if the key was already applied).
+    Raises: PermissionDenied, InvalidUsage (bad target, or already at it),
+        ConfirmationRequired, UnknownAccount, InsufficientBalance (the target is below
+        the amount held by active holds).
+    """
+    try:
+        value = to_usd(target)
+    except ValueError as exc:
+        raise InvalidUsage(f"target balance: {exc}") from None
+    if value < 0 or value > MAX_ADMIN_AMOUNT or value != round_nano(value):
+        raise InvalidUsage(
+            f"the target balance must be 0 to {MAX_ADMIN_AMOUNT} USD in whole nano-USD: {value}"
         )
+
+    def difference(balance: Decimal) -> Decimal:
+        if balance == value:
+            raise InvalidUsage(f"the balance is already {format_usd(value, total=True)}")
+        return value - balance
+
+    return _post_adjustment(
+        engine,
+        principal,
+        account_id,
+        difference,
+        action="balance.set",
+        reason=reason,
+        idempotency_key=_form_key("set", idempotency_key),
+        confirmed=confirmed,
+        now=now,
+    )
+
+
+def _post_adjustment(
+    engine: Engine,
+    principal: Principal,
+    account_id: str,
+    amount_for: Callable[[Decimal], Decimal],
+    *,
+    action: str,
+    reason: str,
+    idempotency_key: str,
+    confirmed: bool,
+    now: datetime | None,
+    replay_amount: Decimal | None = None,
+) -> Posting:
+    """One audited `adjustment` entry of `amount_for(balance)` USD, computed under the
+    wallet's row lock. A key already applied replays its entry (IdempotencyConflict
+    if `replay_amount` is given and differs from it)."""
+    require_admin(principal)
+    text = audit_reason(reason)
+    limit = get_settings().admin_confirm_usd
     at = now or datetime.now(UTC)
 
     def work(conn: Connection) -> Posting:
-        held = held_of(conn, account_id)
+        wallet = lock_wallet_on(conn, account_id)
+        applied = find_entry(conn, account_id, idempotency_key)
+        if applied is not None:
+            if replay_amount is not None and applied.amount != replay_amount:
+                raise IdempotencyConflict(
+                    f"idempotency key {idempotency_key!r} was already used for "
+                    f"{applied.amount} USD on account {account_id!r}"
+                )
+            return Posting(applied, replayed=True)
+        value = amount_for(wallet.balance)
+        if abs(value) >= limit and not confirmed:
+            raise ConfirmationRequired(
+                f"an adjustment of {format_usd(value, total=True)} is at least the "
+                f"{format_usd(limit, total=True)} confirmation threshold: confirm it"
+            )
         posting = post_entry(
             conn,
             account_id=account_id,
             amount=value,
             kind=EntryKind.ADJUSTMENT,
-            idempotency_key=f"adjust:{idempotency_key}",
+            idempotency_key=idempotency_key,
             reason=text,
             actor=actor_of(principal),
             now=at,
         )
-        if not posting.replayed:
-            audit_balance_change(
-                conn, principal, posting, action="balance.adjust", held=held, now=at
-            )
+        audit_balance_change(conn, principal, posting, action=action, held=wallet.held, now=at)
         return posting
 
     return idempotent_write(engine, work)
+
+
+def _form_key(prefix: str, key: object) -> str:
+    """`prefix:key` for a form submission's key. Raises: InvalidUsage for a bad key."""
+    if not isinstance(key, str) or not BATCH_KEY.match(key):
+        raise InvalidUsage(f"bad idempotency key {key!r:.80}")
+    return f"{prefix}:{key}"
 
 
 def confirm_threshold() -> Decimal:

@@ -1,17 +1,20 @@
-"""`pricing-core accounts ...`: find accounts (as the operator)."""
+"""`pricing-core accounts ...`: find accounts and set a balance (as the operator)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import typer
 
 from pricing_core.adapters.storage import open_database
+from pricing_core.admin.accounts import set_balance
 from pricing_core.analytics.accounts import search_accounts
-from pricing_core.cli.common import operator_principal
+from pricing_core.cli.common import fail, operator_principal
+from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_usd
 
-app = typer.Typer(help="Find accounts.", no_args_is_help=True)
+app = typer.Typer(help="Find accounts; set a balance.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -30,3 +33,38 @@ def list_command(
             f"\tavailable {format_usd(a.available, total=True)}"
             f"\tthis month {format_usd(a.spend_this_month, total=True)}\t{a.plan}"
         )
+
+
+@app.command("set-balance")
+def set_balance_command(
+    account: Annotated[str, typer.Argument(help="The account id.")],
+    target: Annotated[str, typer.Argument(help="The new balance in USD, e.g. 50.00.")],
+    reason: Annotated[str, typer.Option(help="Why (required; kept in the audit log).")],
+    key: Annotated[
+        str | None,
+        typer.Option(help="Idempotency key: re-running with it changes nothing. Default: new."),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm a large difference.", metavar="")
+    ] = False,
+) -> None:
+    """Set an account's balance to USD: posts the difference as one audited adjustment,
+    computed under the wallet's lock (safe while charges run)."""
+    try:
+        posting = set_balance(
+            open_database(),
+            operator_principal(),
+            account,
+            target,
+            reason=reason,
+            idempotency_key=key or uuid.uuid4().hex,
+            confirmed=yes,
+        )
+    except PricingError as exc:
+        raise fail(exc) from None
+    entry = posting.entry
+    typer.echo(
+        f"{'already applied: ' if posting.replayed else ''}adjustment "
+        f"{format_usd(entry.amount, total=True)} (ledger entry {entry.id}); "
+        f"balance {format_usd(entry.balance_after, total=True)}"
+    )

@@ -136,6 +136,22 @@ def test_the_accounts_page_lists_accounts_and_adjusts_a_balance_with_an_audit_ro
     assert after - before == 250 * 10**9
     assert (actor, reason) == ("ops@example.com", "compensation for an outage")
 
+    at.radio(key="adjust_mode").set_value("Set balance to")
+    at.text_input(key="adjust_amount").set_value("50")
+    at.text_area(key="adjust_reason").set_value("set after the outage")
+    at.button(key="adjust_submit").click().run()
+    assert not at.exception, at.exception
+    assert any("the balance is now $50.00" in s.value for s in at.success), [
+        e.value for e in at.error
+    ]
+    with db.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT SUM(amount) FROM ledger_entries WHERE account_id = 'trace-user-3'")
+            ).scalar_one()
+            == 50 * 10**9
+        )
+
 
 def test_the_bulk_grant_form_reports_each_row_and_a_resubmission_grants_nothing(
     db, monkeypatch, tmp_path

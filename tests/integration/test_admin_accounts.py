@@ -254,3 +254,56 @@ def test_any_upload_parses_to_strings_or_a_clear_error(data):
     except InvalidUsage:
         return
     assert all(isinstance(t, str) and t == t.strip() and t for t in out)
+
+
+# ---------------------------------------------------------------- set balance
+
+
+def test_set_balance_posts_the_difference_and_audits_it(engine):
+    seed_accounts(engine)  # bob holds $5
+    posting = aa.set_balance(
+        engine, ADMIN, "bob", "50.00", reason="compensation for the outage", idempotency_key="s1"
+    )
+    assert (posting.entry.kind, posting.entry.amount) == ("adjustment", Decimal("45"))
+    assert get_wallet(engine, "bob").balance == Decimal("50")
+    [audit] = list_audit(engine, ADMIN, account_id="bob")
+    assert audit.action == "balance.set" and audit.reason == "compensation for the outage"
+    assert (audit.before["balance"], audit.after["balance"]) == ("5", "50")
+    lower = aa.set_balance(engine, ADMIN, "bob", "0.5", reason="r", idempotency_key="s2")
+    assert lower.entry.amount == Decimal("-49.5")
+    assert get_wallet(engine, "bob").balance == Decimal("0.5")
+    assert verify_ledger(engine).ok
+
+
+def test_a_resubmitted_set_balance_changes_nothing_even_after_charges(engine):
+    seed_accounts(engine)
+    first = aa.set_balance(engine, ADMIN, "bob", "20", reason="r", idempotency_key="s3")
+    aa.adjust_balance(engine, ADMIN, "bob", "-1", reason="a charge meanwhile", idempotency_key="x")
+    again = aa.set_balance(engine, ADMIN, "bob", "20", reason="r", idempotency_key="s3")
+    assert again.replayed and again.entry.id == first.entry.id
+    assert get_wallet(engine, "bob").balance == Decimal("19")
+
+
+@pytest.mark.parametrize(
+    ("target", "match"),
+    [
+        ("5", r"already \$5\.00"),
+        ("-1", "0 to 1000000"),
+        ("1e7", "0 to 1000000"),
+        ("0.0000000001", "nano-USD"),
+        ("ten", "target balance"),
+    ],
+)
+def test_a_bad_target_is_refused_and_writes_nothing(engine, target, match):
+    seed_accounts(engine)
+    with pytest.raises(InvalidUsage, match=match):
+        aa.set_balance(engine, ADMIN, "bob", target, reason="r", idempotency_key="s4")
+    assert get_wallet(engine, "bob").balance == Decimal("5") and audit_rows(engine) == 0
+
+
+def test_a_large_set_balance_needs_the_confirmation_step(engine):
+    seed_accounts(engine)
+    with pytest.raises(aa.ConfirmationRequired):
+        aa.set_balance(engine, ADMIN, "bob", "500", reason="r", idempotency_key="s5")
+    aa.set_balance(engine, ADMIN, "bob", "500", reason="r", idempotency_key="s5", confirmed=True)
+    assert get_wallet(engine, "bob").balance == Decimal("500")

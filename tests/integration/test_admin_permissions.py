@@ -40,6 +40,7 @@ ARGS: dict[str, dict] = {
     "account_ledger": {"account_id": "alice"},
     "account_usage": {"account_id": "alice", "start": D1, "end": D2},
     "adjust_balance": {"account_id": "alice", "amount": "1", "reason": "r", "idempotency_key": "k"},
+    "set_balance": {"account_id": "alice", "target": "1", "reason": "r", "idempotency_key": "k"},
     "bulk_grant": {"targets": ["alice"], "amount": "1", "reason": "r", "batch_key": "b"},
     "price_book": {},
     "set_model_price": {"change": CHANGE, "effective_from": None, "reason": "r"},

@@ -1,4 +1,5 @@
-"""32 threads authorize / settle against one account on PostgreSQL: no overspending.
+"""32 threads authorize / settle against one account on PostgreSQL: no overspending;
+and an admin sets the balance while 16 threads charge it.
 
 Each thread wants `WANT` settled requests; together they want far more than the
 balance (or the budget) allows. A refusal is retried while it may be temporary
@@ -19,13 +20,17 @@ from genai_prices import Usage, calc_price
 from sqlalchemy import func, insert, select
 
 from pricing_core.adapters.schema import budgets, holds, ledger_entries
+from pricing_core.admin.accounts import set_balance
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InsufficientBalance
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.holds import HoldStatus, count_holds, expire_holds, release
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
 from pricing_core.limits.rules import SpendLimitExceeded
 from pricing_core.metering.authorize import authorize, settle
+from pricing_core.metering.record import record_usage
+from tests.admin_support import ADMIN
 
 pytestmark = pytest.mark.postgres
 
@@ -194,3 +199,61 @@ def test_concurrent_authorizations_never_overspend_a_blocking_monthly_budget(pg_
             select(func.count()).where(holds.c.status == "active")
         ).scalar_one()
     assert open_holds == 0
+
+
+def test_set_balance_under_16_concurrent_charges_ends_at_the_figure_plus_later_charges(
+    pg_engine,
+):
+    create_account(pg_engine, "acct", name="Busy", opening_credit=Decimal("30"))
+    charges_each, started = 12, threading.Barrier(17)
+    errors: list[BaseException] = []
+
+    def charge(index: int) -> None:
+        try:
+            started.wait()
+            for k in range(charges_each):
+                event = UsageEvent(
+                    request_id=f"c-{index}-{k}",
+                    account_id="acct",
+                    user_id="acct",
+                    operation="chat",
+                    provider="openai",
+                    model="gpt-4o-mini",
+                    input_tokens=IN_ACT,
+                    output_tokens=OUT_ACT,
+                )
+                record_usage(pg_engine, event)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=charge, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    started.wait()
+    deadline = time.monotonic() + 60
+    while usage_total(pg_engine)[0] < 40 and not errors:  # some charges land before the set
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    posting = set_balance(
+        pg_engine, ADMIN, "acct", "50.00", reason="compensation for the outage",
+        idempotency_key="outage-1", confirmed=True,
+    )  # fmt: skip
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors[:3]
+    assert posting.entry.balance_after == Decimal("50")
+    with pg_engine.connect() as conn:
+        later = conn.execute(
+            select(ledger_entries.c.kind, ledger_entries.c.amount).where(
+                ledger_entries.c.id > posting.entry.id
+            )
+        ).all()
+    assert later and {kind for kind, _ in later} == {"usage"}  # charges came after it
+    assert all(amount == -price(IN_ACT, OUT_ACT) for _, amount in later)
+    charged, total = usage_total(pg_engine)
+    assert charged == 16 * charges_each and total == charged * price(IN_ACT, OUT_ACT)
+    assert len(later) < charged  # and some before it
+    final = get_wallet(pg_engine, "acct").balance
+    assert final == Decimal("50") - len(later) * price(IN_ACT, OUT_ACT)
+    report = verify_ledger(pg_engine)
+    assert report.ok, report.violations

@@ -97,6 +97,23 @@ def test_accounts_list_sorts_numbers_in_names_as_numbers(engine):
     assert "balance $0.00" in found.output
 
 
+def test_set_balance_from_the_command_line_is_audited_and_replays_by_key(engine):
+    create_account(engine, "acme", name="Acme", opening_credit=Decimal("3.25"))
+    runner = CliRunner()
+    args = ["accounts", "set-balance", "acme", "50", "--reason", "outage credit", "--key", "k1"]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "adjustment $46.75" in done.output and "balance $50.00" in done.output
+    again = runner.invoke(app, args)
+    assert again.output.startswith("already applied:") and "balance $50.00" in again.output
+    assert get_wallet(engine, "acme").balance == Decimal("50")
+    refused = runner.invoke(app, ["accounts", "set-balance", "--reason", "x", "--", "acme", "-3"])
+    assert refused.exit_code == 2 and "error: the target balance must be" in refused.output
+    big = runner.invoke(app, ["accounts", "set-balance", "acme", "900", "--reason", "x"])
+    assert big.exit_code == 2 and "confirm it" in big.output
+    assert get_wallet(engine, "acme").balance == Decimal("50")
+
+
 def test_flags_do_not_show_a_bool_placeholder_in_help():
     shown = CliRunner().invoke(app, ["import", "azure-trace", "--help"])
     flags = [line for line in shown.output.splitlines() if "--shift-to-now" in line]
