@@ -47,12 +47,7 @@ with find_tab:
         nonce = st.session_state.setdefault("adjust_nonce", uuid.uuid4().hex)
         threshold = _format.amount(aa.confirm_threshold())
         with st.form("adjust_form"):
-            setting = (
-                st.radio(
-                    "Change", ["Adjust by", "Set balance to"], horizontal=True, key="adjust_mode"
-                )
-                == "Set balance to"
-            )
+            mode = st.radio("Change", ["Adjust by", "Set to"], horizontal=True, key="adjust_mode")
             amount = st.text_input(
                 "USD (adjust: negative takes credit back; set: the new balance)",
                 placeholder="5.00",
@@ -67,7 +62,7 @@ with find_tab:
             submitted = st.form_submit_button("Apply", type="primary", key="adjust_submit")
         if submitted:
             try:
-                posting = (aa.set_balance if setting else aa.adjust_balance)(
+                posting = (aa.set_balance if mode == "Set to" else aa.adjust_balance)(
                     engine,
                     viewer,
                     account_id,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -26,8 +26,11 @@ from pricing_core.access.apikeys import (
 from pricing_core.adapters.counters import Counter, count_event
 from pricing_core.adapters.storage import open_database
 from pricing_core.api.responses import amount_str
+from pricing_core.billing.packages import UnknownPackage
+from pricing_core.billing.stripe_api import StripeUnavailable
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import (
+    ConfigurationError,
     DuplicateRequest,
     IdempotencyConflict,
     InsufficientBalance,
@@ -139,9 +142,18 @@ def pricing_error_response(exc: PricingError) -> JSONResponse:
         )
     if isinstance(exc, InvalidApiKey):
         return _error(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, ConfigurationError):
+        return _error(503, "not_configured", message)
+    if isinstance(exc, StripeUnavailable):
+        return _error(502, "payment_provider_unavailable", message)
     # PermissionDenied is 404 too: never confirm another account's data.
     not_found = (
-        UnknownAccount | HoldNotFound | estimate.UnknownUser | UnknownApiKey | PermissionDenied
+        UnknownAccount
+        | HoldNotFound
+        | estimate.UnknownUser
+        | UnknownApiKey
+        | PermissionDenied
+        | UnknownPackage
     )
     if isinstance(exc, not_found):
         return _error(404, "not_found", message)
@@ -224,6 +236,15 @@ class CountRejections:
         await self.app(scope, receive, send_and_see)
         if status >= 400:
             await run_in_threadpool(_count, status, scope["method"], scope["path"])
+
+
+def install_error_handling(app: FastAPI) -> None:
+    """Every error of `app` answered as JSON by the handlers above, and counted."""
+    app.add_exception_handler(PricingError, on_pricing_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected_error)
+    app.add_middleware(CountRejections)
 
 
 # ---------------------------------------------------------------- dependencies

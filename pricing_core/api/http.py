@@ -1,6 +1,7 @@
 """HTTP routes served next to the dashboard by `app.py`'s `st.App` (same port).
 
-`/stripe/webhook` receives Stripe's events; the FastAPI app answers under `/api/v1`.
+`/stripe/webhook` receives Stripe's events; the FastAPI app answers under `/api/v1`, and
+the source systems' paths (`api.compat`) under the rest of `/api`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from pricing_core.adapters.counters import Counter, count_event
 from pricing_core.adapters.storage import open_database
+from pricing_core.api.compat import compat_app
 from pricing_core.api.routes import api_app
 from pricing_core.billing import checkout_events
 from pricing_core.billing.webhooks import Route as WebhookRoute
@@ -103,6 +105,7 @@ def routes() -> list[BaseRoute]:
         Route("/healthz", health),
         Route("/stripe/webhook", stripe_webhook, methods=["POST"]),
         _DotAllMount("/api/v1", app=api_app()),
+        _DotAllMount("/api", app=compat_app()),  # after /api/v1, which it would shadow
     ]
 
 

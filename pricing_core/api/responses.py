@@ -188,6 +188,9 @@ def responses_for(*codes: int) -> dict[int | str, dict[str, Any]]:
             "from this address; see Retry-After",
         ),
         500: (ErrorOut, "the server failed; the request changed nothing"),
+        501: (ErrorOut, "not available yet (the message says what to use instead)"),
+        502: (ErrorOut, "Stripe could not be reached or refused the call"),
+        503: (ErrorOut, "payments are not configured or switched off"),
     }
     return {
         c: {"model": models[c][0], "description": models[c][1]}

@@ -28,21 +28,15 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Response
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pricing_core.analytics.event_log import get_chat, list_events
 from pricing_core.api.errors import (
-    CountRejections,
     Db,
     Key,
     check_own_user,
+    install_error_handling,
     known_query_only,
-    on_http_error,
-    on_pricing_error,
-    on_unexpected_error,
-    on_validation_error,
     parse_instant,
     user_of,
 )
@@ -81,10 +75,8 @@ from pricing_core.api.schemas import (
 )
 from pricing_core.catalog.price_book import get_price_book, known_models, provider_price
 from pricing_core.config import get_settings
-from pricing_core.domain.errors import (
-    PricingError,
-    UnknownModel,
-)
+from pricing_core.domain.errors import UnknownModel
+from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger import holds as holds_mod
 from pricing_core.ledger.holds import HoldNotFound
@@ -109,11 +101,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(known_query_only)],
     )
-    app.add_exception_handler(PricingError, on_pricing_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected_error)
-    app.add_middleware(CountRejections)
+    install_error_handling(app)
 
     @app.post(
         "/authorize",
@@ -219,7 +207,7 @@ def create_app() -> FastAPI:
         summary="The account's wallet",
     )
     def get_balance(key: Key, db: Db) -> BalanceOut:
-        return response_from(BalanceOut, get_wallet(db, key.account_id), account_id=key.account_id)
+        return balance_out(db, key.account_id)
 
     @app.get(
         "/chats/{chat_id}/usage",
@@ -234,16 +222,7 @@ def create_app() -> FastAPI:
         limit: PageLimit = 50,
         cursor: Cursor = None,
     ) -> ChatUsageOut:
-        chat = get_chat(db, key.account_id, chat_id)
-        if chat is None:
-            raise HoldNotFound(f"no chat {chat_id!r} on account {key.account_id!r}")
-        page = list_events(db, key.account_id, chat_id=chat_id, limit=limit, cursor=cursor)
-        return response_from(
-            ChatUsageOut,
-            chat,
-            events=[event_out(e) for e in page.items],
-            next_cursor=page.next_cursor,
-        )
+        return chat_usage_out(db, key.account_id, chat_id, limit=limit, cursor=cursor)
 
     @app.get(
         "/pricing/models",
@@ -262,15 +241,7 @@ def create_app() -> FastAPI:
         limit: PageLimit = 50,
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     ) -> ModelListOut:
-        matches = [
-            (p, m)
-            for p, m in _model_ids()
-            if (provider is None or p == provider) and (model is None or model in m)
-        ]
-        return ModelListOut(
-            items=[_model_price(db, p, m) for p, m in matches[offset : offset + limit]],
-            total=len(matches),
-        )
+        return model_list_out(db, provider=provider, model=model, limit=limit, offset=offset)
 
     @app.post(
         "/estimate",
@@ -279,7 +250,7 @@ def create_app() -> FastAPI:
         summary="Estimate the most a call can cost",
     )
     def post_estimate(body: EstimateIn, key: Key, db: Db) -> EstimateOut:
-        return response_from(EstimateOut, estimate.estimate_cost(db, **body.model_dump()))
+        return estimate_out(db, body)
 
     @app.get(
         "/budget",
@@ -289,7 +260,7 @@ def create_app() -> FastAPI:
     )
     def get_budget(key: Key, db: Db, user_id: UserIdQuery = None) -> BudgetOut:
         check_own_user(db, key.account_id, user_id)
-        return _budget(db, key.account_id, user_id)
+        return budget_out(db, key.account_id, user_id)
 
     @app.put(
         "/budget",
@@ -298,19 +269,70 @@ def create_app() -> FastAPI:
         summary="Set or remove a monthly budget",
     )
     def put_budget(body: BudgetIn, key: Key, db: Db) -> BudgetOut:
-        check_own_user(db, key.account_id, body.user_id)
-        save_budget_rule(
-            db,
-            account_id=key.account_id,
-            user_id=body.user_id or "",
-            monthly_limit=None if body.monthly_limit is None else Decimal(body.monthly_limit),
-            thresholds=body.thresholds,
-            block=body.block_at_limit,
-            actor=key.user_id,
-        )
-        return _budget(db, key.account_id, body.user_id)
+        return save_budget(db, key, body)
 
     return app
+
+
+# ---------------------------------------------------------------- what the routes answer
+# (also behind the source systems' paths, `api.compat`: one implementation of each)
+
+
+def balance_out(db: Engine, account_id: str) -> BalanceOut:
+    """The account's wallet. Raises: UnknownAccount."""
+    return response_from(BalanceOut, get_wallet(db, account_id), account_id=account_id)
+
+
+def chat_usage_out(
+    db: Engine, account_id: str, chat_id: str, *, limit: int, cursor: int | None
+) -> ChatUsageOut:
+    """A chat's totals and a page of its usage events, newest first. Raises:
+    HoldNotFound (404) when the account has no such chat."""
+    chat = get_chat(db, account_id, chat_id)
+    if chat is None:
+        raise HoldNotFound(f"no chat {chat_id!r} on account {account_id!r}")
+    page = list_events(db, account_id, chat_id=chat_id, limit=limit, cursor=cursor)
+    return response_from(
+        ChatUsageOut,
+        chat,
+        events=[event_out(e) for e in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+def model_list_out(
+    db: Engine, *, provider: str | None, model: str | None, limit: int, offset: int
+) -> ModelListOut:
+    """Known models (by provider, then model id) with the per-token prices charged now."""
+    matches = [
+        (p, m)
+        for p, m in _model_ids()
+        if (provider is None or p == provider) and (model is None or model in m)
+    ]
+    return ModelListOut(
+        items=[_model_price(db, p, m) for p, m in matches[offset : offset + limit]],
+        total=len(matches),
+    )
+
+
+def estimate_out(db: Engine, body: EstimateIn) -> EstimateOut:
+    """The most a call can cost. Raises: UnknownModel, InvalidUsage."""
+    return response_from(EstimateOut, estimate.estimate_cost(db, **body.model_dump()))
+
+
+def save_budget(db: Engine, key: Principal, body: BudgetIn) -> BudgetOut:
+    """Set or remove a monthly budget of the key's account (or of one of its users)."""
+    check_own_user(db, key.account_id, body.user_id)
+    save_budget_rule(
+        db,
+        account_id=key.account_id,
+        user_id=body.user_id or "",
+        monthly_limit=None if body.monthly_limit is None else Decimal(body.monthly_limit),
+        thresholds=body.thresholds,
+        block=body.block_at_limit,
+        actor=key.user_id,
+    )
+    return budget_out(db, key.account_id, body.user_id)
 
 
 @lru_cache(maxsize=1)
@@ -347,7 +369,8 @@ def _model_price(db: Engine, provider: str, model: str) -> ModelPriceOut:
     )
 
 
-def _budget(db: Engine, account_id: str, user_id: str | None) -> BudgetOut:
+def budget_out(db: Engine, account_id: str, user_id: str | None) -> BudgetOut:
+    """A monthly budget (the account's, or a user's) against this month."""
     status = budget_report(db, account_id, user_id or "")
     budget = status.budget
     return response_from(

@@ -136,7 +136,7 @@ def test_the_accounts_page_lists_accounts_and_adjusts_a_balance_with_an_audit_ro
     assert after - before == 250 * 10**9
     assert (actor, reason) == ("ops@example.com", "compensation for an outage")
 
-    at.radio(key="adjust_mode").set_value("Set balance to")
+    at.radio(key="adjust_mode").set_value("Set to")
     at.text_input(key="adjust_amount").set_value("50")
     at.text_area(key="adjust_reason").set_value("set after the outage")
     at.button(key="adjust_submit").click().run()
