@@ -9,6 +9,7 @@ import typer
 from pricing_core.adapters.storage import open_database
 from pricing_core.cli.common import fail
 from pricing_core.domain.errors import PricingError
+from pricing_core.limits.presets import PRESETS, apply_preset
 from pricing_core.limits.rules import SpendingLimits, describe_limits, list_limits, set_limits
 
 app = typer.Typer(help="Per-operation token limits and cost caps.", no_args_is_help=True)
@@ -56,3 +57,23 @@ def limits_list(account: Annotated[str | None, typer.Option()] = None) -> None:
         typer.echo("no limits stored")
     for row in rows:
         typer.echo(describe_limits(row))
+
+
+@app.command("preset")
+def limits_preset(
+    name: Annotated[
+        str,
+        typer.Argument(help="; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())),
+    ],
+    account: Annotated[
+        str, typer.Option(help='account id (its budget alert too); "" = operator default')
+    ] = "",
+) -> None:
+    """Apply a named set of limits to every operation of the operator defaults or of
+    one account."""
+
+    try:
+        stored = apply_preset(open_database(), name, account_id=account, actor="cli")
+    except PricingError as exc:
+        raise fail(exc) from None
+    typer.echo(f"{name}: " + ("limits removed" if stored is None else describe_limits(stored)))

@@ -61,6 +61,7 @@ from pricing_core.ledger.wallets import (
     post_entry,
 )
 from pricing_core.limits.budgets import save_budget, spend_in_month
+from pricing_core.limits.presets import apply_preset
 from pricing_core.metering.batch import record_usage_batch
 
 
@@ -284,6 +285,7 @@ def seed_demo(engine: Engine, *, seed: int = 0, now: datetime | None = None) -> 
 
     run_write(engine, name_chats)
     _set_budgets(engine, now)
+    apply_preset(engine, "standard", actor="demo")  # the operator defaults a new install uses
     with engine.connect() as conn:
         chat_count = conn.execute(select(func.count()).select_from(chats)).scalar_one()
     return DemoSummary(

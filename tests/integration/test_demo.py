@@ -13,6 +13,7 @@ from pricing_core.demo import accounts as demo_accounts
 from pricing_core.demo import seed as demo
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import get_wallet
+from pricing_core.limits.rules import list_limits
 
 NOW = datetime(2025, 6, 15, 18, 30, tzinfo=UTC)
 
@@ -55,6 +56,12 @@ def test_the_demo_seeds_a_consistent_ledger_with_every_kind_of_account(sqlite_ur
     summary = demo.seed_demo(engine, seed=0, now=NOW)
     assert summary.refused == 0
     assert verify_ledger(engine).ok
+    [defaults] = list_limits(engine)  # the `standard` preset, as the operator's defaults
+    assert (defaults.account_id, defaults.max_total_tokens, defaults.daily_cost_cap) == (
+        "",
+        12_000,
+        Decimal(5),
+    )
     with engine.connect() as conn:
 
         def rows(sql):

@@ -3,12 +3,14 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from typer.testing import CliRunner
 
 from pricing_core.cli.main import app
 from pricing_core.ledger.holds import HoldStatus, count_holds
 from pricing_core.ledger.wallets import create_account, get_wallet
-from pricing_core.limits.rules import list_limits
+from pricing_core.limits.budgets import budget_report
+from pricing_core.limits.rules import TokenLimitExceeded, list_limits
 from pricing_core.metering.authorize import authorize
 
 
@@ -112,6 +114,45 @@ def test_set_balance_from_the_command_line_is_audited_and_replays_by_key(engine)
     big = runner.invoke(app, ["accounts", "set-balance", "acme", "900", "--reason", "x"])
     assert big.exit_code == 2 and "confirm it" in big.output
     assert get_wallet(engine, "acme").balance == Decimal("50")
+
+
+def test_the_standard_preset_applies_the_source_systems_defaults(engine):
+    create_account(engine, "acme", name="Acme", user_id="acme", opening_credit=Decimal("50"))
+    runner = CliRunner()
+    applied = runner.invoke(app, ["limits", "preset", "standard"])
+    assert applied.exit_code == 0, applied.output
+    [row] = list_limits(engine)
+    assert (row.account_id, row.operation) == ("", "*")
+    assert (row.max_input_tokens, row.max_output_tokens, row.max_total_tokens) == (
+        10_000,
+        2_000,
+        12_000,
+    )
+    assert (row.daily_cost_cap, row.monthly_cost_cap) == (Decimal(5), Decimal(100))
+    with pytest.raises(TokenLimitExceeded, match="max_input_tokens"):
+        authorize(
+            engine, account_id="acme", user_id="acme", model="gpt-4o-mini",
+            estimated_input_tokens=10_001, max_output_tokens=10, request_id="big",
+        )  # fmt: skip
+    authorize(
+        engine, account_id="acme", user_id="acme", model="gpt-4o-mini",
+        estimated_input_tokens=9_000, max_output_tokens=2_000, request_id="fits",
+    )  # fmt: skip
+
+    for_account = runner.invoke(app, ["limits", "preset", "standard", "--account", "acme"])
+    assert for_account.exit_code == 0, for_account.output
+    budget = budget_report(engine, "acme").budget
+    assert (budget.monthly_limit, budget.thresholds, budget.block_at_limit) == (
+        Decimal(100),
+        (80, 100),
+        False,
+    )
+    off = runner.invoke(app, ["limits", "preset", "off", "--account", "acme"])
+    assert off.output == "off: limits removed\n"
+    assert [r.account_id for r in list_limits(engine)] == [""]
+    assert budget_report(engine, "acme").budget.monthly_limit is None
+    unknown = runner.invoke(app, ["limits", "preset", "lenient"])
+    assert unknown.exit_code == 2 and "presets: standard, off" in unknown.output
 
 
 def test_flags_do_not_show_a_bool_placeholder_in_help():
