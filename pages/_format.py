@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pricing_core.analytics import describe_entry
+from pricing_core.analytics import BalanceState, describe_entry
 from pricing_core.config import get_settings
 from pricing_core.domain.money import (
     format_tokens,
@@ -41,6 +41,21 @@ def amount(value: Decimal | None, style: Style = Style.TOTAL, *, missing: str = 
     if style is Style.SPEND:
         return format_usd_total(value)
     return format_usd(value, total=style is Style.TOTAL)
+
+
+# A balance's state as a coloured badge, and the colour of the figure itself.
+BALANCE_BADGES = {
+    BalanceState.OK: ":green-badge[:material/check_circle: Healthy]",
+    BalanceState.LOW: ":orange-badge[:material/warning: Low balance]",
+    BalanceState.CRITICAL: ":red-badge[:material/error: Critical: almost empty]",
+    BalanceState.NEGATIVE: ":red-badge[:material/error: Owes credit]",
+}
+BALANCE_COLOURS = {
+    BalanceState.OK: "green",
+    BalanceState.LOW: "orange",
+    BalanceState.CRITICAL: "red",
+    BalanceState.NEGATIVE: "red",
+}
 
 
 def tokens(count: Any) -> str:

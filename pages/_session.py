@@ -21,13 +21,14 @@ from sqlalchemy import Engine
 from pages import _charts, _format, _signin
 from pricing_core.access import auth
 from pricing_core.adapters.storage import open_database
-from pricing_core.analytics import revenue
+from pricing_core.analytics import balance_state, revenue
 from pricing_core.config import get_settings
 from pricing_core.demo.accounts import DatabaseNotEmpty
 from pricing_core.demo.seed import seed_demo
 from pricing_core.domain.errors import PermissionDenied, PricingError
 from pricing_core.domain.periods import Granularity
 from pricing_core.domain.principal import Principal, require_admin
+from pricing_core.ledger.wallets import wallet_for
 from pricing_core.limits import budgets
 from pricing_core.safety import demo_enabled
 
@@ -168,6 +169,7 @@ def principal(*, show_banner: bool = True) -> Principal:
         st.stop()
         raise
     if show_banner:
+        sidebar_balance(viewer)
         banner(viewer)
     return viewer
 
@@ -223,18 +225,22 @@ def cached(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     and its arguments (the viewer among them, so nobody gets an answer computed for
     someone else). PricingError is shown with `st.error` and stops the page."""
     try:
-        return _run_cached(  # type: ignore[no-any-return]
-            engine(),
-            get_settings().database_url,
-            function,
-            f"{function.__module__}.{function.__qualname__}",
-            args,
-            kwargs,
-        )
+        return _read(function, args, kwargs)
     except PricingError as exc:
         st.error(str(exc))
         st.stop()
         raise
+
+
+def _read(function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    return _run_cached(  # type: ignore[no-any-return]
+        engine(),
+        get_settings().database_url,
+        function,
+        f"{function.__module__}.{function.__qualname__}",
+        args,
+        kwargs,
+    )
 
 
 def clear_cached() -> None:
@@ -272,15 +278,33 @@ def banner(viewer: Principal) -> None:
         st.warning(text, icon=":material/notifications:")
 
 
-def buy_credits_link() -> None:
+def sidebar_balance(viewer: Principal) -> None:
+    """The viewer's balance in the sidebar of every page, coloured by its state (the
+    low and critical thresholds), with the Buy credits link."""
+    try:
+        wallet = _read(wallet_for, (viewer,), {})
+    except PricingError:  # no wallet yet: the page itself says so
+        return
+    state = balance_state(wallet.balance)
+    with st.sidebar:
+        st.markdown(
+            f"Balance :{_format.BALANCE_COLOURS[state]}[**{_format.amount(wallet.balance)}**]"
+            f"  \n{_format.BALANCE_BADGES[state]}"
+        )
+        buy_credits_link(placeholder=False)
+
+
+def buy_credits_link(*, placeholder: bool = True) -> None:
     """A link to the Buy credits page; nothing when purchases are switched off
-    (PRICING_ENABLE_BILLING)."""
+    (PRICING_ENABLE_BILLING). Outside the navigation (a page run on its own) a
+    disabled button stands in, unless `placeholder` is False."""
     if not get_settings().enable_billing:
         return
     try:
         st.page_link("pages/buy_credits.py", label="Buy credits", icon=":material/add_card:")
-    except st.errors.StreamlitAPIException:  # a page run on its own, outside the navigation
-        st.button("Buy credits", icon=":material/add_card:", disabled=True)
+    except st.errors.StreamlitAPIException:
+        if placeholder:
+            st.button("Buy credits", icon=":material/add_card:", disabled=True)
 
 
 def today() -> date:

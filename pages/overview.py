@@ -11,13 +11,6 @@ viewer = _session.principal()
 data = _session.cached(analytics.overview, viewer)
 budget = _session.cached(budgets.budget_status, viewer)
 
-STATES = {
-    analytics.BalanceState.OK: ":green-badge[:material/check_circle: Healthy]",
-    analytics.BalanceState.LOW: ":orange-badge[:material/warning: Low balance]",
-    analytics.BalanceState.CRITICAL: ":red-badge[:material/error: Critical: almost empty]",
-    analytics.BalanceState.NEGATIVE: ":red-badge[:material/error: Owes credit]",
-}
-
 st.title("Overview")
 st.caption(f"{data.account_name} · times in {_format.zone()}")
 if data.owes_credit:
@@ -30,7 +23,7 @@ if data.owes_credit:
 balance, available, today, month = st.columns(4)
 with balance:
     st.metric("Balance", _format.amount(data.balance), border=True)
-    st.markdown(STATES[data.state])
+    st.markdown(_format.BALANCE_BADGES[data.state])
 available.metric(
     "Available",
     _format.amount(data.available),

@@ -473,3 +473,20 @@ def test_times_are_shown_in_the_configured_time_zone(small_db, monkeypatch):
         ).scalar_one()
     utc = datetime.fromisoformat(str(stored)).replace(tzinfo=UTC)
     assert shown == utc.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M JST")
+
+
+@pytest.mark.parametrize("page", [*PAGES, "plans"])
+def test_every_page_shows_the_balance_in_the_sidebar_coloured_by_its_state(
+    small_db, monkeypatch, page
+):
+    view_as(monkeypatch, "empty")  # $0.00: below the critical threshold
+    at = open_page(page)
+    sidebar = [m.value for m in at.sidebar.markdown]
+    assert "Balance :red[**$0.00**]  \n:red-badge[:material/error: Critical: almost empty]" in (
+        sidebar
+    ), sidebar
+    links = [e.proto.label for e in at.sidebar.get("page_link")]
+    assert "Buy credits" in links, links
+    view_as(monkeypatch, "alice")
+    at = open_page(page)
+    assert any(m.value.startswith("Balance :green[**$10.00**]") for m in at.sidebar.markdown)
