@@ -6,7 +6,6 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from pages import _session, _signin
 from pricing_core.api.http import routes
-from pricing_core.config import get_settings
 
 if __name__ != "__main__":
     _signin.check_startup()  # server start: refuse an unsafe production configuration
@@ -39,7 +38,7 @@ if __name__ == "__main__":
             st.Page("pages/plans.py", title="Plans", icon=":material/workspace_premium:"),
         ],
     }
-    if get_settings().enable_billing:  # PRICING_ENABLE_BILLING off hides purchases
+    if _session.billing_enabled():  # PRICING_ENABLE_BILLING and its rollout
         sections["Your account"].append(
             st.Page(
                 "pages/buy_credits.py",

@@ -361,3 +361,17 @@ def chat_columns(table: pd.DataFrame) -> dict[str, Any]:
         "First activity": time_column("First activity"),
         "Last activity": time_column("Last activity"),
     }
+
+
+def cohort_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """`limits.rollout.CohortRow`s for the Integrity page's rollout table."""
+    return [
+        {
+            "account": r.account_id,
+            "created": when(r.created_at),
+            "enforcement": str(r.enforcement),
+            "grace until": when(r.grace_ends_at) if r.grace_ends_at else "-",
+            "billing": "on" if r.billing else "off",
+        }
+        for r in rows
+    ]

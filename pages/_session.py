@@ -30,6 +30,8 @@ from pricing_core.domain.periods import Granularity
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.ledger.wallets import wallet_for
 from pricing_core.limits import budgets
+from pricing_core.limits.rollout import billing_enabled as billing_enabled_for
+from pricing_core.metering.grace import grace_status
 from pricing_core.safety import demo_enabled
 
 T = TypeVar("T")
@@ -251,10 +253,31 @@ def clear_cached() -> None:
 # ---------------------------------------------------------------- shared widgets
 
 
+def grace_banner(viewer: Principal) -> None:
+    """While the account is in its enforcement grace period: when refusals start, and
+    what would be refused now (`metering.grace`)."""
+    try:
+        grace = _read(grace_status, (viewer.account_id,), {})
+    except PricingError:
+        return
+    if grace is None:
+        return
+    starts = f"Spending limits are enforced from {_format.when(grace.ends_at)}."
+    if grace.would_refuse:
+        st.warning(
+            f"{starts} Until then nothing is refused, but requests would be refused now: "
+            + " ".join(f"{reason}." for reason in grace.would_refuse),
+            icon=":material/hourglass_top:",
+        )
+    else:
+        st.info(f"{starts} Nothing would be refused now.", icon=":material/hourglass_top:")
+
+
 def banner(viewer: Principal) -> None:
     """The budget banner, on every page (via `principal()`) while a threshold is
     crossed this month. A newly crossed threshold is recorded (a write, so never
     behind the cache)."""
+    grace_banner(viewer)
     try:
         status = cached(budgets.budget_status, viewer)
         if status.crossed:
@@ -294,11 +317,20 @@ def sidebar_balance(viewer: Principal) -> None:
         buy_credits_link(placeholder=False)
 
 
+def billing_enabled() -> bool:
+    """Whether purchases are offered to the viewer's account (PRICING_ENABLE_BILLING and
+    PRICING_BILLING_ROLLOUT)."""
+    try:
+        return _read(billing_enabled_for, (_current().account_id,), {})
+    except PricingError:
+        return False
+
+
 def buy_credits_link(*, placeholder: bool = True) -> None:
-    """A link to the Buy credits page; nothing when purchases are switched off
-    (PRICING_ENABLE_BILLING). Outside the navigation (a page run on its own) a
+    """A link to the Buy credits page; nothing when purchases are not offered to the
+    viewer (`billing_enabled`). Outside the navigation (a page run on its own) a
     disabled button stands in, unless `placeholder` is False."""
-    if not get_settings().enable_billing:
+    if not billing_enabled():
         return
     try:
         st.page_link("pages/buy_credits.py", label="Buy credits", icon=":material/add_card:")

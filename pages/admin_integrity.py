@@ -3,11 +3,17 @@ from datetime import UTC, datetime, time, timedelta
 import streamlit as st
 
 from pages import _format, _session
-from pricing_core.admin.integrity import integrity_report, ledger_check, stripe_reconciliation
+from pricing_core.admin.integrity import (
+    integrity_report,
+    ledger_check,
+    rollout_report,
+    stripe_reconciliation,
+)
 from pricing_core.billing.stripe_api import payments_configured
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.periods import local_moment
+from pricing_core.domain.rollout import Stage
 
 viewer = _session.admin_principal()
 st.title("Integrity")
@@ -101,3 +107,16 @@ cols[0].metric("Rejected API requests", f"{report.api_rejected:,}")
 cols[1].metric("Webhook failures", f"{report.webhook_failed:,}")
 cols[2].metric("Unpriced usage events", f"{report.unpriced_events:,}")
 st.caption(f"Checked at {_format.when(report.checked_at, seconds=True)}.")
+
+st.subheader("Rollout")
+rollout = rollout_report(_session.engine(), viewer)
+st.caption(
+    f"Budget enforcement: `{rollout.enforcement}` · billing: `{rollout.billing}` "
+    "(PRICING_ENFORCEMENT_ROLLOUT, PRICING_ENFORCEMENT_GRACE_DAYS, PRICING_BILLING_ROLLOUT)."
+)
+cols = st.columns(4)
+cols[0].metric("Enforced", f"{rollout.count(Stage.ON):,}")
+cols[1].metric("In grace period", f"{rollout.count(Stage.GRACE):,}")
+cols[2].metric("Not enforced", f"{rollout.count(Stage.OFF):,}")
+cols[3].metric("Billing on", f"{rollout.billing_on:,}")
+_session.table(_format.cohort_rows(rollout.rows[:500]))

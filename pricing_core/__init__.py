@@ -28,10 +28,11 @@ from pricing_core.domain.errors import (
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.holds import Hold, HoldNotActive, HoldNotFound, release
 from pricing_core.limits.rules import LimitExceeded
-from pricing_core.metering.authorize import Settlement, authorize, settle
+from pricing_core.metering.authorize import authorize
 from pricing_core.metering.batch import BatchResult, record_usage_batch
 from pricing_core.metering.estimate import Estimate, estimate_cost
 from pricing_core.metering.record import UsageResult, record_usage
+from pricing_core.metering.settle import Settlement, settle
 
 __version__ = "0.1.0"
 

@@ -4,14 +4,17 @@
 `get_settings.cache_clear()`.
 """
 
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pricing_core.domain.rollout import Rollout
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
@@ -64,6 +67,14 @@ class Settings(BaseSettings):
     enable_billing: bool = _source_name("enable_billing", True)  # off: hide purchases
     # USD per account without its own budget
     default_monthly_budget: Decimal | None = _source_name("default_monthly_budget", None)
+    # Gradual rollout (`domain.rollout`): which accounts the two flags above reach
+    # (all, none, created_after:YYYY-MM-DD, percent:N), and a grace period of N days
+    # that shows enforcement's would-be refusals without refusing, counted from the
+    # later of the account's creation and `enforcement_started_on`.
+    enforcement_rollout: str = "all"
+    billing_rollout: str = "all"
+    enforcement_grace_days: Annotated[int, Field(ge=0, le=365)] = 0
+    enforcement_started_on: date | None = None
     hold_timeout_seconds: int = 900  # an unsettled hold expires after this long
     free_tier_requests_per_day: int = 20  # per anonymous session id, calendar day
     budget_webhook_url: str | None = None  # alerts are POSTed here, signed, when set
@@ -86,6 +97,12 @@ class Settings(BaseSettings):
     plan_message_operations: str = ""
     plan_history_months: int = 3
     stripe_plan_prices: dict[str, str] = {}
+
+    @field_validator("enforcement_rollout", "billing_rollout")
+    @classmethod
+    def _rollout(cls, value: str) -> str:
+        Rollout.parse(value)  # ValueError names the forms
+        return value
 
     @field_validator("timezone")
     @classmethod

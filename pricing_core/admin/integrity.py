@@ -7,7 +7,8 @@
 - price catalog staleness (the genai-prices snapshot, the last operator change);
 - counts of rejected API requests and failed webhooks (`counters`), and the size of
   the unpriced-usage queue;
-- Stripe reconciliation (`stripe_reconciliation`), on request: it calls Stripe.
+- Stripe reconciliation (`stripe_reconciliation`), on request: it calls Stripe;
+- the gradual rollout's cohorts (`rollout_report`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from pricing_core.analytics.prices import CatalogStaleness, catalog_staleness
 from pricing_core.billing.reconcile import ReconcileReport, reconcile
 from pricing_core.config import get_settings
 from pricing_core.domain.principal import Principal, require_admin
+from pricing_core.domain.rollout import Stage
 from pricing_core.ledger.integrity import LedgerReport, verify_ledger
+from pricing_core.limits.rollout import CohortRow, cohorts
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +116,35 @@ def stripe_reconciliation(
 
         run_write(engine, audit)
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutReport:
+    """Who is in which cohort of the gradual rollout (`limits.rollout`): the settings as
+    written, and every account's enforcement stage and billing flag."""
+
+    enforcement: str  # e.g. "created_after:2026-12-01, grace 7 days" or "off"
+    billing: str
+    rows: list[CohortRow]
+
+    def count(self, stage: Stage) -> int:
+        return sum(1 for r in self.rows if r.enforcement is stage)
+
+    @property
+    def billing_on(self) -> int:
+        return sum(1 for r in self.rows if r.billing)
+
+
+def rollout_report(
+    engine: Engine, principal: Principal, *, now: datetime | None = None
+) -> RolloutReport:
+    """The rollout cohorts for the Integrity page. Read-only. Raises: PermissionDenied."""
+    require_admin(principal)
+    settings = get_settings()
+    enforcement = (
+        f"{settings.enforcement_rollout}, grace {settings.enforcement_grace_days} days"
+        if settings.enable_budget_enforcement
+        else "off"
+    )
+    billing = settings.billing_rollout if settings.enable_billing else "off"
+    return RolloutReport(enforcement, billing, cohorts(engine, now=now or datetime.now(UTC)))

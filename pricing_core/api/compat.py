@@ -30,6 +30,14 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
 
 from pricing_core.analytics.account import balance_state, overview
+from pricing_core.api.answers import (
+    balance_out,
+    budget_out,
+    chat_usage_out,
+    estimate_out,
+    model_list_out,
+    save_budget,
+)
 from pricing_core.api.compat_schemas import (
     CompatBalance,
     CompatBudget,
@@ -51,14 +59,6 @@ from pricing_core.api.errors import (
     known_query_only,
 )
 from pricing_core.api.responses import EventOut, response_value, responses_for
-from pricing_core.api.routes import (
-    balance_out,
-    budget_out,
-    chat_usage_out,
-    estimate_out,
-    model_list_out,
-    save_budget,
-)
 from pricing_core.api.schemas import (
     NAME_PATTERN,
     BudgetIn,
@@ -71,7 +71,7 @@ from pricing_core.api.schemas import (
 )
 from pricing_core.billing.checkout import create_checkout
 from pricing_core.config import get_settings
-from pricing_core.domain.errors import ConfigurationError, InsufficientBalance
+from pricing_core.domain.errors import InsufficientBalance
 from pricing_core.domain.usage_event import MAX_TOKENS
 from pricing_core.ledger.wallets import get_wallet
 
@@ -293,8 +293,6 @@ def create_compat_app() -> FastAPI:
         summary="Start a Stripe Checkout for a credit package; send the buyer to `url`",
     )
     def billing_payment(body: CompatPaymentIn, key: Key, db: Db) -> CompatPayment:
-        if not get_settings().enable_billing:
-            raise ConfigurationError("purchases are switched off (PRICING_ENABLE_BILLING)")
         started = create_checkout(db, key, package_id=body.package_id)
         return CompatPayment(session_id=started.session_id, url=started.url)
 

@@ -31,12 +31,13 @@ from pricing_core.billing.fulfilment import fulfil_session_on
 from pricing_core.billing.packages import CreditPackage, UnknownPackage, get_package
 from pricing_core.billing.sessions import SESSION_ID, SIMULATED_PREFIX, Fulfilment, insert_session
 from pricing_core.config import Settings, get_settings
-from pricing_core.domain.errors import PermissionDenied
+from pricing_core.domain.errors import ConfigurationError, PermissionDenied
 from pricing_core.domain.money import cents_to_usd, format_usd
 from pricing_core.domain.principal import Principal, target_account
 from pricing_core.ledger.wallets import (
     idempotent_write,
 )
+from pricing_core.limits.rollout import billing_enabled
 from pricing_core.safety import demo_enabled
 
 
@@ -137,9 +138,14 @@ def create_checkout(
             may name another.
     Returns: CheckoutStart (send the browser to its `url`).
     Raises: PermissionDenied, UnknownPackage (missing or inactive), ConfigurationError
-        (no Stripe key), StripeUnavailable.
+        (no Stripe key, or purchases not offered to the account), StripeUnavailable.
     """
     account_id = target_account(viewer, account_id)
+    if not billing_enabled(engine, account_id):
+        raise ConfigurationError(
+            f"purchases are not offered to account {account_id!r} "
+            "(PRICING_ENABLE_BILLING, PRICING_BILLING_ROLLOUT)"
+        )
     user_id, email = _buyer(viewer, account_id)
     settings = settings or get_settings()
     client = client or stripe_api.stripe_client(settings)

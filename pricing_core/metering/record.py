@@ -29,6 +29,7 @@ from pricing_core.domain.usage_event import UsageEvent, same_content, validate_e
 from pricing_core.ledger.holds import HoldStatus, close_hold_on, lock_wallet_on
 from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
+from pricing_core.limits.rollout import enforced_for
 from pricing_core.metering.charges import charge_before_plan, decide_charge, explain_event
 from pricing_core.metering.rollups import add_to_rollups, stripe_of
 from pricing_core.plans.plan_charges import count_plan_message_on, plan_may_apply
@@ -301,14 +302,16 @@ def record_request_usage(
     engine: Engine, event: UsageEvent, *, now: datetime | None = None
 ) -> tuple[UsageResult, tuple[BudgetAlert, ...]]:
     """Record a model call that was not authorized first (`POST /usage`), as
-    `record_usage` does, plus the product rules: with enforcement off
-    (`PRICING_ENABLE_BUDGET_ENFORCEMENT`) the wallet may overdraw, and the budget
+    `record_usage` does, plus the product rules: with enforcement off for the account
+    (`PRICING_ENABLE_BUDGET_ENFORCEMENT`, its rollout or grace period) the wallet may
+    overdraw, and the budget
     alerts the usage newly reaches are stored (and delivered).
 
     Returns: (UsageResult, alerts newly reached). Raises: as `record_usage`.
     """
-    overdraft = not get_settings().enable_budget_enforcement
-    return _record(engine, event, allow_overdraft=overdraft, now=now, alerts=True)
+    at = now or datetime.now(UTC)
+    overdraft = not enforced_for(engine, event.account_id, now=at)
+    return _record(engine, event, allow_overdraft=overdraft, now=at, alerts=True)
 
 
 def _record(

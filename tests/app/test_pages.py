@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+import streamlit as st
 from genai_prices import Usage, calc_price
 from streamlit.testing.v1 import AppTest
 
@@ -490,3 +491,19 @@ def test_every_page_shows_the_balance_in_the_sidebar_coloured_by_its_state(
     view_as(monkeypatch, "alice")
     at = open_page(page)
     assert any(m.value.startswith("Balance :green[**$10.00**]") for m in at.sidebar.markdown)
+
+
+def test_an_account_in_its_grace_period_sees_what_would_be_refused(small_db, monkeypatch):
+    view_as(monkeypatch, "empty")  # created just now, $0.00
+    at = open_page("overview")
+    assert not any("would be refused" in w.value for w in at.warning)  # no rollout yet
+    monkeypatch.setenv("PRICING_ENFORCEMENT_GRACE_DAYS", "7")
+    get_settings.cache_clear()
+    st.cache_data.clear()  # the settings changed under the running app
+    at = open_page("chats")
+    [notice] = [w.value for w in at.warning if "would be refused" in w.value]
+    assert notice.startswith("Spending limits are enforced from ")
+    assert "insufficient balance on account 'empty'" in notice
+    view_as(monkeypatch, "alice")  # $10.00: in grace too, nothing to refuse
+    at = open_page("overview")
+    assert any("Nothing would be refused now" in i.value for i in at.info)

@@ -44,9 +44,10 @@ from pricing_core.limits.rules import (
     TokenLimitExceeded,
     set_limits,
 )
-from pricing_core.metering.authorize import authorize, settle
+from pricing_core.metering.authorize import authorize
 from pricing_core.metering.estimate import HEURISTIC, count_prompt_tokens, estimate_cost
 from pricing_core.metering.record import record_request_usage, record_usage
+from pricing_core.metering.settle import settle
 
 NOW = datetime(2025, 3, 12, 12, 0, tzinfo=UTC)
 NANO = Decimal("1e-9")

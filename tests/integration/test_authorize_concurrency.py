@@ -28,8 +28,9 @@ from pricing_core.ledger.holds import HoldStatus, count_holds, expire_holds, rel
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
 from pricing_core.limits.rules import SpendLimitExceeded
-from pricing_core.metering.authorize import authorize, settle
+from pricing_core.metering.authorize import authorize
 from pricing_core.metering.record import record_usage
+from pricing_core.metering.settle import settle
 from tests.admin_support import ADMIN
 
 pytestmark = pytest.mark.postgres

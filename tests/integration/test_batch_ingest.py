@@ -20,9 +20,10 @@ from pricing_core.domain.errors import PricingError
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account
-from pricing_core.metering.authorize import authorize, settle
+from pricing_core.metering.authorize import authorize
 from pricing_core.metering.batch import record_usage_batch
 from pricing_core.metering.record import record_usage
+from pricing_core.metering.settle import settle
 from tests.conftest import _admin_engine, _url_for
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)

@@ -3,7 +3,7 @@
 import inspect
 
 import pricing_core
-from pricing_core.metering import authorize, batch, record
+from pricing_core.metering import authorize, batch, record, settle
 
 
 def test_every_name_in_all_is_exported():
@@ -15,7 +15,7 @@ def test_the_package_exports_the_functions_the_readme_documents():
         "record_usage": record.record_usage,
         "record_usage_batch": batch.record_usage_batch,
         "authorize": authorize.authorize,
-        "settle": authorize.settle,
+        "settle": settle.settle,
     }
     for name, function in documented.items():
         assert getattr(pricing_core, name) is function, name

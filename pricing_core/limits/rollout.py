@@ -1,0 +1,119 @@
+"""Which accounts the enforcement and billing flags reach now (`domain.rollout`).
+What enforcement would refuse during a grace period: `metering.grace`.
+
+Settings: `PRICING_ENABLE_BUDGET_ENFORCEMENT` / `PRICING_ENABLE_BILLING` switch a flag
+off for everyone; when on, `PRICING_ENFORCEMENT_ROLLOUT` / `PRICING_BILLING_ROLLOUT`
+choose the accounts, and `PRICING_ENFORCEMENT_GRACE_DAYS` (counted from the later of
+the account's creation and `PRICING_ENFORCEMENT_STARTED_ON`) shows would-be
+refusals without refusing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+
+from pricing_core.adapters.schema import accounts
+from pricing_core.config import get_settings
+from pricing_core.domain.errors import UnknownAccount
+from pricing_core.domain.rollout import Rollout, Stage, stage
+
+
+def enforcement_is_uniform() -> bool:
+    """True when every account gets the same enforcement (no per-account read)."""
+    settings = get_settings()
+    return not settings.enable_budget_enforcement or (
+        Rollout.parse(settings.enforcement_rollout).everyone
+        and settings.enforcement_grace_days == 0
+    )
+
+
+def _created_at(conn: Connection, account_id: str) -> datetime:
+    created = conn.execute(
+        select(accounts.c.created_at).where(accounts.c.id == account_id)
+    ).scalar_one_or_none()
+    if created is None:
+        raise UnknownAccount(f"unknown account {account_id!r}")
+    return created  # type: ignore[no-any-return]
+
+
+def enforcement_on(
+    conn: Connection, account_id: str, *, now: datetime
+) -> tuple[Stage, datetime | None]:
+    """(stage of budget enforcement for the account, end of its grace period or None).
+    Raises: UnknownAccount (only when the rollout needs the account's creation)."""
+    settings = get_settings()
+    if not settings.enable_budget_enforcement:
+        return Stage.OFF, None
+    if enforcement_is_uniform():
+        return Stage.ON, None
+    return stage(
+        Rollout.parse(settings.enforcement_rollout),
+        account_id,
+        _created_at(conn, account_id),
+        now=now,
+        grace_days=settings.enforcement_grace_days,
+        started_on=settings.enforcement_started_on,
+    )
+
+
+def billing_on(conn: Connection, account_id: str) -> bool:
+    """Whether purchases are offered to the account. Raises: UnknownAccount."""
+    settings = get_settings()
+    if not settings.enable_billing:
+        return False
+    rollout = Rollout.parse(settings.billing_rollout)
+    return rollout.everyone or rollout.includes(account_id, _created_at(conn, account_id))
+
+
+def billing_enabled(engine: Engine, account_id: str) -> bool:
+    """`billing_on` in its own connection; False for an unknown account."""
+    try:
+        with engine.connect() as conn:
+            return billing_on(conn, account_id)
+    except UnknownAccount:
+        return False
+
+
+def enforced_for(engine: Engine, account_id: str, *, now: datetime) -> bool:
+    """Whether budget enforcement refuses requests of the account now (not off, not in
+    its grace period). An unknown account counts as enforced (recording refuses it)."""
+    settings = get_settings()
+    if enforcement_is_uniform():
+        return settings.enable_budget_enforcement
+    try:
+        with engine.connect() as conn:
+            return enforcement_on(conn, account_id, now=now)[0] is Stage.ON
+    except UnknownAccount:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class CohortRow:
+    """One account's place in the rollouts (the admin Integrity page)."""
+
+    account_id: str
+    created_at: datetime
+    enforcement: Stage
+    grace_ends_at: datetime | None
+    billing: bool
+
+
+def cohorts(engine: Engine, *, now: datetime) -> list[CohortRow]:
+    """Every account's enforcement stage and billing flag, newest account first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(accounts.c.id, accounts.c.created_at).order_by(
+                accounts.c.created_at.desc(), accounts.c.id
+            )
+        ).all()
+        found = []
+        for account_id, created_at in rows:
+            enforcement, ends = enforcement_on(conn, account_id, now=now)
+            found.append(
+                CohortRow(account_id, created_at, enforcement, ends, billing_on(conn, account_id))
+            )
+    return found
