@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     billing_rollout: str = "all"
     enforcement_grace_days: Annotated[int, Field(ge=0, le=365)] = 0
     enforcement_started_on: date | None = None
+    # Cost optimization under budget pressure (`metering.optimize`): "suggest" adds a
+    # cheaper model and/or fewer output tokens that fit to a refusal or, past a budget
+    # alert, to the hold; "enforce" holds the suggestion instead of refusing. The
+    # cheaper models per operation ("*" for every operation) are JSON, in order, e.g.
+    # {"chat_message": ["gpt-4o-mini"]}.
+    optimization: Literal["off", "suggest", "enforce"] = "off"
+    optimization_fallbacks: dict[str, list[str]] = {}
+    optimization_min_output_tokens: Annotated[int, Field(ge=1, le=100_000)] = 64
     hold_timeout_seconds: int = 900  # an unsettled hold expires after this long
     free_tier_requests_per_day: int = 20  # per anonymous session id, calendar day
     budget_webhook_url: str | None = None  # alerts are POSTed here, signed, when set

@@ -324,6 +324,10 @@ for _column in (
 holds.append_constraint(UniqueConstraint("account_id", "request_id"))
 Index("ix_holds_status_expires", holds.c.status, holds.c.expires_at)
 
+# migration 0011: the model asked for, when authorize held a cheaper one instead
+# (PRICING_OPTIMIZATION=enforce under budget pressure)
+holds.append_column(Column("substituted_for", String(128)))
+
 usage_events.append_column(Column("hold_id", String(64)))  # the hold this event settled
 usage_events.append_column(Column("exceeded_hold", Boolean))  # charged more than was held
 

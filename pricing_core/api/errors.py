@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,7 +26,7 @@ from pricing_core.access.apikeys import (
 )
 from pricing_core.adapters.counters import Counter, count_event
 from pricing_core.adapters.storage import open_database
-from pricing_core.api.responses import amount_str
+from pricing_core.api.responses import amount_str, suggestion_out
 from pricing_core.billing.packages import UnknownPackage
 from pricing_core.billing.stripe_api import StripeUnavailable
 from pricing_core.config import get_settings
@@ -61,7 +62,7 @@ def _error(
 
 
 def _limit_error(
-    status: int, message: str, *, retry_after: int | None, **fields: str
+    status: int, message: str, *, retry_after: int | None, **fields: str | dict[str, Any] | None
 ) -> JSONResponse:
     """A `limit_exceeded` body (`LimitErrorOut`), with `Retry-After` when there is a wait."""
     headers = {"Retry-After": str(retry_after)} if retry_after else None
@@ -91,6 +92,10 @@ _FIELDS = {
 }
 
 
+def _json(model: BaseModel | None) -> dict[str, Any] | None:
+    return None if model is None else model.model_dump(mode="json")
+
+
 def pricing_error_response(exc: PricingError) -> JSONResponse:
     """Translate a PricingError into the API's status code and JSON body."""
     message = str(exc)
@@ -114,6 +119,7 @@ def pricing_error_response(exc: PricingError) -> JSONResponse:
             value=amount_str(exc.value),
             current=amount_str(exc.current),
             requested=amount_str(exc.requested),
+            suggestion=_json(suggestion_out(exc.suggestion)),
         )
     if isinstance(exc, UnknownModel):
         # Like a provider's own API: the model named is not in the price list (404),

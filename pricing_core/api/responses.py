@@ -17,6 +17,17 @@ from pricing_core.domain.money import usd_str
 # ---------------------------------------------------------------- responses
 
 
+class SuggestionOut(BaseModel):
+    """A cheaper way to run the request that fits the budget or cap left
+    (PRICING_OPTIMIZATION)."""
+
+    model: str
+    provider: str
+    max_output_tokens: int
+    price: Money
+    headroom: Money = Field(description="USD left under the budget or cap")
+
+
 class HoldOut(BaseModel):
     id: str
     status: Literal["active", "settled", "released", "expired"]
@@ -33,6 +44,10 @@ class HoldOut(BaseModel):
     created_at: datetime
     expires_at: datetime
     closed_at: datetime | None
+    substituted_for: str | None = Field(
+        None, description="the model asked for, when a cheaper one was held instead"
+    )
+    suggestion: SuggestionOut | None = None
 
 
 class UsageOut(BaseModel):
@@ -171,6 +186,7 @@ class LimitErrorOut(ErrorOut):
     current: str
     requested: str
     retry_after: int | None
+    suggestion: SuggestionOut | None = None
 
 
 def responses_for(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -236,3 +252,8 @@ def rate_str(value: Decimal | None) -> str | None:
 
 def amount_str(value: int | Decimal) -> str:
     return usd_str(value) if isinstance(value, Decimal) else str(value)
+
+
+def suggestion_out(suggestion: object | None) -> SuggestionOut | None:
+    """A `metering.optimize.Suggestion` (or None) as the API shows it."""
+    return None if suggestion is None else response_from(SuggestionOut, suggestion)

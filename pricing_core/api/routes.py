@@ -59,6 +59,7 @@ from pricing_core.api.responses import (
     event_out,
     response_from,
     responses_for,
+    suggestion_out,
 )
 from pricing_core.api.schemas import (
     NAME_PATTERN,
@@ -128,7 +129,7 @@ def create_app() -> FastAPI:
         )
         if decided.grace_notice:  # enforcement's grace period: what it would refuse
             response.headers[GRACE_HEADER] = header_text(decided.grace_notice)
-        return response_from(HoldOut, decided.hold)
+        return response_from(HoldOut, decided.hold, suggestion=suggestion_out(decided.suggestion))
 
     @app.post(
         "/holds/{hold_id}/settle",

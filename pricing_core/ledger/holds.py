@@ -83,6 +83,7 @@ class Hold:
     input_tokens: int | None = None
     max_output_tokens: int | None = None
     estimate_method: str | None = None
+    substituted_for: str | None = None  # the model asked for, when a cheaper one is held
 
 
 _FIELDS = Hold.__slots__  # type: ignore[attr-defined]

@@ -101,6 +101,9 @@ class LimitExceeded(PricingError):
         self.current = current
         self.requested = requested
         self.retry_after = retry_after
+        # a cheaper way to run that fits (`metering.optimize.Suggestion`), when
+        # PRICING_OPTIMIZATION is on
+        self.suggestion: object | None = None
 
 
 def _shown(value: int | Decimal) -> str:

@@ -52,15 +52,27 @@ from pricing_core.ledger.holds import (
     release,
 )
 from pricing_core.ledger.wallets import idempotent_write
+from pricing_core.limits.budgets import status_on
 from pricing_core.limits.checks import check_budgets, check_cost_caps, check_free_tier, check_tokens
 from pricing_core.limits.rollout import enforcement_is_uniform, enforcement_on
-from pricing_core.limits.rules import LimitExceeded, effective_constraints, limit_rows_on
+from pricing_core.limits.rules import (
+    COST_CAPS,
+    LimitExceeded,
+    LimitKind,
+    SpendLimitExceeded,
+    effective_constraints,
+    limit_rows_on,
+)
 from pricing_core.metering.estimate import (
     DEFAULT_OPERATION,
     UnknownUser,
     estimate_cost,
     is_anonymous,
 )
+from pricing_core.metering.optimize import Suggestion, cheaper_fit
+
+# refusals that a cheaper way to run the request can avoid
+PRESSURE = (*COST_CAPS, LimitKind.MONTHLY_BUDGET)
 
 __all__ = [
     "Authorization",
@@ -140,11 +152,14 @@ def authorize(
 
 @dataclass(frozen=True, slots=True)
 class Authorization:
-    """What `authorize_request` decided: the hold, and `grace_notice`, the refusal
-    enforcement would have given had the account's grace period ended (else None)."""
+    """What `authorize_request` decided: the hold; `grace_notice`, the refusal
+    enforcement would have given had the account's grace period ended (else None);
+    `suggestion`, a cheaper fit under budget pressure, which the hold already is
+    when `hold.substituted_for` is set (PRICING_OPTIMIZATION=enforce)."""
 
     hold: Hold
     grace_notice: str | None = None
+    suggestion: Suggestion | None = None  # a cheaper fit (PRICING_OPTIMIZATION)
 
 
 def authorize_request(
@@ -253,9 +268,10 @@ def authorize_request(
         if stage is Stage.OFF:
             return Authorization(place_hold_on(conn, wanted, minimum=None))
         try:
-            _check_limits(conn, wanted, anonymous=anonymous, charged=charged, now=at)
-            minimum = settings.minimum_balance_usd if charged else None
-            return Authorization(place_hold_on(conn, wanted, minimum=minimum))
+            return _hold_within_limits(
+                engine, conn, wanted, anonymous=anonymous, charged=charged, now=at,
+                optimize=settings.optimization if stage is Stage.ON and charged else "off",
+            )  # fmt: skip
         except (LimitExceeded, InsufficientBalance) as refusal:
             if stage is Stage.ON:
                 raise
@@ -263,6 +279,47 @@ def authorize_request(
             return Authorization(place_hold_on(conn, wanted, minimum=None), str(refusal))
 
     return idempotent_write(engine, work)
+
+
+def _hold_within_limits(
+    engine: Engine,
+    conn: Connection,
+    wanted: Hold,
+    *,
+    anonymous: bool,
+    charged: bool,
+    now: datetime,
+    optimize: str,
+) -> Authorization:
+    """Check the limits of `wanted` and hold it (enforcement on). With `optimize`
+    ("suggest" or "enforce", `metering.optimize`), a budget or cost-cap refusal carries
+    a cheaper fit as its `suggestion`, which "enforce" holds instead; past a budget
+    alert, the hold comes with a cheaper fit. Raises: LimitExceeded,
+    InsufficientBalance (nothing written)."""
+    minimum = get_settings().minimum_balance_usd if charged else None
+    try:
+        _check_limits(conn, wanted, anonymous=anonymous, charged=charged, now=now)
+    except SpendLimitExceeded as refusal:
+        if optimize == "off" or refusal.limit not in PRESSURE:
+            raise
+        headroom = Decimal(refusal.value) - Decimal(refusal.current)
+        fit = cheaper_fit(engine, wanted, headroom=headroom, now=now, trim_requested=True)
+        refusal.suggestion = fit
+        if fit is None or optimize != "enforce":
+            raise
+        instead = fit.applied_to(wanted)
+        _check_limits(conn, instead, anonymous=anonymous, charged=charged, now=now)
+        return Authorization(place_hold_on(conn, instead, minimum=minimum), suggestion=fit)
+    hold = place_hold_on(conn, wanted, minimum=minimum)
+    if optimize == "off":
+        return Authorization(hold)
+    budget = status_on(conn, wanted.account_id, now=now, recorded=False)
+    limit = budget.budget.monthly_limit
+    if not budget.crossed or limit is None:
+        return Authorization(hold)
+    left = limit - budget.spend - budget.held + hold.amount  # before this hold
+    fit = cheaper_fit(engine, wanted, headroom=left, now=now, trim_requested=False)
+    return Authorization(hold, suggestion=fit)
 
 
 def _check_limits(

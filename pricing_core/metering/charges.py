@@ -127,13 +127,30 @@ def needs_per_event_charge(
     return anonymous | np.isin(accounts, list(subscribed))
 
 
+SUBSTITUTED_FOR = "substituted_for"  # metadata key: the model asked for (optimization)
+
+
+def with_substitution(explanation: str, model: str, metadata: Any) -> str:
+    """`explanation`, preceded by the substitution when the event's metadata names the
+    model asked for (authorize held `model` instead, under budget pressure)."""
+    asked = metadata.get(SUBSTITUTED_FOR) if isinstance(metadata, dict) else None
+    if not asked:
+        return explanation
+    return f"{model} instead of {asked} (budget pressure, PRICING_OPTIMIZATION); {explanation}"
+
+
 def explain_event(book: PriceBook, row: Any, *, conn: Connection | None = None) -> str:
     """The explanation of a stored event's charge, re-derived from the price book in
     effect at its `created_at`. Falls back to the stored amounts if the price book
     no longer reproduces the charge (e.g. the default markup setting changed).
     Plan charges (included / overage) are explained from the plan version named in
-    the event's `price_version` when a connection `conn` is given.
+    the event's `price_version` when a connection `conn` is given. A substituted
+    model is named first (`with_substitution`).
     """
+    return with_substitution(_explain(book, row, conn), row.model, row.metadata)
+
+
+def _explain(book: PriceBook, row: Any, conn: Connection | None) -> str:
     basis = ChargeBasis(row.charge_basis)
     if basis in (ChargeBasis.INCLUDED, ChargeBasis.OVERAGE) and conn is not None:
         explained = explain_plan_event(conn, row, _payg_price(book, row))

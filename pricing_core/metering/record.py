@@ -30,7 +30,12 @@ from pricing_core.ledger.holds import HoldStatus, close_hold_on, lock_wallet_on
 from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
 from pricing_core.limits.rollout import enforced_for
-from pricing_core.metering.charges import charge_before_plan, decide_charge, explain_event
+from pricing_core.metering.charges import (
+    charge_before_plan,
+    decide_charge,
+    explain_event,
+    with_substitution,
+)
 from pricing_core.metering.rollups import add_to_rollups, stripe_of
 from pricing_core.plans.plan_charges import count_plan_message_on, plan_may_apply
 
@@ -193,7 +198,7 @@ def _recorded(
         quote.price,
         quote.basis,
         quote.price_version,
-        quote.explanation,
+        with_substitution(quote.explanation, event.model, event.metadata),
         balance_after,
         entry_id,
         False,

@@ -34,6 +34,7 @@ from pricing_core.ledger.holds import (
 )
 from pricing_core.ledger.wallets import idempotent_write
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
+from pricing_core.metering.charges import SUBSTITUTED_FOR
 from pricing_core.metering.estimate import DEFAULT_OPERATION
 from pricing_core.metering.record import UsageResult, record_in_one_call, record_on
 
@@ -101,7 +102,7 @@ def settle(
                 output_tokens=output_tokens,
                 cached_tokens=cached_tokens,
                 chat_id=current.chat_id,
-                metadata=metadata,
+                metadata=_noted(metadata, current),
             ),
             now=at,
         )
@@ -156,3 +157,11 @@ def settle(
     if result.alerts:
         deliver_alerts(engine)
     return result
+
+
+def _noted(metadata: Mapping[str, Any] | None, hold: Hold) -> Mapping[str, Any] | None:
+    """The caller's metadata, plus the model asked for when the hold substituted one
+    (the charge's explanation names it; `charges.with_substitution`)."""
+    if not hold.substituted_for:
+        return metadata
+    return {**(metadata or {}), SUBSTITUTED_FOR: hold.substituted_for}

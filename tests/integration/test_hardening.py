@@ -21,7 +21,7 @@ from starlette.requests import Request
 from pricing_core.access.apikeys import create_api_key, reset_default_limiter
 from pricing_core.adapters.counters import Counter, counter_totals
 from pricing_core.adapters.schema_billing import stripe_events
-from pricing_core.api import routes as api_routes
+from pricing_core.api import answers as api_answers
 from pricing_core.api.http import MAX_WEBHOOK_BYTES, routes, stripe_webhook
 from pricing_core.api.routes import create_app
 from pricing_core.domain.principal import Principal
@@ -225,7 +225,7 @@ def test_an_unexpected_failure_is_json_and_counted(api, engine, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(api_routes, "get_wallet", broken)
+    monkeypatch.setattr(api_answers, "get_wallet", broken)
     reply = client.get("/api/v1/balance", headers=key)
     assert reply.status_code == 500
     assert reply.json() == {
