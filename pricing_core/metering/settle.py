@@ -21,7 +21,12 @@ from pricing_core.adapters.server_calls import is_postgres
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import DuplicateRequest, InvalidUsage
-from pricing_core.domain.usage_event import UsageEvent, check_id, validate_event
+from pricing_core.domain.usage_event import (
+    MAX_METADATA_KEYS,
+    UsageEvent,
+    check_id,
+    validate_event,
+)
 from pricing_core.ledger.holds import (
     Hold,
     HoldNotActive,
@@ -162,6 +167,6 @@ def settle(
 def _noted(metadata: Mapping[str, Any] | None, hold: Hold) -> Mapping[str, Any] | None:
     """The caller's metadata, plus the model asked for when the hold substituted one
     (the charge's explanation names it; `charges.with_substitution`)."""
-    if not hold.substituted_for:
-        return metadata
+    if not hold.substituted_for or len(metadata or {}) >= MAX_METADATA_KEYS:
+        return metadata  # a caller's full metadata wins over the note (never refused)
     return {**(metadata or {}), SUBSTITUTED_FOR: hold.substituted_for}
