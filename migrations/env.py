@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import pool
 
-from pricing_core.adapters import schema_billing  # noqa: F401  (registers the billing tables)
+from pricing_core.adapters import schema_billing, schema_notify  # noqa: F401  (registers tables)
 from pricing_core.adapters.schema import metadata
 from pricing_core.adapters.storage import make_engine
 

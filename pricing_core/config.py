@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     admin_upload_max_bytes: int = 1_000_000
     admin_bulk_max_rows: int = 10_000
 
+    # Email notifications (`notify`): the SMTP server, e.g.
+    # smtp://user:pass@host:587?starttls=true, the sender, and the key that signs the
+    # one-click unsubscribe links.
+    smtp_url: SecretStr | None = None
+    email_from: str = "billing@localhost"
+    notification_secret: SecretStr | None = None
+
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str | None = None

@@ -6,6 +6,7 @@ the source systems' paths (`api.compat`) under the rest of `/api`.
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from typing import Any
@@ -14,7 +15,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from pricing_core.adapters.counters import Counter, count_event
@@ -25,7 +26,8 @@ from pricing_core.billing import checkout_events
 from pricing_core.billing.webhooks import Route as WebhookRoute
 from pricing_core.billing.webhooks import WebhookRejected, handle_webhook
 from pricing_core.config import get_settings
-from pricing_core.domain.errors import ConfigurationError
+from pricing_core.domain.errors import ConfigurationError, PricingError
+from pricing_core.notify.preferences import unsubscribe
 from pricing_core.plans import events as plan_events
 from pricing_core.safety import install_log_redaction, load_auth_section, secret_values
 
@@ -98,12 +100,30 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     return JSONResponse({"received": True, "event": result.event_id, "status": str(result.reply)})
 
 
+async def unsubscribe_route(request: Request) -> HTMLResponse:
+    """GET /unsubscribe?token=...: an email's one-click unsubscribe link (signed,
+    expiring); 400 with a plain explanation for a bad or expired link."""
+    engine = await run_in_threadpool(open_database)
+    try:
+        _, kind = await run_in_threadpool(
+            unsubscribe, engine, request.query_params.get("token", "")
+        )
+    except PricingError as exc:
+        return HTMLResponse(f"<p>{html.escape(str(exc))}.</p>", status_code=400)
+    page = f"{get_settings().public_url.rstrip('/')}/notifications"
+    return HTMLResponse(
+        f"<p>You will no longer get {html.escape(kind.replace('_', ' '))} emails. "
+        f'Change this any time on the <a href="{html.escape(page)}">Notifications</a> page.</p>'
+    )
+
+
 def routes() -> list[BaseRoute]:
     """Every HTTP route of the product, for `st.App(routes=...)`."""
 
     return [
         Route("/healthz", health),
         Route("/stripe/webhook", stripe_webhook, methods=["POST"]),
+        Route("/unsubscribe", unsubscribe_route),
         _DotAllMount("/api/v1", app=api_app()),
         _DotAllMount("/api", app=compat_app()),  # after /api/v1, which it would shadow
     ]

@@ -337,6 +337,7 @@ def ensure_user(
     user_id: str,
     *,
     name: str | None = None,
+    email: str | None = None,
     role: str = "member",
     now: datetime | None = None,
 ) -> None:
@@ -350,6 +351,7 @@ def ensure_user(
                 id=user_id,
                 account_id=account_id,
                 name=name or user_id,
+                email=email,
                 role=role,
                 created_at=_now(now),
             )

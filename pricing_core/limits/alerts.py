@@ -3,7 +3,8 @@
 After usage is recorded, `record_alerts_on` compares this month's spend with each
 budget's thresholds and inserts a `budget_alerts` row for every threshold newly
 reached (`ON CONFLICT DO NOTHING` on the unique (account, user, period, threshold):
-concurrent recorders cannot alert twice). The period is the calendar month in
+concurrent recorders cannot alert twice), and the matching email in the outbox
+(`adapters.outbox`). The period is the calendar month in
 `PRICING_TIMEZONE`, so alerts start afresh on the 1st.
 
 When `PRICING_BUDGET_WEBHOOK_URL` is set, `deliver_alerts` POSTs each new alert as
@@ -30,6 +31,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
+from pricing_core.adapters.outbox import Kind, enqueue_on
 from pricing_core.adapters.schema import budget_alerts
 from pricing_core.adapters.storage import dialect_insert, run_write
 from pricing_core.config import get_settings
@@ -93,6 +95,20 @@ def record_alerts_on(
             ).first()
             if row is not None:
                 new.append(_alert(row))
+                enqueue_on(  # the email, in the same transaction, once per alert
+                    conn,
+                    key=f"budget:{account_id}:{rule.user_id}:{period.label}:{threshold}",
+                    kind=Kind.BUDGET_THRESHOLD,
+                    account_id=account_id,
+                    payload={
+                        "user_id": rule.user_id or None,  # a user's budget: to that user
+                        "percent": threshold,
+                        "period": period.label,
+                        "spend": str(spend),
+                        "limit": str(rule.monthly_limit),
+                    },
+                    now=now,
+                )
     return new
 
 

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import ledger_entries, usage_events
 from pricing_core.adapters.server_calls import call_row, is_postgres
+from pricing_core.adapters.storage import run_write
 from pricing_core.catalog.price_book import PriceBook, get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis, Quote
@@ -26,6 +28,7 @@ from pricing_core.domain.errors import DuplicateRequest, InsufficientBalance, Un
 from pricing_core.domain.money import ZERO, nanos_to_usd, usd_to_nanos
 from pricing_core.domain.periods import epoch_micros
 from pricing_core.domain.usage_event import UsageEvent, same_content, validate_event
+from pricing_core.ledger.crossings import crosses, note_crossings_on
 from pricing_core.ledger.holds import HoldStatus, close_hold_on, lock_wallet_on
 from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
@@ -145,6 +148,10 @@ def record_on(
             now=now,
         )
         entry_id, balance_after = posting.entry.id, posting.entry.balance_after
+        note_crossings_on(
+            conn, event.account_id, before=balance_after + quote.price, after=balance_after,
+            now=now,
+        )  # fmt: skip
     else:
         balance_after = get_wallet_on(conn, event.account_id).balance
 
@@ -255,7 +262,16 @@ def record_in_one_call(
         raise UnknownAccount(f"unknown account {event.account_id!r}")
     if outcome != "charged":  # present, plan, budgets, hold
         return None
-    return _recorded(event, quote, event_id, nanos_to_usd(balance_after), entry_id)
+    after = nanos_to_usd(balance_after)
+    if crosses(after + quote.price, after):  # rare: its own transaction, keyed once
+        run_write(
+            engine,
+            partial(
+                note_crossings_on, account_id=event.account_id, before=after + quote.price,
+                after=after, now=now,
+            ),
+        )  # fmt: skip
+    return _recorded(event, quote, event_id, after, entry_id)
 
 
 def _replayed(conn: Connection, row: Any, book: PriceBook) -> UsageResult:

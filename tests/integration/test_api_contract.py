@@ -1,5 +1,6 @@
-"""Schemathesis against the live `/api/v1` and the source systems' `/api` paths (served by `streamlit run app.py`, PostgreSQL,
-seeded, a valid API key): no 5xx, and every response matches the OpenAPI document.
+"""Schemathesis against the live `/api/v1` and the source systems' `/api` paths (served
+by `streamlit run app.py`, PostgreSQL, seeded, a valid API key): no 5xx, and every
+response matches the OpenAPI document.
 
 The number of generated requests is bounded (hypothesis `max_examples` per operation).
 """

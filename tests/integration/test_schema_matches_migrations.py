@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from pricing_core.adapters import schema, schema_billing  # noqa: F401  (registers billing)
+from pricing_core.adapters import schema, schema_billing, schema_notify  # noqa: F401
 
 
 def test_the_migrated_database_and_the_schema_module_agree(engine):

@@ -29,6 +29,8 @@ NOT_DISTRIBUTED = {
     "audit_log": "the operator's log; account_id is optional (actions on no account)",
     "stripe_events": "Stripe's webhook log, deduplicated by Stripe's global event id before "
     "the account is known; grows with payments, not with usage",
+    "notifications": "the outbox, deduplicated by a global key; account_id is optional "
+    "(admin reports) and rows grow with crossings and alerts, not with usage",
 }
 
 
