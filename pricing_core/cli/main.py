@@ -16,6 +16,7 @@ from pricing_core.cli import (
     demo,
     holds,
     imports,
+    jobs,
     ledger,
     limits,
     packages,
@@ -57,6 +58,7 @@ GROUPS: dict[str, typer.Typer] = {
     "users": users.app,
     "apikeys": apikeys.app,
     "api": api.app,
+    "jobs": jobs.app,
 }
 for name, group in GROUPS.items():
     app.add_typer(group, name=name)

@@ -1,0 +1,194 @@
+"""Scheduled jobs (`pricing-core jobs ...`), run by APScheduler in one process, with
+times in `PRICING_TIMEZONE`.
+
+Each run is claimed by inserting its (job, slot) row in `job_runs` first: the slot
+is the scheduled time, so two schedulers side by side run each job once per
+schedule, and the row keeps the run's outcome for `jobs list`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from pricing_core.adapters.schema_notify import job_runs
+from pricing_core.adapters.storage import run_write
+from pricing_core.config import get_settings
+from pricing_core.domain.errors import InvalidUsage
+from pricing_core.jobs.reports import high_cost_report, ledger_check
+from pricing_core.ledger.holds import expire_holds
+from pricing_core.limits.alerts import deliver_alerts
+from pricing_core.notify.deliver import deliver_notifications
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job: every `every` (a timedelta) or daily `at` (hour, minute, local time)."""
+
+    name: str
+    description: str
+    run: Callable[[Engine, datetime], str]
+    every: timedelta | None = None
+    at: tuple[int, int] | None = None
+
+    @property
+    def schedule(self) -> str:
+        if self.every is not None:
+            return f"every {int(self.every.total_seconds())} s"
+        assert self.at is not None
+        return f"daily at {self.at[0]:02d}:{self.at[1]:02d} ({get_settings().timezone})"
+
+    def slot(self, at: datetime) -> str:
+        """The schedule slot `at` falls in: the same for every scheduler's run of it."""
+        if self.every is not None:
+            step = int(self.every.total_seconds())
+            return datetime.fromtimestamp(int(at.timestamp()) // step * step, UTC).isoformat()
+        return at.astimezone(get_settings().tz).date().isoformat()
+
+
+def _expire(engine: Engine, now: datetime) -> str:
+    return f"{expire_holds(engine, now=now)} hold(s) expired"
+
+
+def _deliver(engine: Engine, now: datetime) -> str:
+    report = deliver_notifications(engine, now=now)
+    webhooks = deliver_alerts(engine)
+    return f"{report.sent} sent, {report.retried} to retry, {report.skipped} skipped; {webhooks}"
+
+
+JOBS: dict[str, Job] = {
+    j.name: j
+    for j in (
+        Job("expire-holds", "expire holds past their timeout", _expire, every=timedelta(minutes=1)),
+        Job(
+            "deliver",
+            "send due notifications and budget webhooks",
+            _deliver,
+            every=timedelta(minutes=1),
+        ),  # fmt: skip
+        Job(
+            "high-cost",
+            "email the admins the accounts over PRICING_HIGH_COST_USD today",
+            lambda e, n: high_cost_report(e, now=n),
+            at=(2, 0),
+        ),  # fmt: skip
+        Job(
+            "ledger-verify",
+            "verify the whole ledger; email the admins on a violation",
+            lambda e, n: ledger_check(e, now=n),
+            at=(3, 0),
+        ),  # fmt: skip
+    )
+}
+
+
+def job(name: str) -> Job:
+    """Raises: InvalidUsage for an unknown job (naming the jobs)."""
+    if name not in JOBS:
+        raise InvalidUsage(f"unknown job {name!r}; jobs: {', '.join(JOBS)}")
+    return JOBS[name]
+
+
+def run_job(engine: Engine, name: str, *, slot: str, now: datetime | None = None) -> str | None:
+    """Run job `name` for `slot` unless a run of that slot was claimed already.
+
+    Returns: the outcome line, or None when another scheduler ran this slot. A failing
+    job's error is recorded (outcome "failed") and logged, never raised."""
+    at = now or datetime.now(UTC)
+    chosen = job(name)
+    try:
+        run_id = run_write(
+            engine,
+            lambda conn: conn.execute(
+                insert(job_runs).values(job=name, slot=slot, started_at=at).returning(job_runs.c.id)
+            ).scalar_one(),
+        )
+    except IntegrityError:
+        return None
+    try:
+        detail, outcome = chosen.run(engine, at), "ok"
+    except Exception as exc:  # recorded and logged; the next schedule runs again
+        log.exception("job %s failed", name)
+        detail, outcome = f"{type(exc).__name__}: {exc}", "failed"
+    finished = datetime.now(UTC)
+    run_write(
+        engine,
+        lambda conn: conn.execute(
+            update(job_runs)
+            .where(job_runs.c.id == run_id)
+            .values(finished_at=finished, outcome=outcome, detail=detail[:1000])
+        ),
+    )
+    return f"{outcome}: {detail}"
+
+
+def run_once(engine: Engine, name: str, *, now: datetime | None = None) -> str:
+    """Run a job now, outside its schedule (`jobs run-once`)."""
+    return run_job(engine, name, slot=f"once:{uuid.uuid4().hex}", now=now) or ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    name: str
+    description: str
+    schedule: str
+    last_started_at: datetime | None
+    last_outcome: str | None
+    last_detail: str | None
+
+
+def job_statuses(engine: Engine) -> list[JobStatus]:
+    """Every job with its schedule and its last run (`jobs list`)."""
+    r = job_runs.c
+    latest = select(r.job, func.max(r.id).label("id")).group_by(r.job).subquery()
+    with engine.connect() as conn:
+        rows = {
+            row.job: row
+            for row in conn.execute(
+                select(r.job, r.started_at, r.outcome, r.detail).join(latest, latest.c.id == r.id)
+            )
+        }
+    return [
+        JobStatus(
+            j.name,
+            j.description,
+            j.schedule,
+            *(
+                (rows[j.name].started_at, rows[j.name].outcome, rows[j.name].detail)
+                if j.name in rows
+                else (None, None, None)
+            ),
+        )  # fmt: skip
+        for j in JOBS.values()
+    ]
+
+
+def scheduler(engine: Engine, **options: Any) -> BlockingScheduler:
+    """The scheduler of every job (call `.start()`; it blocks)."""
+    tz = get_settings().tz
+    schedule = BlockingScheduler(timezone=tz, **options)
+    for chosen in JOBS.values():
+        trigger = (
+            IntervalTrigger(seconds=int(chosen.every.total_seconds()), timezone=tz)
+            if chosen.every is not None
+            else CronTrigger(hour=chosen.at[0], minute=chosen.at[1], timezone=tz)  # type: ignore[index]
+        )
+
+        def fire(chosen: Job = chosen) -> None:
+            now = datetime.now(UTC)
+            run_job(engine, chosen.name, slot=chosen.slot(now), now=now)
+
+        schedule.add_job(fire, trigger, id=chosen.name, coalesce=True, max_instances=1)
+    return schedule

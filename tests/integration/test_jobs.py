@@ -1,0 +1,137 @@
+"""Scheduled jobs: the daily high-cost report on the real trace (emailed once, listing
+exactly the accounts an independent sum finds), the ledger check's alarm, and one
+run per schedule slot however many schedulers race for it."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from pricing_core.cli.main import app
+from pricing_core.jobs.scheduler import JOBS, job_statuses, run_job, run_once, scheduler
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.importers import DEFAULT_MODEL_MIX, import_azure_trace
+from pricing_core.metering.trace import TraceMapping, parse_model_mix
+from pricing_core.notify.deliver import deliver_notifications
+from tests.admin_trace import TRACE_DIR, exported
+from tests.integration.test_notifications import smtp  # noqa: F401 - the SMTP fixture
+
+NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # mid-day: the whole trace hour is today
+
+
+def test_the_high_cost_report_on_the_real_trace_lists_exactly_the_accounts_over_5(
+    sqlite_url,
+    monkeypatch,
+    smtp,  # noqa: F811
+):
+    from pricing_core.adapters.storage import make_engine
+
+    engine = make_engine(sqlite_url)
+    summary = import_azure_trace(
+        engine,
+        TRACE_DIR / "AzureLLMInferenceTrace_conv.csv",
+        TraceMapping(
+            operation="chat_message", seed=7, users=12, models=parse_model_mix(DEFAULT_MODEL_MIX)
+        ),
+        opening_balance=Decimal(5),
+        allow_overdraft=True,
+        shift_to_now=True,
+        now=NOW,
+    )
+    assert summary.imported > 19_000
+    create_account(engine, "ops", name="Operator", email="ops@example.com", role="admin",
+                   opening_credit=Decimal(0), now=NOW)  # fmt: skip
+    usage, _ = exported(engine)
+    today: dict[str, Decimal] = defaultdict(Decimal)
+    for row in usage:
+        if row["created_at"].startswith(NOW.date().isoformat()):
+            today[row["account_id"]] += Decimal(row["price_usd"])
+    expected = {a for a, spent in today.items() if spent >= 5}
+    assert expected and expected != set(today)  # some accounts over $5, some under
+
+    outcome = run_once(engine, "high-cost", now=NOW)
+    assert outcome == f"ok: {len(expected)} account(s) listed"
+    assert deliver_notifications(engine, now=NOW).sent == 1
+    [report] = smtp.messages
+    assert report["To"] == "ops@example.com"
+    assert report["Subject"] == f"High-cost accounts on {NOW.date()}"
+    body = report.get_body(("plain",)).get_content()
+    listed = {
+        line.split("(")[1].split(")")[0] for line in body.splitlines() if line.startswith("- ")
+    }
+    assert listed == expected
+
+    again = run_once(engine, "high-cost", now=NOW)
+    assert again.endswith("(already sent today)")
+    assert deliver_notifications(engine, now=NOW).sent == 0 and len(smtp.messages) == 1
+
+
+def test_a_ledger_violation_fails_the_job_and_emails_the_admins(engine, monkeypatch, smtp):  # noqa: F811
+    monkeypatch.setenv("PRICING_ADMIN_EMAILS", "ops@example.com")
+    from pricing_core.config import get_settings
+
+    get_settings.cache_clear()
+    create_account(engine, "acme", name="Acme", opening_credit=Decimal(5))
+    assert run_once(engine, "ledger-verify").startswith("ok: ledger OK")
+    with engine.begin() as conn:  # corrupt a balance behind the ledger's back
+        conn.execute(sa.text("UPDATE wallets SET balance = balance + 1 WHERE account_id = 'acme'"))
+    outcome = run_once(engine, "ledger-verify")
+    assert outcome.startswith("failed: RuntimeError: 1 ledger violation")
+    deliver_notifications(engine)
+    [alarm] = smtp.messages
+    assert alarm["Subject"] == "The ledger check found 1 violation(s)"
+    statuses = {s.name: s for s in job_statuses(engine)}
+    assert statuses["ledger-verify"].last_outcome == "failed"
+    assert statuses["high-cost"].last_started_at is None
+
+
+@pytest.mark.postgres
+def test_schedulers_racing_for_one_slot_run_the_job_once(pg_engine):
+    slot = JOBS["expire-holds"].slot(NOW)
+    outcomes: list[str | None] = []
+    barrier = threading.Barrier(8)
+
+    def scheduler_thread() -> None:
+        barrier.wait()
+        outcomes.append(run_job(pg_engine, "expire-holds", slot=slot, now=NOW))
+
+    threads = [threading.Thread(target=scheduler_thread) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert [o for o in outcomes if o is not None] == ["ok: 0 hold(s) expired"]
+    assert outcomes.count(None) == 7
+    with pg_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM job_runs")).scalar_one() == 1
+    assert run_job(pg_engine, "expire-holds", slot=JOBS["expire-holds"].slot(NOW.replace(minute=1)))
+
+
+def test_slots_and_the_scheduler_follow_the_schedules(monkeypatch):
+    monkeypatch.setenv("PRICING_TIMEZONE", "Asia/Tokyo")
+    from pricing_core.config import get_settings
+
+    get_settings.cache_clear()
+    late = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)  # 01:30 on the 21st in Tokyo
+    assert JOBS["high-cost"].slot(late) == "2026-11-21"
+    assert JOBS["deliver"].slot(late.replace(second=42)) == JOBS["deliver"].slot(late)
+    jobs = {j.id: j for j in scheduler(None).get_jobs()}  # type: ignore[arg-type]
+    assert set(jobs) == set(JOBS)
+    assert "hour='2'" in str(jobs["high-cost"].trigger)
+
+
+def test_the_jobs_command_lists_runs_and_refuses_an_unknown_job(engine):
+    runner = CliRunner()
+    assert runner.invoke(app, ["jobs", "run-once", "expire-holds"]).output == (
+        "ok: 0 hold(s) expired\n"
+    )
+    listed = runner.invoke(app, ["jobs", "list"]).output.splitlines()
+    assert listed[0].startswith("expire-holds\tevery 60 s\tlast run ")
+    unknown = runner.invoke(app, ["jobs", "run-once", "nightly"])
+    assert unknown.exit_code == 2 and "jobs: expire-holds, deliver" in unknown.output
