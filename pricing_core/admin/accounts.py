@@ -135,6 +135,7 @@ def adjust_balance(
     Raises: PermissionDenied, InvalidUsage, ConfirmationRequired, UnknownAccount,
         InsufficientBalance, IdempotencyConflict.
     """
+    require_admin(principal)  # before reading any argument: a member learns nothing
     value = admin_amount(amount, positive=False)
     return _post_adjustment(
         engine,
@@ -177,6 +178,7 @@ def set_balance(
         ConfirmationRequired, UnknownAccount, InsufficientBalance (the target is below
         the amount held by active holds).
     """
+    require_admin(principal)
     try:
         value = to_usd(target)
     except ValueError as exc:

@@ -60,6 +60,7 @@ ARGS: dict[str, dict] = {
     "unpriced_queue": {},
     "integrity_report": {},
     "ledger_check": {},
+    "rollout_report": {},
     "stripe_reconciliation": {"since": None},
     "list_audit": {},
     "counter_totals": {"since": D1, "until": D2},

@@ -174,6 +174,7 @@ ADMIN_ONLY = {
     "analytics.accounts.account_ledger",
     "analytics.accounts.account_usage",
     "admin.accounts.adjust_balance",
+    "admin.accounts.set_balance",
     "admin.grants.bulk_grant",
     "analytics.revenue.revenue_report",
     "analytics.revenue.revenue_breakdown",
@@ -194,6 +195,8 @@ ADMIN_ONLY = {
     "admin.integrity.integrity_report",
     "admin.integrity.ledger_check",
     "admin.integrity.stripe_reconciliation",
+    "admin.integrity.rollout_report",
+    "notify.deliver.notification_log",
     "analytics.spend_watch.high_cost_accounts",
     "analytics.spend_watch.spend_anomalies",
     "analytics.spend_watch.unpriced_queue",
@@ -209,6 +212,10 @@ NOT_QUERIES = {
     "domain.principal.target_account",
     "adapters.audit.actor_of",
     "admin.accounts.audit_balance_change",  # inside an admin write, after require_admin
+    # the viewer's own notification choices: no other account's id can be named
+    "notify.preferences.member_kinds",
+    "notify.preferences.preferences",
+    "notify.preferences.set_preference",
 }
 
 
