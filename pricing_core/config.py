@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = None
     email_from: str = "billing@localhost"
     notification_secret: SecretStr | None = None
+    # admins are told when the genai-prices snapshot knows no price newer than this
+    catalog_max_age_days: Annotated[int, Field(ge=1, le=3650)] = 120
 
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None

@@ -20,12 +20,39 @@ class Kind(StrEnum):
     LOW_BALANCE = "low_balance"
     CRITICAL_BALANCE = "critical_balance"
     BUDGET_THRESHOLD = "budget_threshold"
+    UNUSUAL_SPEND = "unusual_spend"
+    WEEKLY_SUMMARY = "weekly_summary"
+    PAYMENT_FAILED = "payment_failed"
     HIGH_COST_REPORT = "high_cost_report"  # admins
+    SPEND_ANOMALIES = "spend_anomalies"  # admins
+    CATALOG_STALE = "catalog_stale"  # admins
     LEDGER_CHECK_FAILED = "ledger_check_failed"  # admins
 
     @property
     def for_admins(self) -> bool:
-        return self in (Kind.HIGH_COST_REPORT, Kind.LEDGER_CHECK_FAILED)
+        return self in ADMIN_KINDS
+
+    @property
+    def label(self) -> str:
+        """What the kind is, for the Notifications page."""
+        return LABELS[self]
+
+
+ADMIN_KINDS = frozenset(
+    {Kind.HIGH_COST_REPORT, Kind.SPEND_ANOMALIES, Kind.CATALOG_STALE, Kind.LEDGER_CHECK_FAILED}
+)
+LABELS = {
+    Kind.LOW_BALANCE: "Low balance (below PRICING_LOW_BALANCE_USD, $1.00 by default)",
+    Kind.CRITICAL_BALANCE: "Almost out of credit (below $0.10 by default)",
+    Kind.BUDGET_THRESHOLD: "Budget alert thresholds reached",
+    Kind.UNUSUAL_SPEND: "Unusual spending (the daily rate jumped against your usual)",
+    Kind.WEEKLY_SUMMARY: "Weekly usage summary (Mondays)",
+    Kind.PAYMENT_FAILED: "A payment failed",
+    Kind.HIGH_COST_REPORT: "Admins: the daily high-cost accounts report",
+    Kind.SPEND_ANOMALIES: "Admins: accounts whose spending jumped",
+    Kind.CATALOG_STALE: "Admins: the price catalog is getting old",
+    Kind.LEDGER_CHECK_FAILED: "Admins: the nightly ledger check failed",
+}
 
 
 def enqueue_on(
@@ -55,5 +82,6 @@ def enqueue_on(
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["key"])
-    )
-    return bool(written.rowcount)
+        .returning(notifications.c.id)
+    ).first()
+    return written is not None

@@ -12,6 +12,7 @@ import stripe
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
+from pricing_core.adapters.outbox import Kind, enqueue_on
 from pricing_core.adapters.schema import accounts
 from pricing_core.billing import stripe_api
 from pricing_core.billing.packages import UnknownPackage, _package_on
@@ -240,6 +241,12 @@ def mark_session_on(
     if row.status in (SessionStatus.COMPLETE, SessionStatus.MISMATCH):
         return f"session {row.id} is {row.status}: left as it is"
     set_session(conn, row, now, status=status)
+    if status is SessionStatus.FAILED:  # tell the buyer, in this transaction, once
+        enqueue_on(
+            conn, key=f"payment_failed:{row.id}", kind=Kind.PAYMENT_FAILED,
+            account_id=row.account_id, payload={"amount": str(row.credits + row.bonus)},
+            now=now,
+        )  # fmt: skip
     return f"session {row.id} marked {status}"
 
 

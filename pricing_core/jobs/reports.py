@@ -1,15 +1,23 @@
-"""What the scheduled jobs put in the outbox: the daily high-cost report and the
-ledger check's failure, for the admins, once per day (`adapters.outbox`)."""
+"""What the scheduled jobs put in the outbox (`adapters.outbox`), each once per its
+period: the daily high-cost report, unusual spending (each account, and a list for
+the admins), the weekly summary of each account that used anything, a price catalog
+older than `PRICING_CATALOG_MAX_AGE_DAYS`, and the ledger check's failure."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Engine
 
 from pricing_core.adapters.outbox import Kind, enqueue_on
 from pricing_core.adapters.storage import run_write
-from pricing_core.analytics.spend_watch import high_cost_accounts
+from pricing_core.analytics.account import overview
+from pricing_core.analytics.prices import catalog_staleness
+from pricing_core.analytics.revenue import top_accounts
+from pricing_core.analytics.spend_watch import high_cost_accounts, spend_anomalies
+from pricing_core.analytics.usage import usage_report
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.principal import Principal
@@ -71,3 +79,85 @@ def ledger_check(engine: Engine, *, now: datetime) -> str:
         ),
     )  # fmt: skip
     raise RuntimeError(f"{len(report.violations)} ledger violation(s); the admins are emailed")
+
+
+def _enqueue(engine: Engine, **fields: Any) -> bool:
+    return bool(run_write(engine, lambda conn: enqueue_on(conn, **fields)))
+
+
+def unusual_spend(engine: Engine, *, now: datetime) -> str:
+    """Tell each account whose spend rate jumped today (`spend_anomalies`), and the
+    admins the list, once per local day."""
+    day = now.astimezone(get_settings().tz).date()
+    jumps = spend_anomalies(engine, JOBS_PRINCIPAL, now=now)
+    listed = [
+        {"account_id": a.account_id, "name": a.name, "recent": str(a.recent_daily),
+         "baseline": str(a.baseline_daily), "ratio": str(a.ratio or "new")}
+        for a in jumps
+    ]  # fmt: skip
+    for entry in listed:
+        _enqueue(
+            engine, key=f"unusual:{entry['account_id']}:{day}", kind=Kind.UNUSUAL_SPEND,
+            account_id=entry["account_id"], payload={"day": day.isoformat(), **entry}, now=now,
+        )  # fmt: skip
+    if listed:
+        _enqueue(
+            engine, key=f"anomalies:{day}", kind=Kind.SPEND_ANOMALIES, account_id=None,
+            payload={"day": day.isoformat(), "accounts": listed}, now=now,
+        )  # fmt: skip
+    return f"{len(listed)} account(s) with a jump"
+
+
+def weekly_summaries(engine: Engine, *, now: datetime) -> str:
+    """Each account that spent anything in the last 7 complete local days gets its
+    summary (spend, requests, top models and operations, balance and runway), once
+    per ISO week."""
+    today = now.astimezone(get_settings().tz).date()
+    start, end = today - timedelta(days=7), today - timedelta(days=1)
+    week = f"{end.isocalendar().year}-W{end.isocalendar().week:02d}"
+    spenders = top_accounts(engine, JOBS_PRINCIPAL, start=start, end=end, limit=1000)
+    written = 0
+    for account in spenders:
+        report = usage_report(engine, JOBS_PRINCIPAL, start=start, end=end,
+                              account_id=account.account_id).daily  # fmt: skip
+        glance = overview(engine, JOBS_PRINCIPAL, account_id=account.account_id, now=now)
+        payload = {
+            "start": start.isoformat(), "end": end.isoformat(), "spend": str(account.spend),
+            "requests": int(report["requests"].sum()), "balance": str(glance.balance),
+            "runway": glance.forecast.message,
+            "models": _top(report, "model"), "operations": _top(report, "operation"),
+        }  # fmt: skip
+        written += _enqueue(
+            engine, key=f"weekly:{account.account_id}:{week}", kind=Kind.WEEKLY_SUMMARY,
+            account_id=account.account_id, payload=payload, now=now,
+        )  # fmt: skip
+    return f"{written} summary(ies) for {start}..{end}"
+
+
+def _top(report: Any, column: str, count: int = 3) -> list[dict[str, str]]:
+    """The `count` costliest values of `column` in a usage report, exact USD strings."""
+    spent: dict[str, Decimal] = {}
+    for name, cost in zip(report[column], report["cost"], strict=True):
+        spent[name] = spent.get(name, Decimal(0)) + cost
+    ranked = sorted(spent.items(), key=lambda item: (-item[1], item[0]))[:count]
+    return [{"name": name, "spend": str(cost)} for name, cost in ranked]
+
+
+def catalog_check(engine: Engine, *, now: datetime) -> str:
+    """Tell the admins, once per ISO week, when the price catalog knows no price change
+    newer than `PRICING_CATALOG_MAX_AGE_DAYS`."""
+    stale = catalog_staleness(engine, JOBS_PRINCIPAL, now=now)
+    limit = get_settings().catalog_max_age_days
+    as_of = stale.snapshot_prices_as_of
+    today = now.astimezone(get_settings().tz).date()
+    age = None if as_of is None else (today - as_of).days
+    if age is not None and age <= limit:
+        return f"catalog prices up to {as_of}: {age} days old, within {limit}"
+    week = f"{today.isocalendar().year}-W{today.isocalendar().week:02d}"
+    _enqueue(
+        engine, key=f"catalog:{week}", kind=Kind.CATALOG_STALE, account_id=None,
+        payload={"version": stale.catalog_version, "as_of": str(as_of or "unknown"),
+                 "age": age if age is not None else "unknown", "max_age": limit},
+        now=now,
+    )  # fmt: skip
+    return f"catalog prices up to {as_of}: {age} days old, over {limit}; admins told"

@@ -25,7 +25,13 @@ from pricing_core.adapters.schema_notify import job_runs
 from pricing_core.adapters.storage import run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
-from pricing_core.jobs.reports import high_cost_report, ledger_check
+from pricing_core.jobs.reports import (
+    catalog_check,
+    high_cost_report,
+    ledger_check,
+    unusual_spend,
+    weekly_summaries,
+)
 from pricing_core.ledger.holds import expire_holds
 from pricing_core.limits.alerts import deliver_alerts
 from pricing_core.notify.deliver import deliver_notifications
@@ -42,20 +48,36 @@ class Job:
     run: Callable[[Engine, datetime], str]
     every: timedelta | None = None
     at: tuple[int, int] | None = None
+    weekday: int | None = None  # with `at`: weekly on this day (0 = Monday)
 
     @property
     def schedule(self) -> str:
         if self.every is not None:
             return f"every {int(self.every.total_seconds())} s"
         assert self.at is not None
-        return f"daily at {self.at[0]:02d}:{self.at[1]:02d} ({get_settings().timezone})"
+        when = "daily" if self.weekday is None else f"{WEEKDAYS[self.weekday]}s"
+        return f"{when} at {self.at[0]:02d}:{self.at[1]:02d} ({get_settings().timezone})"
 
     def slot(self, at: datetime) -> str:
         """The schedule slot `at` falls in: the same for every scheduler's run of it."""
         if self.every is not None:
             step = int(self.every.total_seconds())
             return datetime.fromtimestamp(int(at.timestamp()) // step * step, UTC).isoformat()
-        return at.astimezone(get_settings().tz).date().isoformat()
+        day = at.astimezone(get_settings().tz).date()
+        if self.weekday is not None:
+            return f"{day.isocalendar().year}-W{day.isocalendar().week:02d}"
+        return day.isoformat()
+
+    def trigger(self) -> IntervalTrigger | CronTrigger:
+        tz = get_settings().tz
+        if self.every is not None:
+            return IntervalTrigger(seconds=int(self.every.total_seconds()), timezone=tz)
+        assert self.at is not None
+        weekday = None if self.weekday is None else WEEKDAYS[self.weekday][:3].lower()
+        return CronTrigger(day_of_week=weekday, hour=self.at[0], minute=self.at[1], timezone=tz)
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 def _expire(engine: Engine, now: datetime) -> str:
@@ -77,19 +99,38 @@ JOBS: dict[str, Job] = {
             "send due notifications and budget webhooks",
             _deliver,
             every=timedelta(minutes=1),
-        ),  # fmt: skip
+        ),
         Job(
             "high-cost",
             "email the admins the accounts over PRICING_HIGH_COST_USD today",
             lambda e, n: high_cost_report(e, now=n),
             at=(2, 0),
-        ),  # fmt: skip
+        ),
+        Job(
+            "unusual-spend",
+            "email each account whose spending jumped today, and the admins",
+            lambda e, n: unusual_spend(e, now=n),
+            every=timedelta(hours=1),
+        ),
+        Job(
+            "weekly-summary",
+            "email each account its last week's usage",
+            lambda e, n: weekly_summaries(e, now=n),
+            at=(8, 0),
+            weekday=0,
+        ),
+        Job(
+            "catalog-check",
+            "email the admins when the price catalog is old",
+            lambda e, n: catalog_check(e, now=n),
+            at=(4, 0),
+        ),
         Job(
             "ledger-verify",
             "verify the whole ledger; email the admins on a violation",
             lambda e, n: ledger_check(e, now=n),
             at=(3, 0),
-        ),  # fmt: skip
+        ),
     )
 }
 
@@ -177,18 +218,12 @@ def job_statuses(engine: Engine) -> list[JobStatus]:
 
 def scheduler(engine: Engine, **options: Any) -> BlockingScheduler:
     """The scheduler of every job (call `.start()`; it blocks)."""
-    tz = get_settings().tz
-    schedule = BlockingScheduler(timezone=tz, **options)
+    schedule = BlockingScheduler(timezone=get_settings().tz, **options)
     for chosen in JOBS.values():
-        trigger = (
-            IntervalTrigger(seconds=int(chosen.every.total_seconds()), timezone=tz)
-            if chosen.every is not None
-            else CronTrigger(hour=chosen.at[0], minute=chosen.at[1], timezone=tz)  # type: ignore[index]
-        )
 
         def fire(chosen: Job = chosen) -> None:
             now = datetime.now(UTC)
             run_job(engine, chosen.name, slot=chosen.slot(now), now=now)
 
-        schedule.add_job(fire, trigger, id=chosen.name, coalesce=True, max_instances=1)
+        schedule.add_job(fire, chosen.trigger(), id=chosen.name, coalesce=True, max_instances=1)
     return schedule

@@ -39,17 +39,42 @@ SUBJECTS = {
     Kind.LOW_BALANCE: "Low balance on {account_name}: {balance}",
     Kind.CRITICAL_BALANCE: "Almost out of credit on {account_name}: {balance}",
     Kind.BUDGET_THRESHOLD: "{account_name} used {percent} % of its monthly budget",
+    Kind.UNUSUAL_SPEND: "Unusual spending on {account_name}: {recent} on {day}",
+    Kind.WEEKLY_SUMMARY: "{account_name}: {spend} spent from {start} to {end}",
+    Kind.PAYMENT_FAILED: "A payment of {amount} for {account_name} failed",
     Kind.HIGH_COST_REPORT: "High-cost accounts on {day}",
+    Kind.SPEND_ANOMALIES: "Spending jumped on {day}",
+    Kind.CATALOG_STALE: "The price catalog is {age} days old",
     Kind.LEDGER_CHECK_FAILED: "The ledger check found {count} violation(s)",
 }
-PAGES = {  # where each kind's email links back to
+PAGES = {  # where each kind's email links back to ("": Overview)
     Kind.LOW_BALANCE: "buy_credits",
     Kind.CRITICAL_BALANCE: "buy_credits",
     Kind.BUDGET_THRESHOLD: "budget",
+    Kind.UNUSUAL_SPEND: "usage",
+    Kind.WEEKLY_SUMMARY: "",
+    Kind.PAYMENT_FAILED: "buy_credits",
     Kind.HIGH_COST_REPORT: "admin_usage",
+    Kind.SPEND_ANOMALIES: "admin_usage",
+    Kind.CATALOG_STALE: "admin_integrity",
     Kind.LEDGER_CHECK_FAILED: "admin_integrity",
 }
-MONEY_FIELDS = ("balance", "threshold", "spend", "limit")
+# Payload fields that hold Decimal USD strings, at any depth (lists of accounts, models).
+MONEY_FIELDS = frozenset(
+    {"balance", "threshold", "spend", "limit", "amount", "recent", "baseline", "projected"}
+)
+
+
+def _shown(value: Any, key: str = "") -> Any:
+    """A payload value for people: amounts as USD (to the cent, except a balance, which
+    must not read "$1.00" below $1.00), inside lists and mappings too."""
+    if isinstance(value, dict):
+        return {k: _shown(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    if key in MONEY_FIELDS and isinstance(value, str):
+        return format_usd(Decimal(value), total=key != "balance")
+    return value
 
 
 @cache
@@ -64,9 +89,7 @@ def _templates() -> Environment:
 
 def render(kind: Kind, values: dict[str, Any], *, unsubscribe: str | None) -> tuple[str, str, str]:
     """(subject, text, html) of a notification. Amount fields are USD decimal strings."""
-    # totals to the cent, except a balance, which must not read "$1.00" below $1.00
-    shown = {k: format_usd(Decimal(v), total=k != "balance") if k in MONEY_FIELDS else v
-             for k, v in values.items()}  # fmt: skip
+    shown = _shown(values)
     base = get_settings().public_url.rstrip("/")
     context = {**shown, "link": f"{base}/{PAGES[kind]}", "unsubscribe": unsubscribe}
     env = _templates()

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
 import sqlalchemy as sa
+from genai_prices import Usage, calc_price
 from typer.testing import CliRunner
 
 from pricing_core.cli.main import app
+from pricing_core.domain.money import format_usd
+from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.jobs.scheduler import JOBS, job_statuses, run_job, run_once, scheduler
 from pricing_core.ledger.wallets import create_account
 from pricing_core.metering.importers import DEFAULT_MODEL_MIX, import_azure_trace
+from pricing_core.metering.record import record_usage
 from pricing_core.metering.trace import TraceMapping, parse_model_mix
 from pricing_core.notify.deliver import deliver_notifications
 from tests.admin_trace import TRACE_DIR, exported
@@ -135,3 +139,100 @@ def test_the_jobs_command_lists_runs_and_refuses_an_unknown_job(engine):
     assert listed[0].startswith("expire-holds\tevery 60 s\tlast run ")
     unknown = runner.invoke(app, ["jobs", "run-once", "nightly"])
     assert unknown.exit_code == 2 and "jobs: expire-holds, deliver" in unknown.output
+
+
+def _usage(engine, request_id: str, at: datetime, *, model: str = "gpt-4o", tokens: int = 1000,
+           operation: str = "chat_message") -> None:  # fmt: skip
+    record_usage(
+        engine,
+        UsageEvent(
+            request_id=request_id, account_id="acme", user_id="acme", operation=operation,
+            provider="openai", model=model, input_tokens=tokens, output_tokens=500, created_at=at,
+        ),
+    )  # fmt: skip
+
+
+def price(model: str, input_tokens: int, output_tokens: int) -> Decimal:
+    exact = calc_price(
+        Usage(input_tokens=input_tokens, output_tokens=output_tokens), model,
+        provider_id="openai", genai_request_timestamp=datetime.now(UTC),
+    ).total_price  # fmt: skip
+    return (exact * Decimal("1.25")).quantize(Decimal("1e-9"), ROUND_HALF_EVEN)
+
+
+def test_the_weekly_summary_sums_the_last_seven_days_once_per_week(engine, smtp):  # noqa: F811
+    monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    create_account(engine, "acme", name="Acme", user_id="acme", email="ann@example.com",
+                   opening_credit=Decimal(50), now=monday - timedelta(days=30))  # fmt: skip
+    _usage(engine, "before", monday - timedelta(days=8))  # Nov 15: the week before
+    for k in range(2):
+        _usage(engine, f"big-{k}", monday - timedelta(days=6))  # Nov 17
+    for k in range(3):
+        _usage(engine, f"small-{k}", monday - timedelta(days=3), model="gpt-4o-mini",
+               operation="code_completion")  # fmt: skip
+    _usage(engine, "today", monday)  # Monday itself: next week's
+    expected = 2 * price("gpt-4o", 1000, 500) + 3 * price("gpt-4o-mini", 1000, 500)
+
+    assert (
+        run_once(engine, "weekly-summary", now=monday)
+        == "ok: 1 summary(ies) for 2026-11-16..2026-11-22"
+    )
+    assert (
+        run_once(engine, "weekly-summary", now=monday)
+        == "ok: 0 summary(ies) for 2026-11-16..2026-11-22"
+    )
+    deliver_notifications(engine, now=monday)
+    [summary] = smtp.messages
+    total = format_usd(expected, total=True)
+    assert summary["Subject"] == f"Acme: {total} spent from 2026-11-16 to 2026-11-22"
+    text = summary.get_body(("plain",)).get_content()
+    assert "(5 requests)" in text
+    mini, big = (
+        format_usd(3 * price("gpt-4o-mini", 1000, 500), total=True),
+        format_usd(2 * price("gpt-4o", 1000, 500), total=True),
+    )
+    assert f"Top models: gpt-4o {big}, gpt-4o-mini {mini}" in text
+    assert f"Top operations: chat_message {big}, code_completion {mini}" in text
+
+
+def test_a_jump_in_spending_emails_the_account_and_the_admins_once_a_day(
+    engine,
+    monkeypatch,
+    smtp,  # noqa: F811
+):
+    monkeypatch.setenv("PRICING_ADMIN_EMAILS", "ops@example.com")
+    from pricing_core.config import get_settings
+
+    get_settings.cache_clear()
+    now = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+    create_account(engine, "acme", name="Acme", user_id="acme", email="ann@example.com",
+                   opening_credit=Decimal(50), now=now - timedelta(days=30))  # fmt: skip
+    for day in range(1, 15):  # a small baseline: one call a day
+        _usage(engine, f"base-{day}", now - timedelta(days=day))
+    for k in range(8):  # today: 8 calls of 100,000 input tokens, about $2.58
+        _usage(engine, f"jump-{k}", now - timedelta(minutes=k), tokens=100_000)
+    assert run_once(engine, "unusual-spend", now=now) == "ok: 1 account(s) with a jump"
+    run_once(engine, "unusual-spend", now=now + timedelta(hours=1))  # the next hourly run
+    deliver_notifications(engine, now=now)
+    subjects = sorted((m["To"], m["Subject"]) for m in smtp.messages)
+    today = format_usd(8 * price("gpt-4o", 100_000, 500), total=True)
+    assert subjects == [
+        ("ann@example.com", f"Unusual spending on Acme: {today} on 2026-11-20"),
+        ("ops@example.com", "Spending jumped on 2026-11-20"),
+    ]
+
+
+def test_an_old_price_catalog_is_reported_to_the_admins_once_a_week(engine, monkeypatch, smtp):  # noqa: F811
+    monkeypatch.setenv("PRICING_ADMIN_EMAILS", "ops@example.com")
+    monkeypatch.setenv("PRICING_CATALOG_MAX_AGE_DAYS", "3650")
+    from pricing_core.config import get_settings
+
+    get_settings.cache_clear()
+    assert "within 3650" in run_once(engine, "catalog-check")
+    monkeypatch.setenv("PRICING_CATALOG_MAX_AGE_DAYS", "1")
+    get_settings.cache_clear()
+    assert run_once(engine, "catalog-check").endswith("over 1; admins told")
+    run_once(engine, "catalog-check")
+    deliver_notifications(engine)
+    [stale] = smtp.messages
+    assert stale["Subject"].startswith("The price catalog is ") and stale["To"] == "ops@example.com"

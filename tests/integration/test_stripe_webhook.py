@@ -8,6 +8,7 @@ import time
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -103,6 +104,12 @@ def test_a_completed_async_payment_shows_processing_until_it_fails(
     assert checkout.list_purchases(engine, ACCT)[0].status == "failed"
     assert fulfilment.fulfil_checkout(engine, sid).outcome == sessions.Outcome.FAILED
     assert balance(engine) == OPENING
+    assert deliver(client, fake_stripe, failed).status_code == 200  # a repeat: one email
+    with engine.connect() as conn:
+        told = conn.execute(sa.text("SELECT kind, account_id, key FROM notifications")).all()
+    assert [tuple(r) for r in told] == [
+        ("payment_failed", ACCT.account_id, f"payment_failed:{sid}")
+    ]
 
 
 def test_an_expired_session_is_marked_and_never_credited(engine, fake_stripe, acct, client):
