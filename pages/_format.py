@@ -375,3 +375,21 @@ def cohort_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def notification_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """`notify.deliver.NotificationRow`s for the Integrity page's log."""
+    return [
+        {
+            "id": r.id,
+            "created": when(r.created_at),
+            "kind": r.kind,
+            "account": r.account_id or "admins",
+            "status": r.status,
+            "attempts": r.attempts,
+            "sent": when(r.sent_at) if r.sent_at else "-",
+            "to": r.recipients or "-",
+            "last error": r.last_error or "",
+        }
+        for r in rows
+    ]

@@ -14,6 +14,7 @@ from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.periods import local_moment
 from pricing_core.domain.rollout import Stage
+from pricing_core.notify.deliver import notification_log
 
 viewer = _session.admin_principal()
 st.title("Integrity")
@@ -120,3 +121,14 @@ cols[1].metric("In grace period", f"{rollout.count(Stage.GRACE):,}")
 cols[2].metric("Not enforced", f"{rollout.count(Stage.OFF):,}")
 cols[3].metric("Billing on", f"{rollout.billing_on:,}")
 _session.table(_format.cohort_rows(rollout.rows[:500]))
+
+st.subheader("Notifications")
+status = st.selectbox(
+    "Status", ["all", "pending", "sent", "failed", "skipped"], key="notification_status"
+)
+log = notification_log(_session.engine(), viewer, status=None if status == "all" else status)
+if not log:
+    st.info("No notification yet: they appear here as charges, alerts and jobs create them.")
+else:
+    _session.table(_format.notification_rows(log))
+    st.caption("`pricing-core jobs run` delivers them; failed ones are retried hourly.")

@@ -322,3 +322,21 @@ def test_the_integrity_page_counts_real_api_rejections_and_webhook_failures(db, 
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Rejected API requests"] == "2"
     assert metrics["Webhook failures"] == "1"
+
+
+def test_the_integrity_page_lists_notifications_and_filters_them_by_status(db, monkeypatch):
+    from datetime import UTC, datetime
+
+    from pricing_core.adapters.outbox import Kind, enqueue_on
+    from pricing_core.adapters.storage import run_write
+
+    seed_small(db)
+    now = datetime.now(UTC)
+    run_write(db, lambda conn: enqueue_on(conn, key="k1", kind=Kind.LOW_BALANCE,
+                                          account_id="alice", payload={}, now=now))  # fmt: skip
+    at = run_page("admin_integrity", ADMIN, monkeypatch)
+    [log] = [d for d in at.dataframe if "kind" in d.value.columns and "attempts" in d.value.columns]
+    assert list(log.value["kind"]) == ["low_balance"] and list(log.value["status"]) == ["pending"]
+    at.selectbox(key="notification_status").set_value("sent").run()
+    assert not at.exception
+    assert any("No notification yet" in i.value for i in at.info)

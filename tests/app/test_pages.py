@@ -507,3 +507,21 @@ def test_an_account_in_its_grace_period_sees_what_would_be_refused(small_db, mon
     view_as(monkeypatch, "alice")  # $10.00: in grace too, nothing to refuse
     at = open_page("overview")
     assert any("Nothing would be refused now" in i.value for i in at.info)
+
+
+def test_the_notifications_page_turns_a_kind_off_for_the_viewer_only(small_db, monkeypatch):
+    from pricing_core.adapters.outbox import Kind
+    from pricing_core.notify.preferences import preferences
+
+    view_as(monkeypatch, "alice")
+    at = open_page("notifications")
+    labels = [t.label for t in at.toggle]
+    assert Kind.LOW_BALANCE.label in labels and Kind.HIGH_COST_REPORT.label not in labels
+    assert all(t.value for t in at.toggle)  # everything on by default
+    at.toggle(key="notify_low_balance").set_value(False).run()
+    assert not at.exception and any("Saved" in s.value for s in at.success)
+    alice, other = Principal("alice", "alice"), Principal("empty", "empty")
+    assert preferences(small_db, alice)[Kind.LOW_BALANCE] is False
+    assert preferences(small_db, other)[Kind.LOW_BALANCE] is True
+    at = open_page("notifications")
+    assert at.toggle(key="notify_low_balance").value is False
