@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("user_id", ShortId, nullable=False),
         sa.Column("kind", sa.String(40), nullable=False),
         sa.Column("enabled", sa.Boolean, nullable=False),
+        sa.Column("threshold", sa.BigInteger),  # nano-USD
         sa.Column("updated_at", UTCDateTime, nullable=False),
         sa.PrimaryKeyConstraint("user_id", "kind", name=op.f("pk_notification_preferences")),
     )

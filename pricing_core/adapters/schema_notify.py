@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, Boolean, Column, Index, Integer, String, Table, Text
 
 from pricing_core.adapters.schema import BigId, ShortId, metadata
-from pricing_core.adapters.types import UTCDateTime
+from pricing_core.adapters.types import NanoUSD, UTCDateTime
 
 # One row per notification, written in the transaction of the event that causes it.
 # `key` is unique per (account or admins, kind, period or crossing): however many
@@ -37,6 +37,7 @@ notification_preferences = Table(
     Column("user_id", ShortId, primary_key=True),
     Column("kind", String(40), primary_key=True),
     Column("enabled", Boolean, nullable=False),
+    Column("threshold", NanoUSD),  # low_balance: the user's own line instead of the default
     Column("updated_at", UTCDateTime, nullable=False),
 )
 

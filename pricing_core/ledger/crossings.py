@@ -2,58 +2,124 @@
 
 A debit that takes the balance from at or above `PRICING_LOW_BALANCE_USD` ($1.00) to
 below it enqueues one `low_balance` notification (and likewise for
-`PRICING_CRITICAL_BALANCE_USD`, $0.10), in the debit's transaction. Its key names the
-last ledger entry that put the balance at or above the threshold (the crossing's
+`PRICING_CRITICAL_BALANCE_USD`, $0.10, and for each low-balance line a user of the
+account chose on the Notifications page), in the debit's transaction. Its key names
+the last ledger entry that put the balance at or above the line (the crossing's
 "arming" entry), so however many concurrent charges find the balance low, one
-notification exists for this crossing; a top-up above the threshold arms the next.
+notification exists for this crossing; a top-up above the line arms the next.
+
+The users' own lines are read once a minute per account and process (`CACHE_SECONDS`):
+a changed line applies to charges within a minute.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.outbox import Kind, enqueue_on
-from pricing_core.adapters.schema import ledger_entries
+from pricing_core.adapters.schema import ledger_entries, users
+from pricing_core.adapters.schema_notify import notification_preferences
 from pricing_core.config import get_settings
 
+CACHE_SECONDS = 60
+_custom: dict[tuple[str, str], tuple[float, tuple[Decimal, ...]]] = {}
 
-def thresholds() -> tuple[tuple[Kind, Decimal], ...]:
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A balance line: its kind, amount (Decimal USD), and whether a user chose it."""
+
+    kind: Kind
+    amount: Decimal
+    custom: bool = False
+
+
+def custom_lines_on(conn: Connection, account_id: str) -> tuple[Decimal, ...]:
+    """The low-balance lines the account's users chose (cached `CACHE_SECONDS`)."""
+    key = (str(conn.engine.url), account_id)
+    cached = _custom.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    p, u = notification_preferences.c, users.c
+    found = tuple(
+        sorted(
+            conn.execute(
+                select(p.threshold)
+                .distinct()
+                .join(users, u.id == p.user_id)
+                .where(
+                    u.account_id == account_id,
+                    p.kind == str(Kind.LOW_BALANCE),
+                    p.threshold.is_not(None),
+                )
+            ).scalars()
+        )
+    )
+    _custom[key] = (time.monotonic() + CACHE_SECONDS, found)
+    return found
+
+
+def forget_custom_lines(account_id: str | None = None) -> None:
+    """Drop the cached lines (of one account, or all): after a user changes theirs."""
+    for key in [k for k in _custom if account_id is None or k[1] == account_id]:
+        _custom.pop(key, None)
+
+
+def crosses(engine: Engine, account_id: str, before: Decimal, after: Decimal) -> bool:
+    """Whether a change from `before` to `after` (Decimal USD) crosses one of the
+    account's lines downwards: a cheap test (the users' lines come from the cache, a
+    read a minute at most) before any write."""
+    settings = get_settings()
+    defaults = (settings.low_balance_usd, settings.critical_balance_usd)
+    if any(before >= line > after for line in defaults):
+        return True
+    cached = _custom.get((str(engine.url), account_id))
+    if cached is not None and cached[0] > time.monotonic():
+        custom = cached[1]
+    else:
+        with engine.connect() as conn:
+            custom = custom_lines_on(conn, account_id)
+    return any(before >= line > after for line in custom)
+
+
+def lines_on(conn: Connection, account_id: str) -> tuple[Line, ...]:
     settings = get_settings()
     return (
-        (Kind.LOW_BALANCE, settings.low_balance_usd),
-        (Kind.CRITICAL_BALANCE, settings.critical_balance_usd),
+        Line(Kind.LOW_BALANCE, settings.low_balance_usd),
+        Line(Kind.CRITICAL_BALANCE, settings.critical_balance_usd),
+        *(
+            Line(Kind.LOW_BALANCE, amount, custom=True)
+            for amount in custom_lines_on(conn, account_id)
+        ),
     )
-
-
-def crosses(before: Decimal, after: Decimal) -> bool:
-    """Whether a change from `before` to `after` (Decimal USD) crosses a threshold
-    downwards (a cheap test before any database work)."""
-    return any(before >= line > after for _, line in thresholds())
 
 
 def note_crossings_on(
     conn: Connection, account_id: str, *, before: Decimal, after: Decimal, now: datetime
 ) -> None:
-    """Enqueue the low/critical-balance notifications a debit from `before` to `after`
-    (Decimal USD) crossed, inside the debit's transaction; once per crossing."""
+    """Enqueue the balance notifications a debit from `before` to `after` (Decimal USD)
+    crossed, inside the debit's transaction; once per crossing of each line."""
     le = ledger_entries.c
-    for kind, line in thresholds():
-        if not before >= line > after:
+    for line in lines_on(conn, account_id):
+        if not before >= line.amount > after:
             continue
         armed_by = conn.execute(
             select(func.max(le.id)).where(
-                le.account_id == account_id, le.amount > 0, le.balance_after >= line
+                le.account_id == account_id, le.amount > 0, le.balance_after >= line.amount
             )
         ).scalar()
+        which = f"{line.amount}:" if line.custom else ""
         enqueue_on(
             conn,
-            key=f"{kind}:{account_id}:{armed_by or 0}",
-            kind=kind,
+            key=f"{line.kind}:{account_id}:{which}{armed_by or 0}",
+            kind=line.kind,
             account_id=account_id,
-            payload={"balance": str(after), "threshold": str(line)},
+            payload={"balance": str(after), "threshold": str(line.amount), "custom": line.custom},
             now=now,
         )

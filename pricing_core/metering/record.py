@@ -263,7 +263,7 @@ def record_in_one_call(
     if outcome != "charged":  # present, plan, budgets, hold
         return None
     after = nanos_to_usd(balance_after)
-    if crosses(after + quote.price, after):  # rare: its own transaction, keyed once
+    if crosses(engine, event.account_id, after + quote.price, after):  # rare: keyed once
         run_write(
             engine,
             partial(

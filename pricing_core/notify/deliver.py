@@ -28,10 +28,10 @@ from pricing_core.adapters.schema_notify import notifications
 from pricing_core.adapters.storage import run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import ConfigurationError
-from pricing_core.domain.money import format_usd
+from pricing_core.domain.money import format_usd, format_usd_exact
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.notify.email import Email, SendFailed, send
-from pricing_core.notify.preferences import opted_out_on, unsubscribe_link
+from pricing_core.notify.preferences import lines_of_on, opted_out_on, unsubscribe_link
 
 QUICK_ATTEMPTS = 3
 LEASE = timedelta(minutes=5)  # a claimed row is not claimed again meanwhile
@@ -72,8 +72,10 @@ def _shown(value: Any, key: str = "") -> Any:
         return {k: _shown(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_shown(v) for v in value]
+    if key == "balance" and isinstance(value, str):
+        return format_usd_exact(Decimal(value))
     if key in MONEY_FIELDS and isinstance(value, str):
-        return format_usd(Decimal(value), total=key != "balance")
+        return format_usd(Decimal(value), total=True)
     return value
 
 
@@ -101,9 +103,11 @@ def render(kind: Kind, values: dict[str, Any], *, unsubscribe: str | None) -> tu
 
 
 def _recipients(
-    engine: Engine, kind: Kind, account_id: str | None
+    engine: Engine, kind: Kind, account_id: str | None, payload: dict[str, Any]
 ) -> tuple[list[tuple[str, str]], str]:
-    """([(user id or "", email)], account name) of a notification."""
+    """([(user id or "", email)], account name) of a notification: without those who
+    turned the kind off; about one user's budget, that user only; a low-balance line,
+    to the users whose line it is (their own, or the default when they chose none)."""
     u = users.c
     with engine.connect() as conn:
         if kind.for_admins:
@@ -120,7 +124,14 @@ def _recipients(
             name = conn.execute(
                 select(accounts.c.name).where(accounts.c.id == account_id)
             ).scalar() or str(account_id)
-        off = opted_out_on(conn, [i for i, _ in found if i], kind)
+        ids = [i for i, _ in found if i]
+        off = opted_out_on(conn, ids, kind)
+        if payload.get("user_id"):
+            found = [(i, e) for i, e in found if i == payload["user_id"]]
+        if kind is Kind.LOW_BALANCE:
+            own = lines_of_on(conn, ids)
+            line, custom = Decimal(payload["threshold"]), bool(payload.get("custom"))
+            found = [(i, e) for i, e in found if (own.get(i) == line if custom else i not in own)]
     unique: dict[str, tuple[str, str]] = {}
     for user_id, email in found:
         if user_id not in off:
@@ -166,9 +177,7 @@ def deliver_notifications(
     sent = retried = skipped = 0
     for row in run_write(engine, claim):
         kind = Kind(row.kind)
-        recipients, name = _recipients(engine, kind, row.account_id)
-        if row.payload.get("user_id"):  # about one user (their own budget): to them only
-            recipients = [r for r in recipients if r[0] == row.payload["user_id"]]
+        recipients, name = _recipients(engine, kind, row.account_id, row.payload)
         values: dict[str, Any] = {"account_name": name, **row.payload}
         if not recipients:
             _finish(engine, row.id, status="skipped", at=at)

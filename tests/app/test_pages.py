@@ -511,7 +511,7 @@ def test_an_account_in_its_grace_period_sees_what_would_be_refused(small_db, mon
 
 def test_the_notifications_page_turns_a_kind_off_for_the_viewer_only(small_db, monkeypatch):
     from pricing_core.adapters.outbox import Kind
-    from pricing_core.notify.preferences import preferences
+    from pricing_core.notify.preferences import low_balance_line, preferences
 
     view_as(monkeypatch, "alice")
     at = open_page("notifications")
@@ -525,3 +525,10 @@ def test_the_notifications_page_turns_a_kind_off_for_the_viewer_only(small_db, m
     assert preferences(small_db, other)[Kind.LOW_BALANCE] is True
     at = open_page("notifications")
     assert at.toggle(key="notify_low_balance").value is False
+    at.text_input(key="low_balance_line_input").set_value("2.5")
+    at.button(key="low_balance_line_save").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert low_balance_line(small_db, alice) == Decimal("2.5")
+    at.text_input(key="low_balance_line_input").set_value("two")
+    at.button(key="low_balance_line_save").click().run()
+    assert any("low-balance line" in e.value for e in at.error)

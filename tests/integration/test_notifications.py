@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from pricing_core.adapters.outbox import Kind
 from pricing_core.api.http import routes
 from pricing_core.config import get_settings
+from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import EntryKind, create_account, credit, ensure_user, get_wallet
@@ -112,7 +113,7 @@ def test_32_concurrent_charges_below_one_dollar_send_one_email_per_crossing(pg_e
     assert report.sent == 1
     [message] = smtp.to("ann@example.com")
     # the charge that crossed: the 11th, 1.10 - 11 x 0.009375 = 0.996875
-    assert message["Subject"] == "Low balance on Acme: $0.9969"
+    assert message["Subject"] == "Low balance on Acme: $0.996875"
     assert deliver_notifications(pg_engine).sent == 0  # nothing twice
 
     credit(pg_engine, "acme", Decimal("0.50"), kind=EntryKind.GRANT, idempotency_key="top-up")
@@ -131,7 +132,7 @@ def test_a_user_who_turned_it_off_gets_nothing_and_the_link_turns_it_off(engine,
     deliver_notifications(engine)
     assert [m["To"] for m in smtp.messages] == ["ann@example.com"]
     body = smtp.messages[0].get_body(("plain",)).get_content()
-    assert "fell to $0.9906, below $1.00" in body and "/buy_credits" in body
+    assert "fell to $0.990625, below $1.00" in body and "/buy_credits" in body
     link = re.search(r"Stop these emails: (\S+)", body).group(1)
     with TestClient(Starlette(routes=routes())) as http:
         answer = http.get(link.replace(get_settings().public_url, ""))
@@ -177,3 +178,27 @@ def test_budget_alerts_are_emailed_once_with_the_figures(engine, smtp):
     assert message["Subject"] == "Acme used 50 % of its monthly budget"
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM notifications")).scalar_one() == 1
+
+
+def test_a_users_own_low_balance_line_replaces_the_default_for_them(engine, smtp):
+    from pricing_core.admin.accounts import adjust_balance
+    from pricing_core.notify.preferences import low_balance_line, set_low_balance_line
+
+    account(engine, "5.005")
+    ensure_user(engine, "acme", "bob", email="bob@example.com", name="Bob")
+    ann = Principal("ann", "acme")
+    with pytest.raises(InvalidUsage, match="0.01 to 1000000 USD in cents"):
+        set_low_balance_line(engine, ann, "5.001")
+    set_low_balance_line(engine, ann, "5")
+    assert low_balance_line(engine, ann) == Decimal(5)
+    charge(engine, "l1")  # $5.005 -> $4.995625: Ann's line
+    deliver_notifications(engine)
+    assert [(m["To"], m["Subject"]) for m in smtp.messages] == [
+        ("ann@example.com", "Low balance on Acme: $4.995625")
+    ]
+    adjust_balance(engine, ADMIN, "acme", "-3.99", reason="test", idempotency_key="down")
+    charge(engine, "l2")  # $1.005625 -> $0.99625: the default line, for Bob only
+    deliver_notifications(engine)
+    assert [m["To"] for m in smtp.messages] == ["ann@example.com", "bob@example.com"]
+    set_low_balance_line(engine, ann, None)
+    assert low_balance_line(engine, ann) is None
