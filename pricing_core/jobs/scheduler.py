@@ -9,6 +9,7 @@ schedule, and the row keeps the run's outcome for `jobs list`.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +72,11 @@ class Job:
     def trigger(self) -> IntervalTrigger | CronTrigger:
         tz = get_settings().tz
         if self.every is not None:
-            return IntervalTrigger(seconds=int(self.every.total_seconds()), timezone=tz)
+            # aligned to the epoch, so every scheduler fires at the same instants (and
+            # so claims the same slots) whenever it was started
+            step = int(self.every.total_seconds())
+            first = datetime.fromtimestamp(-(-int(time.time()) // step) * step, UTC)
+            return IntervalTrigger(seconds=step, start_date=first, timezone=tz)
         assert self.at is not None
         weekday = None if self.weekday is None else WEEKDAYS[self.weekday][:3].lower()
         return CronTrigger(day_of_week=weekday, hour=self.at[0], minute=self.at[1], timezone=tz)
@@ -85,8 +90,10 @@ def _expire(engine: Engine, now: datetime) -> str:
 
 
 def _deliver(engine: Engine, now: datetime) -> str:
+    webhooks = f"{deliver_alerts(engine)} budget webhook(s) delivered"
+    if get_settings().smtp_url is None:  # the outbox keeps them until email is set up
+        return f"email not configured (PRICING_SMTP_URL): nothing sent; {webhooks}"
     report = deliver_notifications(engine, now=now)
-    webhooks = deliver_alerts(engine)
     return f"{report.sent} sent, {report.retried} to retry, {report.skipped} skipped; {webhooks}"
 
 

@@ -236,3 +236,39 @@ def test_an_old_price_catalog_is_reported_to_the_admins_once_a_week(engine, monk
     deliver_notifications(engine)
     [stale] = smtp.messages
     assert stale["Subject"].startswith("The price catalog is ") and stale["To"] == "ops@example.com"
+
+
+@pytest.mark.postgres
+def test_two_jobs_run_processes_side_by_side_run_each_job_once_per_schedule(pg_engine, pg_url):
+    import os
+    import subprocess
+    import time
+
+    from tests.integration.test_api_serve import CLI, stop
+
+    env = {**os.environ, "PRICING_DATABASE_URL": pg_url}
+    processes = [
+        subprocess.Popen(
+            [str(CLI), "jobs", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 90  # the minute jobs fire on the next whole minute
+        ran = 0
+        while time.monotonic() < deadline and ran < 2:
+            time.sleep(1)
+            with pg_engine.connect() as conn:
+                ran = conn.execute(sa.text(
+                    "SELECT COUNT(*) FROM job_runs WHERE job IN ('expire-holds', 'deliver') "
+                    "AND finished_at IS NOT NULL"
+                )).scalar_one()  # fmt: skip
+        assert all(p.poll() is None for p in processes)  # both still scheduling
+    finally:
+        for p in processes:
+            stop(p)
+    with pg_engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT job, slot FROM job_runs ORDER BY job, slot")).all()
+    per_slot = {(job, slot) for job, slot in runs}
+    assert len(runs) == len(per_slot) >= 2  # each (job, minute) once, though two schedulers
+    assert {job for job, _ in runs} >= {"expire-holds", "deliver"}
