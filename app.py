@@ -52,5 +52,5 @@ if __name__ == "__main__":
         )
     if _session.viewer_is_admin():
         sections["Admin"] = _session.admin_pages()
-    navigation = st.navigation(sections)
+    navigation = st.navigation(sections, expanded=True)  # every page, not "View 3 more"
     navigation.run()
