@@ -75,13 +75,18 @@ def _forget(engine: Engine) -> None:
         conn.close()
 
 
+# what a server-side function raises to hand the call to Python's general path
+GENERAL_PATH = "pricing: use the general path"
+
+
 def call_row(engine: Engine, sql: str, params: Sequence[Any], *, attempts: int = 5) -> Any:
     """Run one idempotent statement in its own transaction and return its first row.
 
     Retries deadlocks and serialization failures with backoff, and reopens a broken
     connection once. Returns None if a unique constraint refused the write (a
     concurrent call with the same key won; the caller's general path then finds the
-    winner's row). Raises: psycopg.Error.
+    winner's row) or the function raised `GENERAL_PATH` (it undid its work for the
+    general path to decide). Raises: psycopg.Error.
     """
     reopened = False
     for attempt in range(attempts):
@@ -90,6 +95,10 @@ def call_row(engine: Engine, sql: str, params: Sequence[Any], *, attempts: int =
             return conn.execute(sql, params).fetchone()
         except psycopg.errors.UniqueViolation:
             return None
+        except psycopg.errors.RaiseException as exc:
+            if (exc.diag.message_primary or "").startswith(GENERAL_PATH):
+                return None  # the function undid its work: the general path decides
+            raise
         except psycopg.OperationalError as exc:
             if exc.sqlstate in _RETRYABLE and attempt + 1 < attempts:
                 time.sleep(0.01 * 2**attempt)

@@ -26,6 +26,7 @@ from pricing_core.adapters.outbox import Kind, enqueue_on
 from pricing_core.adapters.schema import ledger_entries, users
 from pricing_core.adapters.schema_notify import notification_preferences
 from pricing_core.config import get_settings
+from pricing_core.domain.money import usd_to_nanos
 
 CACHE_SECONDS = 60
 _custom: dict[tuple[str, str], tuple[float, tuple[Decimal, ...]]] = {}
@@ -71,21 +72,19 @@ def forget_custom_lines(account_id: str | None = None) -> None:
         _custom.pop(key, None)
 
 
-def crosses(engine: Engine, account_id: str, before: Decimal, after: Decimal) -> bool:
-    """Whether a change from `before` to `after` (Decimal USD) crosses one of the
-    account's lines downwards: a cheap test (the users' lines come from the cache, a
-    read a minute at most) before any write."""
+def line_nanos(engine: Engine, account_id: str) -> list[int]:
+    """The account's lines in nano-USD, for the server-side charge function (which
+    hands a debit across one to the general path); the users' lines come from the
+    cache, a read a minute at most."""
     settings = get_settings()
-    defaults = (settings.low_balance_usd, settings.critical_balance_usd)
-    if any(before >= line > after for line in defaults):
-        return True
     cached = _custom.get((str(engine.url), account_id))
     if cached is not None and cached[0] > time.monotonic():
         custom = cached[1]
     else:
         with engine.connect() as conn:
             custom = custom_lines_on(conn, account_id)
-    return any(before >= line > after for line in custom)
+    lines = (settings.low_balance_usd, settings.critical_balance_usd, *custom)
+    return [usd_to_nanos(line) for line in lines]
 
 
 def lines_on(conn: Connection, account_id: str) -> tuple[Line, ...]:

@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
@@ -20,7 +19,6 @@ from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import ledger_entries, usage_events
 from pricing_core.adapters.server_calls import call_row, is_postgres
-from pricing_core.adapters.storage import run_write
 from pricing_core.catalog.price_book import PriceBook, get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis, Quote
@@ -28,7 +26,7 @@ from pricing_core.domain.errors import DuplicateRequest, InsufficientBalance, Un
 from pricing_core.domain.money import ZERO, nanos_to_usd, usd_to_nanos
 from pricing_core.domain.periods import epoch_micros
 from pricing_core.domain.usage_event import UsageEvent, same_content, validate_event
-from pricing_core.ledger.crossings import crosses, note_crossings_on
+from pricing_core.ledger.crossings import line_nanos, note_crossings_on
 from pricing_core.ledger.holds import HoldStatus, close_hold_on, lock_wallet_on
 from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
@@ -215,7 +213,7 @@ def _recorded(
 _CHARGE = (
     "SELECT outcome, event_id, entry_id, balance_after, available FROM pricing_record_usage("
     + ", ".join(["%s"] * 17)
-    + ", %s::json, %s, %s, %s, %s, %s, %s)"
+    + ", %s::json, %s, %s, %s, %s, %s, %s, %s::bigint[])"
 )
 
 
@@ -250,7 +248,7 @@ def record_in_one_call(
         None if event.metadata is None else json.dumps(dict(event.metadata)),
         None if allow_overdraft or hold_id is not None else 0,
         plan_may_apply(quote, event.operation), alerts, hold_id, stripe_of(event.account_id),
-        now,
+        now, line_nanos(engine, event.account_id),
     )  # fmt: skip
     row = call_row(engine, _CHARGE, params)
     if row is None:  # a concurrent call with this request id won: replay it
@@ -263,14 +261,6 @@ def record_in_one_call(
     if outcome != "charged":  # present, plan, budgets, hold
         return None
     after = nanos_to_usd(balance_after)
-    if crosses(engine, event.account_id, after + quote.price, after):  # rare: keyed once
-        run_write(
-            engine,
-            partial(
-                note_crossings_on, account_id=event.account_id, before=after + quote.price,
-                after=after, now=now,
-            ),
-        )  # fmt: skip
     return _recorded(event, quote, event_id, after, entry_id)
 
 
