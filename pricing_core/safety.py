@@ -59,6 +59,7 @@ class Unsafe(StrEnum):
     DEMO_ON = "demo_on"
     DEFAULT_DATABASE = "default_database"
     STRIPE_WITHOUT_WEBHOOK_SECRET = "stripe_without_webhook_secret"
+    EMAIL_WITHOUT_NOTIFICATION_SECRET = "email_without_notification_secret"
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +253,14 @@ def production_problems(
                 "set PRICING_STRIPE_WEBHOOK_SECRET, or payments could be forged",
             )
         )
+    if _set(settings.smtp_url) and not _set(settings.notification_secret):
+        problems.append(
+            Problem(
+                Unsafe.EMAIL_WITHOUT_NOTIFICATION_SECRET,
+                "email is configured (PRICING_SMTP_URL) without PRICING_NOTIFICATION_SECRET: "
+                "set it, or the emails cannot carry their one-click unsubscribe link",
+            )
+        )
     return problems
 
 
@@ -318,7 +327,12 @@ def secret_values(settings: Settings, auth_section: Mapping[str, Any] | None = N
     secrets, the database password), for redaction and for the tests that grep for
     leaks. Short values (< 8 chars) are left out: they would match everywhere."""
     values: list[str] = []
-    for secret in (settings.stripe_secret_key, settings.stripe_webhook_secret):
+    for secret in (
+        settings.stripe_secret_key,
+        settings.stripe_webhook_secret,
+        settings.smtp_url,
+        settings.notification_secret,
+    ):
         if secret is not None:
             values.append(secret.get_secret_value())
     try:

@@ -186,6 +186,13 @@ def test_every_problem_is_named_at_once():
     ]
 
 
+def test_email_needs_the_secret_that_signs_its_unsubscribe_links():
+    email = {"smtp_url": SecretStr("smtp://mail.example.com:587?starttls=true")}
+    assert kinds(settings(**email)) == [Unsafe.EMAIL_WITHOUT_NOTIFICATION_SECRET]
+    signed = settings(**email, notification_secret=SecretStr(secrets.token_urlsafe(32)))
+    assert kinds(signed) == []
+
+
 def test_stripe_without_a_key_needs_no_webhook_secret():
     assert kinds(settings(stripe_secret_key=None, stripe_webhook_secret=None)) == []
 
