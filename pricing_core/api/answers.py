@@ -32,7 +32,7 @@ from pricing_core.domain.principal import Principal
 from pricing_core.ledger.holds import HoldNotFound
 from pricing_core.ledger.wallets import get_wallet
 from pricing_core.limits.budget_rules import save_budget_rule
-from pricing_core.limits.budgets import budget_report
+from pricing_core.limits.budgets import BudgetStatus, budget_report
 from pricing_core.metering import estimate
 
 
@@ -134,7 +134,11 @@ def _model_price(db: Engine, provider: str, model: str) -> ModelPriceOut:
 
 def budget_out(db: Engine, account_id: str, user_id: str | None) -> BudgetOut:
     """A monthly budget (the account's, or a user's) against this month."""
-    status = budget_report(db, account_id, user_id or "")
+    return budget_response(budget_report(db, account_id, user_id or ""), user_id)
+
+
+def budget_response(status: BudgetStatus, user_id: str | None) -> BudgetOut:
+    """`BudgetOut` of a budget status (`limits.budgets.budget_report`)."""
     budget = status.budget
     return response_from(
         BudgetOut,

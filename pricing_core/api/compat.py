@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 from pricing_core.analytics.account import balance_state, overview
 from pricing_core.api.answers import (
     balance_out,
-    budget_out,
+    budget_response,
     chat_usage_out,
     estimate_out,
     model_list_out,
@@ -70,10 +70,9 @@ from pricing_core.api.schemas import (
     UserIdQuery,
 )
 from pricing_core.billing.checkout import create_checkout
-from pricing_core.config import get_settings
-from pricing_core.domain.errors import InsufficientBalance
 from pricing_core.domain.usage_event import MAX_TOKENS
-from pricing_core.ledger.wallets import get_wallet
+from pricing_core.limits.budgets import budget_report
+from pricing_core.metering import estimate
 
 TAG = "compatibility"
 
@@ -85,28 +84,27 @@ def _money(value: object) -> str:
 
 
 def _budget(db: Db, account_id: str, user_id: str | None) -> CompatBudget:
-    budget = budget_out(db, account_id, user_id)
-    limit = budget.monthly_limit
-    percent = None
-    status: Literal["no_budget", "ok", "warning", "exceeded"] = "no_budget"
+    status = budget_report(db, account_id, user_id or "")
+    budget = budget_response(status, user_id)
     # the source's single alert threshold: the highest one below the limit itself
     alert = max([t for t in budget.thresholds if t < 100] or [100])
-    if limit is not None:
-        used = Decimal(budget.spend) * 100 / Decimal(limit)
-        percent = _money(used.quantize(Decimal("0.1")))
-        status = "exceeded" if used >= 100 else "warning" if used >= alert else "ok"
+    used = status.percent_used
+    label: Literal["no_budget", "ok", "warning", "exceeded"] = (
+        "no_budget" if used is None
+        else "exceeded" if used >= 100 else "warning" if used >= alert else "ok"
+    )  # fmt: skip
     return CompatBudget(
         period=budget.period,
         user_id=budget.user_id,
-        monthly_limit=limit,
+        monthly_limit=budget.monthly_limit,
         current_spend=budget.spend,
         held=budget.held,
-        remaining=None if limit is None else _money(Decimal(limit) - Decimal(budget.spend)),
-        percent_used=percent,
+        remaining=None if status.remaining is None else _money(status.remaining),
+        percent_used=None if used is None else _money(used),
         alert_threshold=alert,
         thresholds=budget.thresholds,
         block_at_limit=budget.block_at_limit,
-        status=status,
+        status=label,
     )
 
 
@@ -236,12 +234,7 @@ def create_compat_app() -> FastAPI:
                 }
             ),
         )
-        wallet = get_wallet(db, key.account_id)
-        needed = max(Decimal(quote.price), get_settings().minimum_balance_usd)
-        if wallet.available < needed:
-            raise InsufficientBalance(
-                key.account_id, wallet.available, needed, balance=wallet.balance
-            )
+        estimate.check_affordable(db, key.account_id, Decimal(quote.price))
         return CompatEstimate(
             model=quote.model,
             provider=quote.provider,

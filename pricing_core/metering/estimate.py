@@ -13,13 +13,20 @@ import genai_prices
 from sqlalchemy import Engine
 
 from pricing_core.catalog.price_book import get_price_book
+from pricing_core.config import get_settings
 from pricing_core.domain.costing import TokenCounts
-from pricing_core.domain.errors import InvalidUsage, PricingError, UnknownModel
+from pricing_core.domain.errors import (
+    InsufficientBalance,
+    InvalidUsage,
+    PricingError,
+    UnknownModel,
+)
 from pricing_core.domain.usage_event import (
     ANONYMOUS_PREFIX,
     MAX_TOKENS,
     check_name,
 )
+from pricing_core.ledger.wallets import get_wallet
 
 DEFAULT_OPERATION = "chat_message"
 HEURISTIC = "heuristic: 4 ASCII chars per token (up) + 1 per other char"  # < 64 chars: a column
@@ -151,3 +158,13 @@ def estimate_cost(
         quote.price_version,
         quote.explanation,
     )
+
+
+def check_affordable(engine: Engine, account_id: str, price: Decimal) -> None:
+    """The balance check `authorize` makes, without holding anything: the available
+    balance must cover `price` (Decimal USD) and be at least
+    `PRICING_MINIMUM_BALANCE_USD`. Raises: InsufficientBalance, UnknownAccount."""
+    wallet = get_wallet(engine, account_id)
+    needed = max(price, get_settings().minimum_balance_usd)
+    if wallet.available < needed:
+        raise InsufficientBalance(account_id, wallet.available, needed, balance=wallet.balance)
