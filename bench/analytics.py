@@ -81,6 +81,13 @@ QUERIES: list[tuple[str, str, str, Callable[[Context], Any]]] = [
      lambda c: _member(c, "limits.budgets.budget_status")),
     ("plans", "plans.advice.advise_plan", "account",
      lambda c: _member(c, "plans.advice.advise_plan")),
+    ("notifications", "notify.preferences.preferences", "account",
+     lambda c: _member(c, "notify.preferences.preferences")),
+    ("notifications", "notify.preferences.low_balance_line", "account",
+     lambda c: _member(c, "notify.preferences.low_balance_line")),
+    # on every page: the sidebar balance and the enforcement grace banner
+    ("overview", "metering.grace.grace_status", "account",
+     lambda c: _fn("metering.grace.grace_status")(c.engine, c.member.account_id)),
     ("buy_credits", "ledger.wallets.wallet_for", "account",
      lambda c: _member(c, "ledger.wallets.wallet_for")),
     ("buy_credits", "billing.packages.list_packages", "account",
@@ -125,6 +132,10 @@ QUERIES: list[tuple[str, str, str, Callable[[Context], Any]]] = [
     ("admin_accounts", "analytics.accounts.account_usage", "account",
      lambda c: _fn("analytics.accounts.account_usage")(
          c.engine, c.admin, c.member.account_id, start=c.admin_range[0], end=c.admin_range[1])),
+    ("admin_integrity", "admin.integrity.rollout_report", "all",
+     lambda c: _admin(c, "admin.integrity.rollout_report")),
+    ("admin_integrity", "notify.deliver.notification_log", "all",
+     lambda c: _admin(c, "notify.deliver.notification_log")),
     ("admin_integrity", "admin.integrity.integrity_report", "all",
      lambda c: _admin(c, "admin.integrity.integrity_report")),
 ]  # fmt: skip
