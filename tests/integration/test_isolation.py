@@ -216,6 +216,8 @@ NOT_QUERIES = {
     "notify.preferences.member_kinds",
     "notify.preferences.preferences",
     "notify.preferences.set_preference",
+    "notify.preferences.low_balance_line",
+    "notify.preferences.set_low_balance_line",
 }
 
 
