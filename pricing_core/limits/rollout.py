@@ -10,6 +10,7 @@ refusals without refusing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,6 +46,19 @@ def enforcement_on(
 ) -> tuple[Stage, datetime | None]:
     """(stage of budget enforcement for the account, end of its grace period or None).
     Raises: UnknownAccount (only when the rollout needs the account's creation)."""
+    return _enforcement(account_id, lambda: _created_at(conn, account_id), now=now)
+
+
+def billing_on(conn: Connection, account_id: str) -> bool:
+    """Whether purchases are offered to the account. Raises: UnknownAccount."""
+    return _billing(account_id, lambda: _created_at(conn, account_id))
+
+
+def _enforcement(
+    account_id: str, created: Callable[[], datetime], *, now: datetime
+) -> tuple[Stage, datetime | None]:
+    """`enforcement_on` of an account whose creation `created()` gives (asked only
+    when the rollout depends on it)."""
     settings = get_settings()
     if not settings.enable_budget_enforcement:
         return Stage.OFF, None
@@ -53,20 +67,19 @@ def enforcement_on(
     return stage(
         Rollout.parse(settings.enforcement_rollout),
         account_id,
-        _created_at(conn, account_id),
+        created(),
         now=now,
         grace_days=settings.enforcement_grace_days,
         started_on=settings.enforcement_started_on,
     )
 
 
-def billing_on(conn: Connection, account_id: str) -> bool:
-    """Whether purchases are offered to the account. Raises: UnknownAccount."""
+def _billing(account_id: str, created: Callable[[], datetime]) -> bool:
     settings = get_settings()
     if not settings.enable_billing:
         return False
     rollout = Rollout.parse(settings.billing_rollout)
-    return rollout.everyone or rollout.includes(account_id, _created_at(conn, account_id))
+    return rollout.everyone or rollout.includes(account_id, created())
 
 
 def billing_enabled(engine: Engine, account_id: str) -> bool:
@@ -110,10 +123,14 @@ def cohorts(engine: Engine, *, now: datetime) -> list[CohortRow]:
                 accounts.c.created_at.desc(), accounts.c.id
             )
         ).all()
-        found = []
-        for account_id, created_at in rows:
-            enforcement, ends = enforcement_on(conn, account_id, now=now)
-            found.append(
-                CohortRow(account_id, created_at, enforcement, ends, billing_on(conn, account_id))
-            )
+    found = []
+    for account_id, created_at in rows:  # one read: the creation times are all here
+        known = _known(created_at)
+        enforcement, ends = _enforcement(account_id, known, now=now)
+        billing = _billing(account_id, known)
+        found.append(CohortRow(account_id, created_at, enforcement, ends, billing))
     return found
+
+
+def _known(created_at: datetime) -> Callable[[], datetime]:
+    return lambda: created_at
