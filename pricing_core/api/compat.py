@@ -26,7 +26,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
 from pricing_core.analytics.account import balance_state, overview
@@ -55,8 +55,7 @@ from pricing_core.api.errors import (
     Db,
     Key,
     check_own_user,
-    install_error_handling,
-    known_query_only,
+    new_api,
 )
 from pricing_core.api.responses import EventOut, response_value, responses_for
 from pricing_core.api.schemas import (
@@ -136,17 +135,11 @@ def _not_yet(what: str) -> JSONResponse:
 
 def create_compat_app() -> FastAPI:
     """The `/api` application of the source systems' paths (mount it at `/api`)."""
-    app = FastAPI(
-        title="AI usage billing API: the source systems' paths",
-        version="1.0.0",
-        description=__doc__,
-        openapi_url="/openapi.json",
-        docs_url="/docs",
-        redoc_url=None,
-        dependencies=[Depends(known_query_only)],
+    app = new_api(
+        "AI usage billing API: the source systems' paths",
+        __doc__,
         openapi_tags=[{"name": TAG, "description": "the source systems' paths and fields"}],
     )
-    install_error_handling(app)
 
     @app.get("/balance", tags=[TAG], response_model=CompatBalance, responses=responses_for())
     def balance(key: Key, db: Db) -> CompatBalance:

@@ -1,5 +1,6 @@
 """Errors and request checks of the API: `PricingError`s mapped to HTTP statuses and
-JSON bodies in one place, the API-key dependency, and query validation."""
+JSON bodies in one place, the API-key dependency, query validation, and `new_api`,
+which builds every API app with them."""
 
 from __future__ import annotations
 
@@ -244,13 +245,26 @@ class CountRejections:
             await run_in_threadpool(_count, status, scope["method"], scope["path"])
 
 
-def install_error_handling(app: FastAPI) -> None:
-    """Every error of `app` answered as JSON by the handlers above, and counted."""
+def new_api(title: str, description: str | None, **options: Any) -> FastAPI:
+    """A FastAPI app as every API of the product is built: its OpenAPI at
+    `/openapi.json` and docs at `/docs` (under its mount), unknown query parameters
+    refused, every error answered as JSON by the handlers above and counted."""
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        description=description or "",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        dependencies=[Depends(known_query_only)],
+        **options,
+    )
     app.add_exception_handler(PricingError, on_pricing_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected_error)
     app.add_middleware(CountRejections)
+    return app
 
 
 # ---------------------------------------------------------------- dependencies

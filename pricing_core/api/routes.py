@@ -25,7 +25,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Response
+from fastapi import FastAPI, Query, Response
 
 from pricing_core.analytics.event_log import list_events
 from pricing_core.api.answers import (
@@ -41,8 +41,7 @@ from pricing_core.api.errors import (
     Db,
     Key,
     check_own_user,
-    install_error_handling,
-    known_query_only,
+    new_api,
     parse_instant,
     user_of,
 )
@@ -91,16 +90,7 @@ GRACE_HEADER = "X-Pricing-Grace"
 
 def create_app() -> FastAPI:
     """The `/api/v1` application (mount it; its OpenAPI is at `/openapi.json`)."""
-    app = FastAPI(
-        title="AI usage billing API",
-        version="1.0.0",
-        description=__doc__,
-        openapi_url="/openapi.json",
-        docs_url="/docs",
-        redoc_url=None,
-        dependencies=[Depends(known_query_only)],
-    )
-    install_error_handling(app)
+    app = new_api("AI usage billing API", __doc__)
 
     @app.post(
         "/authorize",
