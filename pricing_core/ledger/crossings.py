@@ -43,10 +43,9 @@ class Line:
 
 def custom_lines_on(conn: Connection, account_id: str) -> tuple[Decimal, ...]:
     """The low-balance lines the account's users chose (cached `CACHE_SECONDS`)."""
-    key = (str(conn.engine.url), account_id)
-    cached = _custom.get(key)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
+    cached = _fresh(str(conn.engine.url), account_id)
+    if cached is not None:
+        return cached
     p, u = notification_preferences.c, users.c
     found = tuple(
         sorted(
@@ -62,8 +61,13 @@ def custom_lines_on(conn: Connection, account_id: str) -> tuple[Decimal, ...]:
             ).scalars()
         )
     )
-    _custom[key] = (time.monotonic() + CACHE_SECONDS, found)
+    _custom[(str(conn.engine.url), account_id)] = (time.monotonic() + CACHE_SECONDS, found)
     return found
+
+
+def _fresh(url: str, account_id: str) -> tuple[Decimal, ...] | None:
+    cached = _custom.get((url, account_id))
+    return cached[1] if cached is not None and cached[0] > time.monotonic() else None
 
 
 def forget_custom_lines(account_id: str | None = None) -> None:
@@ -76,26 +80,24 @@ def line_nanos(engine: Engine, account_id: str) -> list[int]:
     """The account's lines in nano-USD, for the server-side charge function (which
     hands a debit across one to the general path); the users' lines come from the
     cache, a read a minute at most."""
-    settings = get_settings()
-    cached = _custom.get((str(engine.url), account_id))
-    if cached is not None and cached[0] > time.monotonic():
-        custom = cached[1]
-    else:
+    custom = _fresh(str(engine.url), account_id)
+    if custom is None:
         with engine.connect() as conn:
             custom = custom_lines_on(conn, account_id)
-    lines = (settings.low_balance_usd, settings.critical_balance_usd, *custom)
-    return [usd_to_nanos(line) for line in lines]
+    return [usd_to_nanos(line.amount) for line in _lines(custom)]
 
 
 def lines_on(conn: Connection, account_id: str) -> tuple[Line, ...]:
+    return _lines(custom_lines_on(conn, account_id))
+
+
+def _lines(custom: tuple[Decimal, ...]) -> tuple[Line, ...]:
+    """The default lines (settings), then the users' own."""
     settings = get_settings()
     return (
         Line(Kind.LOW_BALANCE, settings.low_balance_usd),
         Line(Kind.CRITICAL_BALANCE, settings.critical_balance_usd),
-        *(
-            Line(Kind.LOW_BALANCE, amount, custom=True)
-            for amount in custom_lines_on(conn, account_id)
-        ),
+        *(Line(Kind.LOW_BALANCE, amount, custom=True) for amount in custom),
     )
 
 
