@@ -3,12 +3,10 @@ route, values equal to `/api/v1`'s and to independent sums, the source's 402 fie
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
-from genai_prices import Usage, calc_price
 from starlette.applications import Starlette
 
 from pricing_core.access.apikeys import create_api_key, reset_default_limiter
@@ -16,16 +14,7 @@ from pricing_core.api.compat import create_compat_app
 from pricing_core.api.http import routes
 from pricing_core.domain.principal import Principal
 from pricing_core.ledger.wallets import create_account
-
-
-def price(model: str, input_tokens: int, output_tokens: int) -> Decimal:
-    exact = calc_price(
-        Usage(input_tokens=input_tokens, output_tokens=output_tokens),
-        model,
-        provider_id="openai",
-        genai_request_timestamp=datetime.now(UTC),
-    ).total_price
-    return (exact * Decimal("1.25")).quantize(Decimal("1e-9"), ROUND_HALF_EVEN)
+from tests.prices import openai_price as price
 
 
 @pytest.fixture

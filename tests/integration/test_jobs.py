@@ -7,11 +7,10 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from genai_prices import Usage, calc_price
 from typer.testing import CliRunner
 
 from pricing_core.cli.main import app
@@ -25,6 +24,7 @@ from pricing_core.metering.trace import TraceMapping, parse_model_mix
 from pricing_core.notify.deliver import deliver_notifications
 from tests.admin_trace import TRACE_DIR, exported
 from tests.integration.test_notifications import smtp  # noqa: F401 - the SMTP fixture
+from tests.prices import openai_price as price
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # mid-day: the whole trace hour is today
 
@@ -150,14 +150,6 @@ def _usage(engine, request_id: str, at: datetime, *, model: str = "gpt-4o", toke
             provider="openai", model=model, input_tokens=tokens, output_tokens=500, created_at=at,
         ),
     )  # fmt: skip
-
-
-def price(model: str, input_tokens: int, output_tokens: int) -> Decimal:
-    exact = calc_price(
-        Usage(input_tokens=input_tokens, output_tokens=output_tokens), model,
-        provider_id="openai", genai_request_timestamp=datetime.now(UTC),
-    ).total_price  # fmt: skip
-    return (exact * Decimal("1.25")).quantize(Decimal("1e-9"), ROUND_HALF_EVEN)
 
 
 def test_the_weekly_summary_sums_the_last_seven_days_once_per_week(engine, smtp):  # noqa: F811

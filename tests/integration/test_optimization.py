@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
-from genai_prices import Usage, calc_price
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 
@@ -27,19 +25,10 @@ from pricing_core.limits.budget_rules import save_budget_rule
 from pricing_core.limits.rules import SpendLimitExceeded
 from pricing_core.metering.authorize import authorize_request
 from pricing_core.metering.settle import settle
+from tests.prices import openai_price as price
 
 BUDGET = Decimal("0.10")
 IN, OUT_MAX, OUT_ACTUAL = 2000, 1000, 300
-
-
-def price(model: str, input_tokens: int, output_tokens: int) -> Decimal:
-    exact = calc_price(
-        Usage(input_tokens=input_tokens, output_tokens=output_tokens),
-        model,
-        provider_id="openai",
-        genai_request_timestamp=datetime.now(UTC),
-    ).total_price
-    return (exact * Decimal("1.25")).quantize(Decimal("1e-9"), ROUND_HALF_EVEN)
 
 
 def optimizing(monkeypatch, mode: str) -> None:
