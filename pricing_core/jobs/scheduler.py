@@ -46,7 +46,7 @@ class Job:
 
     name: str
     description: str
-    run: Callable[[Engine, datetime], str]
+    run: Callable[..., str]  # run(engine, *, now) -> a one-line outcome
     every: timedelta | None = None
     at: tuple[int, int] | None = None
     weekday: int | None = None  # with `at`: weekly on this day (0 = Monday)
@@ -85,11 +85,11 @@ class Job:
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-def _expire(engine: Engine, now: datetime) -> str:
+def _expire(engine: Engine, *, now: datetime) -> str:
     return f"{expire_holds(engine, now=now)} hold(s) expired"
 
 
-def _deliver(engine: Engine, now: datetime) -> str:
+def _deliver(engine: Engine, *, now: datetime) -> str:
     webhooks = f"{deliver_alerts(engine)} budget webhook(s) delivered"
     if get_settings().smtp_url is None:  # the outbox keeps them until email is set up
         return f"email not configured (PRICING_SMTP_URL): nothing sent; {webhooks}"
@@ -110,32 +110,32 @@ JOBS: dict[str, Job] = {
         Job(
             "high-cost",
             "email the admins the accounts over PRICING_HIGH_COST_USD today",
-            lambda e, n: high_cost_report(e, now=n),
+            high_cost_report,
             at=(2, 0),
         ),
         Job(
             "unusual-spend",
             "email each account whose spending jumped today, and the admins",
-            lambda e, n: unusual_spend(e, now=n),
+            unusual_spend,
             every=timedelta(hours=1),
         ),
         Job(
             "weekly-summary",
             "email each account its last week's usage",
-            lambda e, n: weekly_summaries(e, now=n),
+            weekly_summaries,
             at=(8, 0),
             weekday=0,
         ),
         Job(
             "catalog-check",
             "email the admins when the price catalog is old",
-            lambda e, n: catalog_check(e, now=n),
+            catalog_check,
             at=(4, 0),
         ),
         Job(
             "ledger-verify",
             "verify the whole ledger; email the admins on a violation",
-            lambda e, n: ledger_check(e, now=n),
+            ledger_check,
             at=(3, 0),
         ),
     )
@@ -166,7 +166,7 @@ def run_job(engine: Engine, name: str, *, slot: str, now: datetime | None = None
     except IntegrityError:
         return None
     try:
-        detail, outcome = chosen.run(engine, at), "ok"
+        detail, outcome = chosen.run(engine, now=at), "ok"
     except Exception as exc:  # recorded and logged; the next schedule runs again
         log.exception("job %s failed", name)
         detail, outcome = f"{type(exc).__name__}: {exc}", "failed"
