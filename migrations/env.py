@@ -3,7 +3,11 @@
 from alembic import context
 from sqlalchemy import pool
 
-from pricing_core.adapters import schema_billing, schema_notify  # noqa: F401  (registers tables)
+from pricing_core.adapters import (  # noqa: F401  (registers tables)
+    schema_billing,
+    schema_notify,
+    schema_prices,
+)
 from pricing_core.adapters.schema import metadata
 from pricing_core.adapters.storage import make_engine
 

@@ -131,6 +131,9 @@ usage_events = Table(
     Column("provider_cost", NanoUSD, nullable=False),
     Column("price", NanoUSD, nullable=False),
     Column("price_version", String(128), nullable=False),
+    # migration 0014; defaults on the server, so the charge function and COPY omit them
+    Column("cache_write_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("service_tier", String(16), nullable=False, server_default="standard"),
     Column("charge_basis", String(20), nullable=False),  # payg | fixed | included | overage | free
     Column("status", String(20), nullable=False),  # priced | unpriced
     Column("ledger_entry_id", BigInteger),

@@ -82,6 +82,8 @@ _FIELDS = {
     "input_tokens",
     "output_tokens",
     "cached_tokens",
+    "cache_write_tokens",
+    "service_tier",
     "max_output_tokens",
     "prompt_tokens",
     "prompt_text",

@@ -3,7 +3,7 @@ checks that keep money exact (decimal strings, never floats) and text storable."
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from annotated_types import Ge, Le
 from fastapi import Path, Query
@@ -219,6 +219,12 @@ class UsageIn(_In):
     input_tokens: Tokens
     output_tokens: Tokens
     cached_tokens: Tokens = Field(0, description="the part of input_tokens read from cache")
+    cache_write_tokens: Tokens = Field(
+        0, description="the part of input_tokens written to the cache (Anthropic's cache creation)"
+    )
+    service_tier: Literal["standard", "batch", "flex", "priority"] = Field(
+        "standard", description="the provider's processing tier; each is priced with its rates"
+    )
     chat_id: Id | None = None
     created_at: str | None = Field(
         None,

@@ -4,6 +4,13 @@
 - Operator markups and rate overrides (`model_prices`) and fixed per-call prices
   (`operation_prices`) live in the database, each with an `effective_from`: the row
   in effect at the event's timestamp applies.
+- Custom models (`custom_models`, `catalog.custom`) price a model before the
+  catalog does, per service tier; a loaded genai-prices data file
+  (`catalog.snapshots`) replaces the bundled snapshot.
+- Service tiers: the catalog's tier rates where it has them (genai-prices price
+  variants: `processing=batch`, `service_tier=flex|priority`); without one, batch is
+  the providers' documented 50% batch discount (`BATCH_DISCOUNT`) and flex and priority
+  the standard rates. The explanation names the rule.
 - A TTL cache (setting `price_cache_ttl`, default 300 s) sits in front of the
   database; `clear_price_cache()` empties it after an edit.
 """
@@ -21,15 +28,32 @@ from importlib.metadata import version
 
 import genai_prices
 from genai_prices import Usage
-from genai_prices.types import TieredPrices
+from genai_prices.types import ModelPrice, TieredPrices
 from sqlalchemy import Engine, select
 
 from pricing_core.adapters.schema import model_prices, operation_prices
+from pricing_core.adapters.schema_prices import custom_models
+from pricing_core.catalog.custom import CustomModelRow, row_of
+from pricing_core.catalog.snapshots import active_sha256, sync_catalog
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import Quote, TokenCounts, TokenRates, quote_fixed, quote_tokens
 from pricing_core.domain.errors import UnknownModel
 
 CATALOG_VERSION = f"genai-prices {version('genai-prices')}"
+# OpenAI's, Anthropic's and Google's batch APIs each cost half the standard rates.
+BATCH_DISCOUNT = Decimal("0.5")
+# A service tier as genai-prices' price variants name it (`price_context`).
+TIER_CONTEXT = {
+    "batch": {"processing": "batch"},
+    "flex": {"service_tier": "flex"},
+    "priority": {"service_tier": "priority"},
+}
+
+
+def catalog_version() -> str:
+    """The catalog in use: the bundled genai-prices snapshot, or a loaded data file."""
+    sha = active_sha256()
+    return CATALOG_VERSION if sha is None else f"{CATALOG_VERSION}+data:{sha[:12]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +94,24 @@ def provider_price(provider: str, model: str, at: datetime) -> ProviderPrice:
     Prices: the genai-prices snapshot.
     """
     found_provider, model_info = _find(provider, model)
-    price = model_info.get_prices(at)  # type: ignore[attr-defined]
+    return _listed(
+        found_provider.id,  # type: ignore[attr-defined]
+        model_info.id,  # type: ignore[attr-defined]
+        model_info.get_prices(at),  # type: ignore[attr-defined]
+    )
+
+
+def _listed(provider: str, model: str, price: ModelPrice) -> ProviderPrice:
     if price.input_mtok is None or price.output_mtok is None:
         raise UnknownModel(f"model {model!r} of {provider!r} is not priced per token")
     return ProviderPrice(
-        provider=found_provider.id,  # type: ignore[attr-defined]
-        model=model_info.id,  # type: ignore[attr-defined]
+        provider=provider,
+        model=model,
         rates=TokenRates(
             _required(_base(price.input_mtok)),
             _required(_base(price.output_mtok)),
             _base(price.cache_read_mtok),
+            _base(price.cache_write_mtok),
         ),
         tiered=any(
             isinstance(v, TieredPrices)
@@ -88,23 +120,58 @@ def provider_price(provider: str, model: str, at: datetime) -> ProviderPrice:
     )
 
 
-def provider_cost(provider: str, model: str, counts: TokenCounts, at: datetime) -> Decimal:
-    """Exact (unrounded) Decimal USD the provider charges for this call.
-
-    Raises: UnknownModel. Prices: `genai_prices.calc_price` on the bundled snapshot.
-    """
-    usage = Usage(
+def _usage(counts: TokenCounts) -> Usage:
+    return Usage(
         input_tokens=counts.input_tokens,
         output_tokens=counts.output_tokens,
         cache_read_tokens=counts.cached_tokens,
+        cache_write_tokens=counts.cache_write_tokens,
     )
+
+
+def provider_cost(
+    provider: str,
+    model: str,
+    counts: TokenCounts,
+    at: datetime,
+    *,
+    context: dict[str, str] | None = None,
+) -> Decimal:
+    """Exact (unrounded) Decimal USD the provider charges for this call; `context` is a
+    genai-prices price context (a service tier's `TIER_CONTEXT`).
+
+    Raises: UnknownModel. Prices: `genai_prices.calc_price` on the catalog in use.
+    """
     try:
         result = genai_prices.calc_price(
-            usage, model, provider_id=provider, genai_request_timestamp=at
+            _usage(counts),
+            model,
+            provider_id=provider,
+            genai_request_timestamp=at,
+            price_context=context,
         )
     except LookupError:
         raise UnknownModel(f"unknown model {model!r} for provider {provider!r}") from None
     return result.total_price
+
+
+def _has_tier(info: object, context: dict[str, str], at: datetime) -> bool:
+    """Whether the catalog has its own rates for this tier at `at`."""
+    return any(
+        dict(v.when) == context and (v.constraint is None or v.constraint.active(at))
+        for v in getattr(info, "price_variants", None) or ()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderTerms:
+    """What the provider charges for one call, and how it was decided."""
+
+    cost: Decimal  # exact Decimal USD
+    rates: TokenRates  # the rates shown in the explanation (USD per MTok)
+    version: str  # the price source, e.g. "custom:3" or the catalog version
+    rule: str  # "" for standard rates, else which tier rule applied
+    factor: Decimal  # the batch discount when the catalog has no batch rate, else 1
 
 
 def known_models() -> list[tuple[str, str]]:
@@ -136,6 +203,58 @@ class PriceBook:
     default_markup: Decimal
     models: dict[tuple[str, str], list[ModelPriceRow]] = field(default_factory=dict)
     operations: dict[str, list[OperationPriceRow]] = field(default_factory=dict)
+    custom: dict[tuple[str, str], list[CustomModelRow]] = field(default_factory=dict)
+
+    def custom_row(
+        self, provider: str, model: str, at: datetime, tier: str = "standard"
+    ) -> CustomModelRow | None:
+        """The custom-model row of this tier in effect at `at`, or None."""
+        rows = [r for r in self.custom.get((provider, model), []) if r.service_tier == tier]
+        return _in_effect(rows, at)  # type: ignore[no-any-return]
+
+    def listed(self, provider: str, model: str, at: datetime) -> ProviderPrice:
+        """The standard provider rates at `at`: a custom row's, else the catalog's.
+        Raises: UnknownModel."""
+        row = self.custom_row(provider, model, at)
+        if row is not None:
+            return ProviderPrice(provider, model, row.rates, bool(row.tiers))
+        return provider_price(provider, model, at)
+
+    def provider_terms(
+        self, provider: str, model: str, counts: TokenCounts, at: datetime, tier: str
+    ) -> ProviderTerms:
+        """What the provider charges for this call in this service tier (see the
+        module docstring for the rules). Raises: UnknownModel."""
+        one = Decimal(1)
+        row = self.custom_row(provider, model, at, tier)
+        if row is not None:
+            rule = "" if tier == "standard" else f"{tier} tier, the operator's {tier} rates"
+            cost = row.prices.calc_price(_usage(counts))["total_price"]
+            return ProviderTerms(cost, row.rates, f"custom:{row.id}", rule, one)
+        context = TIER_CONTEXT.get(tier)
+        row = self.custom_row(provider, model, at)
+        if row is not None:
+            cost, rates, source, own = (
+                row.prices.calc_price(_usage(counts))["total_price"],
+                row.rates, f"custom:{row.id}", False,
+            )  # fmt: skip
+        else:
+            found, info = _find(provider, model)
+            own = context is not None and _has_tier(info, context, at)
+            prices = info.get_prices(at, context if own else None)  # type: ignore[attr-defined]
+            rates = _listed(found.id, info.id, prices).rates  # type: ignore[attr-defined]
+            cost = provider_cost(provider, model, counts, at, context=context if own else None)
+            source = catalog_version()
+        if context is None:
+            return ProviderTerms(cost, rates, source, "", one)
+        if own:
+            return ProviderTerms(
+                cost, rates, source, f"{tier} tier, the catalog's {tier} rates", one
+            )
+        if tier == "batch":
+            rule = "batch tier, the providers' 50% batch discount (no batch rate listed)"
+            return ProviderTerms(cost * BATCH_DISCOUNT, rates, source, rule, BATCH_DISCOUNT)
+        return ProviderTerms(cost, rates, source, f"{tier} tier, standard rates (none listed)", one)
 
     def model_row(self, provider: str, model: str, at: datetime) -> ModelPriceRow | None:
         """The markup/override row in effect at `at`, or None (default markup)."""
@@ -153,8 +272,9 @@ class PriceBook:
         operation: str,
         counts: TokenCounts,
         at: datetime,
+        service_tier: str = "standard",
     ) -> Quote:
-        """Price one call at the prices in effect at `at`.
+        """Price one call at the prices in effect at `at`, in its service tier.
 
         Returns: Quote. Raises: UnknownModel (never a silent $0).
         """
@@ -166,15 +286,17 @@ class PriceBook:
                 provider_cost=fixed.provider_cost,
                 price_version=f"op:{fixed.id}",
             )
-        listed = provider_price(provider, model, at)
+        terms = self.provider_terms(provider, model, counts, at, service_tier)
         row = self.model_row(provider, model, at)
         return quote_tokens(
             counts,
-            provider_cost=provider_cost(provider, model, counts, at),
-            provider_rates=listed.rates,
+            provider_cost=terms.cost,
+            provider_rates=terms.rates,
             markup=row.markup if row else self.default_markup,
             override=row.override if row else None,
-            price_version=f"{CATALOG_VERSION};mp:{row.id}" if row else CATALOG_VERSION,
+            price_version=f"{terms.version};mp:{row.id}" if row else terms.version,
+            rule=terms.rule,
+            factor=terms.factor,
         )
 
 
@@ -184,9 +306,16 @@ def _in_effect(rows: list, at: datetime):  # type: ignore[no-untyped-def]
 
 
 def load_price_book(engine: Engine) -> PriceBook:
-    """Read the operator's price rows from the database (uncached)."""
+    """Read the operator's price rows from the database (uncached), after making its
+    newest loaded catalog the one in use (`snapshots.sync_catalog`)."""
     book = PriceBook(default_markup=get_settings().default_markup)
     with engine.connect() as conn:
+        if sync_catalog(conn):
+            provider_price.cache_clear()
+        for r in conn.execute(
+            select(custom_models).order_by(custom_models.c.effective_from, custom_models.c.id)
+        ):
+            book.custom.setdefault((r.provider, r.model), []).append(row_of(r))
         for r in conn.execute(
             select(model_prices).order_by(model_prices.c.effective_from, model_prices.c.id)
         ):

@@ -19,9 +19,9 @@ import pandas as pd
 from genai_prices.types import ModelPrice, TieredPrices, TimeOfDateConstraint
 
 from pricing_core.catalog.price_book import (
-    CATALOG_VERSION,
     PriceBook,
     _find,
+    catalog_version,
     provider_cost,
     provider_price,
 )
@@ -34,7 +34,7 @@ from pricing_core.domain.costing import (
 )
 from pricing_core.domain.errors import InvalidUsage, PricingError
 from pricing_core.domain.money import MTOK, ZERO, round_nano, usd_to_nanos
-from pricing_core.domain.periods import epoch_micros, from_epoch_micros
+from pricing_core.domain.periods import epoch_micros, from_epoch_micros, time_of_day_micros
 
 DAY_US = 86_400_000_000
 PROBE_LIMIT = 10**9  # the last tier segment is verified up to this many input tokens
@@ -57,7 +57,7 @@ class _Out:
         self.cost: np.ndarray = np.zeros(n, dtype=np.int64)
         self.price: np.ndarray = np.zeros(n, dtype=np.int64)
         self.label = np.zeros(n, dtype=np.int32)
-        self.labels: list[tuple[str, str]] = [(str(ChargeBasis.PAYG), CATALOG_VERSION)]
+        self.labels: list[tuple[str, str]] = [(str(ChargeBasis.PAYG), catalog_version())]
         self.errors: list[tuple[np.ndarray, PricingError]] = []
 
     def _code(self, basis: str, version: str) -> int:
@@ -124,11 +124,14 @@ def price_rows(frame: pd.DataFrame, book: PriceBook) -> pd.DataFrame:
             cached = frame["cached_tokens"].to_numpy(dtype=np.int64)
         else:
             cached = np.zeros(n, dtype=np.int64)
-        groups = frame.groupby(["provider", "model", "operation"], sort=False).indices
-        for (provider, model, operation), pos in groups.items():
+        special = _special_rows(frame)
+        _price_each(out, book, np.flatnonzero(special), frame)
+        linear = np.flatnonzero(~special)
+        keys = frame.iloc[linear].groupby(["provider", "model", "operation"], sort=False)
+        for (provider, model, operation), pos in keys.indices.items():
             _price_key(
                 out, book, str(provider), str(model), str(operation),
-                np.asarray(pos), ts, tokens_in, cached, tokens_out, frame,
+                linear[np.asarray(pos)], ts, tokens_in, cached, tokens_out, frame,
             )  # fmt: skip
     return out.frame(frame.index)
 
@@ -168,6 +171,9 @@ def _price_key(
     pos = pos[op_idx < 0]
     if not len(pos):
         return
+    if (provider, model) in book.custom:  # operator rows: priced as the catalog's are, per row
+        _price_each(out, book, pos, frame)
+        return
     try:
         _provider, info = _find(provider, model)
     except PricingError as exc:
@@ -199,7 +205,7 @@ def _periods(info: object, ts: np.ndarray) -> tuple[np.ndarray, list[datetime]]:
         return np.zeros(len(ts), dtype=np.int64), [from_epoch_micros(ts[0])]
     bounds = sorted(
         {
-            _time_micros(t)
+            time_of_day_micros(t)
             for c in conditional
             if isinstance(c.constraint, TimeOfDateConstraint)
             for t in (c.constraint.start_time, c.constraint.end_time)
@@ -221,16 +227,6 @@ def _periods(info: object, ts: np.ndarray) -> tuple[np.ndarray, list[datetime]]:
             reps.append(rep)
         period_of_code[i] = period_of_price[id(prices)]
     return period_of_code[inverse.reshape(-1)], reps
-
-
-def _time_micros(value: object) -> int:
-    moment = datetime.combine(datetime(1970, 1, 1).date(), value)  # type: ignore[arg-type]
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    return (
-        moment.hour * 3600 + moment.minute * 60 + moment.second
-    ) * 1_000_000 + moment.microsecond
 
 
 def _thresholds(prices: ModelPrice) -> np.ndarray:
@@ -267,7 +263,9 @@ def _price_linear(
         return
     markup = row.markup if row is not None else book.default_markup  # type: ignore[attr-defined]
     override = row.override if row is not None else None  # type: ignore[attr-defined]
-    version = f"{CATALOG_VERSION};mp:{row.id}" if row is not None else CATALOG_VERSION  # type: ignore[attr-defined]
+    version = catalog_version()
+    if row is not None:
+        version += f";mp:{row.id}"  # type: ignore[attr-defined]
     cost_charge = _probe(provider, model, rep, prices, thresholds, segment)
     if cost_charge is None or markup < 0:
         _price_each(out, book, pos, frame)
@@ -339,7 +337,6 @@ def _measure(provider: str, model: str, at: datetime, lo: int, hi: int) -> Linea
 def _price_each(out: _Out, book: PriceBook, pos: np.ndarray, frame: pd.DataFrame) -> None:
     """The per-row path, for groups the linear model does not cover."""
     rows = frame.iloc[pos]
-    has_cached = "cached_tokens" in frame.columns
     for i, r in zip(pos, rows.itertuples(index=False), strict=True):
         one = np.array([i])
         try:
@@ -350,9 +347,11 @@ def _price_each(out: _Out, book: PriceBook, pos: np.ndarray, frame: pd.DataFrame
                 counts=TokenCounts(
                     int(r.input_tokens),
                     int(r.output_tokens),
-                    int(r.cached_tokens) if has_cached else 0,
+                    int(getattr(r, "cached_tokens", 0)),
+                    int(getattr(r, "cache_write_tokens", 0)),
                 ),
                 at=pd.Timestamp(r.created_at).tz_convert(UTC).to_pydatetime(),
+                service_tier=getattr(r, "service_tier", "standard"),
             )
         except PricingError as exc:
             out.fail(one, exc)
@@ -361,13 +360,21 @@ def _price_each(out: _Out, book: PriceBook, pos: np.ndarray, frame: pd.DataFrame
         out.put(one, cost, price, str(quote.basis), quote.price_version)
 
 
+def _special_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows the linear model does not cover: cache writes or a non-standard tier."""
+    writes = frame.get("cache_write_tokens", pd.Series(0, index=frame.index)).fillna(0)
+    tiers = frame.get("service_tier", pd.Series("standard", index=frame.index))
+    return (writes.to_numpy() > 0) | (tiers.fillna("standard").to_numpy() != "standard")
+
+
 def price_frame(frame: pd.DataFrame, book: PriceBook, *, errors: str = "raise") -> pd.DataFrame:
     """Price every row of `frame` exactly as `PriceBook.quote` prices one call.
 
     Args:
         frame: columns provider, model, operation (str), input_tokens, output_tokens,
             cached_tokens (optional; non-negative ints, cached <= input; not checked
-            here: validate first) and created_at (timezone-aware).
+            here: validate first), created_at (timezone-aware); optional
+            cache_write_tokens and service_tier (such rows are priced one by one).
         book: the operator's price rows (`price_book.get_price_book`).
         errors: "raise" raises the first row's UnknownModel; "collect" puts it in the
             `error` column and prices the row 0.

@@ -30,34 +30,37 @@ class ChargeBasis(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TokenCounts:
-    """Tokens of one model call. `cached_tokens` is the part of `input_tokens` read
-    from the provider's prompt cache."""
+    """Tokens of one model call. `cached_tokens` (read from the provider's prompt
+    cache) and `cache_write_tokens` (written to it) are parts of `input_tokens`."""
 
     input_tokens: int
     output_tokens: int
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("input_tokens", "output_tokens", "cached_tokens"):
+        for name in ("input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidUsage(f"{name} must be an integer, got {value!r}")
             if value < 0:
                 raise InvalidUsage(f"{name} must not be negative, got {value!r}")
-        if self.cached_tokens > self.input_tokens:
+        if self.cached_tokens + self.cache_write_tokens > self.input_tokens:
             raise InvalidUsage(
-                f"cached_tokens ({self.cached_tokens}) exceed input_tokens ({self.input_tokens})"
+                f"cached_tokens ({self.cached_tokens}) and cache_write_tokens "
+                f"({self.cache_write_tokens}) exceed input_tokens ({self.input_tokens})"
             )
 
 
 @dataclass(frozen=True, slots=True)
 class TokenRates:
-    """USD per million tokens. `cache_read_mtok` None means cached input costs the
-    input rate."""
+    """USD per million tokens. `cache_read_mtok` / `cache_write_mtok` None means
+    cached input / cache writes cost the input rate."""
 
     input_mtok: Decimal
     output_mtok: Decimal
     cache_read_mtok: Decimal | None = None
+    cache_write_mtok: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +101,15 @@ class Quote:
 def token_lines(counts: TokenCounts, rates: TokenRates) -> tuple[QuoteLine, ...]:
     """Split a call into priced terms. Amounts are exact (unrounded) Decimal USD."""
     lines = []
-    uncached = counts.input_tokens - counts.cached_tokens
-    if uncached or not counts.cached_tokens:
+    uncached = counts.input_tokens - counts.cached_tokens - counts.cache_write_tokens
+    if uncached or not (counts.cached_tokens or counts.cache_write_tokens):
         lines.append(_line("input", uncached, rates.input_mtok))
     if counts.cached_tokens:
         cache_rate = rates.input_mtok if rates.cache_read_mtok is None else rates.cache_read_mtok
         lines.append(_line("cached input", counts.cached_tokens, cache_rate))
+    if counts.cache_write_tokens:
+        write_rate = rates.input_mtok if rates.cache_write_mtok is None else rates.cache_write_mtok
+        lines.append(_line("cache write", counts.cache_write_tokens, write_rate))
     lines.append(_line("output", counts.output_tokens, rates.output_mtok))
     return tuple(lines)
 
@@ -120,6 +126,8 @@ def quote_tokens(
     markup: Decimal,
     override: TokenRates | None = None,
     price_version: str,
+    rule: str = "",
+    factor: Decimal = Decimal(1),
 ) -> Quote:
     """Price a token-metered call: (tokens x rate) x markup.
 
@@ -130,21 +138,28 @@ def quote_tokens(
         markup: operator multiplier (>= 0).
         override: operator rates that replace the provider's for the charged price.
         price_version: provenance string stored with the event.
+        rule: which price rule applied, said first in the explanation (e.g. "batch
+            tier: the provider's 50% batch discount"); "" for the standard rates.
+        factor: a multiplier of the override's rates (the batch discount), exact.
     Returns: a Quote with provider_cost and price rounded half-even to the nano-USD.
     """
     if markup < 0:
         raise InvalidUsage(f"markup must not be negative, got {markup}")
     rates = override or provider_rates
     lines = token_lines(counts, rates)
-    base = sum((line.amount for line in lines), ZERO) if override else provider_cost
+    base = sum((line.amount for line in lines), ZERO) * factor if override else provider_cost
     price = round_nano(base * markup)
     terms = " + ".join(
         f"{format_tokens(line.tokens)} {line.label} tokens x {_rate(line.rate_mtok)}/MTok"
         for line in lines
     )
+    if factor != 1:
+        terms = f"({terms}) x {factor.normalize():f}"
     explanation = f"{terms} = {format_usd_exact(round_nano(base))}"
     if markup != 1:
         explanation += f" x markup {markup.normalize():f} = {format_usd_exact(price)}"
+    if rule:
+        explanation = f"{rule}: {explanation}"
     return Quote(
         provider_cost=round_nano(provider_cost),
         price=price,

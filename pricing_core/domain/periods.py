@@ -223,3 +223,14 @@ def add_months(moment: datetime, months: int) -> datetime:
         except ValueError:
             continue
     raise AssertionError("unreachable")
+
+
+def time_of_day_micros(value: object) -> int:
+    """A time of day (naive = UTC) -> microseconds since midnight UTC."""
+    moment = datetime.combine(datetime(1970, 1, 1).date(), value)  # type: ignore[arg-type]
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return (
+        moment.hour * 3600 + moment.minute * 60 + moment.second
+    ) * 1_000_000 + moment.microsecond

@@ -30,6 +30,9 @@ MAX_METADATA_NUMBER = 10**15
 STORABLE_TEXT = r"^[^\x00]*$"  # no NUL (nor, see SURROGATES, a lone surrogate)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_AHEAD = timedelta(days=1)  # how far after now an event may be dated (clock skew)
+# The provider's processing tier of a call ("standard" unless the app says otherwise):
+# batch APIs, flex (slower, cheaper) and priority (faster, dearer) are priced apart.
+SERVICE_TIERS = ("standard", "batch", "flex", "priority")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/@+-")
 
 # Characters no id may hold: controls (Cc), format characters such as zero-width
@@ -60,14 +63,18 @@ _ID_TEXT = re.compile(id_text_pattern(SURROGATES))
 ID_PATTERN = rf"[\x20-\x7e]{{1,{MAX_ID_LENGTH}}}"
 USER_ID_PATTERN = rf"[\x20-\x7e]{{1,{MAX_USER_ID_LENGTH}}}"
 NAME_PATTERN = r"[A-Za-z0-9._:/@+\-]{1,64}"
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens")
 
 
 @dataclass(frozen=True, slots=True)
 class UsageEvent:
     """One model call as the AI app reports it.
 
-    Tokens are non-negative integers; `cached_tokens` is the part of `input_tokens`
-    served from the provider's cache. `created_at` is timezone-aware (default: now).
+    Tokens are non-negative integers, counted as genai-prices counts them:
+    `input_tokens` is the whole prompt, `cached_tokens` (read from the provider's prompt
+    cache) and `cache_write_tokens` (written to it, Anthropic's cache creation) are
+    parts of it; `output_tokens` includes any reasoning tokens. `service_tier` is one
+    of SERVICE_TIERS. `created_at` is timezone-aware (default: now).
     """
 
     request_id: str
@@ -82,6 +89,8 @@ class UsageEvent:
     chat_id: str | None = None
     created_at: datetime | None = None
     metadata: Mapping[str, Any] | None = field(default=None, hash=False)
+    cache_write_tokens: int = 0
+    service_tier: str = "standard"
 
 
 def check_id(
@@ -116,15 +125,21 @@ def validate_event(event: UsageEvent, *, now: datetime) -> UsageEvent:
     check_id("chat_id", event.chat_id, optional=True)
     for name in ("operation", "provider", "model"):
         check_name(name, getattr(event, name))
-    for name in ("input_tokens", "output_tokens", "cached_tokens"):
+    for name in TOKEN_FIELDS:
         value = getattr(event, name)
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidUsage(f"{name} must be an integer, got {value!r:.80}")
         if not 0 <= value <= MAX_TOKENS:
             raise InvalidUsage(f"{name} must be between 0 and {MAX_TOKENS:,}, got {value}")
-    if event.cached_tokens > event.input_tokens:
+    if event.cached_tokens + event.cache_write_tokens > event.input_tokens:
         raise InvalidUsage(
-            f"cached_tokens ({event.cached_tokens}) exceed input_tokens ({event.input_tokens})"
+            f"cached_tokens ({event.cached_tokens}) and cache_write_tokens "
+            f"({event.cache_write_tokens}) exceed input_tokens ({event.input_tokens})"
+        )
+    if event.service_tier not in SERVICE_TIERS:
+        raise InvalidUsage(
+            f"service_tier must be one of {', '.join(SERVICE_TIERS)}, "
+            f"got {event.service_tier!r:.40}"
         )
     created_at = event.created_at or now
     if not isinstance(created_at, datetime) or created_at.tzinfo is None:
@@ -190,6 +205,8 @@ def same_content(row: Any, event: UsageEvent, *, timestamp_given: bool) -> bool:
         row.input_tokens,
         row.output_tokens,
         row.cached_tokens,
+        row.cache_write_tokens,
+        row.service_tier,
         to_json(row.metadata) if row.metadata is not None else None,
     )
     incoming = (
@@ -201,6 +218,8 @@ def same_content(row: Any, event: UsageEvent, *, timestamp_given: bool) -> bool:
         event.input_tokens,
         event.output_tokens,
         event.cached_tokens,
+        event.cache_write_tokens,
+        event.service_tier,
         to_json(dict(event.metadata)) if event.metadata is not None else None,
     )
     return stored == incoming and (not timestamp_given or row.created_at == event.created_at)

@@ -65,12 +65,7 @@ from pricing_core.domain.usage_event import (
     validate_event,
 )
 from pricing_core.metering import batch_sql
-from pricing_core.metering.batch_checks import (
-    Checked,
-    check_rows,
-    chunks,
-    event_of,
-)
+from pricing_core.metering.batch_checks import Checked, check_rows, chunks, event_of, special_rows
 from pricing_core.metering.charges import needs_per_event_charge
 from pricing_core.metering.record import record_on
 
@@ -200,6 +195,7 @@ class _Chunk:
         self.recorded_cost = 0
         self.recorded_price = 0
         self.recorded = 0
+        self.special = special_rows(frame)
 
     def run(self, offset: int) -> BatchResult:
         valid = np.flatnonzero(pd.isna(self.error))
@@ -225,6 +221,7 @@ class _Chunk:
         rows = self._drop_existing(rows)
         users = self.frame["user_id"].to_numpy()[rows]
         mask = needs_per_event_charge(self.accounts[rows], users, special)
+        mask |= self.special[rows]
         for i in rows[mask]:
             self._record_one(int(i))
         rows = rows[~mask]

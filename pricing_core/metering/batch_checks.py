@@ -142,6 +142,7 @@ def check_rows(frame: pd.DataFrame, originals: list[UsageEvent] | None, now: dat
     metadata: list[str | None] = [None] * n
     has_metadata = frame["metadata"].notna().to_numpy()
     suspect |= has_metadata
+    suspect |= special_rows(frame)
 
     checked = Checked(np.full(n, None, dtype=object), micros, given, metadata)
     for i in np.flatnonzero(suspect):
@@ -160,6 +161,16 @@ def check_rows(frame: pd.DataFrame, originals: list[UsageEvent] | None, now: dat
     return checked
 
 
+def special_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows with cache writes or a service tier other than "standard": each is checked
+    and recorded one by one (`record.record_on`), as the charge function's are."""
+    writes = frame["cache_write_tokens"]
+    tiers = frame["service_tier"]
+    return (writes.notna() & (writes != 0)).to_numpy(dtype=bool) | (
+        tiers.notna() & (tiers != "standard")
+    ).to_numpy(dtype=bool)
+
+
 def event_of(frame: pd.DataFrame, i: int) -> UsageEvent:
     """Row `i` as the UsageEvent a caller would have built (numpy scalars -> Python)."""
     values: dict[str, Any] = {}
@@ -172,6 +183,11 @@ def event_of(frame: pd.DataFrame, i: int) -> UsageEvent:
         elif isinstance(value, pd.Timestamp):
             value = value.floor("us").to_pydatetime()
         values[name] = value
-    if values["cached_tokens"] is None:
-        values["cached_tokens"] = 0
+    for name, default in _DEFAULTS.items():
+        if values[name] is None:
+            values[name] = default
     return UsageEvent(**values)
+
+
+# what a missing value of these columns means (UsageEvent's defaults)
+_DEFAULTS = {"cached_tokens": 0, "cache_write_tokens": 0, "service_tier": "standard"}

@@ -37,15 +37,15 @@ class Charge:
 def quote_event(book: PriceBook, event: UsageEvent) -> Quote:
     """The list-price quote of a validated event at its `created_at`. Raises:
     UnknownModel, unless `PRICING_UNPRICED_POLICY=queue` (then an unpriced quote)."""
-    counts = TokenCounts(event.input_tokens, event.output_tokens, event.cached_tokens)
     assert event.created_at is not None
     try:
         return book.quote(
             provider=event.provider,
             model=event.model,
             operation=event.operation,
-            counts=counts,
+            counts=counts_of(event),
             at=event.created_at,
+            service_tier=event.service_tier,
         )
     except UnknownModel as exc:
         if get_settings().unpriced_policy != "queue":
@@ -59,6 +59,30 @@ def quote_event(book: PriceBook, event: UsageEvent) -> Quote:
             "unpriced",
             f"not charged yet: {exc}; queued for an admin to price",
         )
+
+
+def counts_of(event: Any) -> TokenCounts:
+    """The token counts of a UsageEvent or a stored `usage_events` row."""
+    return TokenCounts(
+        event.input_tokens,
+        event.output_tokens,
+        event.cached_tokens,
+        getattr(event, "cache_write_tokens", 0),
+    )
+
+
+def requote(book: PriceBook, row: Any) -> Quote:
+    """A stored event's list-price quote, re-derived from the price book in effect at
+    its `created_at` (rows without the 0014 columns count as standard, no cache
+    writes). Raises: PricingError."""
+    return book.quote(
+        provider=row.provider,
+        model=row.model,
+        operation=row.operation,
+        counts=counts_of(row),
+        at=row.created_at,
+        service_tier=getattr(row, "service_tier", "standard"),
+    )
 
 
 def free_reason_for(user_id: str) -> str | None:
@@ -158,13 +182,7 @@ def _explain(book: PriceBook, row: Any, conn: Connection | None) -> str:
             return explained
     if basis in (ChargeBasis.PAYG, ChargeBasis.FIXED):
         try:
-            quote = book.quote(
-                provider=row.provider,
-                model=row.model,
-                operation=row.operation,
-                counts=TokenCounts(row.input_tokens, row.output_tokens, row.cached_tokens),
-                at=row.created_at,
-            )
+            quote = requote(book, row)
             if quote.price == row.price:
                 return quote.explanation
         except PricingError:
@@ -178,12 +196,6 @@ def _explain(book: PriceBook, row: Any, conn: Connection | None) -> str:
 def _payg_price(book: PriceBook, row: Any) -> Decimal | None:
     """The pay-as-you-go price of a stored event, re-quoted (None if unpriceable)."""
     try:
-        return book.quote(
-            provider=row.provider,
-            model=row.model,
-            operation=row.operation,
-            counts=TokenCounts(row.input_tokens, row.output_tokens, row.cached_tokens),
-            at=row.created_at,
-        ).price
+        return requote(book, row).price
     except PricingError:
         return None

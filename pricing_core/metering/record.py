@@ -169,6 +169,8 @@ def record_on(
             input_tokens=event.input_tokens,
             output_tokens=event.output_tokens,
             cached_tokens=event.cached_tokens,
+            cache_write_tokens=event.cache_write_tokens,
+            service_tier=event.service_tier,
             provider_cost=quote.provider_cost,
             price=quote.price,
             price_version=quote.price_version,
@@ -233,9 +235,14 @@ def record_in_one_call(
     settles that active hold (as `record_on(hold_id=...)`: no floor). Returns None
     when the general path must decide instead; nothing is written then.
 
+    Events with cache writes or a non-standard service tier take the general path
+    (the function stores neither; the columns' defaults are the plain case).
+
     Raises: InsufficientBalance, UnknownAccount, UnknownModel (as `record_usage`).
     """
     assert event.created_at is not None
+    if event.cache_write_tokens or event.service_tier != "standard":
+        return None
     quote = charge_before_plan(book, event)
     day = _local_day(event)
     params = (

@@ -6,7 +6,12 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from pricing_core.adapters import schema, schema_billing, schema_notify  # noqa: F401
+from pricing_core.adapters import (  # noqa: F401
+    schema,
+    schema_billing,
+    schema_notify,
+    schema_prices,
+)
 
 
 def test_the_migrated_database_and_the_schema_module_agree(engine):
