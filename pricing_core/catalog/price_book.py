@@ -74,10 +74,15 @@ def _find(provider: str, model: str) -> tuple[object, object]:
         raise UnknownModel(f"unknown model {model!r} for provider {provider!r}") from None
 
 
-def _base(value: object) -> Decimal | None:
+def _base(value: object, input_tokens: int = 0) -> Decimal | None:
+    """A rate per MTok; of tiered prices, the tier that `input_tokens` reach
+    (genai-prices' rule: past a tier's start, the whole request pays its rate)."""
     if value is None:
         return None
-    return value.base if isinstance(value, TieredPrices) else value  # type: ignore[return-value]
+    if not isinstance(value, TieredPrices):
+        return value  # type: ignore[return-value]
+    reached = [t.price for t in value.tiers if input_tokens > t.start]
+    return reached[-1] if reached else value.base
 
 
 def _required(value: Decimal | None) -> Decimal:
@@ -101,17 +106,17 @@ def provider_price(provider: str, model: str, at: datetime) -> ProviderPrice:
     )
 
 
-def _listed(provider: str, model: str, price: ModelPrice) -> ProviderPrice:
+def _listed(provider: str, model: str, price: ModelPrice, input_tokens: int = 0) -> ProviderPrice:
     if price.input_mtok is None or price.output_mtok is None:
         raise UnknownModel(f"model {model!r} of {provider!r} is not priced per token")
     return ProviderPrice(
         provider=provider,
         model=model,
         rates=TokenRates(
-            _required(_base(price.input_mtok)),
-            _required(_base(price.output_mtok)),
-            _base(price.cache_read_mtok),
-            _base(price.cache_write_mtok),
+            _required(_base(price.input_mtok, input_tokens)),
+            _required(_base(price.output_mtok, input_tokens)),
+            _base(price.cache_read_mtok, input_tokens),
+            _base(price.cache_write_mtok, input_tokens),
         ),
         tiered=any(
             isinstance(v, TieredPrices)
@@ -230,19 +235,22 @@ class PriceBook:
         if row is not None:
             rule = "" if tier == "standard" else f"{tier} tier, the operator's {tier} rates"
             cost = row.prices.calc_price(_usage(counts))["total_price"]
-            return ProviderTerms(cost, row.rates, f"custom:{row.id}", rule, one)
+            rates = _listed(provider, model, row.prices, counts.input_tokens).rates
+            return ProviderTerms(cost, rates, f"custom:{row.id}", rule, one)
         context = TIER_CONTEXT.get(tier)
         row = self.custom_row(provider, model, at)
         if row is not None:
             cost, rates, source, own = (
                 row.prices.calc_price(_usage(counts))["total_price"],
-                row.rates, f"custom:{row.id}", False,
+                _listed(provider, model, row.prices, counts.input_tokens).rates,
+                f"custom:{row.id}", False,
             )  # fmt: skip
         else:
             found, info = _find(provider, model)
             own = context is not None and _has_tier(info, context, at)
             prices = info.get_prices(at, context if own else None)  # type: ignore[attr-defined]
-            rates = _listed(found.id, info.id, prices).rates  # type: ignore[attr-defined]
+            listed = _listed(found.id, info.id, prices, counts.input_tokens)  # type: ignore[attr-defined]
+            rates = listed.rates
             cost = provider_cost(provider, model, counts, at, context=context if own else None)
             source = catalog_version()
         if context is None:

@@ -14,8 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from pricing_core.adapters.schema_prices import price_corrections
 from pricing_core.catalog.price_book import PriceBook
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis, Quote, TokenCounts
@@ -169,9 +171,25 @@ def explain_event(book: PriceBook, row: Any, *, conn: Connection | None = None) 
     no longer reproduces the charge (e.g. the default markup setting changed).
     Plan charges (included / overage) are explained from the plan version named in
     the event's `price_version` when a connection `conn` is given. A substituted
-    model is named first (`with_substitution`).
+    model is named first (`with_substitution`); corrections from applied reprices
+    follow (`corrections_note`, with `conn`).
     """
-    return with_substitution(_explain(book, row, conn), row.model, row.metadata)
+    text = with_substitution(_explain(book, row, conn), row.model, row.metadata)
+    return text if conn is None else text + corrections_note(conn, row.id)
+
+
+def corrections_note(conn: Connection, event_id: int) -> str:
+    """ "; repriced on 2026-11-28: +$0.0012" per correction of the event
+    (`admin.reprice.apply_reprice`), or ""."""
+    c = price_corrections.c
+    rows = conn.execute(
+        select(c.created_at, c.amount).where(c.event_id == event_id).order_by(c.id)
+    ).all()
+    return "".join(
+        f"; repriced on {r.created_at.date().isoformat()}: "
+        f"{'+' if r.amount > 0 else '-'}{format_usd_exact(abs(r.amount))}"
+        for r in rows
+    )
 
 
 def _explain(book: PriceBook, row: Any, conn: Connection | None) -> str:

@@ -169,10 +169,11 @@ def _regroup(daily: pd.DataFrame, table: str) -> pd.DataFrame:
     return daily.groupby(list(ROLLUP_KEYS[table]))[list(_DAILY_SUMS)].sum().reset_index()
 
 
-def add_to_rollups(conn: Connection, event: dict[str, Any]) -> None:
+def add_to_rollups(conn: Connection, event: dict[str, Any], *, requests: int = 1) -> None:
     """`upsert_rollups` for one event (a dict with the keys of `ROLLUP_INPUT`), without
-    grouping: on a single charge pandas' groupby cost more than the database work."""
-    one = {k: [v] for k, v in event.items()} | {"requests": [1]}
+    grouping: on a single charge pandas' groupby cost more than the database work.
+    `requests=0` adds amounts to an event already counted (a queued event priced)."""
+    one = {k: [v] for k, v in event.items()} | {"requests": [requests]}
     one["stripe"] = [stripe_of(event["account_id"])]
     chat = None
     if event["chat_id"] is not None:
