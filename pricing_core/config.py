@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     notification_secret: SecretStr | None = None
     # admins are told when the genai-prices snapshot knows no price newer than this
     catalog_max_age_days: Annotated[int, Field(ge=1, le=3650)] = 120
+    # Catalog updates without a release: a genai-prices data file (a path, or an
+    # http(s) URL such as genai-prices' published prices/data.json) re-read every
+    # PRICING_UPDATE_INTERVAL seconds by the `catalog-update` job; loaded when it changed.
+    update_source: str | None = None
+    update_interval: Annotated[int, Field(ge=60, le=30 * 86_400)] = 3600
 
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None

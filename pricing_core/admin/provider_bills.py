@@ -111,8 +111,8 @@ def parse_bill(fmt: BillFormat, text: str) -> dict[tuple[date, str], Decimal]:
         start = bucket.get("start_time" if fmt is BillFormat.OPENAI else "starting_at")
         day = _day(start, where)
         for r, result in enumerate(bucket["results"]):
-            key, cost = _result(fmt, result, f"{where}.results[{r}]")
-            lines[(day, key)] += cost
+            model, cost = _result(fmt, result, f"{where}.results[{r}]")
+            lines[(day, model)] += cost
     return dict(lines)
 
 

@@ -115,9 +115,7 @@ def _rates(providers: list[Provider], at: datetime) -> dict[tuple[str, str], tup
     for provider in providers:
         for model in provider.models:
             price = model.get_prices(at)
-            base = [
-                v.base if hasattr(v, "base") else v for v in (price.input_mtok, price.output_mtok)
-            ]
+            base = [getattr(v, "base", v) for v in (price.input_mtok, price.output_mtok)]
             out[(provider.id, model.id)] = tuple(base)
     return out
 

@@ -21,6 +21,7 @@ from pricing_core.cli import (
     limits,
     packages,
     plans,
+    prices,
     revenue,
     stripe,
     usage,
@@ -59,6 +60,8 @@ GROUPS: dict[str, typer.Typer] = {
     "apikeys": apikeys.app,
     "api": api.app,
     "jobs": jobs.app,
+    "prices": prices.app,
+    "reconcile": prices.reconcile_app,
 }
 for name, group in GROUPS.items():
     app.add_typer(group, name=name)

@@ -5,19 +5,23 @@ older than `PRICING_CATALOG_MAX_AGE_DAYS`, and the ledger check's failure."""
 
 from __future__ import annotations
 
+import urllib.request
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from pricing_core.adapters.outbox import Kind, enqueue_on
 from pricing_core.adapters.storage import run_write
+from pricing_core.admin.catalog import catalog_status, load_catalog_file
 from pricing_core.analytics.account import overview
 from pricing_core.analytics.prices import catalog_staleness
 from pricing_core.analytics.revenue import top_accounts
 from pricing_core.analytics.spend_watch import high_cost_accounts, spend_anomalies
 from pricing_core.analytics.usage import usage_report
+from pricing_core.catalog.snapshots import MAX_CATALOG_BYTES, sha256_of
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.principal import Principal
@@ -161,3 +165,24 @@ def catalog_check(engine: Engine, *, now: datetime) -> str:
         now=now,
     )  # fmt: skip
     return f"catalog prices up to {as_of}: {age} days old, over {limit}; admins told"
+
+
+def catalog_update(engine: Engine, *, now: datetime) -> str:
+    """Re-read `PRICING_UPDATE_SOURCE` (a genai-prices data file: a path or an
+    http(s) URL) and load it when it differs from the newest loaded catalog."""
+    source = get_settings().update_source
+    if not source:
+        return "no PRICING_UPDATE_SOURCE: the bundled catalog stays in use"
+    try:
+        if source.startswith(("http://", "https://")):
+            with urllib.request.urlopen(source, timeout=30) as response:  # noqa: S310
+                text = response.read(MAX_CATALOG_BYTES + 1).decode()
+        else:
+            text = Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"could not read {source}: {exc}"
+    status = catalog_status(engine, JOBS_PRINCIPAL)
+    if status.sha256 == sha256_of(text):
+        return f"{source} unchanged"
+    loaded = load_catalog_file(engine, JOBS_PRINCIPAL, text, source=source, now=now)
+    return f"loaded {source}: {loaded.models} models, {len(loaded.diff)} changed"

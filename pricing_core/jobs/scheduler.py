@@ -28,6 +28,7 @@ from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.jobs.reports import (
     catalog_check,
+    catalog_update,
     high_cost_report,
     ledger_check,
     unusual_spend,
@@ -47,22 +48,26 @@ class Job:
     name: str
     description: str
     run: Callable[..., str]  # run(engine, *, now) -> a one-line outcome
-    every: timedelta | None = None
+    every: timedelta | Callable[[], timedelta] | None = None  # a callable: read at use
     at: tuple[int, int] | None = None
     weekday: int | None = None  # with `at`: weekly on this day (0 = Monday)
 
     @property
+    def interval(self) -> timedelta | None:
+        return self.every() if callable(self.every) else self.every
+
+    @property
     def schedule(self) -> str:
-        if self.every is not None:
-            return f"every {int(self.every.total_seconds())} s"
+        if self.interval is not None:
+            return f"every {int(self.interval.total_seconds())} s"
         assert self.at is not None
         when = "daily" if self.weekday is None else f"{WEEKDAYS[self.weekday]}s"
         return f"{when} at {self.at[0]:02d}:{self.at[1]:02d} ({get_settings().timezone})"
 
     def slot(self, at: datetime) -> str:
         """The schedule slot `at` falls in: the same for every scheduler's run of it."""
-        if self.every is not None:
-            step = int(self.every.total_seconds())
+        if self.interval is not None:
+            step = int(self.interval.total_seconds())
             return datetime.fromtimestamp(int(at.timestamp()) // step * step, UTC).isoformat()
         day = at.astimezone(get_settings().tz).date()
         if self.weekday is not None:
@@ -71,10 +76,10 @@ class Job:
 
     def trigger(self) -> IntervalTrigger | CronTrigger:
         tz = get_settings().tz
-        if self.every is not None:
+        if self.interval is not None:
             # aligned to the epoch, so every scheduler fires at the same instants (and
             # so claims the same slots) whenever it was started
-            step = int(self.every.total_seconds())
+            step = int(self.interval.total_seconds())
             first = datetime.fromtimestamp(-(-int(time.time()) // step) * step, UTC)
             return IntervalTrigger(seconds=step, start_date=first, timezone=tz)
         assert self.at is not None
@@ -131,6 +136,12 @@ JOBS: dict[str, Job] = {
             "email the admins when the price catalog is old",
             catalog_check,
             at=(4, 0),
+        ),
+        Job(
+            "catalog-update",
+            "load the genai-prices data file at PRICING_UPDATE_SOURCE when it changed",
+            catalog_update,
+            every=lambda: timedelta(seconds=get_settings().update_interval),
         ),
         Job(
             "ledger-verify",

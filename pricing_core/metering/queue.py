@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
@@ -68,7 +69,7 @@ def drain_unpriced(
     priced, amount = 0, ZERO
     for event_id, account_id in queued:
         charged = run_write(
-            engine, lambda conn, i=event_id, a=account_id: _price_one(conn, book, a, i, at)
+            engine, partial(_price_one, book=book, account_id=account_id, event_id=event_id, now=at)
         )
         if charged is not None:
             priced += 1
@@ -77,7 +78,7 @@ def drain_unpriced(
 
 
 def _price_one(
-    conn: Connection, book: PriceBook, account_id: str, event_id: int, now: datetime
+    conn: Connection, *, book: PriceBook, account_id: str, event_id: int, now: datetime
 ) -> Decimal | None:
     lock_wallet_on(conn, account_id)  # every writer of an account locks its wallet first
     e = usage_events.c
