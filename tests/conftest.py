@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from pricing_core.adapters import server_calls, storage
 from pricing_core.catalog import price_book as catalog
+from pricing_core.catalog.snapshots import reset_catalog
 from pricing_core.config import get_settings
 
 TEST_DATABASE_URL = os.environ.get(
@@ -33,9 +34,11 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("PRICING_DATABASE_URL", f"sqlite:///{tmp_path / 'default.db'}")
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
+    reset_catalog()  # the bundled genai-prices snapshot, whatever a test loaded
     catalog.clear_price_cache()
     yield
     get_settings.cache_clear()
+    reset_catalog()
     catalog.clear_price_cache()
     for engine in storage._engines.values():
         engine.dispose()

@@ -177,7 +177,12 @@ def import_bill(
             action="price.provider_bill",
             now=at,
             target=provider,
-            after={"days": len(days), "first": days[0], "last": days[-1], "rows": len(bill)},
+            after={
+                "days": len(days),
+                "first": days[0].isoformat(),
+                "last": days[-1].isoformat(),
+                "rows": len(bill),
+            },
             reason=f"provider bill imported from {source[:200]}",
         )
 

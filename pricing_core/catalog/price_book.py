@@ -363,6 +363,7 @@ def get_price_book(engine: Engine) -> PriceBook:
 
 
 def clear_price_cache() -> None:
-    """Forget cached price books (call after editing prices)."""
+    """Forget cached price books and provider rates (call after editing prices)."""
     with _cache_lock:
         _cache.clear()
+    provider_price.cache_clear()

@@ -98,6 +98,12 @@ def add_model(
     typer.echo(f"custom model {provider}/{model} ({service_tier}) saved as row {row}")
 
 
+def _rates(rates: tuple[Decimal | None, Decimal | None] | None) -> str:
+    if rates is None:
+        return "-"
+    return " / ".join("-" if r is None else f"${r}" for r in rates) + " per MTok"
+
+
 @app.command("update")
 def update(
     source: Annotated[Path, typer.Option("--from", help="A genai-prices data.json file.")],
@@ -116,10 +122,14 @@ def update(
     typer.echo(
         f"{source}: {checked.models:,} models; {len(checked.diff)} differ from the catalog in use"
     )
-    for d in checked.diff[:200]:
-        before = "-" if d.before is None else f"${d.before[0]} / ${d.before[1]}"
-        after = "-" if d.after is None else f"${d.after[0]} / ${d.after[1]}"
-        typer.echo(f"  {d.change:<8} {d.provider}/{d.model}: {before} -> {after} per MTok")
+    order = {"added": 0, "changed": 1, "removed": 2}
+    shown = sorted(checked.diff, key=lambda d: order[d.change])
+    for d in shown[:200]:
+        typer.echo(
+            f"  {d.change:<8} {d.provider}/{d.model}: {_rates(d.before)} -> {_rates(d.after)}"
+        )
+    if len(shown) > 200:
+        typer.echo(f"  ... and {len(shown) - 200} more")
     if not yes and not typer.confirm("Load it?"):
         typer.echo("not loaded")
         raise typer.Exit(1)
@@ -159,8 +169,8 @@ def reprice(
     output_mtok: Annotated[str | None, typer.Option("--output", help="Override $/MTok.")] = None,
     days: Annotated[int, typer.Option("--days", min=1, max=366)] = 30,
 ) -> None:
-    """Correct the last days' pay-as-you-go charges of a model to a corrected price:
-    one correcting ledger entry per event (never an edit); applied twice, once."""
+    """Correct the last days' charges of a model to a corrected price (one correcting
+    ledger entry per event, never an edit; applying it twice posts once)."""
 
     try:
         change = propose_price(

@@ -201,7 +201,9 @@ class _Chunk:
         valid = np.flatnonzero(pd.isna(self.error))
         ids = sorted(set(self.accounts[valid].tolist()))
         self.wallets = batch_sql.lock_wallets(self.conn, ids)  # account -> [balance, held, n]
-        special = per_event_accounts(self.conn, ids)
+        # accounts with a row the set-based path does not price (cache writes, a
+        # service tier) go one by one too: an account's wallet has one writer per chunk
+        special = per_event_accounts(self.conn, ids) | set(self.accounts[self.special].tolist())
         for segment in _segments(self.accounts[valid], self.requests[valid]):
             self._segment(valid[segment], special)
         batch_sql.update_wallets(self.conn, self.wallets, self.now)
@@ -221,7 +223,6 @@ class _Chunk:
         rows = self._drop_existing(rows)
         users = self.frame["user_id"].to_numpy()[rows]
         mask = needs_per_event_charge(self.accounts[rows], users, special)
-        mask |= self.special[rows]
         for i in rows[mask]:
             self._record_one(int(i))
         rows = rows[~mask]
