@@ -201,3 +201,34 @@ def break_even_chart(advice: PlanAdvice) -> go.Figure:
     )
     fig.update_xaxes(range=[0, data.top])
     return fig
+
+
+def drift_chart(days: Sequence[Any]) -> go.Figure:
+    """Our provider cost against the provider's bill per day (`Drift` rows); flagged
+    days are marked."""
+    x = [d.day for d in days]
+    fig = go.Figure(
+        [
+            go.Bar(name="our provider cost", x=x, y=[d.ours for d in days]),
+            go.Bar(name="provider's bill", x=x, y=[d.billed for d in days]),
+        ]
+    )
+    flagged = [d for d in days if d.flagged]
+    fig.add_trace(
+        go.Scatter(
+            name="over tolerance",
+            x=[d.day for d in flagged],
+            y=[d.billed for d in flagged],
+            mode="markers",
+            marker={"symbol": "x", "size": 12, "color": "crimson"},
+        )  # fmt: skip
+    )
+    fig.update_layout(
+        barmode="group",
+        title="Provider cost: ours against the bill",
+        yaxis_tickformat="$,.2f",
+        legend_orientation="h",
+        margin={"t": 40, "b": 10},
+        height=360,
+    )
+    return fig

@@ -393,3 +393,19 @@ def notification_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def shape_rows(results: Sequence[Any]) -> list[dict[str, Any]]:
+    """The provider-shape table (`ShapeResult`s) as rows: payload, expected and ours."""
+    return [
+        {
+            "check": r.case.name,
+            "model": r.model or "-",
+            "tier": r.case.service_tier,
+            "published": r.case.expected,
+            "ours": r.cost,
+            "result": "ok" if r.ok else "MISMATCH",
+            "how": r.explanation,
+        }  # fmt: skip
+        for r in results
+    ]

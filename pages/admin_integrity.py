@@ -3,9 +3,11 @@ from datetime import UTC, datetime, time, timedelta
 import streamlit as st
 
 from pages import _format, _session
+from pricing_core.admin.catalog import catalog_status
 from pricing_core.admin.integrity import (
     integrity_report,
     ledger_check,
+    provider_shape_report,
     rollout_report,
     stripe_reconciliation,
 )
@@ -91,16 +93,19 @@ else:
                 )
 
 st.subheader("Price catalog")
-stale = report.staleness
+stale, loaded = report.staleness, catalog_status(_session.engine(), viewer)
 cols = st.columns(3)
 cols[0].metric("Provider prices", stale.catalog_version)
 cols[1].metric("Snapshot has prices up to", str(stale.snapshot_prices_as_of or "-"))
-cols[2].metric(
-    "Last operator price change",
-    _format.when(stale.last_override_at, seconds=True) if stale.last_override_at else "never",
+cols[2].metric("Loaded data file", _format.when(loaded.loaded_at) if loaded.loaded_at else "none")
+last = _format.when(stale.last_override_at) if stale.last_override_at else "never"
+st.caption(f"{stale.scheduled_changes} dated price change(s) to come; last edit {last}.")
+shapes = provider_shape_report(_session.engine(), viewer)
+ok = sum(r.ok for r in shapes)
+(st.success if ok == len(shapes) else st.error)(
+    f"Provider-shape table: {ok} of {len(shapes)} payloads cost what the providers publish."
 )
-if stale.scheduled_changes:
-    st.caption(f"The snapshot also knows {stale.scheduled_changes} dated price change(s) to come.")
+_session.table(_format.shape_rows(shapes))
 
 st.subheader(f"Since {report.since.isoformat()}")
 cols = st.columns(3)

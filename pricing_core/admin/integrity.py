@@ -26,6 +26,8 @@ from pricing_core.adapters.schema import usage_events
 from pricing_core.adapters.storage import run_write
 from pricing_core.analytics.prices import CatalogStaleness, catalog_staleness
 from pricing_core.billing.reconcile import ReconcileReport, reconcile
+from pricing_core.catalog.price_book import get_price_book
+from pricing_core.catalog.provider_shapes import ShapeResult, check_provider_shapes
 from pricing_core.config import get_settings
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.domain.rollout import Stage
@@ -148,3 +150,11 @@ def rollout_report(
     )
     billing = settings.billing_rollout if settings.enable_billing else "off"
     return RolloutReport(enforcement, billing, cohorts(engine, now=now or datetime.now(UTC)))
+
+
+def provider_shape_report(engine: Engine, principal: Principal) -> list[ShapeResult]:
+    """The provider-shape table (`catalog.provider_shapes`) priced with this
+    database's price book: each published-price payload with our provider cost.
+    Raises: PermissionDenied."""
+    require_admin(principal)
+    return check_provider_shapes(get_price_book(engine))
