@@ -138,6 +138,14 @@ QUERIES: list[tuple[str, str, str, Callable[[Context], Any]]] = [
      lambda c: _admin(c, "notify.deliver.notification_log")),
     ("admin_integrity", "admin.integrity.integrity_report", "all",
      lambda c: _admin(c, "admin.integrity.integrity_report")),
+    ("admin_integrity", "admin.integrity.provider_shape_report", "all",
+     lambda c: _admin(c, "admin.integrity.provider_shape_report")),
+    ("admin_truth", "admin.catalog.custom_model_list", "all",
+     lambda c: _admin(c, "admin.catalog.custom_model_list")),
+    ("admin_truth", "admin.catalog.catalog_status", "all",
+     lambda c: _admin(c, "admin.catalog.catalog_status")),
+    ("admin_truth", "admin.provider_bills.reconcile", "all",
+     lambda c: _admin(c, "admin.provider_bills.reconcile", provider="openai", **_ar(c))),
 ]  # fmt: skip
 
 

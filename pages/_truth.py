@@ -22,8 +22,13 @@ from pricing_core.domain.usage_event import SERVICE_TIERS
 
 
 def _done(message: str) -> None:
+    """Show `message` above fresh figures: rerun, so tables drawn above see the change."""
     _session.clear_cached()
-    st.success(message)
+    st.session_state[DONE] = message
+    st.rerun()
+
+
+DONE = "truth_done"
 
 
 def custom_models(viewer: Principal) -> None:
@@ -51,16 +56,17 @@ def custom_models(viewer: Principal) -> None:
     )
     with st.form("custom_model"):
         c = st.columns(4)
-        provider, model = c[0].text_input("Provider"), c[1].text_input("Model")
+        provider = c[0].text_input("Provider", key="cm_provider")
+        model = c[1].text_input("Model", key="cm_model")
         tier = c[2].selectbox("Service tier", SERVICE_TIERS)
         start = c[3].date_input("From (today = now)", value=_session.today())
         r = st.columns(4)
         labels = ("Input $/MTok", "Output $/MTok", "Cache read $/MTok", "Cache write $/MTok")
-        rates = [r[i].text_input(label) for i, label in enumerate(labels)]
+        rates = [r[i].text_input(x, key=f"cm_rate{i}") for i, x in enumerate(labels)]
         t = st.columns(3)
         tier_start = t[0].number_input("Context tier from (tokens, 0 = none)", 0, step=1000)
         tier_in, tier_out = t[1].text_input("Tier input $/MTok"), t[2].text_input("Tier output")
-        reason = st.text_input("Reason (required)")
+        reason = st.text_input("Reason (required)", key="cm_reason")
         saved = st.form_submit_button("Add the model", type="primary")
     if saved:
         past = start < _session.today()

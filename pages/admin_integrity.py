@@ -102,7 +102,7 @@ last = _format.when(stale.last_override_at) if stale.last_override_at else "neve
 st.caption(f"{stale.scheduled_changes} dated price change(s) to come; last edit {last}.")
 shapes = provider_shape_report(_session.engine(), viewer)
 ok = sum(r.ok for r in shapes)
-(st.success if ok == len(shapes) else st.error)(
+(st.caption if ok == len(shapes) else st.error)(
     f"Provider-shape table: {ok} of {len(shapes)} payloads cost what the providers publish."
 )
 _session.table(_format.shape_rows(shapes))

@@ -4,6 +4,8 @@ from pages import _session, _truth
 
 viewer = _session.admin_principal()
 st.title("Pricing truth")
+if done := st.session_state.pop(_truth.DONE, None):
+    st.success(done)
 models, catalog, corrections, bills = st.tabs(
     ["Custom models", "Catalog", "Corrections", "Provider bills"]
 )

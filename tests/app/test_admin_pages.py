@@ -19,7 +19,14 @@ from tests.admin_support import ADMIN, MEMBER, seed_small
 from tests.admin_trace import import_real_trace
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["admin_revenue", "admin_usage", "admin_prices", "admin_accounts", "admin_integrity"]
+PAGES = [
+    "admin_revenue",
+    "admin_usage",
+    "admin_prices",
+    "admin_truth",
+    "admin_accounts",
+    "admin_integrity",
+]
 NANO = Decimal("1e-9")
 
 
@@ -340,3 +347,49 @@ def test_the_integrity_page_lists_notifications_and_filters_them_by_status(db, m
     at.selectbox(key="notification_status").set_value("sent").run()
     assert not at.exception
     assert any("No notification yet" in i.value for i in at.info)
+
+
+def test_the_integrity_page_shows_the_provider_shape_table(db, monkeypatch):
+    from pricing_core.catalog.provider_shapes import CASES
+
+    seed_small(db)
+    at = run_page("admin_integrity", ADMIN, monkeypatch)
+    assert not at.exception, at.exception
+    assert any(
+        f"{len(CASES)} of {len(CASES)} payloads cost what the providers publish" in c.value
+        for c in at.caption
+    )
+    [table] = [d for d in at.dataframe if "published" in d.value.columns]
+    assert list(table.value["result"]) == ["ok"] * len(CASES)
+    assert [Decimal(str(v)) for v in table.value["published"]] == [c.expected for c in CASES]
+
+
+def test_the_pricing_truth_page_adds_a_custom_model_and_shows_a_bill(db, monkeypatch):
+    from pricing_core.admin.provider_bills import BillFormat, import_bill
+
+    seed_small(db)
+    today = st_today()
+    import_bill(db, ADMIN, "openai", BillFormat.CSV,
+                f"date,model,cost_usd\n{today.isoformat()},gpt-4o,1.5\n", source="t")  # fmt: skip
+    at = run_page("admin_truth", ADMIN, monkeypatch)
+    assert not at.exception, at.exception
+    for key, value in (("cm_provider", "acme"), ("cm_model", "acme-9"), ("cm_rate0", "2"),
+                       ("cm_rate1", "8"), ("cm_reason", "launch day")):  # fmt: skip
+        at.text_input(key=key).input(value)
+    [add] = [b for b in at.button if b.label == "Add the model"]
+    at = add.click().run()
+    assert not at.exception, at.exception
+    assert any("acme/acme-9 is priced from now on" in s.value for s in at.success), [
+        e.value for e in at.error
+    ]
+    [models] = [d for d in at.dataframe if "input $/MTok" in d.value.columns]
+    assert list(models.value["model"]) == ["acme/acme-9"]
+    [bill] = [d for d in at.dataframe if "billed" in d.value.columns]
+    assert Decimal(str(bill.value["billed"].iloc[0])) == Decimal("1.5")
+    assert list(bill.value["flag"])[0] == "over tolerance"  # nothing of ours that day
+
+
+def st_today():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).date()

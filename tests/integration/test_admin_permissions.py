@@ -4,6 +4,7 @@ pricing_core, not only by hiding pages), and writes nothing."""
 from __future__ import annotations
 
 import inspect
+import json
 from datetime import date
 from decimal import Decimal
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 
 from pricing_core.adapters import audit, counters
 from pricing_core.admin import accounts as admin_accounts
-from pricing_core.admin import grants, reprice
+from pricing_core.admin import catalog, grants, provider_bills, reprice
 from pricing_core.admin import integrity as admin_integrity
 from pricing_core.admin import prices as admin_prices
 from pricing_core.analytics import accounts as account_views
@@ -25,6 +26,9 @@ from tests.admin_support import ADMIN, MEMBER, seed_small
 
 D1, D2 = date(2025, 3, 1), date(2025, 3, 5)
 CHANGE = admin_prices.PriceChange("openai", "gpt-4o", Decimal(2))
+CATALOG = json.dumps([{"id": "openai", "name": "OpenAI", "api_pattern": "x", "models": [
+    {"id": "gpt-4o", "match": {"equals": "gpt-4o"},
+     "prices": {"input_mtok": "2.5", "output_mtok": "10"}}]}])  # fmt: skip
 ARGS: dict[str, dict] = {
     "revenue_report": {"start": D1, "end": D2},
     "revenue_breakdown": {"start": D1, "end": D2, "by": "model"},
@@ -64,7 +68,22 @@ ARGS: dict[str, dict] = {
     "stripe_reconciliation": {"since": None},
     "list_audit": {},
     "counter_totals": {"since": D1, "until": D2},
-}
+    "add_custom_model": {
+        "provider": "acme", "model": "acme-1", "input_mtok": "1", "output_mtok": "2",
+        "reason": "r",
+    },
+    "custom_model_list": {},
+    "load_catalog_file": {"text": CATALOG, "source": "test"},
+    "catalog_status": {},
+    "price_unpriced": {},
+    "apply_reprice": {"changes": [CHANGE], "reason": "r"},
+    "import_bill": {
+        "provider": "openai", "fmt": provider_bills.BillFormat.CSV,
+        "text": "date,model,cost_usd\n2025-03-01,gpt-4o,1\n", "source": "test",
+    },
+    "reconcile": {"provider": "openai", "start": D1, "end": D2},
+    "provider_shape_report": {},
+}  # fmt: skip
 MODULES = [
     admin_revenue,
     admin_sales,
@@ -78,6 +97,8 @@ MODULES = [
     admin_integrity,
     audit,
     counters,
+    catalog,
+    provider_bills,
 ]
 
 
