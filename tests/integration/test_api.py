@@ -364,3 +364,28 @@ def test_recording_old_usage_with_a_timestamp(api, engine):
         ),
     )
     assert len(client.get("/api/v1/usage", headers=key).json()["items"]) == 2
+
+
+def test_usage_posted_with_a_service_tier_and_cache_writes_is_priced_for_them(api, engine):
+    client, key, _ = api
+    body = usage_body(
+        "tier-1", model="claude-3-5-sonnet", provider="anthropic", input_tokens=3100,
+        output_tokens=300, cached_tokens=2000, cache_write_tokens=1000, service_tier="batch",
+        created_at="2025-06-02T12:00:00+00:00",
+    )  # fmt: skip
+    done = client.post("/api/v1/usage", json=body, headers=key)
+    assert done.status_code == 201, done.text
+    # Claude 3.5 Sonnet: $3 input, $0.30 cache read, $3.75 cache write, $15 output; the
+    # catalog has no batch rate for it then, so the providers' 50% batch discount applies
+    listed = (100 * Decimal(3) + 2000 * Decimal("0.30") + 1000 * Decimal("3.75")
+              + 300 * Decimal(15)) / 10**6  # fmt: skip
+    assert Decimal(done.json()["provider_cost"]) == listed / 2
+    assert Decimal(done.json()["price"]) == (listed / 2 * Decimal("1.25")).quantize(
+        Decimal("1e-9"), ROUND_HALF_EVEN
+    )
+    assert done.json()["explanation"].startswith("batch tier")
+    bad = client.post("/api/v1/usage", json=usage_body("tier-2", service_tier="turbo"), headers=key)
+    assert bad.status_code == 422
+    too_many = usage_body("tier-3", input_tokens=10, cached_tokens=6, cache_write_tokens=6)
+    assert client.post("/api/v1/usage", json=too_many, headers=key).status_code == 422
+    assert verify_ledger(engine).ok
