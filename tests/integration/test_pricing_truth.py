@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -415,3 +416,18 @@ def test_a_reimported_day_replaces_the_earlier_bill(engine):
                 source="second")  # fmt: skip
     totals, _ = reconcile(engine, ADMIN, "openai", start=day, end=day)
     assert [(t.billed, t.ours, t.flagged) for t in totals] == [(Decimal(2), Decimal(0), True)]
+
+
+def test_the_sample_exports_from_the_providers_documents_parse_exactly():
+    data = Path(__file__).resolve().parents[1] / "data"
+    openai = parse_bill(BillFormat.OPENAI, (data / "openai_costs.json").read_text())
+    nov1, nov2 = datetime(2024, 11, 1).date(), datetime(2024, 11, 2).date()
+    assert openai == {
+        (nov1, "gpt-4o-2024-08-06"): Decimal("0.30"),  # 0.06 + 0.24, no float drift
+        (nov1, "gpt-4o-mini-2024-07-18"): Decimal("0.0015"),
+        (nov2, "gpt-4o-2024-08-06"): Decimal("1.1"),
+    }
+    anthropic = parse_bill(BillFormat.ANTHROPIC, (data / "anthropic_cost_report.json").read_text())
+    assert anthropic == {
+        (datetime(2025, 8, 1).date(), "claude-sonnet-4-20250514"): Decimal("1.3345")
+    }  # 123.45 + 10 cents

@@ -91,6 +91,7 @@ def test_both_trace_files_import_identically_into_postgresql_and_sqlite(
     assert len(rows) == expected
     assert len({(r["account_id"], r["request_id"]) for r in rows}) == expected
     assert {r["operation"] for r in rows} == {"chat_message", "code_completion"}
+    assert {(r["service_tier"], r["cache_write_tokens"]) for r in rows} == {("standard", "0")}
 
     for r in rows:
         at = datetime.fromisoformat(r["created_at"])
