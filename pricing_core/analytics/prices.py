@@ -19,7 +19,6 @@ from pricing_core.adapters.schema import model_prices, operation_prices, platfor
 from pricing_core.catalog.price_book import (
     CATALOG_VERSION,
     load_price_book,
-    provider_price,
 )
 from pricing_core.domain.costing import TokenRates
 from pricing_core.domain.errors import UnknownModel
@@ -94,7 +93,7 @@ def price_book(
     out = []
     for (provider, model), requests in used.items():
         try:
-            listed = provider_price(provider, model, at)
+            listed = book.listed(provider, model, at)  # a custom model's rates first
             rates, tiered = listed.rates, listed.tiered
         except UnknownModel:
             rates, tiered = None, False

@@ -25,7 +25,7 @@ from pricing_core.api.responses import (
     response_value,
 )
 from pricing_core.api.schemas import BudgetIn, EstimateIn
-from pricing_core.catalog.price_book import get_price_book, known_models, provider_price
+from pricing_core.catalog.price_book import get_price_book, known_models
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownModel
 from pricing_core.domain.principal import Principal
@@ -106,7 +106,7 @@ def _model_ids() -> tuple[tuple[str, str], ...]:
 def _model_price(db: Engine, provider: str, model: str) -> ModelPriceOut:
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)  # cache-friendly
     try:
-        listed = provider_price(provider, model, now)
+        listed = get_price_book(db).listed(provider, model, now)  # custom models first
     except (UnknownModel, ValueError, TypeError, LookupError):
         return ModelPriceOut(
             provider=provider,
