@@ -123,7 +123,7 @@ def catalog_file(viewer: Principal) -> None:
 
 
 def _pair(rates: Any) -> str:
-    return "-" if rates is None else " / ".join(str(r) for r in rates)
+    return "-" if rates is None else " / ".join("-" if r is None else str(r) for r in rates)
 
 
 def corrections(viewer: Principal) -> None:

@@ -220,7 +220,7 @@ def apply_reprice(
                 actor=actor,
                 reason=text,
                 created_at=at,
-            )  # fmt: skip
+            )
             .returning(reprices.c.id)
         ).scalar_one()
         for event_id, account_id, request_id, done, delta in todo:
@@ -246,7 +246,7 @@ def apply_reprice(
                     amount=nanos_to_usd(delta),
                     ledger_entry_id=posting.entry.id,
                     created_at=at,
-                )  # fmt: skip
+                )
             )
         write_audit(
             conn,
@@ -283,7 +283,7 @@ def _corrections_due(conn: Connection, frame: pd.DataFrame) -> list[tuple[int, s
         delta = int(r.proposed) - (int(r.price) + corrected)
         if delta:
             due.append((int(r.id), str(r.account_id), str(r.request_id), count, delta))
-    return due
+    return sorted(due, key=lambda d: (d[1], d[0]))  # wallets locked in account order
 
 
 def _change_json(change: PriceChange) -> dict[str, str | None]:
