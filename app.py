@@ -33,6 +33,7 @@ if __name__ == "__main__":
             ),
             st.Page("pages/chats.py", title="Chats", icon=":material/forum:"),
             st.Page("pages/usage.py", title="Usage", icon=":material/bar_chart:"),
+            st.Page("pages/explore.py", title="Explore", icon=":material/explore:"),
             st.Page("pages/transactions.py", title="Transactions", icon=":material/receipt_long:"),
             st.Page("pages/budget.py", title="Budget & alerts", icon=":material/savings:"),
             st.Page("pages/plans.py", title="Plans", icon=":material/workspace_premium:"),

@@ -62,6 +62,11 @@ def _ar(ctx: Context) -> dict[str, date]:
     return {"start": ctx.admin_range[0], "end": ctx.admin_range[1]}
 
 
+def _question(ctx: Context) -> Any:
+    explore = importlib.import_module("pricing_core.analytics.explore")
+    return explore.Question(*ctx.member_range, group=explore.Group.MODEL)
+
+
 # (page, label, scope, call)
 QUERIES: list[tuple[str, str, str, Callable[[Context], Any]]] = [
     ("overview", "analytics.overview", "account", lambda c: _member(c, "analytics.overview")),
@@ -71,6 +76,12 @@ QUERIES: list[tuple[str, str, str, Callable[[Context], Any]]] = [
     ("chats", "analytics.chat_detail", "account",
      lambda c: _member(c, "analytics.chat_detail", c.chat_id)),
     ("usage", "analytics.usage_range", "account", lambda c: _member(c, "analytics.usage_range")),
+    ("explore", "analytics.explore.explore", "account",
+     lambda c: _member(c, "analytics.explore.explore", _question(c))),
+    ("explore", "analytics.explore.explore (every account)", "all",
+     lambda c: _admin(c, "analytics.explore.explore", question=_question(c), account_id="*")),
+    ("explore", "analytics.explore.dimension_values", "account",
+     lambda c: _member(c, "analytics.explore.dimension_values", **_mr(c))),
     ("usage", "analytics.usage_report", "account",
      lambda c: _member(c, "analytics.usage_report", **_mr(c))),
     ("transactions", "analytics.ledger_span", "account",

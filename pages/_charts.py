@@ -232,3 +232,27 @@ def drift_chart(days: Sequence[Any]) -> go.Figure:
         height=360,
     )
     return fig
+
+
+def explore_chart(points: Any, *, money: bool, title: str) -> go.Figure:
+    """Explore's answer (period, group, subgroup, value) as stacked bars, one colour per
+    group (and subgroup)."""
+    frame = points.assign(
+        key=[
+            g if not s else f"{g} · {s}"
+            for g, s in zip(points["group"], points["subgroup"], strict=True)
+        ],
+        y=[float(v) for v in points["value"]],  # plotting only; the table shows exact values
+    )
+    figure = px.bar(frame, x="period", y="y", color="key", title=title,
+                    color_discrete_map=colors(frame["key"]),
+                    labels={"period": "", "y": "USD" if money else "", "key": ""})  # fmt: skip
+    figure.update_layout(
+        barmode="stack",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        height=420,
+    )
+    if money:
+        figure.update_yaxes(tickprefix="$")
+    return figure

@@ -24,6 +24,7 @@ import pricing_core
 from pricing_core import analytics
 from pricing_core.access import apikeys, teams
 from pricing_core.access.apikeys import UnknownApiKey, create_api_key
+from pricing_core.analytics import explore
 from pricing_core.billing import checkout, fulfilment, packages
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PermissionDenied, PricingError, UnknownAccount
@@ -150,6 +151,12 @@ def _cases(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         "access.apikeys.list_api_keys": lambda: apikeys.list_api_keys(e, ALICE, account_id="bob"),
         "access.apikeys.revoke_api_key": lambda: apikeys.revoke_api_key(e, ALICE, w["bob_key"]),
         "access.teams.list_members": lambda: teams.list_members(e, ALICE, "bob"),
+        "analytics.explore.explore": lambda: explore.explore(
+            e, ALICE, explore.Question(DAY, DAY), account_id="bob"
+        ),
+        "analytics.explore.dimension_values": lambda: explore.dimension_values(
+            e, ALICE, start=DAY, end=DAY, account_id="bob"
+        ),
     }
 
 

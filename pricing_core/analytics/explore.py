@@ -1,0 +1,268 @@
+"""Explore: one question about spend, answered from the rollups.
+
+A question (`Question`) picks a metric, a group and an optional subgroup, a time step,
+a range of calendar days, cumulative or not, and filters on any dimension. The answer
+(`Answer`) is one value per (period, group, subgroup), exact: money is summed as
+integer nano-USD and shown as Decimal USD.
+
+Sources, cheapest first: an admin's question over every account reads
+`platform_daily` when it needs only provider, model and operation, `account_daily`
+when it needs only the account, else `usage_daily`; a member's reads `usage_daily`
+through its (account_id, day) key. Hourly steps read `usage_events` of at most
+`MAX_HOURLY_DAYS` days (the rollups are daily).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import BigInteger, Engine, Table, func, select, type_coerce
+
+from pricing_core.adapters.schema import account_daily, platform_daily, usage_daily, usage_events
+from pricing_core.analytics.common import _local_times, _target, day_bounds
+from pricing_core.domain.errors import InvalidUsage, PermissionDenied
+from pricing_core.domain.money import nanos_to_usd, round_nano
+from pricing_core.domain.periods import Granularity, check_range, period_start
+from pricing_core.domain.principal import Principal, require_admin
+
+MAX_HOURLY_DAYS = 7
+TOP_GROUPS = 12  # groups beyond the biggest this many are summed as "other"
+OTHER = "other"
+
+
+class Metric(StrEnum):
+    COST = "cost"  # Decimal USD charged
+    PROVIDER_COST = "provider_cost"  # Decimal USD (admins)
+    REQUESTS = "requests"
+    INPUT_TOKENS = "input_tokens"
+    OUTPUT_TOKENS = "output_tokens"
+    CACHED_TOKENS = "cached_tokens"
+    AVG_COST = "avg_cost"  # Decimal USD per request
+
+    @property
+    def money(self) -> bool:
+        return self in (Metric.COST, Metric.PROVIDER_COST, Metric.AVG_COST)
+
+
+class Group(StrEnum):
+    MODEL = "model"
+    PROVIDER = "provider"
+    OPERATION = "operation"
+    USER = "user"
+    ACCOUNT = "account"  # admins
+
+    @property
+    def column(self) -> str:
+        return {"user": "user_id", "account": "account_id"}.get(self.value, self.value)
+
+
+class Step(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What to show. `filters`: dimension -> the values kept (empty: all)."""
+
+    start: date
+    end: date
+    metric: Metric = Metric.COST
+    group: Group = Group.MODEL
+    subgroup: Group | None = None
+    step: Step = Step.DAY
+    cumulative: bool = False
+    filters: dict[Group, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """`points` columns: period (date, or an aware datetime for hours), group, subgroup
+    (str; "" without a subgroup), value (int, or Decimal USD for money metrics).
+    `total`: the metric over the whole selection (not cumulative)."""
+
+    question: Question
+    points: pd.DataFrame
+    total: int | Decimal
+    source: str  # the table read
+
+    def csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        name = self.question.metric.value + ("_usd" if self.question.metric.money else "")
+        writer.writerow(["period", self.question.group.value, "subgroup", name])
+        for r in self.points.itertuples(index=False):
+            writer.writerow([r.period.isoformat(), r.group, r.subgroup, r.value])
+        return out.getvalue()
+
+
+_SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "provider_cost", "price")
+
+
+def explore(
+    engine: Engine, viewer: Principal, question: Question, *, account_id: str | None = None
+) -> Answer:
+    """Answer `question` for one account (the viewer's, or `account_id` for an admin),
+    or, for an admin with `account_id="*"`, for every account.
+
+    Raises: InvalidUsage (a range backwards, an hourly range over MAX_HOURLY_DAYS days, a
+    subgroup equal to the group), PermissionDenied (a member asking for provider cost,
+    accounts, or another account).
+    """
+    check_range(question.start, question.end)
+    everyone = account_id == "*"
+    if everyone:
+        require_admin(viewer)
+    target = None if everyone else _target(viewer, account_id)
+    dims = _dimensions(question)
+    if not viewer.is_admin and (question.metric is Metric.PROVIDER_COST or Group.ACCOUNT in dims):
+        raise PermissionDenied("provider cost and accounts are for admins")
+    if question.subgroup is not None and question.subgroup == question.group:
+        raise InvalidUsage("the subgroup must differ from the group")
+    if question.step is Step.HOUR:
+        if (question.end - question.start).days >= MAX_HOURLY_DAYS:
+            raise InvalidUsage(f"hourly steps cover at most {MAX_HOURLY_DAYS} days")
+        frame, source = _hourly(engine, question, target, dims), "usage_events"
+    else:
+        table = _table(dims, everyone)
+        frame, source = _daily(engine, table, question, target, dims), table.name
+    return _answer(question, frame, source)
+
+
+def _dimensions(question: Question) -> list[Group]:
+    dims = [question.group, *([question.subgroup] if question.subgroup else [])]
+    return dims + [g for g, kept in question.filters.items() if kept and g not in dims]
+
+
+def _table(dims: list[Group], everyone: bool) -> Table:
+    if not everyone:
+        return usage_daily
+    names = {d.column for d in dims}
+    if names <= {"provider", "model", "operation"}:
+        return platform_daily
+    if names <= {"account_id"}:
+        return account_daily
+    return usage_daily
+
+
+def _sums(table: Table) -> list[Any]:
+    return [func.sum(type_coerce(table.c[s], BigInteger)).label(s) for s in _SUMS]
+
+
+def _daily(
+    engine: Engine, table: Table, q: Question, target: str | None, dims: list[Group]
+) -> pd.DataFrame:
+    c = table.c
+    keys = [c[d.column] for d in dims]
+    query = select(c.day, *keys, *_sums(table)).where(c.day >= q.start, c.day <= q.end)
+    if target is not None:
+        query = query.where(c.account_id == target)
+    for group, kept in q.filters.items():
+        if kept:
+            query = query.where(c[group.column].in_(list(kept)))
+    with engine.connect() as conn:
+        rows = conn.execute(query.group_by(c.day, *keys)).all()
+    frame = pd.DataFrame(
+        [tuple(r) for r in rows], columns=["day", *(d.column for d in dims), *_SUMS]
+    )
+    frame["period"] = [period_start(d, Granularity(q.step.value)) for d in frame["day"]]
+    return frame
+
+
+def _hourly(engine: Engine, q: Question, target: str | None, dims: list[Group]) -> pd.DataFrame:
+    e = usage_events.c
+    since, until = day_bounds(q.start, q.end)
+    keys = [e[d.column] for d in dims]
+    amounts = [s for s in _SUMS if s != "requests"]  # one event is one request
+    query = select(
+        e.created_at, *keys, *(type_coerce(e[s], BigInteger).label(s) for s in amounts)
+    ).where(e.created_at >= since, e.created_at < until)
+    if target is not None:
+        query = query.where(e.account_id == target)
+    for group, kept in q.filters.items():
+        if kept:
+            query = query.where(e[group.column].in_(list(kept)))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame(
+        [tuple(r) for r in rows], columns=["created_at", *(d.column for d in dims), *amounts]
+    )
+    frame["requests"] = 1
+    frame["period"] = list(_local_times(frame["created_at"]).dt.floor("h"))
+    return frame
+
+
+def _answer(q: Question, frame: pd.DataFrame, source: str) -> Answer:
+    group, sub = q.group.column, q.subgroup.column if q.subgroup else None
+    if frame.empty:
+        points = pd.DataFrame(columns=["period", "group", "subgroup", "value"])
+        return Answer(q, points, _value(q.metric, {s: 0 for s in _SUMS}), source)
+    frame = frame.assign(
+        group=frame[group].astype(str), subgroup=frame[sub].astype(str) if sub else ""
+    )
+    for s in _SUMS:
+        frame[s] = frame[s].fillna(0).astype(object).map(int)
+    totals = {s: sum(frame[s]) for s in _SUMS}
+    order = frame.groupby("group")["price"].sum().sort_values(ascending=False).index.tolist()
+    if len(order) > TOP_GROUPS:
+        frame.loc[~frame["group"].isin(order[:TOP_GROUPS]), "group"] = OTHER
+    summed = frame.groupby(["period", "group", "subgroup"], sort=True)[list(_SUMS)].sum()
+    if q.cumulative:  # running totals, carried through the periods a group was idle
+        wide = summed.unstack(["group", "subgroup"], fill_value=0).cumsum()
+        summed = wide.stack(["group", "subgroup"], future_stack=True)
+        summed = summed[summed["requests"] > 0].sort_index()
+    points = summed.reset_index()
+    points["value"] = [_value(q.metric, r) for r in points[list(_SUMS)].to_dict("records")]
+    return Answer(
+        q, points[["period", "group", "subgroup", "value"]], _value(q.metric, totals), source
+    )
+
+
+def _value(metric: Metric, sums: dict[str, Any]) -> int | Decimal:
+    if metric is Metric.COST:
+        return nanos_to_usd(int(sums["price"]))
+    if metric is Metric.PROVIDER_COST:
+        return nanos_to_usd(int(sums["provider_cost"]))
+    if metric is Metric.AVG_COST:
+        requests = int(sums["requests"])
+        return round_nano(nanos_to_usd(int(sums["price"])) / requests) if requests else Decimal(0)
+    return int(sums[metric.value])
+
+
+def dimension_values(
+    engine: Engine,
+    viewer: Principal,
+    *,
+    start: date,
+    end: date,
+    account_id: str | None = None,
+    limit: int = 500,
+) -> dict[Group, list[str]]:
+    """The values each dimension takes in [start, end] (the filters' choices), sorted;
+    at most `limit` each. Accounts only for admins. Raises: PermissionDenied."""
+    check_range(start, end)
+    everyone = account_id == "*"
+    if everyone:
+        require_admin(viewer)
+    target = None if everyone else _target(viewer, account_id)
+    out = {}
+    with engine.connect() as conn:
+        for group in Group:
+            if group is Group.ACCOUNT and not everyone:
+                continue
+            table = _table([group], everyone)
+            column = table.c[group.column]
+            query = select(column).distinct().where(table.c.day >= start, table.c.day <= end)
+            if target is not None:
+                query = query.where(table.c.account_id == target)
+            out[group] = sorted(conn.execute(query.limit(limit)).scalars().all())
+    return out
