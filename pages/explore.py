@@ -39,7 +39,7 @@ scope = None
 if viewer.is_admin:
     scope = (
         st.text_input(
-            "Account (* for every account)", value=url.get("account", "*"), key="ex_account"
+            "Account (* for every account)", value=url.get("scope", "*"), key="ex_account"
         ).strip()
         or "*"
     )
@@ -77,8 +77,10 @@ state = {"from": start.isoformat(), "to": end.isoformat(), "metric": metric, "st
 if subgroup is not None:
     state["sub"] = subgroup
 if scope is not None:
-    state["account"] = scope
-url.from_dict({**state, **{f"f_{d}": list(v) for d, v in filters.items()}})
+    state["scope"] = scope
+for name in [k for k in url if k.startswith("f_") or k == "sub"]:  # others' params stay
+    del url[name]
+url.update({**state, **{f"f_{d}": list(v) for d, v in filters.items()}})
 
 question = ex.Question(start, end, metric, group, subgroup, step, cumulative, filters)
 answer = _session.cached(ex.explore, viewer, question, account_id=scope)

@@ -133,7 +133,7 @@ def test_the_explore_page_renders_for_a_member_from_its_url(trace_db, monkeypatc
 ADMIN_VIEWS = [
     {"metric": "provider_cost"},
     {"group": "account"},
-    {"group": "model", "sub": "account", "f_provider": "openai"},
+    {"group": "model", "sub": "account", "f_provider": "openai", "scope": "*"},
 ]
 
 

@@ -6,6 +6,7 @@ page saved under the test's tmp_path."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -197,6 +198,13 @@ def test_every_page_renders_with_balance_charts_and_a_chat_from_its_url(server, 
     assert page.locator(".js-plotly-plot").count() == 4
     page.close()
 
+    explore = f"{base}/explore{query}&from=2023-11-16&to=2023-11-16&step=hour&group=model"
+    page = open_page(browser, explore, tmp_path / "explore.png")
+    expect(page.get_by_role("heading", name="Explore")).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    page.close()
+
     for name in ("chats", "transactions", "budget"):
         page = open_page(browser, f"{base}/{name}{query}", tmp_path / f"{name}.png")
         expect(page.locator('[data-testid="stException"]')).to_have_count(0)
@@ -208,8 +216,13 @@ def test_every_page_renders_with_balance_charts_and_a_chat_from_its_url(server, 
     expect(page.get_by_text("x markup").first).to_be_visible()
     page.close()
 
-    for shot in ("overview", "usage", "chats", "transactions", "budget", "chat"):
+    for shot in ("overview", "usage", "explore", "chats", "transactions", "budget", "chat"):
         assert (tmp_path / f"{shot}.png").stat().st_size > 10_000
+    if os.environ.get("DOCS_SCREENSHOTS"):  # refreshes the README's pictures (docs/)
+        for shot in ("overview", "explore"):
+            shutil.copy(
+                tmp_path / f"{shot}.png", Path(os.environ["DOCS_SCREENSHOTS"]) / f"{shot}.png"
+            )
 
 
 def test_leaving_a_chat_by_all_chats_or_back_shows_the_list(server, browser, tmp_path):
