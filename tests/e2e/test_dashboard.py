@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -198,7 +199,9 @@ def test_every_page_renders_with_balance_charts_and_a_chat_from_its_url(server, 
     assert page.locator(".js-plotly-plot").count() == 4
     page.close()
 
-    explore = f"{base}/explore{query}&from=2023-11-16&to=2023-11-16&step=hour&group=model"
+    today = datetime.now(UTC).date()  # the trace was shifted to end now
+    dates = f"from={today - timedelta(days=1)}&to={today}"
+    explore = f"{base}/explore{query}&{dates}&step=hour&group=model&sub=operation"
     page = open_page(browser, explore, tmp_path / "explore.png")
     expect(page.get_by_role("heading", name="Explore")).to_be_visible()
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
