@@ -37,23 +37,27 @@ def custom_models(viewer: Principal) -> None:
         "A model the catalog lacks, at the provider's rates (USD per million tokens). "
         "It prices before the catalog, from its start on; the markup applies as usual."
     )
-    _session.table(
-        [
-            {
-                "model": f"{m.provider}/{m.model}",
-                "tier": m.service_tier,
-                "from": _format.when(m.effective_from, seconds=True),
-                "input $/MTok": m.input_mtok,
-                "output $/MTok": m.output_mtok,
-                "cache read": m.cache_read_mtok or "",
-                "cache write": m.cache_write_mtok or "",
-                "context tiers": m.tiers,
-                "by": m.actor or "",
-                "reason": m.reason or "",
-            }  # fmt: skip
-            for m in catalog.custom_model_list(engine, viewer)
-        ]
-    )
+    rows = catalog.custom_model_list(engine, viewer)
+    if not rows:
+        st.caption("No custom model yet: the catalog prices every model.")
+    else:
+        _session.table(
+            [
+                {
+                    "model": f"{m.provider}/{m.model}",
+                    "tier": m.service_tier,
+                    "from": _format.when(m.effective_from, seconds=True),
+                    "input $/MTok": m.input_mtok,
+                    "output $/MTok": m.output_mtok,
+                    "cache read": m.cache_read_mtok or "",
+                    "cache write": m.cache_write_mtok or "",
+                    "context tiers": m.tiers,
+                    "by": m.actor or "",
+                    "reason": m.reason or "",
+                }  # fmt: skip
+                for m in rows
+            ]
+        )
     with st.form("custom_model"):
         c = st.columns(4)
         provider = c[0].text_input("Provider", key="cm_provider")
