@@ -91,8 +91,10 @@ if answer.points.empty:
     st.info("Nothing in this range. Widen the dates or clear the filters.")
     st.stop()
 title = f"{label(metric)} by {label(group)}" + (f" and {label(subgroup)}" if subgroup else "")
-st.plotly_chart(_charts.explore_chart(answer.points, money=metric.money, title=title),
-                key="explore_chart")  # fmt: skip
+chart = st.plotly_chart(
+    _charts.explore_chart(answer.points, money=metric.money, title=title),
+    key="explore_chart", on_select="rerun", selection_mode="points",
+)  # fmt: skip
 st.download_button("Download CSV", answer.csv(), file_name=f"explore-{start}-{end}.csv",
                    mime="text/csv", key="ex_csv")  # fmt: skip
 _session.table(
@@ -108,3 +110,20 @@ _session.table(
 )
 st.caption(f"From `{answer.source}`. Groups past the biggest {ex.TOP_GROUPS} are summed as "
            f"'{ex.OTHER}'.")  # fmt: skip
+
+bars = [ex.Bar(p, g, sub) for p, g, sub, _ in answer.points.itertuples(index=False)]
+clicked = [
+    p["customdata"][0] for p in (chart.selection.points if chart else []) if p.get("customdata")
+]
+if clicked and clicked[0] < len(bars):
+    st.session_state["ex_bar"] = clicked[0]  # a click on the chart picks the bar below
+shown = st.selectbox(
+    "Events behind a bar (or click one)", [None, *range(len(bars))], key="ex_bar",
+    format_func=lambda i: "-" if i is None else " · ".join(
+        str(x) for x in (_format.when(bars[i].period) if step is ex.Step.HOUR else bars[i].period,
+                         bars[i].group, bars[i].subgroup) if x),
+)  # fmt: skip
+if shown is not None:
+    events, count = _session.cached(ex.bar_events, viewer, question, bars[shown], account_id=scope)
+    st.caption(f"{count:,} event(s); the latest {len(events):,}:")
+    _session.table(events.to_dict("records"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -29,7 +29,7 @@ from pricing_core.adapters.schema import account_daily, platform_daily, usage_da
 from pricing_core.analytics.common import _local_times, _target, day_bounds
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied
 from pricing_core.domain.money import nanos_to_usd, round_nano
-from pricing_core.domain.periods import Granularity, check_range, period_start
+from pricing_core.domain.periods import Granularity, check_range, next_period, period_start
 from pricing_core.domain.principal import Principal, require_admin
 
 MAX_HOURLY_DAYS = 7
@@ -266,3 +266,72 @@ def dimension_values(
                 query = query.where(table.c.account_id == target)
             out[group] = sorted(conn.execute(query.limit(limit)).scalars().all())
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bar of an answer: its period (a date, or an aware datetime for hours),
+    group and subgroup values ("" without a subgroup)."""
+
+    period: date | datetime
+    group: str
+    subgroup: str = ""
+
+
+EVENT_COLUMNS = ["created_at", "account_id", "user_id", "model", "operation",
+                 "input_tokens", "output_tokens", "price"]  # fmt: skip
+
+
+def bar_events(
+    engine: Engine,
+    viewer: Principal,
+    question: Question,
+    bar: Bar,
+    *,
+    account_id: str | None = None,
+    limit: int = 100,
+) -> tuple[pd.DataFrame, int]:
+    """The usage events behind one bar of `explore(question)`, newest first: at most
+    `limit` of them (columns EVENT_COLUMNS; price Decimal USD, created_at in the
+    configured zone) and how many there are. Reads `usage_events` by time.
+
+    Raises: InvalidUsage for the "other" bar; PermissionDenied as `explore`.
+    """
+    if bar.group == OTHER:
+        raise InvalidUsage("'other' sums several groups: filter on one to see its events")
+    everyone = account_id == "*"
+    if everyone:
+        require_admin(viewer)
+    target = None if everyone else _target(viewer, account_id)
+    since, until = _bar_bounds(question, bar.period)
+    e = usage_events.c
+    where = [e.created_at >= since, e.created_at < until, e[question.group.column] == bar.group]
+    if question.subgroup is not None:
+        where.append(e[question.subgroup.column] == bar.subgroup)
+    if target is not None:
+        where.append(e.account_id == target)
+    where += [e[g.column].in_(list(kept)) for g, kept in question.filters.items() if kept]
+    columns = [e[c] if c != "price" else type_coerce(e.price, BigInteger).label("price")
+               for c in EVENT_COLUMNS]  # fmt: skip
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).where(*where)).scalar_one()
+        rows = conn.execute(
+            select(*columns).where(*where).order_by(e.created_at.desc()).limit(limit)
+        ).all()
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=EVENT_COLUMNS)
+    frame["created_at"] = _local_times(frame["created_at"]) if len(frame) else frame["created_at"]
+    frame["price"] = [nanos_to_usd(int(v)) for v in frame["price"]]
+    return frame, int(count)
+
+
+def _bar_bounds(q: Question, period: date | datetime) -> tuple[datetime, datetime]:
+    """[since, until) in UTC of one bar's period, clipped to the question's days."""
+    lo, hi = day_bounds(q.start, q.end)
+    if q.step is Step.HOUR:
+        assert isinstance(period, datetime)
+        since, until = period, period + timedelta(hours=1)
+    else:
+        first = period.date() if isinstance(period, datetime) else period
+        last = next_period(first, Granularity(q.step.value)) - timedelta(days=1)
+        since, until = day_bounds(first, last)
+    return max(lo, since), min(hi, until)

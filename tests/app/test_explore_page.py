@@ -150,3 +150,32 @@ def test_the_explore_page_renders_for_an_admin_over_every_account(trace_db, monk
     if "f_provider" in params:
         expected = sum(Decimal(r["price_usd"]) for r in rows if r["provider"] == "openai")
         assert sum(table_values(at, "Cost")) == expected
+
+
+def test_the_events_behind_a_bar_are_the_exported_events_of_that_bar(trace_db, monkeypatch):
+    from pricing_core.analytics.explore import Bar, bar_events
+
+    rows = exported(trace_db)
+    account = busiest(rows)
+    member = Principal("u", account)
+    question = Question(DAY, DAY, Metric.COST, Group.MODEL, Group.OPERATION)
+    answer = explore(trace_db, member, question)
+    period, model, operation, value = next(answer.points.itertuples(index=False))
+    events, count = bar_events(
+        trace_db, member, question, Bar(period, model, operation), limit=1000
+    )
+    expected = [r for r in rows if (r["account_id"], r["model"], r["operation"])
+                == (account, model, operation)]  # fmt: skip
+    assert count == len(expected) and sum(events["price"]) == value
+    assert sum(Decimal(r["price_usd"]) for r in expected) == value
+    with pytest.raises(InvalidUsage, match="other"):
+        bar_events(trace_db, member, question, Bar(period, "other"))
+    with pytest.raises(PermissionDenied):
+        bar_events(trace_db, member, question, Bar(period, model, operation), account_id="*")
+    # on the page, picking the bar lists those events
+    view_as(monkeypatch, account)
+    at = open_page("explore", **{"from": DAY.isoformat(), "to": DAY.isoformat(),
+                                 "group": "model", "sub": "operation"})  # fmt: skip
+    at.selectbox(key="ex_bar").select(0).run()
+    assert not at.exception
+    assert any(f"{count:,} event(s)" in c.value for c in at.caption)

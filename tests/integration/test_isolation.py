@@ -154,6 +154,9 @@ def _cases(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         "analytics.explore.explore": lambda: explore.explore(
             e, ALICE, explore.Question(DAY, DAY), account_id="bob"
         ),
+        "analytics.explore.bar_events": lambda: explore.bar_events(
+            e, ALICE, explore.Question(DAY, DAY), explore.Bar(DAY, "gpt-4o"), account_id="bob"
+        ),
         "analytics.explore.dimension_values": lambda: explore.dimension_values(
             e, ALICE, start=DAY, end=DAY, account_id="bob"
         ),
