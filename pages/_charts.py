@@ -28,8 +28,13 @@ def colors(keys: Any) -> dict[str, str]:
 def stacked_chart(
     series: Any, *, measure: str, title: str, palette: dict[str, str] | None = None
 ) -> go.Figure:
-    """A stacked bar chart of `analytics.usage_series` output (period, key, value)."""
-    frame = series.assign(label=analytics.value_labels(series["value"], measure))
+    """A stacked bar chart of `analytics.usage_series` output (period, key, value).
+    Periods are calendar days, so the axis names days ("2026-11-28"), never a time of
+    day, even for a single bar."""
+    frame = series.assign(
+        label=analytics.value_labels(series["value"], measure),
+        period=[p.isoformat() for p in series["period"]],
+    )
     figure = px.bar(
         frame,
         x="period",
@@ -42,13 +47,14 @@ def stacked_chart(
         labels={"period": "", "value": "USD" if str(measure) == "cost" else "tokens", "key": ""},
     )
     figure.update_traces(
-        hovertemplate="%{x|%Y-%m-%d}<br>%{customdata[1]}: %{customdata[0]}<extra></extra>"
+        hovertemplate="%{x}<br>%{customdata[1]}: %{customdata[0]}<extra></extra>"
     )
+    figure.update_xaxes(type="category")
     figure.update_layout(
         barmode="stack",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
-        height=380,
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},  # below the dates
+        margin={"l": 10, "r": 10, "t": 50, "b": 60},
+        height=400,
     )
     if str(measure) == "cost":
         figure.update_yaxes(tickprefix="$")

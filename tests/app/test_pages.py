@@ -532,3 +532,19 @@ def test_the_notifications_page_turns_a_kind_off_for_the_viewer_only(small_db, m
     at.text_input(key="low_balance_line_input").set_value("two")
     at.button(key="low_balance_line_save").click().run()
     assert any("low-balance line" in e.value for e in at.error)
+
+
+def test_a_single_day_of_usage_is_labelled_with_its_date_not_a_time(small_db, monkeypatch):
+    import json
+
+    record_usage(
+        small_db,
+        UsageEvent("one", "alice", "alice", "chat_message", "openai", "gpt-4o-mini", 1180, 312),
+    )
+    view_as(monkeypatch, "alice")
+    at = open_page("usage")
+    today = datetime.now(get_settings().tz).date().isoformat()
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert figure["layout"]["xaxis"]["type"] == "category"  # not a time axis: no "00:00:00"
+    assert {x for trace in figure["data"] for x in trace["x"]} == {today}
+    assert figure["layout"]["legend"]["y"] < -0.2  # the legend sits below the dates
