@@ -46,9 +46,7 @@ def stacked_chart(
         title=title,
         labels={"period": "", "value": "USD" if str(measure) == "cost" else "tokens", "key": ""},
     )
-    figure.update_traces(
-        hovertemplate="%{x}<br>%{customdata[1]}: %{customdata[0]}<extra></extra>"
-    )
+    figure.update_traces(hovertemplate="%{x}<br>%{customdata[1]}: %{customdata[0]}<extra></extra>")
     figure.update_xaxes(type="category")
     figure.update_layout(
         barmode="stack",

@@ -86,7 +86,8 @@ def custom_models(viewer: Principal) -> None:
         except PricingError as exc:
             st.error(str(exc))
         else:
-            _done(f"{provider}/{model} is priced from now on; queued usage can be priced below.")
+            when = "now" if start == _session.today() else start.isoformat()
+            _done(f"{provider}/{model} is priced from {when} on; queued usage can be priced below.")
     status = catalog.catalog_status(engine, viewer)
     st.markdown(f"**Unpriced usage queue:** {status.unpriced:,} event(s).")
     if status.unpriced and st.button("Price the queued usage now"):

@@ -379,7 +379,7 @@ def test_the_pricing_truth_page_adds_a_custom_model_and_shows_a_bill(db, monkeyp
     [add] = [b for b in at.button if b.label == "Add the model"]
     at = add.click().run()
     assert not at.exception, at.exception
-    assert any("acme/acme-9 is priced from now on" in s.value for s in at.success), [
+    assert any("acme/acme-9 is priced from now on;" in s.value for s in at.success), [
         e.value for e in at.error
     ]
     [models] = [d for d in at.dataframe if "input $/MTok" in d.value.columns]
