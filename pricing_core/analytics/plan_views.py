@@ -8,13 +8,13 @@ receive Decimal values and Plotly serializes them for the browser.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
 from pricing_core.domain.money import format_usd
 from pricing_core.domain.plan_advice import CurvePoint, average_payg_price, cost_curves
-from pricing_core.domain.plans import MonthUsage, Plan
+from pricing_core.domain.plans import PAYG, MonthUsage, Plan
 from pricing_core.plans.advice import PlanAdvice
 
 PROJECTED = " (projected)"
@@ -123,6 +123,11 @@ def cost_table(advice: PlanAdvice) -> pd.DataFrame:
 def break_even_caption(advice: PlanAdvice) -> str:
     """How the break-even chart prices pay-as-you-go, in words."""
     price = average_payg_price(advice.history)
+    if not price:
+        return (
+            "Only the plans' fees are drawn: pay-as-you-go appears at your own price per "
+            "message once you have priced messages."
+        )
     return (
         f"Pay-as-you-go is drawn at your average {format_usd(price)} per message; the "
         "diamonds are your months (this month projected). Where a plan's line is lowest, "
@@ -152,8 +157,11 @@ def break_even(advice: PlanAdvice) -> BreakEven:
         int(p.monthly_fee / price) for p in advice.plans if p.monthly_fee is not None and price > 0
     ]
     top = max(100, busiest * 2, max(crossings, default=0) * 5 // 4)
-    points = cost_curves(advice.plans, payg_price=price, max_messages=top, points=60)
-    return BreakEven(list(points), top, dict(advice.recommendation.names), list(history))
+    points = list(cost_curves(advice.plans, payg_price=price, max_messages=top, points=60))
+    if not price:  # no priced message yet: a $0 line would mislead, so none is drawn
+        points = [replace(p, costs={c: v for c, v in p.costs.items() if c != PAYG.code})
+                  for p in points]  # fmt: skip
+    return BreakEven(points, top, dict(advice.recommendation.names), list(history))
 
 
 def month_label(month: str, projected: bool) -> str:

@@ -213,3 +213,19 @@ def test_with_stripe_switching_goes_through_checkout_and_the_return_confirms_it(
     assert not back.exception, back.exception
     assert "confirmed by Stripe" in back.success[0].value
     assert {m.label: m.value for m in back.metric}["Current plan"] == "Starter"
+
+
+def test_an_account_without_usage_gets_no_zero_dollar_pay_as_you_go_line(db, monkeypatch):
+    import json
+
+    create_account(db, "fresh", name="Fresh", opening_credit=D("5"))
+    at = open_page("fresh", monkeypatch)
+    assert not at.exception
+    assert not any("$0.00 per message" in c.value or "$0 per message" in c.value
+                   for c in at.caption)  # fmt: skip
+    assert any("Only the plans' fees are drawn" in c.value for c in at.caption)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    break_even = [c for c in charts if c["layout"].get("xaxis", {}).get("title", {}).get("text")
+                  == "messages per month"]  # fmt: skip
+    names = {t.get("name") for t in break_even[0]["data"]}
+    assert "Pay-as-you-go" not in names and "Starter" in names
