@@ -4,7 +4,6 @@ provider bills): widgets only; every figure comes from `pricing_core.admin`."""
 from __future__ import annotations
 
 from datetime import time, timedelta
-from decimal import Decimal
 from typing import Any
 
 import streamlit as st
@@ -185,7 +184,7 @@ def provider_bills(viewer: Principal) -> None:
     end = _session.today()
     days, rows = reconcile(
         engine, viewer, provider.strip() or "openai", start=end - timedelta(days=90), end=end,
-        tolerance_pct=Decimal(str(tolerance)),
+        tolerance_pct=tolerance,
     )  # fmt: skip
     if not days:
         st.info("No bill imported for this provider in the last 90 days.")

@@ -101,9 +101,10 @@ cols[2].metric("Loaded data file", _format.when(loaded.loaded_at) if loaded.load
 last = _format.when(stale.last_override_at) if stale.last_override_at else "never"
 st.caption(f"{stale.scheduled_changes} dated price change(s) to come; last edit {last}.")
 shapes = provider_shape_report(_session.engine(), viewer)
-ok = sum(r.ok for r in shapes)
-(st.caption if ok == len(shapes) else st.error)(
-    f"Provider-shape table: {ok} of {len(shapes)} payloads cost what the providers publish."
+passed = [r for r in shapes if r.ok]
+(st.caption if len(passed) == len(shapes) else st.error)(
+    f"Provider-shape table: {len(passed)} of {len(shapes)} payloads cost what the providers "
+    "publish."
 )
 _session.table(_format.shape_rows(shapes))
 

@@ -72,17 +72,10 @@ with st.expander("Filters", expanded=any(url.get(f"f_{g}") for g in groups)):
         if kept:
             filters[dim] = tuple(kept)
 
-state = {"from": start.isoformat(), "to": end.isoformat(), "metric": metric, "step": step,
-         "group": group, "cum": "1" if cumulative else "0"}  # fmt: skip
-if subgroup is not None:
-    state["sub"] = subgroup
-if scope is not None:
-    state["scope"] = scope
+question = ex.Question(start, end, metric, group, subgroup, step, cumulative, filters)
 for name in [k for k in url if k.startswith("f_") or k == "sub"]:  # others' params stay
     del url[name]
-url.update({**state, **{f"f_{d}": list(v) for d, v in filters.items()}})
-
-question = ex.Question(start, end, metric, group, subgroup, step, cumulative, filters)
+url.update(ex.url_params(question, scope=scope))
 answer = _session.cached(ex.explore, viewer, question, account_id=scope)
 
 total = _format.amount(answer.total, Style.SPEND) if metric.money else _format.tokens(answer.total)
@@ -97,17 +90,18 @@ chart = st.plotly_chart(
 )  # fmt: skip
 st.download_button("Download CSV", answer.csv(), file_name=f"explore-{start}-{end}.csv",
                    mime="text/csv", key="ex_csv")  # fmt: skip
-_session.table(
-    [
-        {
-            "period": _format.when(p) if step is ex.Step.HOUR else p.isoformat(),
-            label(group): g,
-            **({label(subgroup): s} if subgroup else {}),
-            label(metric): v,
-        }
-        for p, g, s, v in answer.points.itertuples(index=False)
-    ]  # fmt: skip
-)
+
+
+def table_row(period, group_value, sub_value, value):  # type: ignore[no-untyped-def]
+    row = {"period": _format.when(period) if step is ex.Step.HOUR else period.isoformat()}
+    row[label(group)] = group_value
+    if subgroup is not None:
+        row[label(subgroup)] = sub_value
+    row[label(metric)] = value
+    return row
+
+
+_session.table([table_row(*r) for r in answer.points.itertuples(index=False)])
 st.caption(f"From `{answer.source}`. Groups past the biggest {ex.TOP_GROUPS} are summed as "
            f"'{ex.OTHER}'.")  # fmt: skip
 

@@ -223,15 +223,20 @@ def reconcile(
     *,
     start: date,
     end: date,
-    tolerance_pct: Decimal = DEFAULT_TOLERANCE_PCT,
+    tolerance_pct: object = DEFAULT_TOLERANCE_PCT,
 ) -> tuple[list[Drift], list[Drift]]:
     """Per day, and per day and model, our provider cost for `provider` next to its
     imported bill, over the days the bill covers in [start, end]. A day is flagged
-    when its drift exceeds `tolerance_pct` percent of the bill.
+    when its drift exceeds `tolerance_pct` percent of the bill (a number or its text,
+    0..100; a widget's float is read by its shortest text, never as binary).
 
-    Returns: (days, day-and-model rows), sorted. Raises: PermissionDenied.
+    Returns: (days, day-and-model rows), sorted. Raises: PermissionDenied,
+    InvalidUsage (a tolerance outside 0..100).
     """
     require_admin(principal)
+    tolerance = _decimal(tolerance_pct, "the tolerance")
+    if not 0 <= tolerance <= 100:
+        raise InvalidUsage(f"the tolerance is a percent from 0 to 100, got {tolerance}")
     if end < start:
         raise InvalidUsage("the end day is before the start day")
     b, d = provider_bills.c, platform_daily.c
@@ -257,10 +262,10 @@ def reconcile(
     rows = []
     for day, model in sorted(billed.keys() | ours.keys()):
         mine, theirs = ours.get((day, model), ZERO), billed.get((day, model), ZERO)
-        rows.append(Drift(day, model, mine, theirs, _over(mine, theirs, tolerance_pct)))
+        rows.append(Drift(day, model, mine, theirs, _over(mine, theirs, tolerance)))
     totals = []
     for day in days:
         mine = sum((r.ours for r in rows if r.day == day), ZERO)
         theirs = sum((r.billed for r in rows if r.day == day), ZERO)
-        totals.append(Drift(day, None, mine, theirs, _over(mine, theirs, tolerance_pct)))
+        totals.append(Drift(day, None, mine, theirs, _over(mine, theirs, tolerance)))
     return totals, rows

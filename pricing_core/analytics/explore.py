@@ -84,6 +84,28 @@ class Question:
     filters: dict[Group, tuple[str, ...]] = field(default_factory=dict)
 
 
+def url_params(question: Question, *, scope: str | None = None) -> dict[str, str | list[str]]:
+    """The question as URL query parameters (`from`, `to`, `metric`, `step`, `group`,
+    `cum`, `sub` when set, `scope` for an admin's account, `f_<dimension>` per filter),
+    so a view can be shared and survives a reload."""
+    params: dict[str, str | list[str]] = {
+        "from": question.start.isoformat(),
+        "to": question.end.isoformat(),
+        "metric": question.metric.value,
+        "step": question.step.value,
+        "group": question.group.value,
+        "cum": "1" if question.cumulative else "0",
+    }
+    if question.subgroup is not None:
+        params["sub"] = question.subgroup.value
+    if scope is not None:
+        params["scope"] = scope
+    for dim, kept in question.filters.items():
+        if kept:
+            params[f"f_{dim.value}"] = list(kept)
+    return params
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """`points` columns: period (date, or an aware datetime for hours), group, subgroup

@@ -214,9 +214,9 @@ def reconcile_provider(
         )
         days, rows = reconcile(
             engine, principal, name, start=parse_day("2000-01-01"),
-            end=parse_day("2999-12-31"), tolerance_pct=Decimal(tolerance),
+            end=parse_day("2999-12-31"), tolerance_pct=tolerance,
         )  # fmt: skip
-    except (OSError, UnicodeDecodeError, ArithmeticError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except PricingError as exc:

@@ -431,3 +431,11 @@ def test_the_sample_exports_from_the_providers_documents_parse_exactly():
     assert anthropic == {
         (datetime(2025, 8, 1).date(), "claude-sonnet-4-20250514"): Decimal("1.3345")
     }  # 123.45 + 10 cents
+
+
+def test_a_tolerance_outside_0_to_100_percent_is_refused(engine):
+    day = datetime(2025, 5, 10).date()
+    for bad in ("150", "-1", "abc"):
+        with pytest.raises(InvalidUsage, match="tolerance"):
+            reconcile(engine, ADMIN, "openai", start=day, end=day, tolerance_pct=bad)
+    assert reconcile(engine, ADMIN, "openai", start=day, end=day, tolerance_pct=2.5) == ([], [])
