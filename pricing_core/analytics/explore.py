@@ -141,10 +141,8 @@ def explore(
     accounts, or another account).
     """
     check_range(question.start, question.end)
-    everyone = account_id == "*"
-    if everyone:
-        require_admin(viewer)
-    target = None if everyone else _target(viewer, account_id)
+    target = _scope(viewer, account_id)
+    everyone = target is None
     dims = _dimensions(question)
     if not viewer.is_admin and (question.metric is Metric.PROVIDER_COST or Group.ACCOUNT in dims):
         raise PermissionDenied("provider cost and accounts are for admins")
@@ -158,6 +156,15 @@ def explore(
         table = _table(dims, everyone)
         frame, source = _daily(engine, table, question, target, dims), table.name
     return _answer(question, frame, source)
+
+
+def _scope(viewer: Principal, account_id: str | None) -> str | None:
+    """The one account asked about, or None for every account ("*": admins only).
+    Raises: PermissionDenied."""
+    if account_id == "*":
+        require_admin(viewer)
+        return None
+    return _target(viewer, account_id)
 
 
 def _dimensions(question: Question) -> list[Group]:
@@ -272,10 +279,8 @@ def dimension_values(
     """The values each dimension takes in [start, end] (the filters' choices), sorted;
     at most `limit` each. Accounts only for admins. Raises: PermissionDenied."""
     check_range(start, end)
-    everyone = account_id == "*"
-    if everyone:
-        require_admin(viewer)
-    target = None if everyone else _target(viewer, account_id)
+    target = _scope(viewer, account_id)
+    everyone = target is None
     out = {}
     with engine.connect() as conn:
         for group in Group:
@@ -321,10 +326,7 @@ def bar_events(
     """
     if bar.group == OTHER:
         raise InvalidUsage("'other' sums several groups: filter on one to see its events")
-    everyone = account_id == "*"
-    if everyone:
-        require_admin(viewer)
-    target = None if everyone else _target(viewer, account_id)
+    target = _scope(viewer, account_id)
     since, until = _bar_bounds(question, bar.period)
     e = usage_events.c
     where = [e.created_at >= since, e.created_at < until, e[question.group.column] == bar.group]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -49,6 +50,20 @@ def write_export(write: ExportWriter, fmt: ExportFormat, output: Path | None) ->
         with output.open("w", newline="", encoding="utf-8") as out:
             count = write(engine, out, fmt)
         typer.echo(f"wrote {count} rows to {output}", err=True)
+
+
+def parse_moment(text: str | None) -> datetime | None:
+    """An option's ISO 8601 timestamp with its offset (None stays None).
+    Raises: typer.BadParameter."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 timestamp: {text!r}") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"give a time zone offset, e.g. {text}+00:00")
+    return moment
 
 
 def fail(exc: PricingError) -> typer.Exit:

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated
 
 import typer
 
 from pricing_core.adapters.storage import open_database
-from pricing_core.cli.common import operator_principal
+from pricing_core.cli.common import operator_principal, parse_moment
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_usd
 from pricing_core.plans.advice import advise_plan, recommendation_json
 
 app = typer.Typer(help="Plans: recommendations from real usage.", no_args_is_help=True)
-
-
-def _moment(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO 8601 timestamp: {text!r}") from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter(f"give a time zone offset, e.g. {text}+00:00")
-    return moment
 
 
 @app.command("recommend")
@@ -52,7 +39,7 @@ def recommend(
             operator_principal(),
             account_id=account,
             months=months,
-            now=_moment(as_of),
+            now=parse_moment(as_of),
         )
     except PricingError as exc:
         typer.echo(f"error: {exc}", err=True)

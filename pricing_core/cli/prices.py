@@ -4,7 +4,6 @@ cost against the provider's own bill."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +20,7 @@ from pricing_core.admin.provider_bills import (
     reconcile,
 )
 from pricing_core.admin.reprice import apply_reprice
-from pricing_core.cli.common import fail, operator_principal
+from pricing_core.cli.common import fail, operator_principal, parse_moment
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_usd, format_usd_exact
 from pricing_core.domain.periods import parse_day
@@ -30,18 +29,6 @@ app = typer.Typer(help="Prices: custom models, catalog updates, corrections.", n
 reconcile_app = typer.Typer(help="Reconcile against a provider's bill.", no_args_is_help=True)
 
 Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")]
-
-
-def _moment(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO 8601 timestamp: {text!r}") from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter(f"give a time zone offset, e.g. {text}+00:00")
-    return moment
 
 
 def _tier(text: str) -> tuple[int, str, str]:
@@ -90,7 +77,7 @@ def add_model(
             open_database(), operator_principal(), provider, model,
             input_mtok=input_mtok, output_mtok=output_mtok, cache_read_mtok=cache_read,
             cache_write_mtok=cache_write, tiers=[_tier(t) for t in tier or ()],
-            service_tier=service_tier, effective_from=_moment(effective_from),
+            service_tier=service_tier, effective_from=parse_moment(effective_from),
             reason=reason, allow_retroactive=allow_retroactive,
         )  # fmt: skip
     except PricingError as exc:

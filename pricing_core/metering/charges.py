@@ -41,14 +41,7 @@ def quote_event(book: PriceBook, event: UsageEvent) -> Quote:
     UnknownModel, unless `PRICING_UNPRICED_POLICY=queue` (then an unpriced quote)."""
     assert event.created_at is not None
     try:
-        return book.quote(
-            provider=event.provider,
-            model=event.model,
-            operation=event.operation,
-            counts=counts_of(event),
-            at=event.created_at,
-            service_tier=event.service_tier,
-        )
+        return requote(book, event)
     except UnknownModel as exc:
         if get_settings().unpriced_policy != "queue":
             raise
@@ -74,9 +67,9 @@ def counts_of(event: Any) -> TokenCounts:
 
 
 def requote(book: PriceBook, row: Any) -> Quote:
-    """A stored event's list-price quote, re-derived from the price book in effect at
-    its `created_at` (rows without the 0014 columns count as standard, no cache
-    writes). Raises: PricingError."""
+    """The list-price quote of a UsageEvent or a stored event, from the price book in
+    effect at its `created_at` (rows without the 0014 columns count as standard, no
+    cache writes). Raises: PricingError."""
     return book.quote(
         provider=row.provider,
         model=row.model,
