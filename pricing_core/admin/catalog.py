@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import actor_of, audit_reason, write_audit
-from pricing_core.adapters.schema import usage_events
 from pricing_core.adapters.schema_prices import catalog_snapshots, custom_models
 from pricing_core.adapters.storage import run_write
 from pricing_core.admin.prices import MAX_RATE_MTOK, _decimal, _effective_from
@@ -26,7 +25,7 @@ from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import ZERO
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.domain.usage_event import MAX_TOKENS, SERVICE_TIERS, check_name
-from pricing_core.metering.queue import DrainResult, drain_unpriced
+from pricing_core.metering.queue import DrainResult, count_unpriced, drain_unpriced
 
 _RATE: dict[str, Any] = {"low": ZERO, "high": MAX_RATE_MTOK}
 
@@ -244,14 +243,10 @@ def catalog_status(engine: Engine, principal: Principal) -> CatalogStatus:
         row = conn.execute(
             select(s.created_at, s.source, s.sha256, s.models).order_by(s.id.desc()).limit(1)
         ).first()
-        unpriced = conn.execute(
-            select(func.count())
-            .select_from(usage_events)
-            .where(usage_events.c.status == "unpriced")
-        ).scalar_one()
+        unpriced = count_unpriced(conn)
     if row is None:
-        return CatalogStatus(None, None, None, None, int(unpriced))
-    return CatalogStatus(row.created_at, row.source, row.sha256, row.models, int(unpriced))
+        return CatalogStatus(None, None, None, None, unpriced)
+    return CatalogStatus(row.created_at, row.source, row.sha256, row.models, unpriced)
 
 
 def price_unpriced(

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import stripe
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.audit import actor_of, write_audit
 from pricing_core.adapters.counters import Counter, counter_totals
-from pricing_core.adapters.schema import usage_events
 from pricing_core.adapters.storage import run_write
 from pricing_core.analytics.prices import CatalogStaleness, catalog_staleness
 from pricing_core.billing.reconcile import ReconcileReport, reconcile
@@ -33,6 +32,7 @@ from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.domain.rollout import Stage
 from pricing_core.ledger.integrity import LedgerReport, verify_ledger
 from pricing_core.limits.rollout import CohortRow, cohorts
+from pricing_core.metering.queue import count_unpriced
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +59,15 @@ def integrity_report(
     today = at.astimezone(get_settings().tz).date()
     since = today - timedelta(days=max(1, int(days)) - 1)
     counts = counter_totals(engine, principal, since=since, until=today)
-    e = usage_events.c
     with engine.connect() as conn:
-        unpriced = conn.execute(
-            select(func.count()).select_from(usage_events).where(e.status == "unpriced")
-        ).scalar_one()
+        unpriced = count_unpriced(conn)
     return IntegrityReport(
         at,
         catalog_staleness(engine, principal, now=at),
         since,
         counts[str(Counter.API_REJECTED)],
         counts[str(Counter.WEBHOOK_FAILED)],
-        int(unpriced),
+        unpriced,
     )
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import usage_events
@@ -33,6 +33,12 @@ from pricing_core.metering.rollups import add_to_rollups
 from pricing_core.plans.plan_charges import count_plan_message_on
 
 MAX_DRAIN = 10_000  # events per call; the rest wait for the next one
+
+
+def count_unpriced(conn: Connection) -> int:
+    """How many events wait in the queue (a partial index holds only them)."""
+    query = select(func.count()).select_from(usage_events)
+    return int(conn.execute(query.where(usage_events.c.status == "unpriced")).scalar_one())
 
 
 @dataclass(frozen=True, slots=True)
