@@ -137,11 +137,13 @@ def entries_frame(entries: Any, descriptions: Sequence[str] = ()) -> pd.DataFram
 
 
 def ledger_rows_frame(rows: Any, *, description: Callable[[Any], Any] | None = None) -> Any:
-    """Ledger rows of `analytics.ledger_view` (a DataFrame) as a display table;
+    """Ledger rows of `analytics.ledger_view` (a DataFrame) as a display table, with
+    the value date (when the usage happened) beside when it was posted;
     `description(rows)` overrides the description column."""
     return pd.DataFrame(
         {
-            "When": [when(t) for t in rows["created_at"]],
+            "Value date": [when(t) for t in rows["value_at"]],
+            "Posted": [when(t) for t in rows["created_at"]],
             "Type": rows["kind"],
             "Description": rows["description"] if description is None else description(rows),
             "Amount": [amount(v, Style.CHARGE) for v in rows["amount"]],

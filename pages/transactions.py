@@ -24,7 +24,11 @@ def group_label(groups: pd.DataFrame) -> Callable[[int], str]:
 
 viewer = _session.principal()
 st.title("Transactions")
-st.caption(f"Every change to your balance. Usage is grouped per day; times in {_format.zone()}.")
+st.caption(
+    "Every change to your balance, by value date: when the usage happened (imported "
+    f"usage keeps its own time; *Posted* is when it reached the ledger). Usage is grouped "
+    f"per day; times in {_format.zone()}."
+)
 
 left, right = st.columns([2, 1])
 kinds = left.multiselect("Types", list(EntryKind), placeholder="All types", key="tx_kinds")

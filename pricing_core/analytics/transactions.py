@@ -7,11 +7,12 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
 
-from pricing_core.adapters.schema import ledger_entries
+from pricing_core.adapters.schema import ledger_entries, usage_events
 from pricing_core.analytics.common import (
     _local_times,
     _target,
@@ -30,15 +31,20 @@ from pricing_core.ledger.wallets import EntryKind
 class LedgerView:
     """The ledger of one account, filtered.
 
-    `rows`: what the Transactions page lists, newest first: non-usage entries one by
-    one and usage entries grouped per run within a calendar day. Columns: group (int),
-    created_at (aware, configured zone; the group's last entry), day (date), kind,
+    Entries are ordered by value date: when the usage happened for a usage entry
+    (its event's `created_at`, so imported usage sits on the days it was used), when
+    it was posted for every other entry; ties by posting order.
+
+    `rows`: what the Transactions page lists, newest value date first: non-usage
+    entries one by one and usage entries grouped per run within a calendar day.
+    Columns: group (int), value_at (aware, configured zone; the group's last entry),
+    created_at (when that entry was posted), day (date of value_at), kind,
     description (str), entries (int), amount (Decimal, signed), balance_after (Decimal,
-    the running balance after the row).
+    the balance after the row's last posted entry).
     `entries_nanos`: every matching entry, newest first, with its group; amounts as
-    exact integer nano-USD (columns group, id, created_at, kind, amount_nanos,
-    balance_after_nanos, reference, reason, actor). Use `entries_of(group)` for one
-    row's entries in Decimal USD.
+    exact integer nano-USD (columns group, id, value_at, created_at, kind,
+    amount_nanos, balance_after_nanos, reference, reason, actor). Use
+    `entries_of(group)` for one row's entries in Decimal USD.
     """
 
     account_id: str
@@ -52,6 +58,7 @@ class LedgerView:
             {
                 "group": chosen["group"],
                 "id": chosen["id"],
+                "value_at": chosen["value_at"],
                 "created_at": chosen["created_at"],
                 "kind": chosen["kind"],
                 "amount": [nanos_to_usd(n) for n in chosen["amount_nanos"]],
@@ -69,6 +76,7 @@ class LedgerView:
 ENTRY_COLUMNS = [
     "group",
     "id",
+    "value_at",
     "created_at",
     "kind",
     "amount",
@@ -79,6 +87,7 @@ ENTRY_COLUMNS = [
 ]
 ROW_COLUMNS = [
     "group",
+    "value_at",
     "created_at",
     "day",
     "kind",
@@ -89,6 +98,24 @@ ROW_COLUMNS = [
 ]
 
 
+def _value_at() -> Any:
+    """A ledger entry's value date: its usage event's time for a usage entry (the
+    event's request id is the entry's reference), else when it was posted."""
+    return func.coalesce(usage_events.c.created_at, ledger_entries.c.created_at)
+
+
+def _with_events(query: Any) -> Any:
+    le, ue = ledger_entries.c, usage_events.c
+    return query.select_from(
+        ledger_entries.outerjoin(
+            usage_events,
+            (ue.account_id == le.account_id)
+            & (ue.request_id == le.reference)
+            & (le.kind == str(EntryKind.USAGE)),
+        )
+    )
+
+
 def ledger_span(
     engine: Engine,
     viewer: Principal,
@@ -96,14 +123,13 @@ def ledger_span(
     account_id: str | None = None,
     now: datetime | None = None,
 ) -> tuple[date, date] | None:
-    """(day of the first ledger entry, today) in the configured zone, or None without
-    entries."""
+    """(value day of the first ledger entry, today) in the configured zone, or None
+    without entries."""
     target = _target(viewer, account_id)
+    value_at = _value_at()
     with engine.connect() as conn:
         first = conn.execute(
-            select(func.min(ledger_entries.c.created_at)).where(
-                ledger_entries.c.account_id == target
-            )
+            _with_events(select(func.min(value_at))).where(ledger_entries.c.account_id == target)
         ).scalar()
     if first is None:
         return None
@@ -135,8 +161,10 @@ def ledger_view(
     if start and end and start > end:
         raise InvalidUsage(f"the date range starts ({start}) after it ends ({end})")
     le = ledger_entries.c
+    value_at = _value_at()
     query = select(
         le.id,
+        type_coerce(value_at, String).label("value_at"),
         type_coerce(le.created_at, String).label("created_at"),
         le.kind,
         type_coerce(le.amount, BigInteger).label("amount_nanos"),
@@ -144,28 +172,33 @@ def ledger_view(
         le.reference,
         le.reason,
         le.actor,
-    ).where(le.account_id == target)
+    )
+    query = _with_events(query).where(le.account_id == target)
     if start:
-        query = query.where(le.created_at >= day_bounds(start, start)[0])
+        query = query.where(value_at >= day_bounds(start, start)[0])
     if end:
-        query = query.where(le.created_at < day_bounds(end, end)[1])
+        query = query.where(value_at < day_bounds(end, end)[1])
     if wanted:
         query = query.where(le.kind.in_([str(k) for k in wanted]))
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(le.id)).all()
-    columns = ["id", "created_at", "kind", "amount_nanos", "balance_after_nanos"]
+        rows = conn.execute(query.order_by(value_at, le.id)).all()
+    columns = ["id", "value_at", "created_at", "kind", "amount_nanos", "balance_after_nanos"]
     columns += ["reference", "reason", "actor"]
     entries = pd.DataFrame([tuple(r) for r in rows], columns=columns, dtype=object)
     if entries.empty:
         empty_entries = pd.DataFrame(columns=["group", *columns])
         return LedgerView(target, pd.DataFrame(columns=ROW_COLUMNS), empty_entries)
+    entries["value_at"] = _local_times(entries["value_at"])
     entries["created_at"] = _local_times(entries["created_at"])
-    day = entries["created_at"].dt.date
+    day = entries["value_at"].dt.date
     usage = entries["kind"] == str(EntryKind.USAGE)
     continues = usage & usage.shift(fill_value=False) & (day == day.shift())
     entries.insert(0, "group", (~continues).cumsum().astype("int64") - 1)
     last = entries.groupby("group", sort=True).tail(1).set_index("group")
     first = entries.groupby("group", sort=True).head(1).set_index("group")
+    # the balance after a row is the one after its last *posted* entry
+    posted_last = entries.loc[entries.groupby("group", sort=True)["id"].idxmax()]
+    posted_last = posted_last.set_index("group")
     counts = entries.groupby("group", sort=True).size()
     sums = entries.groupby("group", sort=True)["amount_nanos"].sum()
     groups = []
@@ -176,17 +209,18 @@ def ledger_view(
             description = f"usage: {count:,} request{'' if count == 1 else 's'}"
         else:
             description = first.at[group, "reason"] or first.at[group, "reference"] or kind
-        when = last.at[group, "created_at"]
+        when = last.at[group, "value_at"]
         groups.append(
             (
                 int(group),
                 when.to_pydatetime(),
+                last.at[group, "created_at"].to_pydatetime(),
                 when.date(),
                 kind,
                 description,
                 count,
                 nanos_to_usd(int(sums[group])),
-                nanos_to_usd(int(last.at[group, "balance_after_nanos"])),
+                nanos_to_usd(int(posted_last.at[group, "balance_after_nanos"])),
             )
         )
     rows_frame = pd.DataFrame(groups[::-1], columns=ROW_COLUMNS)
@@ -194,17 +228,20 @@ def ledger_view(
 
 
 def ledger_csv(view: LedgerView) -> str:
-    """The view's entries (one row each, oldest first) as CSV with exact decimal
-    strings and ISO 8601 times in the configured zone."""
+    """The view's entries (one row each, oldest value date first) as CSV with exact
+    decimal strings and ISO 8601 times in the configured zone: `value_at` (when the
+    usage happened) and `created_at` (when the entry was posted)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
-        ["entry_id", "created_at", "kind", "amount_usd", "balance_after_usd", "reference", "reason"]
+        ["entry_id", "value_at", "created_at", "kind", "amount_usd", "balance_after_usd"]
+        + ["reference", "reason"]
     )
     entries = view.entries_nanos.iloc[::-1]
     writer.writerows(
         zip(
             entries["id"],
+            [t.isoformat() for t in entries["value_at"]],
             [t.isoformat() for t in entries["created_at"]],
             entries["kind"],
             [nanos_str(n) for n in entries["amount_nanos"]],

@@ -548,3 +548,29 @@ def test_a_single_day_of_usage_is_labelled_with_its_date_not_a_time(small_db, mo
     assert figure["layout"]["xaxis"]["type"] == "category"  # not a time axis: no "00:00:00"
     assert {x for trace in figure["data"] for x in trace["x"]} == {today}
     assert figure["layout"]["legend"]["y"] < -0.2  # the legend sits below the dates
+
+
+def test_imported_usage_is_listed_on_the_day_it_happened_not_the_day_it_was_posted(
+    small_db, monkeypatch
+):
+    """Issue 21, item 6: usage recorded today for calls made days ago sits on its own
+    value date, sorted by it; *Posted* is today."""
+    from datetime import timedelta
+
+    tz = get_settings().tz
+    now = datetime.now(tz)
+    older, newer = now - timedelta(days=5), now - timedelta(days=2)
+    for request_id, at_time in (("old", older), ("new", newer)):
+        event = UsageEvent(
+            request_id, "alice", "alice", "chat_message", "openai", "gpt-4o-mini", 1000, 200,
+            created_at=at_time,
+        )  # fmt: skip
+        record_usage(small_db, event)
+    view_as(monkeypatch, "alice")
+    at = open_page("transactions")
+    rows = at.dataframe[0].value
+    assert rows["Type"].tolist() == ["grant", "usage", "usage"]  # newest value date first
+    assert [v[:10] for v in rows["Value date"]] == [
+        now.date().isoformat(), newer.date().isoformat(), older.date().isoformat()
+    ]  # fmt: skip
+    assert {v[:10] for v in rows["Posted"]} == {now.date().isoformat()}
