@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from pricing_core import analytics
 from pricing_core.analytics.plan_views import break_even, column_label, month_label
-from pricing_core.domain.money import format_usd
+from pricing_core.domain.money import format_money
 from pricing_core.plans.advice import PlanAdvice
 
 PALETTE = (
@@ -103,7 +103,7 @@ def spend_trend_chart(days: Sequence[tuple[Any, Any]]) -> go.Figure:
     """A small bar chart of spend per day (`Overview.last_30_days`: (day, USD))."""
     xs = [d for d, _ in days]
     ys = [v for _, v in days]
-    labels = [format_usd(v) for v in ys]
+    labels = [format_money(v) for v in ys]
     figure = go.Figure(
         go.Bar(
             x=xs,
@@ -160,7 +160,7 @@ def plan_cost_chart(advice: PlanAdvice) -> go.Figure:
                 name=column_label(advice, code),
                 x=months,
                 y=[m.costs[code] for m in rec.months],
-                text=[format_usd(m.costs[code], total=True) for m in rec.months],
+                text=[format_money(m.costs[code]) for m in rec.months],
                 hovertemplate="%{x}: %{text}<extra>" + rec.names[code] + "</extra>",
             )
             for code in rec.totals
@@ -194,7 +194,7 @@ def break_even_chart(advice: PlanAdvice) -> go.Figure:
             x=[u.messages for u in data.history],
             y=[u.payg_cost for u in data.history],
             text=[month_label(u.month, u.projected) for u in data.history],
-            customdata=[format_usd(u.payg_cost, total=True) for u in data.history],
+            customdata=[format_money(u.payg_cost) for u in data.history],
             hovertemplate="%{text}: %{x:,} messages, %{customdata}<extra></extra>",
             mode="markers",
             marker={"symbol": "diamond", "size": 11, "color": "black"},

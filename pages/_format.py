@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 import pandas as pd
@@ -17,30 +16,16 @@ import streamlit as st
 from pricing_core.analytics import BalanceState, describe_entry
 from pricing_core.config import get_settings
 from pricing_core.domain.money import (
+    format_money,
+    format_rate,
     format_tokens,
-    format_usd,
-    format_usd_total,
     printf_usd_format,
 )
 
 
-class Style(StrEnum):
-    """How an amount reads: a `TOTAL` has 2 decimals ($1,234.50); a `SPEND` total never
-    reads $0.00 when something was spent ($0.0026); a `CHARGE` keeps two significant
-    digits below a cent ($0.00042)."""
-
-    TOTAL = "total"
-    SPEND = "spend"
-    CHARGE = "charge"
-
-
-def amount(value: Decimal | None, style: Style = Style.TOTAL, *, missing: str = "-") -> str:
-    """Decimal USD for people, in one of the `Style`s; `missing` when None."""
-    if value is None:
-        return missing
-    if style is Style.SPEND:
-        return format_usd_total(value)
-    return format_usd(value, total=style is Style.TOTAL)
+def amount(value: Decimal | None, *, missing: str = "-") -> str:
+    """Decimal USD for people (`money.format_money`, the one rule); `missing` when None."""
+    return missing if value is None else format_money(value)
 
 
 # A balance's state as a coloured badge, and the colour of the figure itself.
@@ -56,6 +41,11 @@ BALANCE_COLOURS = {
     BalanceState.CRITICAL: "red",
     BalanceState.NEGATIVE: "red",
 }
+
+
+def rate(value: Decimal, unit: str) -> str:
+    """A price per unit, exact (`money.format_rate`): "$0.8995/$1 of credit"."""
+    return format_rate(value, unit)
 
 
 def tokens(count: Any) -> str:
@@ -130,7 +120,7 @@ def entries_frame(entries: Any, descriptions: Sequence[str] = ()) -> pd.DataFram
             "When": [when(e.created_at) for e in entries],
             "Type": [str(e.kind) for e in entries],
             "Description": list(descriptions) or [describe_entry(e) for e in entries],
-            "Amount": [amount(e.amount, Style.CHARGE) for e in entries],
+            "Amount": [amount(e.amount) for e in entries],
             "Balance after": [amount(e.balance_after) for e in entries],
         }
     )
@@ -146,7 +136,7 @@ def ledger_rows_frame(rows: Any, *, description: Callable[[Any], Any] | None = N
             "Posted": [when(t) for t in rows["created_at"]],
             "Type": rows["kind"],
             "Description": rows["description"] if description is None else description(rows),
-            "Amount": [amount(v, Style.CHARGE) for v in rows["amount"]],
+            "Amount": [amount(v) for v in rows["amount"]],
             "Balance after": [amount(v) for v in rows["balance_after"]],
         }
     )
@@ -159,9 +149,14 @@ def _rates(rates: Any) -> str:
     if rates is None:
         return "-"
     cached = (
-        "" if rates.cache_read_mtok is None else f" · cached ${rates.cache_read_mtok.normalize():f}"
+        ""
+        if rates.cache_read_mtok is None
+        else f" · cached {format_rate(rates.cache_read_mtok, 'MTok')}"
     )
-    return f"${rates.input_mtok.normalize():f} in · ${rates.output_mtok.normalize():f} out{cached}"
+    return (
+        f"{format_rate(rates.input_mtok, 'MTok')} in · "
+        f"{format_rate(rates.output_mtok, 'MTok')} out{cached}"
+    )
 
 
 def price_row(view: Any) -> dict[str, Any]:

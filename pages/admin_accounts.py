@@ -79,7 +79,7 @@ with find_tab:
                 st.session_state["adjust_nonce"] = uuid.uuid4().hex
                 _session.clear_cached()
                 st.success(
-                    f"Applied {_format.amount(posting.entry.amount, _format.Style.CHARGE)}: "
+                    f"Applied {_format.amount(posting.entry.amount)}: "
                     f"the balance is now {_format.amount(posting.entry.balance_after)}."
                 )
     with ledger_tab:

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from pages import _format, _session
-from pages._format import Style
 from pricing_core.domain.errors import PricingError
 from pricing_core.limits import budgets
 
@@ -17,7 +16,7 @@ if st.session_state.pop("budget_saved", False):
     st.success("Budget saved.", icon=":material/check:")
 
 spend, limit, left = st.columns(3)
-spend.metric(f"Spent in {status.period}", _format.amount(status.spend, Style.SPEND), border=True)
+spend.metric(f"Spent in {status.period}", _format.amount(status.spend), border=True)
 limit.metric(
     "Monthly budget",
     "none" if not current.is_set else _format.amount(current.monthly_limit),

@@ -19,7 +19,7 @@ def package_card(package: packages.CreditPackage) -> None:
     st.markdown(f"**{_format.amount(package.total_credit)}** of credit")
     bonus = _format.amount(package.bonus)
     st.caption(f"includes a {bonus} volume bonus" if package.bonus else "no bonus")
-    st.caption(f"${package.price_per_credit_dollar} per $1 of credit")
+    st.caption(_format.rate(package.price_per_credit_dollar, "$1 of credit"))
 
 
 def show_fulfilment(result: sessions.Fulfilment) -> None:

@@ -5,7 +5,6 @@ import pandas as pd
 import streamlit as st
 
 from pages import _format, _session
-from pages._format import Style
 from pricing_core import analytics
 
 
@@ -19,7 +18,7 @@ def requests_table(requests: pd.DataFrame) -> None:
             "Operation": requests["operation"],
             "Input tokens": requests["input_tokens"],
             "Output tokens": requests["output_tokens"],
-            "Cost": [_format.amount(v, Style.CHARGE) for v in requests["cost"]],
+            "Cost": [_format.amount(v) for v in requests["cost"]],
             "How it was charged": requests["explanation"],
         }
     )
@@ -56,7 +55,7 @@ if chat_id:
         f"Chat {detail.chat_id} · {_format.when(detail.first_at)} to {_format.when(detail.last_at)}"
     )
     a, b, c = st.columns(3)
-    a.metric("Cost", _format.amount(detail.cost, Style.CHARGE), border=True)
+    a.metric("Cost", _format.amount(detail.cost), border=True)
     b.metric("Requests", _format.tokens(detail.requests_count), border=True)
     c.metric("Tokens", _format.tokens(detail.tokens), border=True)
     st.subheader("Requests, oldest first")

@@ -6,14 +6,12 @@ from datetime import date, timedelta
 import streamlit as st
 
 from pages import _charts, _format, _session
-from pages._format import Style
 from pricing_core.analytics import explore as ex
 
 viewer = _session.principal()
 st.title("Explore")
 url = st.query_params
 metrics = [m for m in ex.Metric if viewer.is_admin or m is not ex.Metric.PROVIDER_COST]
-groups = [g for g in ex.Group if viewer.is_admin or g is not ex.Group.ACCOUNT]
 LABELS = {"avg_cost": "Avg cost / request", "provider_cost": "Provider cost"}
 
 
@@ -43,6 +41,7 @@ if viewer.is_admin:
         ).strip()
         or "*"
     )
+groups = ex.available_groups(viewer, scope)
 top = st.columns([2, 2, 2, 1.4])
 picked = top[0].date_input("Dates", value=(start, end), key="ex_dates", format="YYYY-MM-DD")
 if isinstance(picked, tuple) and len(picked) == 2:
@@ -78,7 +77,7 @@ for name in [k for k in url if k.startswith("f_") or k == "sub"]:  # others' par
 url.update(ex.url_params(question, scope=scope))
 answer = _session.cached(ex.explore, viewer, question, account_id=scope)
 
-total = _format.amount(answer.total, Style.SPEND) if metric.money else _format.tokens(answer.total)
+total = _format.amount(answer.total) if metric.money else _format.tokens(answer.total)
 st.metric(f"{label(metric)}, {start} to {end}", total, border=True)
 if answer.points.empty:
     st.info("Nothing in this range. Widen the dates or clear the filters.")

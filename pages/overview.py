@@ -3,7 +3,6 @@
 import streamlit as st
 
 from pages import _charts, _format, _session
-from pages._format import Style
 from pricing_core import analytics
 from pricing_core.limits import budgets
 
@@ -30,14 +29,14 @@ available.metric(
     border=True,
     help="Balance minus the amounts reserved for requests still running.",
 )
-today.metric("Spent today", _format.amount(data.spend_today, Style.SPEND), border=True)
-month.metric("Spent this month", _format.amount(data.spend_this_month, Style.SPEND), border=True)
+today.metric("Spent today", _format.amount(data.spend_today), border=True)
+month.metric("Spent this month", _format.amount(data.spend_this_month), border=True)
 
 last, projected, runway = st.columns([1, 1, 2])
-last.metric("Spent last month", _format.amount(data.spend_last_month, Style.SPEND), border=True)
+last.metric("Spent last month", _format.amount(data.spend_last_month), border=True)
 projected.metric(
     "Projected this month",
-    _format.amount(data.forecast.projected_month_end, Style.SPEND, missing="n/a"),
+    _format.amount(data.forecast.projected_month_end, missing="n/a"),
     border=True,
     help="Month to date plus your pace of the last 14 days for the days left.",
 )
@@ -51,7 +50,7 @@ if data.has_usage:
     with models:
         st.markdown("**Top models this month**")
         for model, spend in data.top_models:
-            st.markdown(f"{model} · {_format.amount(spend, Style.SPEND)}")
+            st.markdown(f"{model} · {_format.amount(spend)}")
         if not data.top_models:
             st.caption("No spend this month yet.")
 

@@ -40,6 +40,8 @@ right.metric(
     help="This month projected to its end at your pace so far: the plan's fee (charged by "
     "Stripe) plus usage charged to your balance.",
 )
+if status.estimate_note:
+    right.caption(status.estimate_note)
 if status.percent is None:
     st.caption(status.label)
 else:

@@ -14,7 +14,7 @@ from pricing_core.ledger.wallets import EntryKind
 def group_label(groups: pd.DataFrame) -> Callable[[int], str]:
     """A usage group's label in the picker: its day, description and amount."""
     labels = {
-        g: f"{day}: {description} ({_format.amount(amount, _format.Style.CHARGE)})"
+        g: f"{day}: {description} ({_format.amount(amount)})"
         for g, day, description, amount in zip(
             groups["group"], groups["day"], groups["description"], groups["amount"], strict=True
         )

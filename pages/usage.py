@@ -4,7 +4,6 @@ import pandas as pd
 import streamlit as st
 
 from pages import _charts, _format, _session
-from pages._format import Style
 from pricing_core import analytics
 
 MODEL_COLUMNS = {
@@ -25,8 +24,8 @@ def models_frame(table: pd.DataFrame) -> pd.DataFrame:
             "Requests": table["requests"],
             "Input tokens": table["input_tokens"],
             "Output tokens": table["output_tokens"],
-            "Cost": [_format.amount(v, Style.CHARGE) for v in table["cost"]],
-            "Avg cost / request": [_format.amount(v, Style.CHARGE) for v in table["avg_cost"]],
+            "Cost": [_format.amount(v) for v in table["cost"]],
+            "Avg cost / request": [_format.amount(v) for v in table["avg_cost"]],
         }
     )
 
@@ -59,7 +58,7 @@ report = analytics.filter_report(full, models=models, operations=operations)
 
 requests, tokens, cost = analytics.report_totals(report)
 a, b, c = st.columns(3)
-a.metric("Cost", _format.amount(cost, Style.SPEND), border=True)
+a.metric("Cost", _format.amount(cost), border=True)
 b.metric("Requests", _format.tokens(requests), border=True)
 c.metric("Tokens", _format.tokens(tokens), border=True)
 if report.empty:

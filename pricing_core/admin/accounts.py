@@ -32,7 +32,7 @@ from pricing_core.domain.errors import (
     PricingError,
     UnknownAccount,
 )
-from pricing_core.domain.money import format_usd, round_nano, to_usd
+from pricing_core.domain.money import format_money, round_nano, to_usd
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.ledger.holds import lock_wallet_on
 from pricing_core.ledger.wallets import (
@@ -190,7 +190,7 @@ def set_balance(
 
     def difference(balance: Decimal) -> Decimal:
         if balance == value:
-            raise InvalidUsage(f"the balance is already {format_usd(value, total=True)}")
+            raise InvalidUsage(f"the balance is already {format_money(value)}")
         return value - balance
 
     return _post_adjustment(
@@ -240,8 +240,8 @@ def _post_adjustment(
         value = amount_for(wallet.balance)
         if abs(value) >= limit and not confirmed:
             raise ConfirmationRequired(
-                f"an adjustment of {format_usd(value, total=True)} is at least the "
-                f"{format_usd(limit, total=True)} confirmation threshold: confirm it"
+                f"an adjustment of {format_money(value)} is at least the "
+                f"{format_money(limit)} confirmation threshold: confirm it"
             )
         posting = post_entry(
             conn,

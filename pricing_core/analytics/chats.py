@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, or_, select
 
 from pricing_core.adapters.schema import chats, usage_events
-from pricing_core.analytics.common import _target, local_time, printable
+from pricing_core.analytics.common import _target, day_bounds, local_time, printable
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.principal import Principal
@@ -103,6 +103,20 @@ def count_chats(
     )
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def chats_active(
+    conn: Any, account_id: str | None, start: date, end: date, *, limit: int = 500
+) -> list[str]:
+    """Ids of the account's chats active in calendar days [start, end] (configured
+    zone), from the `chats` rollup, sorted; at most `limit`. The caller scopes
+    `account_id` (`_target`)."""
+    since, until = day_bounds(start, end)
+    c = chats.c
+    query = select(c.chat_id).where(
+        c.account_id == account_id, c.last_at >= since, c.first_at < until
+    )
+    return sorted(conn.execute(query.limit(limit)).scalars().all())
 
 
 def _chats_query(query: Any, target: str, search: str) -> Any:
@@ -214,7 +228,7 @@ def chat_detail(
                     r.output_tokens,
                     r.cached_tokens,
                     r.price,
-                    explain_event(book, r, conn=conn),
+                    explain_event(book, r, conn=conn, admin=viewer.is_admin),
                 )
                 for r in rows
             ],

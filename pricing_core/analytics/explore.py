@@ -9,7 +9,8 @@ Sources, cheapest first: an admin's question over every account reads
 `platform_daily` when it needs only provider, model and operation, `account_daily`
 when it needs only the account, else `usage_daily`; a member's reads `usage_daily`
 through its (account_id, day) key. Hourly steps read `usage_events` of at most
-`MAX_HOURLY_DAYS` days (the rollups are daily).
+`MAX_HOURLY_DAYS` days (the rollups are daily), and so does a question about chats
+(the rollups have no chat), which is asked of one account at a time.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pandas as pd
 from sqlalchemy import BigInteger, Engine, Table, func, select, type_coerce
 
 from pricing_core.adapters.schema import account_daily, platform_daily, usage_daily, usage_events
+from pricing_core.analytics.chats import chats_active
 from pricing_core.analytics.common import _local_times, _target, day_bounds
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied
 from pricing_core.domain.money import nanos_to_usd, round_nano
@@ -35,6 +37,7 @@ from pricing_core.domain.principal import Principal, require_admin
 MAX_HOURLY_DAYS = 7
 TOP_GROUPS = 12  # groups beyond the biggest this many are summed as "other"
 OTHER = "other"
+NO_CHAT = "(no chat)"  # the group of events recorded without a chat id
 
 
 class Metric(StrEnum):
@@ -56,11 +59,21 @@ class Group(StrEnum):
     PROVIDER = "provider"
     OPERATION = "operation"
     USER = "user"
+    CHAT = "chat"  # one account at a time
     ACCOUNT = "account"  # admins
 
     @property
     def column(self) -> str:
-        return {"user": "user_id", "account": "account_id"}.get(self.value, self.value)
+        names = {"user": "user_id", "account": "account_id", "chat": "chat_id"}
+        return names.get(self.value, self.value)
+
+
+def available_groups(viewer: Principal, account_id: str | None = None) -> list[Group]:
+    """The groups `viewer` may ask for: accounts for admins over every account
+    (`account_id="*"`), chats for one account."""
+    everyone = account_id == "*"
+    skip = {Group.CHAT} if everyone else {Group.ACCOUNT}
+    return [g for g in Group if g not in skip and (g is not Group.ACCOUNT or viewer.is_admin)]
 
 
 class Step(StrEnum):
@@ -148,10 +161,12 @@ def explore(
         raise PermissionDenied("provider cost and accounts are for admins")
     if question.subgroup is not None and question.subgroup == question.group:
         raise InvalidUsage("the subgroup must differ from the group")
-    if question.step is Step.HOUR:
-        if (question.end - question.start).days >= MAX_HOURLY_DAYS:
-            raise InvalidUsage(f"hourly steps cover at most {MAX_HOURLY_DAYS} days")
-        frame, source = _hourly(engine, question, target, dims), "usage_events"
+    if everyone and Group.CHAT in dims:
+        raise InvalidUsage("chats belong to one account: choose an account to see its chats")
+    if question.step is Step.HOUR and (question.end - question.start).days >= MAX_HOURLY_DAYS:
+        raise InvalidUsage(f"hourly steps cover at most {MAX_HOURLY_DAYS} days")
+    if question.step is Step.HOUR or Group.CHAT in dims:
+        frame, source = _events(engine, question, target, dims), "usage_events"
     else:
         table = _table(dims, everyone)
         frame, source = _daily(engine, table, question, target, dims), table.name
@@ -207,7 +222,7 @@ def _daily(
     return frame
 
 
-def _hourly(engine: Engine, q: Question, target: str | None, dims: list[Group]) -> pd.DataFrame:
+def _events(engine: Engine, q: Question, target: str | None, dims: list[Group]) -> pd.DataFrame:
     e = usage_events.c
     since, until = day_bounds(q.start, q.end)
     keys = [e[d.column] for d in dims]
@@ -217,17 +232,30 @@ def _hourly(engine: Engine, q: Question, target: str | None, dims: list[Group]) 
     ).where(e.created_at >= since, e.created_at < until)
     if target is not None:
         query = query.where(e.account_id == target)
-    for group, kept in q.filters.items():
-        if kept:
-            query = query.where(e[group.column].in_(list(kept)))
+    query = query.where(*(_kept(e, group, kept) for group, kept in q.filters.items() if kept))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     frame = pd.DataFrame(
         [tuple(r) for r in rows], columns=["created_at", *(d.column for d in dims), *amounts]
     )
+    if Group.CHAT in dims:
+        frame["chat_id"] = frame["chat_id"].fillna(NO_CHAT)
     frame["requests"] = 1
-    frame["period"] = list(_local_times(frame["created_at"]).dt.floor("h"))
+    local = _local_times(frame["created_at"])
+    if q.step is Step.HOUR:
+        frame["period"] = list(local.dt.floor("h"))
+    else:
+        step = Granularity(q.step.value)
+        frame["period"] = [period_start(t.date(), step) for t in local]
     return frame
+
+
+def _kept(columns: Any, group: Group, kept: tuple[str, ...]) -> Any:
+    """The events whose `group` is one of `kept` (NO_CHAT: events without a chat)."""
+    column = columns[group.column]
+    if group is Group.CHAT and NO_CHAT in kept:
+        return column.in_([k for k in kept if k != NO_CHAT]) | column.is_(None)
+    return column.in_(list(kept))
 
 
 def _answer(q: Question, frame: pd.DataFrame, source: str) -> Answer:
@@ -281,10 +309,11 @@ def dimension_values(
     check_range(start, end)
     target = _scope(viewer, account_id)
     everyone = target is None
-    out = {}
+    out: dict[Group, list[str]] = {}
     with engine.connect() as conn:
-        for group in Group:
-            if group is Group.ACCOUNT and not everyone:
+        for group in available_groups(viewer, "*" if everyone else target):
+            if group is Group.CHAT:
+                out[group] = chats_active(conn, target, start, end, limit=limit)
                 continue
             table = _table([group], everyone)
             column = table.c[group.column]
@@ -329,12 +358,12 @@ def bar_events(
     target = _scope(viewer, account_id)
     since, until = _bar_bounds(question, bar.period)
     e = usage_events.c
-    where = [e.created_at >= since, e.created_at < until, e[question.group.column] == bar.group]
+    where = [e.created_at >= since, e.created_at < until, _kept(e, question.group, (bar.group,))]
     if question.subgroup is not None:
-        where.append(e[question.subgroup.column] == bar.subgroup)
+        where.append(_kept(e, question.subgroup, (bar.subgroup,)))
     if target is not None:
         where.append(e.account_id == target)
-    where += [e[g.column].in_(list(kept)) for g, kept in question.filters.items() if kept]
+    where += [_kept(e, g, kept) for g, kept in question.filters.items() if kept]
     columns = [e[c] if c != "price" else type_coerce(e.price, BigInteger).label("price")
                for c in EVENT_COLUMNS]  # fmt: skip
     with engine.connect() as conn:

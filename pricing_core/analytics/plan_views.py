@@ -2,7 +2,7 @@
 status, the plans on offer, the per-month cost table and the break-even curves
 (`pages/_charts.py` draws them).
 
-Amounts stay Decimal until they are formatted (`money.format_usd`); the charts
+Amounts stay Decimal until they are formatted (`money.format_money`); the charts
 receive Decimal values and Plotly serializes them for the browser.
 """
 
@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from pricing_core.domain.money import format_usd
+from pricing_core.domain.forecast import PACE_WINDOW_DAYS
+from pricing_core.domain.money import format_money, format_rate
 from pricing_core.domain.plan_advice import CurvePoint, average_payg_price, cost_curves
 from pricing_core.domain.plans import PAYG, MonthUsage, Plan
 from pricing_core.plans.advice import PlanAdvice
@@ -35,6 +36,7 @@ class AllowanceStatus:
     label: str
     bill_so_far: str
     estimated_bill: str
+    estimate_note: str  # why there is no estimate yet ("" when there is one)
 
 
 def allowance_status(advice: PlanAdvice) -> AllowanceStatus:
@@ -52,17 +54,23 @@ def allowance_status(advice: PlanAdvice) -> AllowanceStatus:
         beyond = max(0, used - allowance)
         label = f"{used:,} of {allowance:,} included messages used this month"
         if beyond:
-            label += f"; {beyond:,} beyond the allowance at {format_usd(plan.overage_rate)} each"
+            label += (
+                f"; {beyond:,} beyond the allowance at {format_rate(plan.overage_rate, 'message')}"
+            )
     return AllowanceStatus(
         plan_name=plan.name,
         messages=used,
         allowance=allowance,
         percent=percent,
         label=label,
-        bill_so_far=format_usd(
-            advice.this_month.total + advice.month_to_date.other_cost, total=True
-        ),
-        estimated_bill=format_usd(advice.estimated_bill, total=True),
+        bill_so_far=format_money(advice.this_month.total + advice.month_to_date.other_cost),
+        estimated_bill="n/a"
+        if advice.estimated_bill is None
+        else format_money(advice.estimated_bill),
+        estimate_note=""
+        if advice.estimated_bill is not None
+        else f"Too little history to project: {advice.history_days} complete day"
+        f"{'' if advice.history_days == 1 else 's'} of usage, {PACE_WINDOW_DAYS} needed.",
     )
 
 
@@ -80,16 +88,14 @@ def describe_plan(plan: Plan) -> dict[str, str]:
         "Plan": plan.name,
         "Monthly fee": "talk to us"
         if plan.monthly_fee is None
-        else f"{format_usd(plan.monthly_fee, total=True)}/month",
+        else f"{format_money(plan.monthly_fee)}/month",
         "Included messages": "unlimited"
         if plan.included_messages is None
         else f"{plan.included_messages:,}",
         "Per message": "included"
         if plan.included_messages is None
-        else f"{format_usd(plan.overage_rate)} beyond",
-        "Monthly cap": "none"
-        if plan.monthly_cap is None
-        else format_usd(plan.monthly_cap, total=True),
+        else f"{format_rate(plan.overage_rate, 'message')} beyond",
+        "Monthly cap": "none" if plan.monthly_cap is None else format_money(plan.monthly_cap),
     }
 
 
@@ -110,12 +116,12 @@ def cost_table(advice: PlanAdvice) -> pd.DataFrame:
     codes = list(rec.totals)
     rows = [
         {"Month": month_label(m.month, m.projected), "Messages": f"{m.messages:,}"}
-        | {column_label(advice, c): format_usd(m.costs[c], total=True) for c in codes}
+        | {column_label(advice, c): format_money(m.costs[c]) for c in codes}
         for m in rec.months
     ]
     rows.append(
         {"Month": "Total", "Messages": f"{sum(m.messages for m in rec.months):,}"}
-        | {column_label(advice, c): format_usd(rec.totals[c], total=True) for c in codes}
+        | {column_label(advice, c): format_money(rec.totals[c]) for c in codes}
     )
     return pd.DataFrame(rows)
 
@@ -129,7 +135,7 @@ def break_even_caption(advice: PlanAdvice) -> str:
             "message once you have priced messages."
         )
     return (
-        f"Pay-as-you-go is drawn at your average {format_usd(price)} per message; the "
+        f"Pay-as-you-go is drawn at your average {format_rate(price, 'message')}; the "
         "diamonds are your months (this month projected). Where a plan's line is lowest, "
         "that plan is cheapest for that many messages a month."
     )

@@ -22,6 +22,7 @@ from pricing_core.catalog.price_book import (
 )
 from pricing_core.domain.costing import TokenRates
 from pricing_core.domain.errors import UnknownModel
+from pricing_core.domain.money import format_rate
 from pricing_core.domain.principal import Principal, require_admin
 
 
@@ -193,7 +194,8 @@ def price_history(
             f"{r.provider}/{r.model}",
             f"markup {r.markup}"
             + (
-                f"; override ${r.input_mtok} in / ${r.output_mtok} out per MTok"
+                f"; override {format_rate(r.input_mtok, 'MTok')} in"
+                f" / {format_rate(r.output_mtok, 'MTok')} out"
                 if r.input_mtok is not None
                 else ""
             ),
@@ -206,7 +208,8 @@ def price_history(
             r.created_at,
             r.effective_from,
             f"operation:{r.operation}",
-            f"fixed ${r.price} per call (provider cost ${r.provider_cost})",
+            f"fixed {format_rate(r.price, 'call')} (provider cost"
+            f" {format_rate(r.provider_cost, 'call')})",
             r.actor,
             r.reason,
         )

@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
 from pricing_core.adapters.schema import usage_daily, usage_events
 from pricing_core.analytics.common import _local_times, _target, day_bounds, nanos_str
 from pricing_core.domain.errors import InvalidUsage
-from pricing_core.domain.money import ZERO, format_tokens, format_usd, round_nano
+from pricing_core.domain.money import ZERO, format_money, format_tokens, round_nano
 from pricing_core.domain.periods import Granularity, period_start
 from pricing_core.domain.principal import Principal
 
@@ -179,7 +179,7 @@ def value_labels(values: Sequence[Decimal | int], measure: Measure) -> list[str]
     digits kept ($0.00042) for cost, thousands separators for tokens. Pure."""
     if Measure(measure) is Measure.TOKENS:
         return [format_tokens(int(v)) for v in values]
-    return [format_usd(Decimal(v)) for v in values]
+    return [format_money(Decimal(v)) for v in values]
 
 
 def usage_share(

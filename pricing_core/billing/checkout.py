@@ -32,7 +32,7 @@ from pricing_core.billing.packages import CreditPackage, UnknownPackage, get_pac
 from pricing_core.billing.sessions import SESSION_ID, SIMULATED_PREFIX, Fulfilment, insert_session
 from pricing_core.config import Settings, get_settings
 from pricing_core.domain.errors import ConfigurationError, PermissionDenied
-from pricing_core.domain.money import cents_to_usd, format_usd
+from pricing_core.domain.money import cents_to_usd, format_money
 from pricing_core.domain.principal import Principal, target_account
 from pricing_core.ledger.wallets import (
     idempotent_write,
@@ -91,7 +91,7 @@ def checkout_params(
     /v1/checkout/sessions`): payment mode, one line item with inline `price_data`,
     the account and package in `client_reference_id` and `metadata`, return URLs."""
     metadata = {"account_id": account_id, "package_id": package.id, "user_id": user_id or ""}
-    credit = format_usd(package.total_credit, total=True)
+    credit = format_money(package.total_credit)
     params: dict[str, Any] = {
         "mode": "payment",
         "line_items": [

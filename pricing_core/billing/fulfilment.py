@@ -28,7 +28,7 @@ from pricing_core.billing.sessions import (
     set_session,
 )
 from pricing_core.domain.errors import PermissionDenied
-from pricing_core.domain.money import ZERO, format_usd
+from pricing_core.domain.money import ZERO, format_money
 from pricing_core.domain.principal import Principal, target_account
 from pricing_core.ledger.wallets import (
     EntryKind,
@@ -190,7 +190,7 @@ def fulfil_session_on(
         payment_intent=_intent_id(session),
         receipt_url=_receipt_url(session),
     )
-    return result(Outcome.CREDITED, total, f"credited {format_usd(total, total=True)}")
+    return result(Outcome.CREDITED, total, f"credited {format_money(total)}")
 
 
 def fulfil_checkout(

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema_billing import checkout_sessions
 from pricing_core.billing.sessions import session_row, set_session
-from pricing_core.domain.money import ZERO, format_usd, round_nano
+from pricing_core.domain.money import ZERO, format_money, round_nano
 from pricing_core.ledger.wallets import EntryKind, find_entry, post_entry
 
 TAKEN_BACK = frozenset({"succeeded", "pending"})  # refund statuses that return money
@@ -94,7 +94,7 @@ def apply_refund_on(conn: Connection, refund: dict[str, Any], row: Any, *, now: 
                 now=now,
             )
         set_session(conn, row, now, refunded_cents=refunded_after)
-        return f"refund {rid}: took back {format_usd(take)} of credit"
+        return f"refund {rid}: took back {format_money(take)} of credit"
     if status in GIVEN_BACK and taken is not None:
         back_key = f"refund-reversed:{rid}"
         if find_entry(conn, row.account_id, back_key) is not None:
@@ -110,7 +110,7 @@ def apply_refund_on(conn: Connection, refund: dict[str, Any], row: Any, *, now: 
             now=now,
         )
         set_session(conn, row, now, refunded_cents=max(0, row.refunded_cents - cents))
-        return f"refund {rid} {status}: gave back {format_usd(-taken.amount)}"
+        return f"refund {rid} {status}: gave back {format_money(-taken.amount)}"
     return f"refund {rid} is {status}: nothing to do"
 
 
@@ -155,4 +155,4 @@ def apply_dispute_on(conn: Connection, dispute: dict[str, Any], row: Any, *, now
         set_session(conn, row, now, dispute_status="lost")
         return f"dispute {did} lost: held-back credit kept"
     set_session(conn, row, now, dispute_status="held")
-    return f"dispute {did} {status}: {format_usd(-held.amount) if held else '$0.00'} held back"
+    return f"dispute {did} {status}: {format_money(-held.amount) if held else '$0.00'} held back"

@@ -12,7 +12,7 @@ from pricing_core.admin.accounts import set_balance
 from pricing_core.analytics.accounts import search_accounts
 from pricing_core.cli.common import fail, operator_principal
 from pricing_core.domain.errors import PricingError
-from pricing_core.domain.money import format_usd
+from pricing_core.domain.money import format_money
 
 app = typer.Typer(help="Find accounts; set a balance.", no_args_is_help=True)
 
@@ -29,9 +29,9 @@ def list_command(
         typer.echo("no account matches" if search else "no accounts yet")
     for a in found:
         typer.echo(
-            f"{a.account_id}\t{a.name}\tbalance {format_usd(a.balance, total=True)}"
-            f"\tavailable {format_usd(a.available, total=True)}"
-            f"\tthis month {format_usd(a.spend_this_month, total=True)}\t{a.plan}"
+            f"{a.account_id}\t{a.name}\tbalance {format_money(a.balance)}"
+            f"\tavailable {format_money(a.available)}"
+            f"\tthis month {format_money(a.spend_this_month)}\t{a.plan}"
         )
 
 
@@ -65,6 +65,6 @@ def set_balance_command(
     entry = posting.entry
     typer.echo(
         f"{'already applied: ' if posting.replayed else ''}adjustment "
-        f"{format_usd(entry.amount, total=True)} (ledger entry {entry.id}); "
-        f"balance {format_usd(entry.balance_after, total=True)}"
+        f"{format_money(entry.amount)} (ledger entry {entry.id}); "
+        f"balance {format_money(entry.balance_after)}"
     )

@@ -8,7 +8,7 @@ import typer
 
 from pricing_core.adapters.storage import open_database
 from pricing_core.billing.packages import list_packages
-from pricing_core.domain.money import format_usd, usd_str
+from pricing_core.domain.money import format_money, usd_str
 
 app = typer.Typer(help="Credit packages.", no_args_is_help=True)
 
@@ -46,7 +46,7 @@ def packages_list(
     for p in packages:
         flags = (" most popular" if p.popular else "") + ("" if p.active else " (inactive)")
         typer.echo(
-            f"{p.id:<16}{p.name:<12}{format_usd(p.price, total=True):>10}"
-            f"{format_usd(p.credits, total=True):>10}{format_usd(p.bonus, total=True):>9}"
+            f"{p.id:<16}{p.name:<12}{format_money(p.price):>10}"
+            f"{format_money(p.credits):>10}{format_money(p.bonus):>9}"
             f"{'$' + str(p.price_per_credit_dollar):>9}{flags}"
         )

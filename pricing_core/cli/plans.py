@@ -10,7 +10,7 @@ import typer
 from pricing_core.adapters.storage import open_database
 from pricing_core.cli.common import operator_principal, parse_moment
 from pricing_core.domain.errors import PricingError
-from pricing_core.domain.money import format_usd
+from pricing_core.domain.money import format_money
 from pricing_core.plans.advice import advise_plan, recommendation_json
 
 app = typer.Typer(help="Plans: recommendations from real usage.", no_args_is_help=True)
@@ -51,8 +51,6 @@ def recommend(
     typer.echo(f"account {account}: on {advice.current.name}")
     for month in rec.months:
         label = f"{month.month}{' (projected)' if month.projected else ''}"
-        costs = ", ".join(
-            f"{code} {format_usd(cost, total=True)}" for code, cost in month.costs.items()
-        )
+        costs = ", ".join(f"{code} {format_money(cost)}" for code, cost in month.costs.items())
         typer.echo(f"  {label}: {month.messages:,} messages; {costs}")
     typer.echo(rec.sentence)

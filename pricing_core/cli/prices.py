@@ -22,7 +22,7 @@ from pricing_core.admin.provider_bills import (
 from pricing_core.admin.reprice import apply_reprice
 from pricing_core.cli.common import fail, operator_principal, parse_moment
 from pricing_core.domain.errors import PricingError
-from pricing_core.domain.money import format_usd, format_usd_exact
+from pricing_core.domain.money import format_money, format_rate
 from pricing_core.domain.periods import parse_day
 
 app = typer.Typer(help="Prices: custom models, catalog updates, corrections.", no_args_is_help=True)
@@ -88,7 +88,7 @@ def add_model(
 def _rates(rates: tuple[Decimal | None, Decimal | None] | None) -> str:
     if rates is None:
         return "-"
-    return " / ".join("-" if r is None else f"${r}" for r in rates) + " per MTok"
+    return " / ".join("-" if r is None else format_rate(r, "MTok") for r in rates)
 
 
 @app.command("update")
@@ -141,7 +141,7 @@ def price_queue(
     except PricingError as exc:
         raise fail(exc) from None
     typer.echo(
-        f"priced {result.priced} queued event(s) for {format_usd(result.amount, total=True)}; "
+        f"priced {result.priced} queued event(s) for {format_money(result.amount)}; "
         f"{result.still_unpriced} still unpriced"
     )
 
@@ -173,7 +173,7 @@ def reprice(
         return
     typer.echo(
         f"reprice {done.reprice_id}: {done.events} event(s) corrected by "
-        f"{format_usd_exact(done.amount)} in total"
+        f"{format_money(done.amount)} in total"
     )
 
 
@@ -213,8 +213,8 @@ def reconcile_provider(
         pct = "-" if d.drift_pct is None else f"{d.drift_pct}%"
         flag = "  FLAGGED" if d.flagged else ""
         typer.echo(
-            f"{d.day.isoformat():<12}{format_usd_exact(d.ours):>14}"
-            f"{format_usd_exact(d.billed):>14}{format_usd_exact(d.drift):>14}{pct:>9}{flag}"
+            f"{d.day.isoformat():<12}{format_money(d.ours):>14}"
+            f"{format_money(d.billed):>14}{format_money(d.drift):>14}{pct:>9}{flag}"
         )
     flagged = [d for d in days if d.flagged]
     typer.echo(

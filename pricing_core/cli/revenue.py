@@ -11,7 +11,7 @@ from pricing_core.adapters.storage import open_database
 from pricing_core.analytics.revenue import report_json, revenue_report
 from pricing_core.cli.common import fail, operator_principal
 from pricing_core.domain.errors import PricingError
-from pricing_core.domain.money import format_usd
+from pricing_core.domain.money import format_money
 from pricing_core.domain.periods import Granularity, parse_day
 
 app = typer.Typer(help="Revenue, provider cost and margin.", no_args_is_help=True)
@@ -49,11 +49,9 @@ def revenue_report_command(
         label = p.period.isoformat() if p.period else "total"
         pct = "-" if p.margin_pct is None else f"{p.margin_pct}%"
         typer.echo(
-            f"{label:<12}{format_usd(p.cash_in, total=True):>14}"
-            f"{format_usd(p.usage_revenue, total=True):>16}"
-            f"{format_usd(p.provider_cost, total=True):>16}"
-            f"{format_usd(p.margin, total=True):>14}{pct:>10}"
+            f"{label:<12}{format_money(p.cash_in):>14}"
+            f"{format_money(p.usage_revenue):>16}"
+            f"{format_money(p.provider_cost):>16}"
+            f"{format_money(p.margin):>14}{pct:>10}"
         )
-    typer.echo(
-        f"outstanding prepaid liability: {format_usd(report.outstanding_liability, total=True)}"
-    )
+    typer.echo(f"outstanding prepaid liability: {format_money(report.outstanding_liability)}")

@@ -50,6 +50,7 @@ from pricing_core.demo.accounts import (
     sessions_of,
 )
 from pricing_core.domain.costing import TokenCounts
+from pricing_core.domain.money import format_money
 from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import (
@@ -102,7 +103,7 @@ def plan_demo(engine: Engine, *, seed: int, now: datetime) -> DemoPlan:
                     at = _when(event) - timedelta(seconds=10)
                     credits.append(
                         (at, account.id, f"demo{seed}:topup:{account.id}:{n}", account.pack,
-                         EntryKind.PURCHASE, f"credit pack ${account.pack}")
+                         EntryKind.PURCHASE, f"credit pack {format_money(account.pack)}")
                     )  # fmt: skip
                     balance += account.pack
                 balance -= price
@@ -131,7 +132,7 @@ def plan_demo(engine: Engine, *, seed: int, now: datetime) -> DemoPlan:
             last = _when(events[-1]) if events else opened
             credits.append(
                 (opened + timedelta(minutes=1), account.id, f"demo{seed}:buy:{account.id}",
-                 purchase, EntryKind.PURCHASE, "credit pack $5")
+                 purchase, EntryKind.PURCHASE, f"credit pack {format_money(purchase)}")
             )  # fmt: skip
             credits.append(
                 (last + timedelta(hours=2), account.id, f"demo{seed}:refund:{account.id}",
@@ -142,7 +143,7 @@ def plan_demo(engine: Engine, *, seed: int, now: datetime) -> DemoPlan:
             credits.append(
                 (at + timedelta(minutes=7 * index), account.id,
                  f"demo{seed}:pack:{account.id}:{days_ago}", account.pack, EntryKind.PURCHASE,
-                 f"credit pack ${account.pack}")
+                 f"credit pack {format_money(account.pack)}")
             )  # fmt: skip
         plan.credits.append((opened, account.id, "welcome", grant, EntryKind.GRANT, "create"))
         plan.credits.extend(credits)

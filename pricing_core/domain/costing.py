@@ -14,7 +14,14 @@ from enum import StrEnum
 import numpy as np
 
 from pricing_core.domain.errors import InvalidUsage
-from pricing_core.domain.money import MTOK, ZERO, format_tokens, format_usd_exact, round_nano
+from pricing_core.domain.money import (
+    MTOK,
+    ZERO,
+    format_money,
+    format_rate,
+    format_tokens,
+    round_nano,
+)
 
 
 class ChargeBasis(StrEnum):
@@ -84,9 +91,10 @@ class Quote:
         markup: the multiplier applied (1 for fixed prices).
         lines: the token terms (empty for fixed prices).
         price_version: which price book entries were used, e.g. "genai-prices;mp:12".
-        explanation: one human sentence, e.g.
-            "1,020 input tokens x $0.15/MTok + 129 output tokens x $0.60/MTok = $0.000231
-            x markup 1.25 = $0.000288".
+        explanation: one sentence for the account's people, e.g.
+            "1,020 input tokens x $0.15/MTok + 129 output tokens x $0.60/MTok =
+            $0.0002304 at the provider's price; our price $0.000288". The markup is the
+            operator's business: `admin_explanation` names it.
     """
 
     provider_cost: Decimal
@@ -96,6 +104,13 @@ class Quote:
     lines: tuple[QuoteLine, ...]
     price_version: str
     explanation: str
+
+    @property
+    def admin_explanation(self) -> str:
+        """`explanation` with the markup named, for admins ("...; markup x1.25")."""
+        if self.markup == 1 or self.basis is not ChargeBasis.PAYG:
+            return self.explanation
+        return f"{self.explanation}; markup x{self.markup.normalize():f}"
 
 
 def token_lines(counts: TokenCounts, rates: TokenRates) -> tuple[QuoteLine, ...]:
@@ -150,14 +165,14 @@ def quote_tokens(
     base = sum((line.amount for line in lines), ZERO) * factor if override else provider_cost
     price = round_nano(base * markup)
     terms = " + ".join(
-        f"{format_tokens(line.tokens)} {line.label} tokens x {_rate(line.rate_mtok)}/MTok"
+        f"{format_tokens(line.tokens)} {line.label} tokens x {format_rate(line.rate_mtok, 'MTok')}"
         for line in lines
     )
     if factor != 1:
         terms = f"({terms}) x {factor.normalize():f}"
-    explanation = f"{terms} = {format_usd_exact(round_nano(base))}"
+    explanation = f"{terms} = {format_money(round_nano(base))}"
     if markup != 1:
-        explanation += f" x markup {markup.normalize():f} = {format_usd_exact(price)}"
+        explanation += f" at the provider's price; our price {format_money(price)}"
     if rule:
         explanation = f"{rule}: {explanation}"
     return Quote(
@@ -182,14 +197,8 @@ def quote_fixed(
         markup=Decimal(1),
         lines=(),
         price_version=price_version,
-        explanation=f"fixed price for {operation}: {format_usd_exact(round_nano(price))} per call",
+        explanation=f"fixed price for {operation}: {format_rate(round_nano(price), 'call')}",
     )
-
-
-def _rate(rate_mtok: Decimal) -> str:
-    text = format(rate_mtok.normalize(), "f")
-    whole, _, frac = text.partition(".")
-    return f"${whole}.{frac.ljust(2, '0')}"
 
 
 # ---------------------------------------------------------------- vectorized pricing

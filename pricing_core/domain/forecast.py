@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from pricing_core.domain.money import ZERO, format_usd, round_nano
+from pricing_core.domain.money import ZERO, format_money, round_nano
 
 PACE_WINDOW_DAYS = 14
 
@@ -67,6 +67,12 @@ class Forecast:
     @property
     def enough_history(self) -> bool:
         return self.state not in (RunwayState.NO_USAGE, RunwayState.SHORT_HISTORY)
+
+
+def complete_days(first_usage: date | None, today: date) -> int:
+    """Complete days of usage history before `today` (0 without usage). A projection
+    needs `PACE_WINDOW_DAYS` of them: the Overview's and the Plans page's alike."""
+    return 0 if first_usage is None else max((today - first_usage).days, 0)
 
 
 def window_total(daily: Mapping[date, Decimal], *, today: date, window: int) -> Decimal:
@@ -128,7 +134,7 @@ def forecast_spend(
     month_start = today.replace(day=1)
     mtd = sum((v for d, v in daily.items() if month_start <= d <= today), ZERO)
     spent = window_total(daily, today=today, window=window)
-    history = 0 if first_usage is None else max((today - first_usage).days, 0)
+    history = complete_days(first_usage, today)
 
     def result(state: RunwayState, message: str, **known: object) -> Forecast:
         values: dict[str, object] = dict(
@@ -174,7 +180,7 @@ def forecast_spend(
         )
     return result(
         RunwayState.PROJECTED,
-        f"At your pace of the last {window} days ({format_usd(pace)}/day) your balance "
+        f"At your pace of the last {window} days ({format_money(pace)}/day) your balance "
         f"lasts about {days:,} day{'' if days == 1 else 's'}.",
         runway_days=days,
         **known,

@@ -73,39 +73,31 @@ def usd_str(amount: Decimal) -> str:
     return format(round_nano(amount).normalize(), "f") if amount else "0"
 
 
-def format_usd(amount: Decimal, *, total: bool = False) -> str:
-    """Format for people: totals with 2 decimals and thousands separators; small
-    amounts keep their significant digits ($0.00042, not $0.00).
-    """
+CENT = Decimal("0.01")
+MONEY_DIGITS = 4  # significant digits an amount below a cent keeps
+
+
+def format_money(amount: Decimal) -> str:
+    """The one way an amount reads for people, on every page, CLI line and message:
+    cents from one cent up, with thousands separators ($1,234.50, -$0.31, $0.00), and
+    below a cent up to 4 significant digits ($0.003, $0.0002304), so a spend never
+    reads $0.00. Rounding is half-even and for display only (the ledger keeps nano-USD).
+    Rates per unit read with `format_rate`."""
     amount = round_nano(amount)
     sign = "-" if amount < 0 else ""
     magnitude = abs(amount)
-    if total or magnitude >= 1 or magnitude == 0:
-        cents = magnitude.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
-        return f"{sign if cents else ''}${cents:,}"  # -0.00042 is $0.00, not -$0.00
-    if magnitude >= Decimal("0.01"):
-        text = format(magnitude.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN), "f")
-    else:
-        # keep two significant digits below a cent
-        exponent = magnitude.adjusted()  # e.g. -4 for 0.00042
-        text = format(magnitude.quantize(Decimal(1).scaleb(exponent - 1), ROUND_HALF_EVEN), "f")
-    text = text.rstrip("0")
-    if text.endswith("."):
-        text += "00"
-    whole, _, frac = text.partition(".")
-    if len(frac) < 2:
-        frac = frac.ljust(2, "0")
-    return f"{sign}${whole}.{frac}"
+    if magnitude >= CENT or magnitude == 0:
+        return f"{sign}${magnitude.quantize(CENT, ROUND_HALF_EVEN):,}"
+    step = Decimal(1).scaleb(magnitude.adjusted() - MONEY_DIGITS + 1)
+    digits = format(magnitude.quantize(step, ROUND_HALF_EVEN), "f").rstrip("0")
+    return f"{sign}${digits.rstrip('.')}" if digits != "0.01" else f"{sign}$0.01"
 
 
-def format_usd_exact(amount: Decimal) -> str:
-    """Format with every significant digit down to the nano-USD (for explanations):
-    $0.000241125, $1.50, -$3.00."""
-    amount = round_nano(amount)
-    sign = "-" if amount < 0 else ""
-    whole, _, frac = format(abs(amount), "f").partition(".")
-    frac = frac.rstrip("0").ljust(2, "0")
-    return f"{sign}${int(whole):,}.{frac}"
+def format_rate(rate: Decimal, unit: str) -> str:
+    """A price per unit, exact and with at least 2 decimals: "$0.15/MTok",
+    "$0.0125/message". A rate is never rounded (DESIGN.md, "Money")."""
+    whole, _, frac = format(rate.normalize(), "f").partition(".")
+    return f"${whole}.{frac.ljust(2, '0')}/{unit}"
 
 
 def format_tokens(count: int) -> str:
@@ -115,16 +107,9 @@ def format_tokens(count: int) -> str:
 
 def printf_usd_format(amounts: object) -> str:
     """A printf format ("$%.Nf") for a table column of amounts that must sort as
-    numbers: N decimals, at least 2, enough to keep two significant digits of the
-    smallest non-zero amount (at most 9, the nano-USD)."""
+    numbers: 2 decimals, or, when the column has an amount below a cent, enough to
+    keep `format_money`'s 4 significant digits of the smallest (at most 9, the nano-USD)."""
     smallest = min((abs(a) for a in amounts if a), default=None)  # type: ignore[attr-defined]
-    decimals = 2 if smallest is None else min(max(2, 1 - Decimal(smallest).adjusted()), 9)
-    return f"$%.{decimals}f"
-
-
-def format_usd_total(amount: Decimal) -> str:
-    """A total with 2 decimals ($1,234.50), except a non-zero total below one cent,
-    which keeps its significant digits ($0.0026): spend must never read $0.00."""
-    if amount and abs(amount) < Decimal("0.01"):
-        return format_usd(amount)
-    return format_usd(amount, total=True)
+    if smallest is None or smallest >= CENT:
+        return "$%.2f"
+    return f"$%.{min(MONEY_DIGITS - 1 - Decimal(smallest).adjusted(), 9)}f"

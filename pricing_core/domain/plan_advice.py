@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
-from pricing_core.domain.money import ZERO, format_usd, round_nano
+from pricing_core.domain.money import ZERO, format_money, round_nano
 from pricing_core.domain.plans import PAYG, MonthUsage, Plan, PlanError, month_cost, monthly_charge
 
 # ---------------------------------------------------------------- recommendation
@@ -138,7 +138,7 @@ def _sentence(
         basis = f"{basis} and this month's projection" if basis else "this month's projection"
     if outcome is Outcome.SWITCH:
         text = (
-            f"Switch to {names[recommended]} and save {format_usd(per_month, total=True)}/month "
+            f"Switch to {names[recommended]} and save {format_money(per_month)}/month "
             f"(based on {basis})."
         )
     else:

@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.forecast import project_month_end
-from pricing_core.domain.money import ZERO, format_usd, format_usd_exact, round_nano
+from pricing_core.domain.money import ZERO, format_money, format_rate, round_nano
 from pricing_core.domain.periods import MONTH_PATTERN
 
 PAYG_CODE = "payg"
@@ -254,16 +254,16 @@ def explain_plan_charge(
     else:
         allowance = f"the {plan.included_messages:,} messages a month included in {plan.name}"
     if included:
-        text = f"included message: within {allowance}, charged {format_usd_exact(ZERO)}"
+        text = f"included message: within {allowance}, charged {format_money(ZERO)}"
     else:
-        text = f"overage: beyond {allowance}, {format_usd_exact(plan.overage_rate)} per message"
+        text = f"overage: beyond {allowance}, {format_rate(plan.overage_rate, 'message')}"
         if price != plan.overage_rate and plan.monthly_cap is not None:
             text += (
-                f", limited by the {format_usd(plan.monthly_cap, total=True)} monthly cap: "
-                f"charged {format_usd_exact(price)}"
+                f", limited by the {format_money(plan.monthly_cap)} monthly cap: "
+                f"charged {format_money(price)}"
             )
     if payg_price is not None:
-        text += f" (pay-as-you-go price {format_usd_exact(payg_price)})"
+        text += f" (pay-as-you-go price {format_money(payg_price)})"
     return text
 
 

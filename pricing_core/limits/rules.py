@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 from pricing_core.adapters.schema import accounts, spending_limits, users
 from pricing_core.adapters.storage import dialect_insert, run_write
 from pricing_core.domain.errors import InvalidUsage, PricingError, UnknownAccount
-from pricing_core.domain.money import format_usd, round_nano, to_usd
+from pricing_core.domain.money import format_money, round_nano, to_usd
 from pricing_core.domain.usage_event import MAX_TOKENS
 
 ALL_OPERATIONS = "*"
@@ -108,7 +108,7 @@ class LimitExceeded(PricingError):
 
 def _shown(value: int | Decimal) -> str:
     """USD amounts as people read them; token and request counts with separators."""
-    return format_usd(value) if isinstance(value, Decimal) else f"{value:,}"
+    return format_money(value) if isinstance(value, Decimal) else f"{value:,}"
 
 
 class TokenLimitExceeded(LimitExceeded):
@@ -257,7 +257,7 @@ def describe_limits(row: SpendingLimits) -> str:
         for name in ("max_input_tokens", "max_output_tokens", "max_total_tokens")
         if (value := getattr(row, name)) is not None
     ] + [
-        f"{name.replace('_cost_cap', '')} cap {format_usd(value, total=True)}"
+        f"{name.replace('_cost_cap', '')} cap {format_money(value)}"
         for name in ("daily_cost_cap", "monthly_cost_cap")
         if (value := getattr(row, name)) is not None
     ]

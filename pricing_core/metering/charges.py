@@ -22,7 +22,7 @@ from pricing_core.catalog.price_book import PriceBook
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis, Quote, TokenCounts
 from pricing_core.domain.errors import PricingError, UnknownModel
-from pricing_core.domain.money import ZERO, format_usd_exact
+from pricing_core.domain.money import ZERO, format_money
 from pricing_core.domain.usage_event import ANONYMOUS_PREFIX, UsageEvent
 from pricing_core.plans.plan_charges import PlanCharge, decide_plan_charge_on, explain_plan_event
 
@@ -158,16 +158,19 @@ def with_substitution(explanation: str, model: str, metadata: Any) -> str:
     return f"{model} instead of {asked} (budget pressure, PRICING_OPTIMIZATION); {explanation}"
 
 
-def explain_event(book: PriceBook, row: Any, *, conn: Connection | None = None) -> str:
+def explain_event(
+    book: PriceBook, row: Any, *, conn: Connection | None = None, admin: bool = False
+) -> str:
     """The explanation of a stored event's charge, re-derived from the price book in
     effect at its `created_at`. Falls back to the stored amounts if the price book
     no longer reproduces the charge (e.g. the default markup setting changed).
     Plan charges (included / overage) are explained from the plan version named in
     the event's `price_version` when a connection `conn` is given. A substituted
     model is named first (`with_substitution`); corrections from applied reprices
-    follow (`corrections_note`, with `conn`).
+    follow (`corrections_note`, with `conn`). `admin`: name the markup
+    (`Quote.admin_explanation`).
     """
-    text = with_substitution(_explain(book, row, conn), row.model, row.metadata)
+    text = with_substitution(_explain(book, row, conn, admin), row.model, row.metadata)
     return text if conn is None else text + corrections_note(conn, row.id)
 
 
@@ -180,12 +183,12 @@ def corrections_note(conn: Connection, event_id: int) -> str:
     ).all()
     return "".join(
         f"; repriced on {r.created_at.date().isoformat()}: "
-        f"{'+' if r.amount > 0 else '-'}{format_usd_exact(abs(r.amount))}"
+        f"{'+' if r.amount > 0 else '-'}{format_money(abs(r.amount))}"
         for r in rows
     )
 
 
-def _explain(book: PriceBook, row: Any, conn: Connection | None) -> str:
+def _explain(book: PriceBook, row: Any, conn: Connection | None, admin: bool) -> str:
     basis = ChargeBasis(row.charge_basis)
     if basis in (ChargeBasis.INCLUDED, ChargeBasis.OVERAGE) and conn is not None:
         explained = explain_plan_event(conn, row, _payg_price(book, row))
@@ -195,12 +198,12 @@ def _explain(book: PriceBook, row: Any, conn: Connection | None) -> str:
         try:
             quote = requote(book, row)
             if quote.price == row.price:
-                return quote.explanation
+                return quote.admin_explanation if admin else quote.explanation
         except PricingError:
             pass
     return (
-        f"charged {format_usd_exact(row.price)} ({basis}); provider cost "
-        f"{format_usd_exact(row.provider_cost)}; prices: {row.price_version}"
+        f"charged {format_money(row.price)} ({basis}); provider cost "
+        f"{format_money(row.provider_cost)}; prices: {row.price_version}"
     )
 
 

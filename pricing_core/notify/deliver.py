@@ -28,7 +28,7 @@ from pricing_core.adapters.schema_notify import notifications
 from pricing_core.adapters.storage import run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import ConfigurationError
-from pricing_core.domain.money import format_usd, format_usd_exact
+from pricing_core.domain.money import format_money
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.notify.email import Email, SendFailed, send
 from pricing_core.notify.preferences import lines_of_on, opted_out_on, unsubscribe_link
@@ -73,9 +73,9 @@ def _shown(value: Any, key: str = "") -> Any:
     if isinstance(value, list):
         return [_shown(v) for v in value]
     if key == "balance" and isinstance(value, str):
-        return format_usd_exact(Decimal(value))
+        return format_money(Decimal(value))
     if key in MONEY_FIELDS and isinstance(value, str):
-        return format_usd(Decimal(value), total=True)
+        return format_money(Decimal(value))
     return value
 
 

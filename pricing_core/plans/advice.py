@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from pricing_core.adapters.schema import account_daily, accounts, usage_daily
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
+from pricing_core.domain.forecast import PACE_WINDOW_DAYS, complete_days
 from pricing_core.domain.money import ZERO, usd_str
 from pricing_core.domain.periods import month_bounds, month_of, previous_months
 from pricing_core.domain.plan_advice import Recommendation, recommend_plan
@@ -51,7 +52,10 @@ class PlanAdvice:
         recommendation: the replay of `history` under every plan.
         this_month: the current plan's charge for the month so far.
         estimated_bill: Decimal USD, the current plan's cost for the projected month
-            (messages under the plan plus non-message requests).
+            (messages under the plan plus non-message requests); None while the
+            account has fewer complete days of usage than the Overview's projection
+            needs (`forecast.PACE_WINDOW_DAYS`), so the two pages agree.
+        history_days: complete days of usage before today (`forecast.complete_days`).
     """
 
     account_id: str
@@ -62,7 +66,8 @@ class PlanAdvice:
     month_to_date: MonthUsage
     recommendation: Recommendation
     this_month: MonthlyCharge
-    estimated_bill: Decimal
+    estimated_bill: Decimal | None
+    history_days: int
 
     @property
     def allowance(self) -> int | None:
@@ -160,6 +165,7 @@ def advise_plan(
     projected = project_month(mtd, month_start=start, month_end=end, now=at)
     history = tuple(usage[m] for m in all_months[:-1]) + (projected,)
     rec = recommend_plan(history, offered, current)
+    days = complete_days(used_since, at.astimezone(tz).date())
     return PlanAdvice(
         account_id=account_id,
         now=at,
@@ -169,7 +175,8 @@ def advise_plan(
         month_to_date=mtd,
         recommendation=rec,
         this_month=monthly_charge(current, mtd.messages, mtd.payg_cost),
-        estimated_bill=rec.months[-1].costs[current.code],
+        estimated_bill=rec.months[-1].costs[current.code] if days >= PACE_WINDOW_DAYS else None,
+        history_days=days,
     )
 
 

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from pricing_core.access import auth
 from pricing_core.adapters import storage
 from pricing_core.analytics import prices as price_views
-from pricing_core.domain.money import format_usd
+from pricing_core.domain.money import format_money
 from tests.admin_support import ADMIN, MEMBER, seed_small
 from tests.admin_trace import import_real_trace
 
@@ -79,11 +79,11 @@ def test_the_revenue_page_shows_the_ledger_totals_on_the_real_trace(db, monkeypa
     at = run_page("admin_revenue", ADMIN, monkeypatch)
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Usage revenue"] == format_usd(usd(price), total=True)
-    assert metrics["Provider cost"] == format_usd(usd(cost), total=True)
-    assert metrics["Margin"] == format_usd(usd(price - cost), total=True)
-    assert metrics["Prepaid liability"] == format_usd(
-        usd(sum(b for b in balances.values() if b > 0)), total=True
+    assert metrics["Usage revenue"] == format_money(usd(price))
+    assert metrics["Provider cost"] == format_money(usd(cost))
+    assert metrics["Margin"] == format_money(usd(price - cost))
+    assert metrics["Prepaid liability"] == format_money(
+        usd(sum(b for b in balances.values() if b > 0))
     )
     assert len(at.get("plotly_chart")) >= 3
 
@@ -123,7 +123,7 @@ def test_the_accounts_page_lists_accounts_and_adjusts_a_balance_with_an_audit_ro
             sa.text("SELECT SUM(amount) FROM ledger_entries WHERE account_id = 'trace-user-3'")
         ).scalar_one()
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Balance"] == format_usd(usd(before), total=True)
+    assert metrics["Balance"] == format_money(usd(before))
 
     at.text_input(key="adjust_amount").set_value("250")
     at.text_area(key="adjust_reason").set_value("compensation for an outage")

@@ -179,3 +179,43 @@ def test_the_events_behind_a_bar_are_the_exported_events_of_that_bar(trace_db, m
     at.selectbox(key="ex_bar").select(0).run()
     assert not at.exception
     assert any(f"{count:,} event(s)" in c.value for c in at.caption)
+
+
+def test_explore_by_chat_equals_the_exported_events_of_each_chat(trace_db, monkeypatch):
+    from pricing_core.analytics.explore import NO_CHAT, Bar, available_groups, bar_events
+
+    rows = exported(trace_db)
+    account = busiest(rows)
+    member = Principal("u", account)
+    by_chat: dict[str, Decimal] = defaultdict(Decimal)
+    for r in rows:
+        if r["account_id"] == account:
+            by_chat[r["chat_id"] or NO_CHAT] += Decimal(r["price_usd"])
+    assert len(by_chat) > 1
+    answer = explore(trace_db, member, Question(DAY, DAY, Metric.COST, Group.CHAT,
+                                                step=Step.WEEK))  # fmt: skip
+    assert answer.source == "usage_events"
+    kept = dict(zip(answer.points["group"], answer.points["value"], strict=True))
+    if len(by_chat) <= 12:  # TOP_GROUPS: no "other" bar
+        assert kept == by_chat
+    assert answer.total == sum(by_chat.values())
+    chat = max(by_chat, key=lambda c: by_chat[c])
+    filtered = explore(trace_db, member, Question(DAY, DAY, Metric.REQUESTS, Group.MODEL,
+                                                  filters={Group.CHAT: (chat,)}))  # fmt: skip
+    assert filtered.total == sum(
+        1 for r in rows if r["account_id"] == account and (r["chat_id"] or NO_CHAT) == chat
+    )
+    events, count = bar_events(trace_db, member, answer.question,
+                               Bar(answer.points["period"].iloc[0], chat), limit=1000)  # fmt: skip
+    assert sum(events["price"]) == by_chat[chat]
+    # over every account a chat id is ambiguous: the group is not offered, and refused
+    assert Group.CHAT not in available_groups(ADMIN, "*")
+    assert Group.CHAT in available_groups(ADMIN, account)
+    assert Group.ACCOUNT not in available_groups(member)
+    with pytest.raises(InvalidUsage, match="one account"):
+        explore(trace_db, ADMIN, Question(DAY, DAY, group=Group.CHAT), account_id="*")
+    view_as(monkeypatch, account)
+    at = open_page("explore", **{"from": DAY.isoformat(), "to": DAY.isoformat(), "group": "chat",
+                                 "f_chat": chat})  # fmt: skip
+    assert not at.exception
+    assert sum(table_values(at, "Cost")) == by_chat[chat]

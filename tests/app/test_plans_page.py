@@ -3,6 +3,7 @@ their own usage and the savings, computed here independently; demo switching."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN
 from decimal import Decimal as D
@@ -108,7 +109,11 @@ def light_payg_price(event: UsageEvent) -> D:
 
 
 def cents(amount: D) -> str:
-    return f"${amount.quantize(D('0.01'), ROUND_HALF_EVEN):,}"
+    """The issue's money rule, written out: cents from a cent up, else 4 significant digits."""
+    if amount >= D("0.01"):
+        return f"${amount.quantize(D('0.01'), ROUND_HALF_EVEN):,}"
+    step = D(1).scaleb(amount.adjusted() - 3)
+    return f"${amount.quantize(step, ROUND_HALF_EVEN).normalize():f}"
 
 
 def open_page(account: str, monkeypatch) -> AppTest:
@@ -229,3 +234,27 @@ def test_an_account_without_usage_gets_no_zero_dollar_pay_as_you_go_line(db, mon
                   == "messages per month"]  # fmt: skip
     names = {t.get("name") for t in break_even[0]["data"]}
     assert "Pay-as-you-go" not in names and "Starter" in names
+
+
+def test_a_young_account_gets_no_estimated_bill_just_as_the_overview_gets_no_projection(
+    db, monkeypatch
+):
+    """Issue 21, item 5: with 3 days of usage, Plans must not estimate a bill that the
+    Overview calls "n/a"; both say why."""
+    young = datetime.now(UTC) - timedelta(days=3)
+    create_account(db, "young", name="Young", opening_credit=D("10"), now=young)
+    events = [
+        replace(light_message(f"young-{i}", young + timedelta(hours=i)), account_id="young",
+                user_id="young")
+        for i in range(30)
+    ]  # fmt: skip
+    assert record_usage_batch(db, events).recorded == 30
+    at = open_page("young", monkeypatch)
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Estimated bill this month"] == "n/a"
+    assert any("Too little history to project: 3 complete days" in c.value for c in at.caption)
+
+    overview = AppTest.from_file(str(ROOT / "pages" / "overview.py"), default_timeout=60).run()
+    assert not overview.exception, overview.exception
+    assert {m.label: m.value for m in overview.metric}["Projected this month"] == "n/a"

@@ -152,7 +152,12 @@ def test_a_chat_lists_its_requests_in_time_order_with_their_charges(data):
     assert detail.requests["cost"].tolist() == [expected("a1"), expected("a2"), expected("a4")]
     assert detail.cost == expected("a1") + expected("a2") + expected("a4")
     assert "1,020 input tokens x $0.15/MTok" in detail.requests["explanation"].iloc[0]
-    assert "x markup 1.25" in detail.requests["explanation"].iloc[0]
+    member_text = detail.requests["explanation"].iloc[0]
+    assert "our price" in member_text and "markup" not in member_text
+    admin = analytics.chat_detail(data, Principal("ops", "root", role="admin"), "trip",
+                                  account_id="alice")  # fmt: skip
+    assert admin is not None
+    assert admin.requests["explanation"].iloc[0] == member_text + "; markup x1.25"
 
 
 def test_another_accounts_chat_is_not_found(data):

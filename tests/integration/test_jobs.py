@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from pricing_core.cli.main import app
-from pricing_core.domain.money import format_usd
+from pricing_core.domain.money import format_money
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.jobs.scheduler import JOBS, job_statuses, run_job, run_once, scheduler
 from pricing_core.ledger.wallets import create_account
@@ -175,13 +175,13 @@ def test_the_weekly_summary_sums_the_last_seven_days_once_per_week(engine, smtp)
     )
     deliver_notifications(engine, now=monday)
     [summary] = smtp.messages
-    total = format_usd(expected, total=True)
+    total = format_money(expected)
     assert summary["Subject"] == f"Acme: {total} spent from 2026-11-16 to 2026-11-22"
     text = summary.get_body(("plain",)).get_content()
     assert "(5 requests)" in text
     mini, big = (
-        format_usd(3 * price("gpt-4o-mini", 1000, 500), total=True),
-        format_usd(2 * price("gpt-4o", 1000, 500), total=True),
+        format_money(3 * price("gpt-4o-mini", 1000, 500)),
+        format_money(2 * price("gpt-4o", 1000, 500)),
     )
     assert f"Top models: gpt-4o {big}, gpt-4o-mini {mini}" in text
     assert f"Top operations: chat_message {big}, code_completion {mini}" in text
@@ -207,7 +207,7 @@ def test_a_jump_in_spending_emails_the_account_and_the_admins_once_a_day(
     run_once(engine, "unusual-spend", now=now + timedelta(hours=1))  # the next hourly run
     deliver_notifications(engine, now=now)
     subjects = sorted((m["To"], m["Subject"]) for m in smtp.messages)
-    today = format_usd(8 * price("gpt-4o", 100_000, 500), total=True)
+    today = format_money(8 * price("gpt-4o", 100_000, 500))
     assert subjects == [
         ("ann@example.com", f"Unusual spending on Acme: {today} on 2026-11-20"),
         ("ops@example.com", "Spending jumped on 2026-11-20"),

@@ -77,13 +77,14 @@ def test_filtering_a_report_keeps_only_the_chosen_models_and_operations():
     ("amounts", "fmt"),
     [
         ([Decimal("12.5"), Decimal("0.5")], "$%.2f"),
-        ([Decimal("0.000288"), Decimal("3")], "$%.5f"),
-        ([Decimal("0.01")], "$%.3f"),
+        ([Decimal("0.000288"), Decimal("3")], "$%.7f"),  # 4 significant digits: 0.0002880
+        ([Decimal("0.01")], "$%.2f"),
+        ([Decimal("0.009")], "$%.6f"),
         ([Decimal("0"), Decimal("0")], "$%.2f"),
         ([Decimal("0.000000001")], "$%.9f"),
     ],
 )
-def test_a_sortable_money_column_keeps_two_significant_digits_of_its_smallest_amount(amounts, fmt):
+def test_a_sortable_money_column_keeps_four_significant_digits_below_a_cent(amounts, fmt):
     assert printf_usd_format(amounts) == fmt
 
 
@@ -100,9 +101,9 @@ def test_a_sortable_money_column_keeps_two_significant_digits_of_its_smallest_am
     ],
 )
 def test_spend_totals_have_two_decimals_but_never_hide_a_sub_cent_spend(amount, text):
-    from pricing_core.domain.money import format_usd_total
+    from pricing_core.domain.money import format_money
 
-    assert format_usd_total(amount) == text
+    assert format_money(amount) == text
 
 
 def test_value_labels_keep_sub_cent_digits_for_cost_and_separators_for_tokens():

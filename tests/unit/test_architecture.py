@@ -62,7 +62,7 @@ def test_no_import_hides_inside_a_function_except_a_commented_optional_dependenc
 @pytest.mark.parametrize(
     "pattern",
     [r"^class BudgetStatus\b", r"^def crossed_thresholds\(", r"^def budget_status\(",
-     r"^def (usd|format_usd)\("],
+     r"^def (usd|format_money)\("],
 )  # fmt: skip
 def test_each_of_these_is_defined_exactly_once(pattern):
     sources = [*MODULES, *(ROOT / "pages").glob("*.py")]

@@ -37,8 +37,10 @@ def test_a_token_quote_is_tokens_times_rate_times_markup_and_says_so():
     assert quote.basis is ChargeBasis.PAYG and quote.price_version == "v1"
     assert quote.explanation == (
         "1,020 input tokens x $0.15/MTok + 129 output tokens x $0.60/MTok = $0.0002304"
-        " x markup 1.25 = $0.000288"
+        " at the provider's price; our price $0.000288"
     )
+    assert "markup" not in quote.explanation  # the account's people see "our price"
+    assert quote.admin_explanation == quote.explanation + "; markup x1.25"
     assert [(line.label, line.tokens, line.amount) for line in quote.lines] == [
         ("input", 1020, D("0.000153")),
         ("output", 129, D("0.0000774")),
@@ -139,4 +141,4 @@ def test_a_fixed_price_quote_says_the_price_per_call():
         D("0.02"),
         ChargeBasis.FIXED,
     )
-    assert quote.explanation == "fixed price for image_generation: $0.04 per call"
+    assert quote.explanation == "fixed price for image_generation: $0.04/call"

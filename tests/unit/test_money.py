@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from pricing_core.domain.money import (
     cents_to_usd,
+    format_money,
+    format_rate,
     format_tokens,
-    format_usd,
-    format_usd_exact,
     nanos_to_usd,
     round_nano,
     to_usd,
@@ -93,36 +93,50 @@ def test_a_serialized_amount_parses_back_to_the_rounded_amount(amount):
 
 
 @pytest.mark.parametrize(
-    ("amount", "shown", "as_total"),
+    ("amount", "shown"),
     [
-        ("1234.5", "$1,234.50", "$1,234.50"),
-        ("1000000", "$1,000,000.00", "$1,000,000.00"),
-        ("0", "$0.00", "$0.00"),
-        ("-3", "-$3.00", "-$3.00"),
-        ("0.00042", "$0.00042", "$0.00"),  # small amounts keep two significant digits
-        ("-0.00042", "-$0.00042", "$0.00"),  # a total of zero cents has no sign
-        ("-0.006", "-$0.006", "-$0.01"),
-        ("0.0123456", "$0.0123", "$0.01"),
-        ("0.999", "$0.999", "$1.00"),
-        ("0.000000001", "$0.000000001", "$0.00"),
+        ("1234.5", "$1,234.50"),  # from a cent up: cents, thousands separated
+        ("1000000", "$1,000,000.00"),
+        ("0", "$0.00"),
+        ("-3", "-$3.00"),
+        ("0.0146", "$0.01"),
+        ("0.306", "$0.31"),
+        ("0.999", "$1.00"),
+        ("0.003", "$0.003"),  # below a cent: up to 4 significant digits
+        ("-0.00042", "-$0.00042"),
+        ("0.000241125", "$0.0002411"),
+        ("0.00024115", "$0.0002412"),  # half-even at the 4th digit
+        ("0.0099996", "$0.01"),  # rounds up into cents
+        ("0.000000001", "$0.000000001"),  # a nano-USD is still not $0.00
+        ("-0.0000000001", "$0.00"),  # below a nano-USD is zero, without a sign
     ],
 )
-def test_amounts_are_formatted_for_people(amount, shown, as_total):
-    assert format_usd(D(amount)) == shown
-    assert format_usd(D(amount), total=True) == as_total
+def test_one_money_rule_cents_from_a_cent_and_four_significant_digits_below(amount, shown):
+    assert format_money(D(amount)) == shown
 
 
-@pytest.mark.parametrize("amount", ["-0.00042", "-0.00499", "-0.005", "-0.000000001"])
-def test_a_negative_total_that_rounds_to_zero_cents_shows_no_minus_sign(amount):
-    assert format_usd(D(amount), total=True) == "$0.00"
+@given(st.decimals(min_value=-(10**9), max_value=10**9, allow_nan=False, places=9))
+def test_every_formatted_amount_reads_back_within_its_rounding(amount):
+    text = format_money(amount)
+    assert "E" not in text
+    value = D(text.replace("$", "").replace(",", ""))
+    magnitude = abs(round_nano(amount))
+    if magnitude >= D("0.01") or magnitude == 0:
+        assert abs(value - round_nano(amount)) <= D("0.005")
+        assert len(text.rsplit(".", 1)[1]) == 2
+    else:
+        digits = text.rsplit(".", 1)[1].lstrip("0")
+        assert 1 <= len(digits) <= 4
+        assert abs(value - round_nano(amount)) <= magnitude * D("0.0005")
 
 
 @pytest.mark.parametrize(
-    ("amount", "text"),
-    [("0.000241125", "$0.000241125"), ("1.5", "$1.50"), ("-3", "-$3.00"), ("1234", "$1,234.00")],
-)
-def test_exact_formatting_keeps_every_digit_down_to_the_nano(amount, text):
-    assert format_usd_exact(D(amount)) == text
+    ("rate", "unit", "text"),
+    [("0.15", "MTok", "$0.15/MTok"), ("0.3", "MTok", "$0.30/MTok"),
+     ("0.0125", "message", "$0.0125/message"), ("2", "call", "$2.00/call")],
+)  # fmt: skip
+def test_a_rate_is_never_rounded(rate, unit, text):
+    assert format_rate(D(rate), unit) == text
 
 
 def test_token_counts_get_thousands_separators():
