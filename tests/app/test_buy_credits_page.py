@@ -63,7 +63,7 @@ def test_without_stripe_the_packages_show_with_a_notice_that_payments_are_off(db
     for price in ("$4.99", "$17.99", "$39.99", "$139.99"):
         assert price in shown
     assert "Most popular" in shown
-    assert "$0.8995 per $1 of credit" in shown  # 17.99 / 20
+    assert "$0.8995/$1 of credit" in shown  # 17.99 / 20, a rate: never rounded
     assert "$35.00 volume bonus" in shown
     assert [b.label for b in at.button] == []  # nothing to buy, nothing to simulate
 

@@ -226,7 +226,7 @@ def test_an_account_without_usage_gets_no_zero_dollar_pay_as_you_go_line(db, mon
     create_account(db, "fresh", name="Fresh", opening_credit=D("5"))
     at = open_page("fresh", monkeypatch)
     assert not at.exception
-    assert not any("$0.00 per message" in c.value or "$0 per message" in c.value
+    assert not any("$0.00/message" in c.value or "$0 per message" in c.value
                    for c in at.caption)  # fmt: skip
     assert any("Only the plans' fees are drawn" in c.value for c in at.caption)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]

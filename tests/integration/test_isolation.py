@@ -237,6 +237,7 @@ NOT_QUERIES = {
     "notify.preferences.set_preference",
     "notify.preferences.low_balance_line",
     "notify.preferences.set_low_balance_line",
+    "analytics.explore.available_groups",  # which choices to offer: reads nothing
 }
 
 

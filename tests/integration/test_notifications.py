@@ -112,8 +112,8 @@ def test_32_concurrent_charges_below_one_dollar_send_one_email_per_crossing(pg_e
     report = deliver_notifications(pg_engine)
     assert report.sent == 1
     [message] = smtp.to("ann@example.com")
-    # the charge that crossed: the 11th, 1.10 - 11 x 0.009375 = 0.996875
-    assert message["Subject"] == "Low balance on Acme: $0.996875"
+    # the charge that crossed: the 11th, 1.10 - 11 x 0.009375 = 0.996875, read in cents
+    assert message["Subject"] == "Low balance on Acme: $1.00"
     assert deliver_notifications(pg_engine).sent == 0  # nothing twice
 
     credit(pg_engine, "acme", Decimal("0.50"), kind=EntryKind.GRANT, idempotency_key="top-up")
@@ -132,7 +132,7 @@ def test_a_user_who_turned_it_off_gets_nothing_and_the_link_turns_it_off(engine,
     deliver_notifications(engine)
     assert [m["To"] for m in smtp.messages] == ["ann@example.com"]
     body = smtp.messages[0].get_body(("plain",)).get_content()
-    assert "fell to $0.990625, below $1.00" in body and "/buy_credits" in body
+    assert "fell to $0.99, below $1.00" in body and "/buy_credits" in body  # $0.990625
     link = re.search(r"Stop these emails: (\S+)", body).group(1)
     with TestClient(Starlette(routes=routes())) as http:
         answer = http.get(link.replace(get_settings().public_url, ""))
@@ -194,7 +194,7 @@ def test_a_users_own_low_balance_line_replaces_the_default_for_them(engine, smtp
     charge(engine, "l1")  # $5.005 -> $4.995625: Ann's line
     deliver_notifications(engine)
     assert [(m["To"], m["Subject"]) for m in smtp.messages] == [
-        ("ann@example.com", "Low balance on Acme: $4.995625")
+        ("ann@example.com", "Low balance on Acme: $5.00")  # $4.995625 in cents
     ]
     adjust_balance(engine, ADMIN, "acme", "-3.99", reason="test", idempotency_key="down")
     charge(engine, "l2")  # $1.005625 -> $0.99625: the default line, for Bob only

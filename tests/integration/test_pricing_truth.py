@@ -248,7 +248,7 @@ def test_a_newer_catalog_file_loads_with_a_diff_and_prices_new_models(engine, tm
         record_usage(engine, event("g0", "gpt-9", (1000, 1000)))
     shown = cli("prices", "update", "--from", str(path), "--yes")
     assert shown.exit_code == 0, shown.output
-    assert "added    openai/gpt-9: - -> $3 / $12 per MTok" in shown.output.splitlines()[1]
+    assert "added    openai/gpt-9: - -> $3.00/MTok / $12.00/MTok" in shown.output.splitlines()[1]
     assert "removed" in shown.output  # a data file is the whole catalog
     charged = record_usage(engine, event("g1", "gpt-9", (1000, 1000)))
     assert charged.price == nano((1000 * Decimal(3) + 1000 * Decimal(12)) / 10**6 * MARKUP)

@@ -111,7 +111,7 @@ def test_the_explanation_says_which_case_applied_and_a_replay_repeats_it(on_star
         "(pay-as-you-go price $0.000"
     )
     assert second.explanation.startswith(
-        "overage: beyond the 1 messages a month included in Tiny, $0.00015 per message "
+        "overage: beyond the 1 messages a month included in Tiny, $0.00015/message "
         "(pay-as-you-go price $0.000"
     )
     assert second.price_version.endswith(";plan:tiny@1")
