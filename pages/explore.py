@@ -12,7 +12,7 @@ viewer = _session.principal()
 st.title("Explore")
 url = st.query_params
 metrics = [m for m in ex.Metric if viewer.is_admin or m is not ex.Metric.PROVIDER_COST]
-LABELS = {"avg_cost": "Avg cost / request", "provider_cost": "Provider cost"}
+LABELS = {"avg_cost": "Avg cost / request", "provider_cost": "Provider cost", "api_key": "API key"}
 
 
 def label(value: str) -> str:

@@ -36,6 +36,9 @@ SHOWN_PREFIX_CHARS = 12
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is refreshed at most this often
 
 
+KEY_PRINCIPAL_PREFIX = "apikey:"  # user_id of a key's principal: "apikey:<key id>"
+
+
 class InvalidApiKey(PricingError):
     """The API key is missing, malformed, unknown or revoked (HTTP 401)."""
 
@@ -322,7 +325,12 @@ def authenticate_api_key(
                 update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=at)
             ),
         )
-    return Principal(f"apikey:{row.id}", row.account_id, role="member")
+    return Principal(f"{KEY_PRINCIPAL_PREFIX}{row.id}", row.account_id, role="member")
+
+
+def key_id_of(principal: Principal) -> str:
+    """The id of the API key behind a principal of `authenticate_api_key`."""
+    return principal.user_id.removeprefix(KEY_PRINCIPAL_PREFIX)
 
 
 _ACTIVE_KEY = (

@@ -1,122 +1,64 @@
 """Explore: one question about spend, answered from the rollups.
 
-A question (`Question`) picks a metric, a group and an optional subgroup, a time step,
-a range of calendar days, cumulative or not, and filters on any dimension. The answer
-(`Answer`) is one value per (period, group, subgroup), exact: money is summed as
-integer nano-USD and shown as Decimal USD.
+A question (`explore_question.Question`) picks a metric, a group and an optional
+subgroup, a time step, a range of calendar days, cumulative or not, and filters on any
+dimension. The answer (`Answer`) is one value per (period, group, subgroup), exact:
+money is summed as integer nano-USD and shown as Decimal USD.
 
 Sources, cheapest first: an admin's question over every account reads
 `platform_daily` when it needs only provider, model and operation, `account_daily`
 when it needs only the account, else `usage_daily`; a member's reads `usage_daily`
 through its (account_id, day) key. Hourly steps read `usage_events` of at most
-`MAX_HOURLY_DAYS` days (the rollups are daily), and so does a question about chats
-(the rollups have no chat), which is asked of one account at a time.
+`MAX_HOURLY_DAYS` days (the rollups are daily), and so do questions about chats, API
+keys and plans, which only the events know (`explore_events`); chats are asked of
+one account at a time.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, Table, func, select, type_coerce
 
-from pricing_core.adapters.schema import account_daily, platform_daily, usage_daily, usage_events
-from pricing_core.analytics.chats import chats_active
-from pricing_core.analytics.common import _local_times, _target, day_bounds
+from pricing_core.adapters.schema import account_daily, platform_daily, usage_daily
+from pricing_core.analytics.explore_events import (
+    AMOUNTS,
+    EVENT_COLUMNS,
+    Bar,
+    bar_events,
+    event_dimension_values,
+    events_frame,
+)
+from pricing_core.analytics.explore_question import (
+    MAX_HOURLY_DAYS,
+    NO_API_KEY,
+    NO_CHAT,
+    OTHER,
+    TOP_GROUPS,
+    Group,
+    Metric,
+    Question,
+    Step,
+    _scope,
+    available_groups,
+    url_params,
+)
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied
 from pricing_core.domain.money import nanos_to_usd, round_nano
-from pricing_core.domain.periods import Granularity, check_range, next_period, period_start
-from pricing_core.domain.principal import Principal, require_admin
+from pricing_core.domain.periods import Granularity, check_range, period_start
+from pricing_core.domain.principal import Principal
 
-MAX_HOURLY_DAYS = 7
-TOP_GROUPS = 12  # groups beyond the biggest this many are summed as "other"
-OTHER = "other"
-NO_CHAT = "(no chat)"  # the group of events recorded without a chat id
-
-
-class Metric(StrEnum):
-    COST = "cost"  # Decimal USD charged
-    PROVIDER_COST = "provider_cost"  # Decimal USD (admins)
-    REQUESTS = "requests"
-    INPUT_TOKENS = "input_tokens"
-    OUTPUT_TOKENS = "output_tokens"
-    CACHED_TOKENS = "cached_tokens"
-    AVG_COST = "avg_cost"  # Decimal USD per request
-
-    @property
-    def money(self) -> bool:
-        return self in (Metric.COST, Metric.PROVIDER_COST, Metric.AVG_COST)
-
-
-class Group(StrEnum):
-    MODEL = "model"
-    PROVIDER = "provider"
-    OPERATION = "operation"
-    USER = "user"
-    CHAT = "chat"  # one account at a time
-    ACCOUNT = "account"  # admins
-
-    @property
-    def column(self) -> str:
-        names = {"user": "user_id", "account": "account_id", "chat": "chat_id"}
-        return names.get(self.value, self.value)
-
-
-def available_groups(viewer: Principal, account_id: str | None = None) -> list[Group]:
-    """The groups `viewer` may ask for: accounts for admins over every account
-    (`account_id="*"`), chats for one account."""
-    everyone = account_id == "*"
-    skip = {Group.CHAT} if everyone else {Group.ACCOUNT}
-    return [g for g in Group if g not in skip and (g is not Group.ACCOUNT or viewer.is_admin)]
-
-
-class Step(StrEnum):
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-
-
-@dataclass(frozen=True, slots=True)
-class Question:
-    """What to show. `filters`: dimension -> the values kept (empty: all)."""
-
-    start: date
-    end: date
-    metric: Metric = Metric.COST
-    group: Group = Group.MODEL
-    subgroup: Group | None = None
-    step: Step = Step.DAY
-    cumulative: bool = False
-    filters: dict[Group, tuple[str, ...]] = field(default_factory=dict)
-
-
-def url_params(question: Question, *, scope: str | None = None) -> dict[str, str | list[str]]:
-    """The question as URL query parameters (`from`, `to`, `metric`, `step`, `group`,
-    `cum`, `sub` when set, `scope` for an admin's account, `f_<dimension>` per filter),
-    so a view can be shared and survives a reload."""
-    params: dict[str, str | list[str]] = {
-        "from": question.start.isoformat(),
-        "to": question.end.isoformat(),
-        "metric": question.metric.value,
-        "step": question.step.value,
-        "group": question.group.value,
-        "cum": "1" if question.cumulative else "0",
-    }
-    if question.subgroup is not None:
-        params["sub"] = question.subgroup.value
-    if scope is not None:
-        params["scope"] = scope
-    for dim, kept in question.filters.items():
-        if kept:
-            params[f"f_{dim.value}"] = list(kept)
-    return params
+__all__ = [  # the question and the events behind a bar live beside, and read from here
+    "EVENT_COLUMNS", "MAX_HOURLY_DAYS", "NO_API_KEY", "NO_CHAT", "OTHER", "TOP_GROUPS",
+    "Answer", "Bar", "Group", "Metric", "Question", "Step", "available_groups",
+    "bar_events", "dimension_values", "explore", "url_params",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +82,7 @@ class Answer:
         return out.getvalue()
 
 
-_SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "provider_cost", "price")
+_SUMS = ("requests", *AMOUNTS)
 
 
 def explore(
@@ -165,21 +107,12 @@ def explore(
         raise InvalidUsage("chats belong to one account: choose an account to see its chats")
     if question.step is Step.HOUR and (question.end - question.start).days >= MAX_HOURLY_DAYS:
         raise InvalidUsage(f"hourly steps cover at most {MAX_HOURLY_DAYS} days")
-    if question.step is Step.HOUR or Group.CHAT in dims:
-        frame, source = _events(engine, question, target, dims), "usage_events"
+    if question.step is Step.HOUR or not all(d.in_rollups for d in dims):
+        frame, source = events_frame(engine, question, target, dims), "usage_events"
     else:
         table = _table(dims, everyone)
         frame, source = _daily(engine, table, question, target, dims), table.name
     return _answer(question, frame, source)
-
-
-def _scope(viewer: Principal, account_id: str | None) -> str | None:
-    """The one account asked about, or None for every account ("*": admins only).
-    Raises: PermissionDenied."""
-    if account_id == "*":
-        require_admin(viewer)
-        return None
-    return _target(viewer, account_id)
 
 
 def _dimensions(question: Question) -> list[Group]:
@@ -220,42 +153,6 @@ def _daily(
     )
     frame["period"] = [period_start(d, Granularity(q.step.value)) for d in frame["day"]]
     return frame
-
-
-def _events(engine: Engine, q: Question, target: str | None, dims: list[Group]) -> pd.DataFrame:
-    e = usage_events.c
-    since, until = day_bounds(q.start, q.end)
-    keys = [e[d.column] for d in dims]
-    amounts = [s for s in _SUMS if s != "requests"]  # one event is one request
-    query = select(
-        e.created_at, *keys, *(type_coerce(e[s], BigInteger).label(s) for s in amounts)
-    ).where(e.created_at >= since, e.created_at < until)
-    if target is not None:
-        query = query.where(e.account_id == target)
-    query = query.where(*(_kept(e, group, kept) for group, kept in q.filters.items() if kept))
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    frame = pd.DataFrame(
-        [tuple(r) for r in rows], columns=["created_at", *(d.column for d in dims), *amounts]
-    )
-    if Group.CHAT in dims:
-        frame["chat_id"] = frame["chat_id"].fillna(NO_CHAT)
-    frame["requests"] = 1
-    local = _local_times(frame["created_at"])
-    if q.step is Step.HOUR:
-        frame["period"] = list(local.dt.floor("h"))
-    else:
-        step = Granularity(q.step.value)
-        frame["period"] = [period_start(t.date(), step) for t in local]
-    return frame
-
-
-def _kept(columns: Any, group: Group, kept: tuple[str, ...]) -> Any:
-    """The events whose `group` is one of `kept` (NO_CHAT: events without a chat)."""
-    column = columns[group.column]
-    if group is Group.CHAT and NO_CHAT in kept:
-        return column.in_([k for k in kept if k != NO_CHAT]) | column.is_(None)
-    return column.in_(list(kept))
 
 
 def _answer(q: Question, frame: pd.DataFrame, source: str) -> Answer:
@@ -312,8 +209,8 @@ def dimension_values(
     out: dict[Group, list[str]] = {}
     with engine.connect() as conn:
         for group in available_groups(viewer, "*" if everyone else target):
-            if group is Group.CHAT:
-                out[group] = chats_active(conn, target, start, end, limit=limit)
+            if not group.in_rollups:
+                out[group] = event_dimension_values(conn, group, target, start, end, limit)
                 continue
             table = _table([group], everyone)
             column = table.c[group.column]
@@ -322,69 +219,3 @@ def dimension_values(
                 query = query.where(table.c.account_id == target)
             out[group] = sorted(conn.execute(query.limit(limit)).scalars().all())
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One bar of an answer: its period (a date, or an aware datetime for hours),
-    group and subgroup values ("" without a subgroup)."""
-
-    period: date | datetime
-    group: str
-    subgroup: str = ""
-
-
-EVENT_COLUMNS = ["created_at", "account_id", "user_id", "model", "operation",
-                 "input_tokens", "output_tokens", "price"]  # fmt: skip
-
-
-def bar_events(
-    engine: Engine,
-    viewer: Principal,
-    question: Question,
-    bar: Bar,
-    *,
-    account_id: str | None = None,
-    limit: int = 100,
-) -> tuple[pd.DataFrame, int]:
-    """The usage events behind one bar of `explore(question)`, newest first: at most
-    `limit` of them (columns EVENT_COLUMNS; price Decimal USD, created_at in the
-    configured zone) and how many there are. Reads `usage_events` by time.
-
-    Raises: InvalidUsage for the "other" bar; PermissionDenied as `explore`.
-    """
-    if bar.group == OTHER:
-        raise InvalidUsage("'other' sums several groups: filter on one to see its events")
-    target = _scope(viewer, account_id)
-    since, until = _bar_bounds(question, bar.period)
-    e = usage_events.c
-    where = [e.created_at >= since, e.created_at < until, _kept(e, question.group, (bar.group,))]
-    if question.subgroup is not None:
-        where.append(_kept(e, question.subgroup, (bar.subgroup,)))
-    if target is not None:
-        where.append(e.account_id == target)
-    where += [_kept(e, g, kept) for g, kept in question.filters.items() if kept]
-    columns = [e[c] if c != "price" else type_coerce(e.price, BigInteger).label("price")
-               for c in EVENT_COLUMNS]  # fmt: skip
-    with engine.connect() as conn:
-        count = conn.execute(select(func.count()).where(*where)).scalar_one()
-        rows = conn.execute(
-            select(*columns).where(*where).order_by(e.created_at.desc()).limit(limit)
-        ).all()
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=EVENT_COLUMNS)
-    frame["created_at"] = _local_times(frame["created_at"]) if len(frame) else frame["created_at"]
-    frame["price"] = [nanos_to_usd(int(v)) for v in frame["price"]]
-    return frame, int(count)
-
-
-def _bar_bounds(q: Question, period: date | datetime) -> tuple[datetime, datetime]:
-    """[since, until) in UTC of one bar's period, clipped to the question's days."""
-    lo, hi = day_bounds(q.start, q.end)
-    if q.step is Step.HOUR:
-        assert isinstance(period, datetime)
-        since, until = period, period + timedelta(hours=1)
-    else:
-        first = period.date() if isinstance(period, datetime) else period
-        last = next_period(first, Granularity(q.step.value)) - timedelta(days=1)
-        since, until = day_bounds(first, last)
-    return max(lo, since), min(hi, until)

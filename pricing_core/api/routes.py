@@ -27,6 +27,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query, Response
 
+from pricing_core.access.apikeys import key_id_of
 from pricing_core.analytics.event_log import list_events
 from pricing_core.api.answers import (
     balance_out,
@@ -76,7 +77,7 @@ from pricing_core.api.schemas import (
     UsageIn,
     UserIdQuery,
 )
-from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.domain.usage_event import UsageEvent, with_api_key
 from pricing_core.ledger import holds as holds_mod
 from pricing_core.metering import authorize as authz
 from pricing_core.metering import estimate
@@ -128,7 +129,9 @@ def create_app() -> FastAPI:
         summary="Record a held call's actual usage",
     )
     def post_settle(hold_id: HoldId, body: SettleIn, key: Key, db: Db) -> SettlementOut:
-        result = settling.settle(db, hold_id, account_id=key.account_id, **body.model_dump())
+        fields = body.model_dump()
+        fields["metadata"] = with_api_key(fields["metadata"], key_id_of(key))
+        result = settling.settle(db, hold_id, account_id=key.account_id, **fields)
         return response_from(
             SettlementOut,
             result,
@@ -165,6 +168,7 @@ def create_app() -> FastAPI:
             user_id=user_id,
             provider=provider,
             created_at=parse_instant("created_at", body.created_at, "body"),
+            metadata=with_api_key(body.metadata, key_id_of(key)),
         )
         result, _alerts = record_request_usage(db, UsageEvent(**fields))
         if result.replayed:

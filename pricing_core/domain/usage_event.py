@@ -27,6 +27,8 @@ MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_LENGTH = 40
 MAX_METADATA_VALUE_LENGTH = 200
 MAX_METADATA_NUMBER = 10**15
+# The API key a call came through, kept in the event's metadata (Explore groups by it)
+API_KEY_METADATA = "api_key"
 STORABLE_TEXT = r"^[^\x00]*$"  # no NUL (nor, see SURROGATES, a lone surrogate)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_AHEAD = timedelta(days=1)  # how far after now an event may be dated (clock skew)
@@ -231,3 +233,13 @@ def to_json(value: Any) -> str:
     Raises: ValueError for NaN or infinite numbers, TypeError for non-JSON values.
     """
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def with_api_key(metadata: Mapping[str, Any] | None, key_id: str) -> dict[str, Any] | None:
+    """`metadata` with the API key a call came through (`API_KEY_METADATA`), which
+    overrides a caller's own value under that name. A caller that used every one of
+    the MAX_METADATA_KEYS keys keeps them all, and the key is not recorded."""
+    given = dict(metadata or {})
+    if len(given) >= MAX_METADATA_KEYS and API_KEY_METADATA not in given:
+        return metadata if metadata is None else given
+    return given | {API_KEY_METADATA: key_id}

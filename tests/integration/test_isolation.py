@@ -238,6 +238,7 @@ NOT_QUERIES = {
     "notify.preferences.low_balance_line",
     "notify.preferences.set_low_balance_line",
     "analytics.explore.available_groups",  # which choices to offer: reads nothing
+    "access.apikeys.key_id_of",  # the id inside a key's own principal
 }
 
 

@@ -1,0 +1,109 @@
+"""Explore's groups that only usage events know (issue 21): the API key a call came
+through and the plan the account was on, on both back ends. Expected figures come from
+genai-prices and the calls made here, not from the code under test."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from fastapi.testclient import TestClient
+from starlette.applications import Starlette
+
+from pricing_core.access.apikeys import create_api_key, reset_default_limiter
+from pricing_core.analytics.explore import (
+    NO_API_KEY,
+    Bar,
+    Group,
+    Metric,
+    Question,
+    available_groups,
+    bar_events,
+    dimension_values,
+    explore,
+)
+from pricing_core.api.http import routes
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent, with_api_key
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.record import record_usage
+from pricing_core.plans.subscriptions import SubscriptionSource
+from pricing_core.plans.switching import switch_plan
+from tests.integration.test_api import price, usage_body
+
+OWNER = Principal("user-1", "acct-1")
+
+
+def test_explore_groups_by_the_api_key_each_call_came_through(engine):
+    create_account(engine, "acct-1", name="Shop", user_id="user-1", opening_credit=Decimal("5"))
+    reset_default_limiter()
+    first, second = create_api_key(engine, OWNER), create_api_key(engine, OWNER)
+    expected: dict[str, Decimal] = {first.id: Decimal(0), second.id: Decimal(0)}
+    with TestClient(Starlette(routes=routes())) as client:
+        for i, key in enumerate([first, first, second]):
+            answer = client.post("/api/v1/usage", json=usage_body(f"u{i}", input_tokens=1000 + i),
+                                 headers={"Authorization": f"Bearer {key.secret}"})  # fmt: skip
+            assert answer.status_code == 201, answer.text
+            expected[key.id] += price(1000 + i, 300)
+        auth = {"Authorization": f"Bearer {second.secret}"}
+        hold = client.post("/api/v1/authorize", headers=auth, json={
+            "request_id": "h1", "user_id": "user-1", "model": "gpt-4o-mini",
+            "estimated_input_tokens": 1000, "max_output_tokens": 500})  # fmt: skip
+        settled = client.post(f"/api/v1/holds/{hold.json()['id']}/settle", headers=auth,
+                              json={"input_tokens": 800, "output_tokens": 100})  # fmt: skip
+        assert settled.status_code == 200, settled.text
+        expected[second.id] += price(800, 100)
+    event = UsageEvent("lib", "acct-1", "user-1", "chat_message", "openai", "gpt-4o-mini", 700, 90)
+    record_usage(engine, event)  # through the library: no key
+    expected[NO_API_KEY] = price(700, 90)
+
+    today = datetime.now(UTC).date()
+    answer = explore(engine, OWNER, Question(today, today, Metric.COST, Group.API_KEY))
+    assert answer.source == "usage_events"
+    assert dict(zip(answer.points["group"], answer.points["value"], strict=True)) == expected
+    choices = dimension_values(engine, OWNER, start=today, end=today)[Group.API_KEY]
+    assert set(choices) == {first.id, second.id, NO_API_KEY}
+    only = explore(engine, OWNER, Question(today, today, Metric.REQUESTS, Group.MODEL,
+                                           filters={Group.API_KEY: (NO_API_KEY,)}))  # fmt: skip
+    assert only.total == 1
+    events, count = bar_events(engine, OWNER, answer.question,
+                               Bar(answer.points["period"].iloc[0], second.id))  # fmt: skip
+    assert count == 2 and sum(events["price"]) == expected[second.id]
+
+
+def test_a_caller_that_used_every_metadata_key_keeps_them_all():
+    full = {f"k{i}": i for i in range(16)}
+    assert with_api_key(full, "key_1") == full
+    assert with_api_key({"api_key": "mine"}, "key_1") == {"api_key": "key_1"}
+    assert with_api_key(None, "key_1") == {"api_key": "key_1"}
+
+
+def test_explore_groups_by_the_plan_the_account_was_on_at_each_call(engine):
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(hours=3)
+    if start.date() != now.date():  # keep every call on today
+        now, start = now + timedelta(hours=4), now + timedelta(hours=1)
+    create_account(engine, "acct-1", name="Shop", user_id="user-1",
+                   opening_credit=Decimal("5"), now=start - timedelta(days=1))  # fmt: skip
+
+    def call(n: int, at: datetime) -> None:
+        event = UsageEvent(f"p{n}", "acct-1", "user-1", "chat_message", "openai", "gpt-4o-mini",
+                           500 + n, 50, created_at=at)  # fmt: skip
+        record_usage(engine, event, now=at)
+
+    call(1, start)
+    call(2, start + timedelta(minutes=30))
+    switch_plan(engine, "acct-1", "starter", source=SubscriptionSource.DEMO,
+                now=start + timedelta(hours=1))  # fmt: skip
+    call(3, start + timedelta(hours=2))
+    day = start.date()
+    answer = explore(engine, OWNER, Question(day, day, Metric.REQUESTS, Group.PLAN, Group.MODEL))
+    got = {(g, s): v for _, g, s, v in answer.points.itertuples(index=False)}
+    assert got == {("payg", "gpt-4o-mini"): 2, ("starter", "gpt-4o-mini"): 1}
+    cost = explore(engine, OWNER, Question(day, day, Metric.COST, Group.PLAN,
+                                           filters={Group.PLAN: ("payg",)}))  # fmt: skip
+    assert cost.total == price(501, 50) + price(502, 50)
+    bar = Bar(answer.points["period"].iloc[0], "starter", "gpt-4o-mini")
+    events, count = bar_events(engine, OWNER, answer.question, bar)
+    assert count == 1 and events["input_tokens"].tolist() == [503]
+    assert {Group.PLAN, Group.API_KEY} <= set(available_groups(OWNER))
