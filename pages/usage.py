@@ -5,6 +5,7 @@ import streamlit as st
 
 from pages import _charts, _format, _session
 from pricing_core import analytics
+from pricing_core.analytics import explore
 
 MODEL_COLUMNS = {
     "Requests": _format.count_column("Requests"),
@@ -83,6 +84,15 @@ for column, dimension in (
             _charts.share_chart(share, measure=measure, title=f"Share by {dimension}"),
             key=f"share_{dimension}",
         )
+
+hourly = explore.hourly_view(
+    start,
+    end,
+    filters={explore.Group.MODEL: tuple(models), explore.Group.OPERATION: tuple(operations)},
+)
+if hourly is not None:
+    st.page_link("pages/explore.py", label="See these days hour by hour in Explore",
+                 icon=":material/schedule:", query_params=hourly)  # fmt: skip
 
 st.subheader("Models")
 st.dataframe(

@@ -103,6 +103,16 @@ def url_params(question: Question, *, scope: str | None = None) -> dict[str, str
     return params
 
 
+def hourly_view(
+    start: date, end: date, *, filters: dict[Group, tuple[str, ...]] | None = None
+) -> dict[str, str | list[str]] | None:
+    """URL parameters of Explore's hour-by-hour cost of [start, end] by model (the
+    Usage page's rollups are daily), or None for a range longer than MAX_HOURLY_DAYS."""
+    if (end - start).days >= MAX_HOURLY_DAYS:
+        return None
+    return url_params(Question(start, end, step=Step.HOUR, filters=filters or {}))
+
+
 def _scope(viewer: Principal, account_id: str | None) -> str | None:
     """The one account asked about, or None for every account ("*": admins only).
     Raises: PermissionDenied."""

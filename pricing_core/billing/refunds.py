@@ -155,4 +155,4 @@ def apply_dispute_on(conn: Connection, dispute: dict[str, Any], row: Any, *, now
         set_session(conn, row, now, dispute_status="lost")
         return f"dispute {did} lost: held-back credit kept"
     set_session(conn, row, now, dispute_status="held")
-    return f"dispute {did} {status}: {format_money(-held.amount) if held else '$0.00'} held back"
+    return f"dispute {did} {status}: {format_money(-held.amount if held else ZERO)} held back"

@@ -89,8 +89,8 @@ def format_money(amount: Decimal) -> str:
     if magnitude >= CENT or magnitude == 0:
         return f"{sign}${magnitude.quantize(CENT, ROUND_HALF_EVEN):,}"
     step = Decimal(1).scaleb(magnitude.adjusted() - MONEY_DIGITS + 1)
-    digits = format(magnitude.quantize(step, ROUND_HALF_EVEN), "f").rstrip("0")
-    return f"{sign}${digits.rstrip('.')}" if digits != "0.01" else f"{sign}$0.01"
+    # e.g. 0.0002304; 0.0099996 rounds to 0.010000, read "0.01"
+    return f"{sign}${format(magnitude.quantize(step, ROUND_HALF_EVEN), 'f').rstrip('0')}"
 
 
 def format_rate(rate: Decimal, unit: str) -> str:

@@ -574,3 +574,24 @@ def test_imported_usage_is_listed_on_the_day_it_happened_not_the_day_it_was_post
         now.date().isoformat(), newer.date().isoformat(), older.date().isoformat()
     ]  # fmt: skip
     assert {v[:10] for v in rows["Posted"]} == {now.date().isoformat()}
+
+
+def test_a_short_range_of_usage_links_to_its_hours_in_explore(small_db, monkeypatch):
+    """Issue 21, item 7: the Usage page's rollups are daily; a range of a few days links
+    to Explore's hourly view of the same days and filters, which counts every request."""
+    from urllib.parse import parse_qs
+
+    for n in range(3):
+        record_usage(small_db, UsageEvent(f"h{n}", "alice", "alice", "chat_message", "openai",
+                                          "gpt-4o-mini", 1000 + n, 100))  # fmt: skip
+    view_as(monkeypatch, "alice")
+    at = open_page("usage")
+    [link] = [p for p in at.get("page_link") if "explore" in p.proto.page]
+    assert link.proto.page.endswith("explore")
+    params = {k: v[0] for k, v in parse_qs(link.proto.query_string).items()}
+    assert params["step"] == "hour" and params["group"] == "model"
+    explore_at = open_page("explore", **params)
+    assert explore_at.query_params["step"] in ("hour", ["hour"])
+    shown = explore_at.dataframe[0].value
+    charged = scalar(small_db, "SELECT SUM(price) FROM usage_events WHERE account_id = 'alice'")
+    assert sum(Decimal(str(v)) for v in shown["Cost"]) == usd(charged) > 0
