@@ -17,7 +17,7 @@ MODEL_COLUMNS = {
 
 
 def models_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """`analytics.model_table` for display: totals of a dollar or more with cents."""
+    """`analytics.model_table` for display, amounts by `money.format_money`."""
     return pd.DataFrame(
         {
             "Model": table["model"],
