@@ -42,6 +42,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(ALL), help="e.g. B2,B4")
     parser.add_argument("--duration", type=int, default=30, help="seconds for B1 (each side)")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per function for B3")
+    parser.add_argument("--pages", default="", help="B3: only these pages' calls, e.g. explore")
     parser.add_argument("--per-event", type=int, default=2000, help="B2 baseline sample")
     parser.add_argument("--pgbench-scale", type=int, default=10, help="B1 pgbench -s")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", dataset.DEFAULT_PG))
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> dict[str, Measurement]:
             ),
         )
     if "B3" in only:
-        step("B3", lambda: analytics.measure(urls, runs=args.runs))
+        pages = {p for p in args.pages.split(",") if p}
+        step("B3", lambda: analytics.measure(urls, runs=args.runs, pages=pages))
     if "B6" in only:
         step("B6", lambda: app.measure_render(urls))
     if "B5" in only:

@@ -62,9 +62,12 @@ def _ar(ctx: Context) -> dict[str, date]:
     return {"start": ctx.admin_range[0], "end": ctx.admin_range[1]}
 
 
-def _question(ctx: Context) -> Any:
+def _question(ctx: Context, group: str = "model", *, admin: bool = False) -> Any:
     explore = importlib.import_module("pricing_core.analytics.explore")
-    return explore.Question(*ctx.member_range, group=explore.Group.MODEL)
+    days = ctx.admin_range if admin else ctx.member_range
+    if admin and group in ("api_key", "plan"):  # every account's events: a week at most
+        days = (days[1] - timedelta(days=explore.MAX_HOURLY_DAYS - 1), days[1])
+    return explore.Question(*days, group=explore.Group(group))
 
 
 # (page, label, scope, call)
@@ -80,6 +83,13 @@ QUERIES: list[tuple[str, str, str, Callable[[Context], Any]]] = [
      lambda c: _member(c, "analytics.explore.explore", _question(c))),
     ("explore", "analytics.explore.explore (every account)", "all",
      lambda c: _admin(c, "analytics.explore.explore", question=_question(c), account_id="*")),
+    # the groups only usage events know (chats, API keys, plans) read usage_events
+    *(("explore", f"analytics.explore.explore ({group})", "account",
+       lambda c, group=group: _member(c, "analytics.explore.explore", _question(c, group)))
+      for group in ("chat", "api_key", "plan")),
+    ("explore", "analytics.explore.explore (plan, every account)", "all",
+     lambda c: _admin(c, "analytics.explore.explore", question=_question(c, "plan", admin=True),
+                      account_id="*")),
     ("explore", "analytics.explore.dimension_values", "account",
      lambda c: _member(c, "analytics.explore.dimension_values", **_mr(c))),
     ("usage", "analytics.usage_report", "account",
@@ -226,13 +236,18 @@ def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[18]
 
 
-def run_backend(url: str, *, runs: int = 20, naive_runs: int = 3) -> list[dict]:
-    """Per query: p50/p95 ms of the function and of the naive way for its scope."""
+def run_backend(
+    url: str, *, runs: int = 20, naive_runs: int = 3, pages: set[str] | None = None
+) -> list[dict]:
+    """Per query (of `pages` only, when given): p50/p95 ms of the function and of the
+    naive way for its scope."""
     engine = storage.make_engine(url)
     ctx = context(engine)
     baselines: dict[str, list[float]] = {}
     rows = []
     for page, label, scope, call in QUERIES:
+        if pages and page not in pages:
+            continue
         try:
             times = _timings(lambda call=call: call(ctx), runs)
         except (AttributeError, ImportError) as exc:
@@ -257,8 +272,10 @@ def run_backend(url: str, *, runs: int = 20, naive_runs: int = 3) -> list[dict]:
     return rows
 
 
-def measure(urls: dict[str, str], *, runs: int = 20) -> tuple[Measurement, dict]:
-    per_backend = {backend: run_backend(url, runs=runs) for backend, url in urls.items()}
+def measure(
+    urls: dict[str, str], *, runs: int = 20, pages: set[str] | None = None
+) -> tuple[Measurement, dict]:
+    per_backend = {b: run_backend(url, runs=runs, pages=pages) for b, url in urls.items()}
     measured = [(b, r) for b, rows in per_backend.items() for r in rows if "p95_ms" in r]
     worst_b, worst = max(measured, key=lambda br: br[1]["p95_ms"])
     lowest = min(r["ratio"] for _, r in measured)

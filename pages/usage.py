@@ -90,9 +90,8 @@ hourly = explore.hourly_view(
     end,
     filters={explore.Group.MODEL: tuple(models), explore.Group.OPERATION: tuple(operations)},
 )
-if hourly is not None:
-    st.page_link("pages/explore.py", label="See these days hour by hour in Explore",
-                 icon=":material/schedule:", query_params=hourly)  # fmt: skip
+if hourly is not None:  # a plain link: the page also renders outside the navigation
+    st.markdown(f":material/schedule: [See these days hour by hour in Explore]({hourly})")
 
 st.subheader("Models")
 st.dataframe(

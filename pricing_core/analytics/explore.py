@@ -106,8 +106,15 @@ def explore(
         raise InvalidUsage("the subgroup must differ from the group")
     if everyone and Group.CHAT in dims:
         raise InvalidUsage("chats belong to one account: choose an account to see its chats")
-    if question.step is Step.HOUR and (question.end - question.start).days >= MAX_HOURLY_DAYS:
+    long = (question.end - question.start).days >= MAX_HOURLY_DAYS
+    if question.step is Step.HOUR and long:
         raise InvalidUsage(f"hourly steps cover at most {MAX_HOURLY_DAYS} days")
+    if everyone and long and not all(d.in_rollups for d in dims):
+        # every account's events for weeks: 45 s at 10M events (bench B3)
+        raise InvalidUsage(
+            f"API keys and plans over every account cover at most {MAX_HOURLY_DAYS} days: "
+            "narrow the dates or choose an account"
+        )
     if question.step is Step.HOUR or not all(d.in_rollups for d in dims):
         frame, source = events_frame(engine, question, target, dims), "usage_events"
     else:

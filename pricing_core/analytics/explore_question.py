@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from urllib.parse import urlencode
 
 from pricing_core.analytics.common import _target
 from pricing_core.domain.principal import Principal, require_admin
@@ -105,12 +106,14 @@ def url_params(question: Question, *, scope: str | None = None) -> dict[str, str
 
 def hourly_view(
     start: date, end: date, *, filters: dict[Group, tuple[str, ...]] | None = None
-) -> dict[str, str | list[str]] | None:
-    """URL parameters of Explore's hour-by-hour cost of [start, end] by model (the
-    Usage page's rollups are daily), or None for a range longer than MAX_HOURLY_DAYS."""
+) -> str | None:
+    """The relative URL ("explore?from=...&step=hour...") of Explore's hour-by-hour cost
+    of [start, end] by model (the Usage page's rollups are daily), or None for a range
+    longer than MAX_HOURLY_DAYS."""
     if (end - start).days >= MAX_HOURLY_DAYS:
         return None
-    return url_params(Question(start, end, step=Step.HOUR, filters=filters or {}))
+    params = url_params(Question(start, end, step=Step.HOUR, filters=filters or {}))
+    return "explore?" + urlencode(params, doseq=True)
 
 
 def _scope(viewer: Principal, account_id: str | None) -> str | None:

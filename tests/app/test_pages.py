@@ -586,9 +586,9 @@ def test_a_short_range_of_usage_links_to_its_hours_in_explore(small_db, monkeypa
                                           "gpt-4o-mini", 1000 + n, 100))  # fmt: skip
     view_as(monkeypatch, "alice")
     at = open_page("usage")
-    [link] = [p for p in at.get("page_link") if "explore" in p.proto.page]
-    assert link.proto.page.endswith("explore")
-    params = {k: v[0] for k, v in parse_qs(link.proto.query_string).items()}
+    [link] = [m.value for m in at.markdown if "hour by hour in Explore" in m.value]
+    query = link.split("](explore?", 1)[1].rstrip(")")
+    params = {k: v[0] for k, v in parse_qs(query).items()}
     assert params["step"] == "hour" and params["group"] == "model"
     explore_at = open_page("explore", **params)
     assert explore_at.query_params["step"] in ("hour", ["hour"])

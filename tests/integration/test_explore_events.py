@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 
@@ -23,6 +24,7 @@ from pricing_core.analytics.explore import (
     explore,
 )
 from pricing_core.api.http import routes
+from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent, with_api_key
 from pricing_core.ledger.wallets import create_account
@@ -107,3 +109,10 @@ def test_explore_groups_by_the_plan_the_account_was_on_at_each_call(engine):
     events, count = bar_events(engine, OWNER, answer.question, bar)
     assert count == 1 and events["input_tokens"].tolist() == [503]
     assert {Group.PLAN, Group.API_KEY} <= set(available_groups(OWNER))
+    admin = Principal("ops", "ops", role="admin")
+    week = explore(engine, admin, Question(day - timedelta(days=6), day, Metric.REQUESTS,
+                                           Group.PLAN), account_id="*")  # fmt: skip
+    assert week.total == 3
+    with pytest.raises(InvalidUsage, match="every account cover at most 7 days"):
+        explore(engine, admin, Question(day - timedelta(days=7), day, group=Group.PLAN),
+                account_id="*")  # fmt: skip
