@@ -72,9 +72,7 @@ with st.expander("Filters", expanded=any(url.get(f"f_{g}") for g in groups)):
             filters[dim] = tuple(kept)
 
 question = ex.Question(start, end, metric, group, subgroup, step, cumulative, filters)
-for name in [k for k in url if k.startswith("f_") or k == "sub"]:  # others' params stay
-    del url[name]
-url.update(ex.url_params(question, scope=scope))
+url.from_dict(ex.replace_url_params({k: url.get_all(k) for k in url}, question, scope=scope))
 answer = _session.cached(ex.explore, viewer, question, account_id=scope)
 
 total = _format.amount(answer.total) if metric.money else _format.tokens(answer.total)

@@ -48,6 +48,7 @@ from pricing_core.analytics.explore_question import (
     _scope,
     available_groups,
     hourly_view,
+    replace_url_params,
     url_params,
 )
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied
@@ -58,7 +59,8 @@ from pricing_core.domain.principal import Principal
 __all__ = [  # the question and the events behind a bar live beside, and read from here
     "EVENT_COLUMNS", "MAX_HOURLY_DAYS", "NO_API_KEY", "NO_CHAT", "OTHER", "TOP_GROUPS",
     "Answer", "Bar", "Group", "Metric", "Question", "Step", "available_groups",
-    "bar_events", "dimension_values", "explore", "hourly_view", "url_params",
+    "bar_events", "dimension_values", "explore", "hourly_view", "replace_url_params",
+    "url_params",
 ]  # fmt: skip
 
 

@@ -104,6 +104,18 @@ def url_params(question: Question, *, scope: str | None = None) -> dict[str, str
     return params
 
 
+def replace_url_params(
+    current: dict[str, list[str]], question: Question, *, scope: str | None = None
+) -> dict[str, list[str]]:
+    """The page's URL query parameters after asking `question`: other pages' parameters
+    (e.g. `account`) stay, the question's replace the previous question's (its `sub`
+    and `f_<dimension>` filters included)."""
+    kept = {k: v for k, v in current.items() if not (k.startswith("f_") or k == "sub")}
+    new = url_params(question, scope=scope)
+    kept.update({k: v if isinstance(v, list) else [v] for k, v in new.items()})
+    return kept
+
+
 def hourly_view(
     start: date, end: date, *, filters: dict[Group, tuple[str, ...]] | None = None
 ) -> str | None:

@@ -116,3 +116,17 @@ def test_value_labels_keep_sub_cent_digits_for_cost_and_separators_for_tokens():
         "$12.50",
     ]
     assert value_labels([1234567], "tokens") == ["1,234,567"]
+
+
+def test_a_new_explore_question_replaces_the_old_ones_url_and_keeps_other_parameters():
+    from datetime import date
+
+    from pricing_core.analytics.explore import Group, Question, replace_url_params
+
+    before = {"account": ["ada"], "sub": ["model"], "f_model": ["gpt-4o", "gpt-4o-mini"]}
+    question = Question(date(2026, 11, 1), date(2026, 11, 2), group=Group.OPERATION,
+                        filters={Group.USER: ("u1",)})  # fmt: skip
+    after = replace_url_params(before, question)
+    assert after["account"] == ["ada"] and "sub" not in after and "f_model" not in after
+    assert after["f_user"] == ["u1"] and after["group"] == ["operation"]
+    assert after["from"] == ["2026-11-01"] and after["to"] == ["2026-11-02"]
