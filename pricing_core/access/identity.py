@@ -190,6 +190,11 @@ def _claim_invitation(
     if invited is None:
         return None
     if invited.oidc_subject is not None:
+        # A concurrent first sign-in of this same identity committed its user between
+        # our subject lookup and this one: that row is ours, not another sign-in's.
+        mine = _by_subject(conn, identity)
+        if mine is not None:
+            return mine
         raise PermissionDenied(
             f"the email {email!r} is already linked to another sign-in; ask an admin"
         )

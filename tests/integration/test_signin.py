@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -197,3 +198,19 @@ def test_current_principal_ignores_the_demo_choice_in_production(engine, monkeyp
     get_settings.cache_clear()
     with pytest.raises(PermissionDenied, match="not signed in"):
         auth.current_principal(engine, demo_account="alice", demo_role="admin")
+
+
+def test_a_first_sign_in_that_lost_the_race_to_its_own_twin_takes_the_twins_user(engine):
+    """The race behind a rare failure of the eight-sign-ins test: the twin committed the
+    user after this sign-in's subject lookup, so the email now names a user with a
+    subject, and that subject is this identity's own, not another sign-in's."""
+    from pricing_core.access.identity import _claim_invitation
+
+    who = Identity(ISS, "twin", email="twin@example.com")
+    first = sign_in(engine, who)
+    with engine.begin() as conn:
+        row = _claim_invitation(conn, who, "twin@example.com", datetime.now(UTC))
+    assert row is not None and row.id == first.user_id
+    stranger = Identity(ISS, "someone-else", email="twin@example.com")
+    with engine.begin() as conn, pytest.raises(PermissionDenied, match="already linked"):
+        _claim_invitation(conn, stranger, "twin@example.com", datetime.now(UTC))
