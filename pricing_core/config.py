@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     update_source: str | None = None
     update_interval: Annotated[int, Field(ge=60, le=30 * 86_400)] = 3600
 
+    # ClickHouse for the admin revenue analytics (`analytics.warehouse`): chdb:///dir
+    # (embedded) or clickhouse://user:pass@host:8123/db; unset, they read the rollups
+    # of the system of record. The `analytics-sync` job copies new events every
+    # PRICING_ANALYTICS_SYNC_SECONDS.
+    analytics_url: str | None = None
+    analytics_sync_seconds: Annotated[int, Field(ge=5, le=86_400)] = 60
+
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str | None = None

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from pricing_core.adapters import server_calls, storage
+from pricing_core.adapters import server_calls, storage, warehouse
 from pricing_core.catalog import price_book as catalog
 from pricing_core.catalog.snapshots import reset_catalog
 from pricing_core.config import get_settings
@@ -44,6 +44,8 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
         engine.dispose()
     storage._engines.clear()
     server_calls.close_connections()
+    for url in list(warehouse._OPEN):
+        warehouse.close_warehouse(url)
 
 
 def _admin_engine() -> sa.Engine:

@@ -31,8 +31,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from pricing_core.adapters.schema import account_daily, accounts, platform_daily, wallets
+from pricing_core.analytics import warehouse
 from pricing_core.analytics.sales import cash_by_day
-from pricing_core.domain.money import ZERO, usd_str
+from pricing_core.domain.money import ZERO
 from pricing_core.domain.periods import Granularity, check_range, period_start, period_starts
 from pricing_core.domain.principal import Principal, require_admin
 
@@ -172,14 +173,8 @@ def revenue_report(
 def _usage_by_day(
     engine: Engine, start: date, end: date
 ) -> dict[date, tuple[Decimal, Decimal, int]]:
-    d = platform_daily.c
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(d.day, func.sum(d.price), func.sum(d.provider_cost), func.sum(d.requests))
-            .where(d.day >= start, d.day <= end)
-            .group_by(d.day)
-        ).all()
-    return {day: (price or ZERO, cost or ZERO, int(n or 0)) for day, price, cost, n in rows}
+    rows = _sums(engine, None, start, end, per_day=True)
+    return {day: (price, cost, requests) for day, requests, _, _, price, cost in rows}
 
 
 _KEY_COLUMNS = {
@@ -200,6 +195,38 @@ def _key(values: tuple[Any, ...]) -> str:
     return "/".join(str(v) for v in values)
 
 
+def _sums(
+    engine: Engine, by: Dimension | None, start: date, end: date, *, per_day: bool
+) -> list[tuple[Any, ...]]:
+    """Rollup sums over [start, end] by the dimension's keys (none for `by` None) and,
+    when `per_day`, the day: rows ([day], *keys, requests, input_tokens,
+    output_tokens, price, provider_cost), money Decimal USD. From ClickHouse when
+    `PRICING_ANALYTICS_URL` is set (`analytics.warehouse`), else from the rollups."""
+    table = _rollup_of(by or Dimension.MODEL)
+    keys = _KEY_COLUMNS[by] if by else ()
+    wh = warehouse.configured()
+    if wh is not None:
+        return warehouse.rollup_sums(
+            engine, wh, table=table.name, keys=[k.name for k in keys],
+            start=start, end=end, per_day=per_day,
+        )  # fmt: skip
+    d = table.c
+    group = [d.day, *keys] if per_day else list(keys)
+    query = select(
+        *group,
+        *(func.sum(d[s]) for s in ("requests", "input_tokens", "output_tokens")),
+        func.sum(d.price),
+        func.sum(d.provider_cost),
+    ).where(d.day >= start, d.day <= end)
+    with engine.connect() as conn:
+        rows = conn.execute(query.group_by(*group)).all()
+    n = len(group)
+    return [
+        (*r[:n], *(int(v or 0) for v in r[n : n + 3]), r[n + 3] or ZERO, r[n + 4] or ZERO)
+        for r in rows
+    ]
+
+
 def revenue_breakdown(
     engine: Engine, principal: Principal, *, start: date, end: date, by: Dimension
 ) -> list[BreakdownRow]:
@@ -210,36 +237,15 @@ def revenue_breakdown(
     """
     require_admin(principal)
     check_range(start, end)
-    d = _rollup_of(Dimension(by)).c
-    keys = _KEY_COLUMNS[Dimension(by)]
-    query = (
-        select(
-            *keys,
-            func.sum(d.requests),
-            func.sum(d.input_tokens),
-            func.sum(d.output_tokens),
-            func.sum(d.price),
-            func.sum(d.provider_cost),
-        )
-        .where(d.day >= start, d.day <= end)
-        .group_by(*keys)
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-        names = _account_names(conn) if Dimension(by) is Dimension.ACCOUNT else {}
-    n = len(keys)
-    out = [
-        BreakdownRow(
-            _key(r[:n]),
-            names.get(r[0], _key(r[:n])),
-            int(r[n] or 0),
-            int(r[n + 1] or 0),
-            int(r[n + 2] or 0),
-            r[n + 3] or ZERO,
-            r[n + 4] or ZERO,
-        )
-        for r in rows
-    ]
+    by = Dimension(by)
+    rows = _sums(engine, by, start, end, per_day=False)
+    if by is Dimension.ACCOUNT:
+        with engine.connect() as conn:
+            names = _account_names(conn)
+    else:
+        names = {}
+    n = len(_KEY_COLUMNS[by])
+    out = [BreakdownRow(_key(r[:n]), names.get(r[0], _key(r[:n])), *r[n:]) for r in rows]
     return sorted(out, key=lambda row: (-row.usage_revenue, row.key))
 
 
@@ -263,20 +269,13 @@ def revenue_series(
     require_admin(principal)
     granularity = Granularity(granularity)
     check_range(start, end)
-    d = _rollup_of(Dimension(by)).c
-    keys = _KEY_COLUMNS[Dimension(by)]
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(d.day, *keys, func.sum(d.price), func.sum(d.provider_cost))
-            .where(d.day >= start, d.day <= end)
-            .group_by(d.day, *keys)
-        ).all()
-    n = len(keys)
+    by = Dimension(by)
+    n = len(_KEY_COLUMNS[by])
     acc: dict[tuple[date, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
-    for r in rows:
+    for r in _sums(engine, by, start, end, per_day=True):
         slot = acc[(period_start(r[0], granularity), _key(r[1 : n + 1]))]
-        slot[0] += r[n + 1] or ZERO
-        slot[1] += r[n + 2] or ZERO
+        slot[0] += r[n + 4]
+        slot[1] += r[n + 5]
     return [SeriesPoint(p, k, v[0], v[1]) for (p, k), v in sorted(acc.items())]
 
 
@@ -317,6 +316,11 @@ def top_accounts(
     """
     require_admin(principal)
     check_range(start, end)
+    limit = max(1, min(int(limit), 1000))
+    if warehouse.configured() is not None:
+        return _top_accounts_of(
+            engine, _sums(engine, Dimension.ACCOUNT, start, end, per_day=False), limit
+        )
     d = account_daily.c
     spend = func.sum(d.price).label("spend")
     # rank in the rollup first, then join the few winners to their names and balances
@@ -330,7 +334,7 @@ def top_accounts(
         .where(d.day >= start, d.day <= end)
         .group_by(d.account_id)
         .order_by(spend.desc(), d.account_id)
-        .limit(max(1, min(int(limit), 1000)))
+        .limit(limit)
         .subquery()
     )
     query = (
@@ -353,29 +357,21 @@ def top_accounts(
         ]
 
 
-def _figures_json(f: PeriodFigures) -> dict[str, Any]:
-    pct = f.margin_pct
-    return {
-        "cash_in_usd": usd_str(f.cash_in),
-        "usage_revenue_usd": usd_str(f.usage_revenue),
-        "provider_cost_usd": usd_str(f.provider_cost),
-        "margin_usd": usd_str(f.margin),
-        "margin_pct": None if pct is None else format(pct, "f"),
-    }
-
-
-def report_json(report: RevenueReport) -> dict[str, Any]:
-    """The CLI's JSON object: periods (named by their first day), totals and the
-    outstanding liability. Amounts are decimal strings; `margin_pct` is a decimal
-    string with 2 places, or null when there is no usage revenue."""
-    return {
-        "periods": [
-            {"period": p.period.isoformat(), **_figures_json(p)}  # type: ignore[union-attr]
-            for p in report.periods
-        ],
-        "totals": _figures_json(report.totals),
-        "outstanding_liability_usd": usd_str(report.outstanding_liability),
-    }
+def _top_accounts_of(engine: Engine, sums: list[tuple[Any, ...]], limit: int) -> list[TopAccount]:
+    """The `limit` largest spenders of `_sums` rows by account, with names and balances."""
+    ranked = sorted(sums, key=lambda r: (-r[4], r[0]))[:limit]
+    query = (
+        select(accounts.c.id, accounts.c.name, wallets.c.balance)
+        .join(wallets, wallets.c.account_id == accounts.c.id)
+        .where(accounts.c.id.in_([r[0] for r in ranked]))
+    )
+    with engine.connect() as conn:
+        known = {a: (name, balance) for a, name, balance in conn.execute(query)}
+    return [
+        TopAccount(a, known[a][0], price, cost, requests, known[a][1])
+        for a, requests, _, _, price, cost in ranked
+        if a in known
+    ]
 
 
 def usage_span(engine: Engine, principal: Principal) -> tuple[date, date] | None:

@@ -10,6 +10,7 @@ import typer
 from pricing_core.cli import (
     accounts,
     alerts,
+    analytics,
     api,
     apikeys,
     db,
@@ -62,6 +63,7 @@ GROUPS: dict[str, typer.Typer] = {
     "jobs": jobs.app,
     "prices": prices.app,
     "reconcile": prices.reconcile_app,
+    "analytics": analytics.app,
 }
 for name, group in GROUPS.items():
     app.add_typer(group, name=name)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from pricing_core.adapters.storage import open_database
-from pricing_core.analytics.revenue import report_json, revenue_report
+from pricing_core.analytics.revenue import PeriodFigures, RevenueReport, revenue_report
 from pricing_core.cli.common import fail, operator_principal
 from pricing_core.domain.errors import PricingError
-from pricing_core.domain.money import format_money
+from pricing_core.domain.money import format_money, usd_str
 from pricing_core.domain.periods import Granularity, parse_day
 
 app = typer.Typer(help="Revenue, provider cost and margin.", no_args_is_help=True)
@@ -55,3 +55,28 @@ def revenue_report_command(
             f"{format_money(p.margin):>14}{pct:>10}"
         )
     typer.echo(f"outstanding prepaid liability: {format_money(report.outstanding_liability)}")
+
+
+def _figures_json(f: PeriodFigures) -> dict[str, Any]:
+    pct = f.margin_pct
+    return {
+        "cash_in_usd": usd_str(f.cash_in),
+        "usage_revenue_usd": usd_str(f.usage_revenue),
+        "provider_cost_usd": usd_str(f.provider_cost),
+        "margin_usd": usd_str(f.margin),
+        "margin_pct": None if pct is None else format(pct, "f"),
+    }
+
+
+def report_json(report: RevenueReport) -> dict[str, Any]:
+    """The CLI's JSON object: periods (named by their first day), totals and the
+    outstanding liability. Amounts are decimal strings; `margin_pct` is a decimal
+    string with 2 places, or null when there is no usage revenue."""
+    return {
+        "periods": [
+            {"period": p.period.isoformat(), **_figures_json(p)}  # type: ignore[union-attr]
+            for p in report.periods
+        ],
+        "totals": _figures_json(report.totals),
+        "outstanding_liability_usd": usd_str(report.outstanding_liability),
+    }

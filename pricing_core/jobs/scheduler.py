@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pricing_core.adapters.schema_notify import job_runs
 from pricing_core.adapters.storage import run_write
+from pricing_core.analytics import warehouse
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.jobs.reports import (
@@ -102,6 +103,14 @@ def _deliver(engine: Engine, *, now: datetime) -> str:
     return f"{report.sent} sent, {report.retried} to retry, {report.skipped} skipped; {webhooks}"
 
 
+def _analytics_sync(engine: Engine, *, now: datetime) -> str:
+    wh = warehouse.configured()
+    if wh is None:
+        return "analytics warehouse not configured (PRICING_ANALYTICS_URL): nothing copied"
+    result = warehouse.sync(engine, wh)
+    return f"{result.events} events folded; events up to id {result.watermark} are folded"
+
+
 JOBS: dict[str, Job] = {
     j.name: j
     for j in (
@@ -142,6 +151,12 @@ JOBS: dict[str, Job] = {
             "load the genai-prices data file at PRICING_UPDATE_SOURCE when it changed",
             catalog_update,
             every=lambda: timedelta(seconds=get_settings().update_interval),
+        ),
+        Job(
+            "analytics-sync",
+            "copy new usage events to the ClickHouse warehouse (PRICING_ANALYTICS_URL)",
+            _analytics_sync,
+            every=lambda: timedelta(seconds=get_settings().analytics_sync_seconds),
         ),
         Job(
             "ledger-verify",

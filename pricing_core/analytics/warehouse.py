@@ -1,0 +1,207 @@
+"""The ClickHouse copy of the usage events, and the revenue rollups read from it.
+
+With `PRICING_ANALYTICS_URL` set, the admin revenue figures (report, breakdowns,
+series, top accounts) are summed by ClickHouse instead of the system of record's
+rollups; the ledger, wallets and holds are always read where they live.
+
+The copy (`sync`): events are folded in blocks of `BLOCK` consecutive event ids. A
+block is read whole from the system of record; its events are inserted (the table
+keeps one row per (account_id, request_id), however often an event is copied) and its
+rollup rows are written under the block's number, replacing the block's earlier rows.
+Then the watermark moves past the block ("events up to id N are folded"). A sync that
+dies anywhere is simply run again: re-folding a block writes the same rows.
+
+Each sync starts `REWIND` ids below the watermark, so a charge whose transaction
+committed after a later id had already been copied is still folded; and it re-folds
+the blocks of copied events that were unpriced then, since pricing one later changes
+its row. Reads add the events past the watermark from the system of record, so the
+figures are never older than the last committed charge.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import BigInteger, Engine, func, select, type_coerce
+
+from pricing_core.adapters.schema import usage_events
+from pricing_core.adapters.warehouse import DATABASE, Warehouse, open_warehouse
+from pricing_core.config import get_settings
+from pricing_core.domain.errors import InvalidUsage
+from pricing_core.domain.money import nanos_to_usd
+
+BLOCK = 65_536
+REWIND = 1_000
+SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "provider_cost", "price")
+_EVENT_COLUMNS = (
+    "id", "account_id", "request_id", "user_id", "chat_id", "operation", "provider",
+    "model", "input_tokens", "output_tokens", "cached_tokens", "provider_cost", "price",
+    "charge_basis", "status", "day", "created_at",
+)  # fmt: skip
+_KEYS = {"platform_daily": ("provider", "model", "operation"), "account_daily": ("account_id",)}
+
+
+def configured() -> Warehouse | None:
+    """The warehouse `PRICING_ANALYTICS_URL` names, or None when it is unset."""
+    url = get_settings().analytics_url
+    return open_warehouse(url) if url else None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What one sync folded: blocks, events read, and the watermark after it."""
+
+    blocks: int
+    events: int
+    watermark: int
+
+
+def watermark(wh: Warehouse) -> int:
+    """The highest event id folded into the warehouse (0 before the first sync)."""
+    return _state(wh)[0]
+
+
+def _state(wh: Warehouse) -> tuple[int, int | None]:
+    """(watermark, block size) of the warehouse; (0, None) before the first sync."""
+    frame = wh.frame(
+        f"SELECT watermark, block FROM {DATABASE}.sync_state FINAL WHERE name = 'usage_events'"
+    )
+    return (
+        (int(frame["watermark"].iloc[0]), int(frame["block"].iloc[0])) if len(frame) else (0, None)
+    )
+
+
+def sync(
+    engine: Engine,
+    wh: Warehouse,
+    *,
+    block: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SyncResult:
+    """Fold every event recorded since the last sync (and the blocks that need it
+    again) into the warehouse. Idempotent; safe to kill and run again. One sync at a
+    time per warehouse (the `analytics-sync` job claims its slot). `block`: event ids
+    per block, fixed by the first sync (default BLOCK), since rollup rows are keyed
+    by block. `progress(done, total)` is called after each block.
+    Returns: SyncResult. Raises: InvalidUsage (a block size other than the warehouse's).
+    """
+    mark, fixed = _state(wh)
+    if block is not None and fixed is not None and block != fixed:
+        raise InvalidUsage(f"this warehouse folds blocks of {fixed} event ids, not {block}")
+    block = fixed or block or BLOCK
+    with engine.connect() as conn:
+        top = conn.execute(select(func.max(usage_events.c.id))).scalar() or 0
+    unpriced = wh.frame(
+        f"SELECT DISTINCT intDiv(id, {block}) AS b FROM {DATABASE}.usage_events FINAL "
+        "WHERE status = 'unpriced'"
+    )
+    # from REWIND ids back, even with nothing new: a late commit lands below the top
+    forward = range(max(mark - REWIND, 0) // block, top // block + 1) if top else range(0)
+    blocks = sorted({int(b) for b in unpriced["b"]} | set(forward))
+    version = time.time_ns()
+    events = 0
+    for done, b in enumerate(blocks, 1):
+        events += _fold(engine, wh, b, block, version)
+        if b in forward:
+            _set_state(wh, max(mark, min((b + 1) * block - 1, top)), block, version)
+        if progress is not None:
+            progress(done, len(blocks))
+    return SyncResult(len(blocks), events, max(mark, top))
+
+
+def _read_events(engine: Engine, lo: int, hi: int) -> pd.DataFrame:
+    e = usage_events.c
+    columns = [
+        type_coerce(e[name], BigInteger).label(name) if name in ("provider_cost", "price")
+        else e[name]
+        for name in _EVENT_COLUMNS
+    ]  # fmt: skip
+    with engine.connect() as conn:
+        rows = conn.execute(select(*columns).where(e.id >= lo, e.id < hi)).all()
+    frame = pd.DataFrame(rows, columns=list(_EVENT_COLUMNS))
+    frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True, format="ISO8601")
+    for name in ("id", *SUMS[1:]):
+        frame[name] = frame[name].astype("int64")
+    frame["chat_id"] = frame["chat_id"].astype(object).where(frame["chat_id"].notna(), None)
+    return frame
+
+
+def _fold(engine: Engine, wh: Warehouse, b: int, block: int, version: int) -> int:
+    frame = _read_events(engine, b * block, (b + 1) * block)
+    if frame.empty:
+        return 0
+    wh.insert(f"{DATABASE}.usage_events", frame.assign(synced=version))
+    frame["requests"] = 1
+    for table, keys in _KEYS.items():
+        rolled = frame.groupby(["day", *keys], as_index=False)[list(SUMS)].sum()
+        columns = ["day", *keys, "block", *SUMS, "synced"]
+        wh.insert(f"{DATABASE}.{table}", rolled.assign(block=b, synced=version)[columns])
+    return len(frame)
+
+
+def _set_state(wh: Warehouse, mark: int, block: int, version: int) -> None:
+    state = {"name": ["usage_events"], "watermark": [mark], "block": [block], "synced": [version]}
+    wh.insert(f"{DATABASE}.sync_state", pd.DataFrame(state))
+
+
+def rollup_sums(
+    engine: Engine,
+    wh: Warehouse,
+    *,
+    table: str,
+    keys: Sequence[str],
+    start: date,
+    end: date,
+    per_day: bool,
+) -> list[tuple[Any, ...]]:
+    """Sums of a rollup over [start, end] grouped by `keys` (and the day when
+    `per_day`), from the warehouse plus the system of record's events past its
+    watermark. `table`: "platform_daily" or "account_daily" (keys from its columns).
+    Returns: rows ([day], *keys, requests, input_tokens, output_tokens, price,
+    provider_cost), money as Decimal USD, in no particular order."""
+    group = ["day", *keys] if per_day else list(keys)
+    sums = ", ".join(f"sum({s}) AS {s}" for s in SUMS)
+    copied = wh.frame(
+        f"SELECT {', '.join(group)}, {sums} FROM {DATABASE}.{table} FINAL "
+        f"WHERE day >= '{start.isoformat()}' AND day <= '{end.isoformat()}' "
+        f"GROUP BY {', '.join(group)}"
+    )
+    if copied.empty:  # an empty answer may come without its columns
+        copied = pd.DataFrame(columns=[*group, *SUMS])
+    tail = _tail(engine, watermark(wh), start, end, group)
+    for part in (copied, tail):
+        if per_day:
+            part["day"] = pd.to_datetime(part["day"]).dt.date
+    frame = pd.concat([copied[[*group, *SUMS]], tail], ignore_index=True)
+    frame = frame.groupby(group, as_index=False)[list(SUMS)].sum()
+    return [
+        (
+            *r[: len(group)],
+            int(r[len(group)]),
+            int(r[len(group) + 1]),
+            int(r[len(group) + 2]),
+            nanos_to_usd(int(r[len(group) + 5])),
+            nanos_to_usd(int(r[len(group) + 4])),
+        )
+        for r in frame[[*group, *SUMS]].itertuples(index=False, name=None)
+    ]
+
+
+def _tail(engine: Engine, mark: int, start: date, end: date, group: list[str]) -> pd.DataFrame:
+    """The events past the watermark, as rollup rows (one request each)."""
+    e = usage_events.c
+    query = select(
+        *(e[g] for g in group),
+        *(type_coerce(e[s], BigInteger).label(s) for s in SUMS[1:]),
+    ).where(e.id > mark, e.day >= start, e.day <= end)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame(rows, columns=[*group, *SUMS[1:]])
+    frame.insert(len(group), "requests", 1)
+    return frame

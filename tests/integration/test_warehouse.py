@@ -1,0 +1,191 @@
+"""The ClickHouse copy (chdb, embedded) behind the admin revenue figures: on the real
+Azure trace in PostgreSQL the figures equal PostgreSQL's own and an independent sum of
+the exported events; a sync killed mid-way and run again counts nothing twice; a charge
+recorded after the last sync is already in the figures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from pricing_core.adapters import storage
+from pricing_core.adapters import warehouse as adapter
+from pricing_core.adapters.schema import usage_events
+from pricing_core.analytics import revenue as rev
+from pricing_core.analytics import warehouse
+from pricing_core.config import get_settings
+from pricing_core.domain.errors import InvalidUsage
+from pricing_core.domain.periods import Granularity
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.record import record_usage
+from tests.admin_support import ADMIN
+from tests.admin_trace import exported, import_real_trace
+from tests.conftest import _admin_engine, _url_for
+from tests.integration.test_api_serve import CLI
+
+pytestmark = pytest.mark.postgres
+
+FIRST, LAST = date(2023, 11, 16), date(2023, 11, 17)
+EVENTS = 28_185
+
+
+@pytest.fixture(scope="module")
+def trace(pg_template, tmp_path_factory):
+    """One PostgreSQL database with the whole trace, and its exported usage events."""
+    name = f"pc_wh_{uuid.uuid4().hex[:10]}"
+    with _admin_engine().connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    url = _url_for(name)
+    engine = storage.make_engine(url)
+    assert import_real_trace(engine, tmp_path_factory.mktemp("trace")) == EVENTS
+    usage, _ = exported(engine)
+    yield engine, url, usage
+    engine.dispose()
+    with _admin_engine().connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def use_warehouse(monkeypatch, url: str | None) -> None:
+    if url is None:
+        monkeypatch.delenv("PRICING_ANALYTICS_URL", raising=False)
+    else:
+        monkeypatch.setenv("PRICING_ANALYTICS_URL", url)
+    get_settings.cache_clear()
+
+
+def figures(engine):
+    """Every revenue figure the warehouse serves, over the trace's days."""
+    return (
+        rev.revenue_report(engine, ADMIN, start=FIRST, end=LAST).periods,
+        rev.revenue_breakdown(engine, ADMIN, start=FIRST, end=LAST, by=rev.Dimension.MODEL),
+        rev.revenue_breakdown(engine, ADMIN, start=FIRST, end=LAST, by=rev.Dimension.ACCOUNT),
+        rev.revenue_series(
+            engine, ADMIN, start=FIRST, end=LAST, granularity=Granularity.DAY,
+            by=rev.Dimension.OPERATION,
+        ),
+        rev.top_accounts(engine, ADMIN, start=FIRST, end=LAST, limit=5),
+    )  # fmt: skip
+
+
+def test_revenue_margin_and_top_accounts_on_clickhouse_equal_postgresql_and_the_export(
+    trace, tmp_path, monkeypatch
+):
+    engine, _, usage = trace
+    on_postgres = figures(engine)
+    url = f"chdb://{tmp_path / 'wh'}"
+    use_warehouse(monkeypatch, url)
+    result = warehouse.sync(engine, warehouse.configured(), block=4_096)
+    assert result.events == EVENTS and result.blocks == 7
+    on_clickhouse = figures(engine)
+    assert on_clickhouse == on_postgres
+
+    # an independent sum of the exported events (strings, parsed here)
+    price: dict[str, Decimal] = defaultdict(Decimal)
+    cost: dict[str, Decimal] = defaultdict(Decimal)
+    spend: dict[str, Decimal] = defaultdict(Decimal)
+    day_price: dict[date, Decimal] = defaultdict(Decimal)
+    for row in usage:
+        key = f"{row['provider']}/{row['model']}"
+        price[key] += Decimal(row["price_usd"])
+        cost[key] += Decimal(row["provider_cost_usd"])
+        spend[row["account_id"]] += Decimal(row["price_usd"])
+        day_price[datetime.fromisoformat(row["created_at"]).astimezone(UTC).date()] += Decimal(
+            row["price_usd"]
+        )
+    periods, by_model, _, _, top = on_clickhouse
+    assert {p.period: p.usage_revenue for p in periods if p.usage_revenue} == dict(day_price)
+    assert sum(p.requests for p in periods) == EVENTS
+    assert {r.key: (r.usage_revenue, r.margin) for r in by_model} == {
+        k: (price[k], price[k] - cost[k]) for k in price
+    }
+    leaders = sorted(spend.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    assert [(t.account_id, t.spend) for t in top] == leaders
+
+    # a second sync reads only the last block again and changes nothing
+    again = warehouse.sync(engine, warehouse.configured(), block=4_096)
+    assert again.blocks == 1 and figures(engine) == on_postgres
+    copied = warehouse.configured().frame(
+        "SELECT count() AS n, uniqExact(request_id) AS u FROM pricing.usage_events FINAL"
+    )
+    assert int(copied["n"].iloc[0]) == int(copied["u"].iloc[0]) == EVENTS
+
+
+def test_a_sync_killed_mid_way_and_run_again_counts_every_event_once(
+    trace, tmp_path, monkeypatch
+):
+    engine, url, _ = trace
+    on_postgres = figures(engine)
+    env = {**os.environ, "PRICING_DATABASE_URL": url}
+    delay = 1.0
+    for attempt in range(8):
+        wh_url = f"chdb://{tmp_path / f'wh{attempt}'}"
+        env["PRICING_ANALYTICS_URL"] = wh_url
+        proc = subprocess.Popen(
+            [str(CLI), "analytics", "sync", "--block", "100"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        wh = adapter.open_warehouse(wh_url)  # only now: one process per directory
+        folded = warehouse.watermark(wh)
+        if 0 < folded < EVENTS:
+            break
+        adapter.close_warehouse(wh_url)
+        delay = delay * 1.5 if folded == 0 else delay / 2
+    else:
+        pytest.fail("the sync was never caught mid-way")
+    use_warehouse(monkeypatch, wh_url)
+    with pytest.raises(InvalidUsage, match="blocks of 100 event ids"):
+        warehouse.sync(engine, wh, block=4_096)
+    assert warehouse.sync(engine, wh).watermark >= EVENTS
+    assert figures(engine) == on_postgres
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_charge_after_the_last_sync_is_in_the_figures_before_the_next(
+    db, request, tmp_path, monkeypatch
+):
+    url = request.getfixturevalue("sqlite_url" if db == "sqlite" else "pg_url")
+    engine = storage.make_engine(url)
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    create_account(engine, "acme", name="Acme", email="a@example.com", now=now)
+
+    def charge(n: int) -> None:
+        record_usage(
+            engine,
+            UsageEvent(
+                f"req-{n}", "acme", "u1", "chat_message", "openai", "gpt-4o-mini",
+                1_000 * n, 100, created_at=now,
+            ),
+            now=now,
+        )  # fmt: skip
+
+    charge(1)
+    use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
+    warehouse.sync(engine, warehouse.configured())
+    charge(2)
+    report = rev.revenue_report(engine, ADMIN, start=now.date(), end=now.date())
+    with engine.connect() as conn:
+        stored = conn.execute(select(func.sum(usage_events.c.price))).scalar()
+    assert report.totals.requests == 2
+    assert report.totals.usage_revenue == stored > 0
+    engine.dispose()
+
+
+def test_a_warehouse_url_of_another_kind_is_refused_in_a_sentence(monkeypatch):
+    use_warehouse(monkeypatch, "mysql://somewhere/db")
+    with pytest.raises(Exception, match="must start with chdb:// or clickhouse://"):
+        warehouse.configured()
+    assert Path("somewhere").exists() is False
