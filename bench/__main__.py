@@ -10,6 +10,7 @@ B4 vectorized pricing of 1M events vs calc_price per row
 B5 peak RSS of `streamlit run app.py` while every page is rendered
 B6 AppTest render time of each page
 B7 authorize + settle over HTTP (`pricing-core api serve`), 16 clients, vs pgbench tpcb-like
+B8 the ClickHouse copy (chdb): a full sync in events/s, and the revenue calls it serves
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from bench import analytics, app, concurrency, dataset, http_api, ingest, pricing
+from bench import analytics, app, concurrency, dataset, http_api, ingest, pricing, warehouse
 from bench.generate import Workload
 from bench.results import RESULTS_DIR, Measurement, table, write
 
-ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
+ALL = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, Measurement]:
 
     if "B4" in only:
         step("B4", lambda: pricing.run(workload))
-    needs_data = only & {"B1", "B2", "B3", "B5", "B6", "B7"}
+    needs_data = only & {"B1", "B2", "B3", "B5", "B6", "B7", "B8"}
     loaded: dict[str, dataset.Dataset] = {}
     if needs_data:
         for backend in backends if only - {"B1", "B7"} else ["postgres"]:
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> dict[str, Measurement]:
         step("B3", lambda: analytics.measure(urls, runs=args.runs, pages=pages))
     if "B6" in only:
         step("B6", lambda: app.measure_render(urls))
+    if "B8" in only:
+        step("B8", lambda: warehouse.measure(urls, runs=args.runs))
     if "B5" in only:
         backend = "postgres" if "postgres" in urls else backends[0]
         from pricing_core.adapters import storage

@@ -23,12 +23,12 @@ def tiny(tmp_path, monkeypatch, pg_url, trace_dir):
 
 def test_the_benchmark_writes_every_measurement_in_the_agreed_shape(tiny, tmp_path):
     out = tmp_path / "latest.json"
-    bench_cli.main([*tiny, "--backend", "both", "--only", "B1,B2,B3,B4,B6", "--out", str(out)])
+    bench_cli.main([*tiny, "--backend", "both", "--only", "B1,B2,B3,B4,B6,B8", "--out", str(out)])
     document = json.loads(out.read_text())
     assert {"events", "backend", "machine", "started_at"} <= set(document)
     assert document["events"] == 400 and document["backend"] == "both"
     assert {"cores", "memory_gb"} <= set(document["machine"])
-    for key in ("B1", "B2", "B3", "B4", "B6"):
+    for key in ("B1", "B2", "B3", "B4", "B6", "B8"):
         assert set(document[key]) == FIELDS, key
         assert isinstance(document[key]["met"], bool)
         assert document[key]["value"] > 0
@@ -37,6 +37,9 @@ def test_the_benchmark_writes_every_measurement_in_the_agreed_shape(tiny, tmp_pa
     assert set(details["B2"]) == {"sqlite", "postgres"}
     assert all(r["rejected"] == 0 for r in details["B2"].values())
     assert all("skipped" not in row for rows in details["B3"].values() for row in rows)
+    for backend in details["B8"].values():  # ClickHouse answers as the rollups do
+        assert backend["events"] >= 400 and backend["calls"]  # B2 adds its timing events
+        assert all(call["equal"] for call in backend["calls"]), backend["calls"]
     for pages in details["B6"].values():
         assert pages and all(not page["errors"] for page in pages.values()), pages
 
