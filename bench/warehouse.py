@@ -20,8 +20,9 @@ from pricing_core.analytics import warehouse
 from pricing_core.config import get_settings
 
 TARGET = 200_000  # events/s
-# the calls `analytics.warehouse` answers (revenue report, breakdowns, series, top accounts)
-SERVED = ("revenue_report", "revenue_breakdown", "revenue_series", "top_accounts")
+# the calls `analytics.warehouse` answers
+SERVED = ("revenue_report", "revenue_breakdown", "revenue_series", "top_accounts", "usage_span",
+          "high_cost_accounts", "spend_anomalies", "price_book")  # fmt: skip
 
 
 def _use(url: str | None) -> None:

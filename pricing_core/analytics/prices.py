@@ -16,6 +16,8 @@ from sqlalchemy import Engine, case, func, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import model_prices, operation_prices, platform_daily
+from pricing_core.analytics import warehouse
+from pricing_core.analytics.warehouse import EVER
 from pricing_core.catalog.price_book import (
     CATALOG_VERSION,
     load_price_book,
@@ -66,14 +68,18 @@ def _scaled(rates: TokenRates | None, markup: Decimal) -> TokenRates | None:
 def _models_in_use(conn: Connection, since: date) -> dict[tuple[str, str], int]:
     """(provider, model) -> requests since `since`, for every model in the rollups or
     with an operator row."""
-    d = platform_daily.c
-    recent = func.sum(case((d.day >= since, d.requests), else_=0))
-    used = {
-        (provider, model): int(requests or 0)
-        for provider, model, requests in conn.execute(
-            select(d.provider, d.model, recent).group_by(d.provider, d.model)
-        )
-    }
+    wh = warehouse.configured()
+    if wh is not None:
+        sums = warehouse.window_sums(
+            conn.engine, wh, table="platform_daily", keys=["provider", "model"],
+            column="requests", windows={"recent": (since, EVER[1]), "ever": EVER},
+        )  # fmt: skip
+        rows = sums[["provider", "model", "recent"]].itertuples(index=False, name=None)
+    else:
+        d = platform_daily.c
+        recent = func.sum(case((d.day >= since, d.requests), else_=0))
+        rows = conn.execute(select(d.provider, d.model, recent).group_by(d.provider, d.model))
+    used = {(provider, model): int(requests or 0) for provider, model, requests in rows}
     for provider, model in conn.execute(select(model_prices.c.provider, model_prices.c.model)):
         used.setdefault((provider, model), 0)
     return used

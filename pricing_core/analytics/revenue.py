@@ -360,13 +360,7 @@ def top_accounts(
 def _top_accounts_of(engine: Engine, sums: list[tuple[Any, ...]], limit: int) -> list[TopAccount]:
     """The `limit` largest spenders of `_sums` rows by account, with names and balances."""
     ranked = sorted(sums, key=lambda r: (-r[4], r[0]))[:limit]
-    query = (
-        select(accounts.c.id, accounts.c.name, wallets.c.balance)
-        .join(wallets, wallets.c.account_id == accounts.c.id)
-        .where(accounts.c.id.in_([r[0] for r in ranked]))
-    )
-    with engine.connect() as conn:
-        known = {a: (name, balance) for a, name, balance in conn.execute(query)}
+    known = warehouse.names_and_balances(engine, [r[0] for r in ranked])
     return [
         TopAccount(a, known[a][0], price, cost, requests, known[a][1])
         for a, requests, _, _, price, cost in ranked
@@ -378,6 +372,9 @@ def usage_span(engine: Engine, principal: Principal) -> tuple[date, date] | None
     """(first, last) day with usage in the rollups, or None (pages default their
     date range to end on the last day with usage). Raises: PermissionDenied."""
     require_admin(principal)
+    wh = warehouse.configured()
+    if wh is not None:
+        return warehouse.day_span(engine, wh)
     d = platform_daily.c
     with engine.connect() as conn:
         first, last = conn.execute(select(func.min(d.day), func.max(d.day))).one()

@@ -22,10 +22,12 @@ from sqlalchemy import Engine, case, func, literal, select
 
 from pricing_core.adapters.schema import account_daily, accounts, usage_events, wallets
 from pricing_core.adapters.types import NanoUSD
+from pricing_core.adapters.warehouse import Warehouse
+from pricing_core.analytics import warehouse
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.forecast import project_month_end
-from pricing_core.domain.money import ZERO, round_nano
+from pricing_core.domain.money import ZERO, nanos_to_usd, round_nano, usd_to_nanos
 from pricing_core.domain.periods import Granularity, next_period
 from pricing_core.domain.principal import Principal, require_admin
 
@@ -88,28 +90,13 @@ def high_cost_accounts(
     month_first = day.replace(day=1)
     month_start = datetime.combine(month_first, time(), tzinfo=tz)
     month_end = datetime.combine(next_period(month_first, Granularity.MONTH), time(), tzinfo=tz)
-    d = account_daily.c
-    today = func.sum(case((d.day == day, d.price), else_=0)).label("today")
-    # rank in the rollup first, then join the few winners to their names and balances
-    ranked = (
-        select(d.account_id, today, func.sum(d.price).label("mtd"))
-        .where(d.day >= month_first, d.day <= day)
-        .group_by(d.account_id)
-        .having(today > 0, today >= literal(floor, NanoUSD))
-        .order_by(today.desc(), d.account_id)
-        .limit(max(1, min(int(limit), 500)))
-        .subquery()
+    limit = max(1, min(int(limit), 500))
+    wh = warehouse.configured()
+    rows = (
+        _high_cost_of(engine, wh, day, month_first, floor, limit)
+        if wh is not None
+        else _high_cost_rows(engine, day, month_first, floor, limit)
     )
-    query = (
-        select(
-            ranked.c.account_id, accounts.c.name, ranked.c.today, ranked.c.mtd, wallets.c.balance
-        )
-        .join(accounts, accounts.c.id == ranked.c.account_id)
-        .join(wallets, wallets.c.account_id == ranked.c.account_id)
-        .order_by(ranked.c.today.desc(), ranked.c.account_id)
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
     return [
         HighCostAccount(
             a,
@@ -125,6 +112,53 @@ def high_cost_accounts(
         )
         for a, name, spent_today, mtd, balance in rows
     ]
+
+
+def _high_cost_of(
+    engine: Engine, wh: Warehouse, day: date, month_first: date, floor: Decimal, limit: int
+) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
+    """`_high_cost_rows` summed by the warehouse."""
+    sums = warehouse.window_sums(
+        engine, wh, table="account_daily", keys=["account_id"], column="price",
+        windows={"today": (day, day), "mtd": (month_first, day)},
+    )  # fmt: skip
+    hot = sums[(sums["today"] > 0) & (sums["today"] >= usd_to_nanos(round_nano(floor)))]
+    hot = hot.sort_values(["today", "account_id"], ascending=[False, True]).head(limit)
+    known = warehouse.names_and_balances(engine, list(hot["account_id"]))
+    return [
+        (a, known[a][0], nanos_to_usd(t), nanos_to_usd(m), known[a][1])
+        for a, t, m in hot[["account_id", "today", "mtd"]].itertuples(index=False, name=None)
+        if a in known
+    ]
+
+
+def _high_cost_rows(
+    engine: Engine, day: date, month_first: date, floor: Decimal, limit: int
+) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
+    """(account, name, spent on `day`, month to date, balance) of the top spenders of
+    `day` at or over `floor` USD, from the rollup."""
+    d = account_daily.c
+    today = func.sum(case((d.day == day, d.price), else_=0)).label("today")
+    # rank in the rollup first, then join the few winners to their names and balances
+    ranked = (
+        select(d.account_id, today, func.sum(d.price).label("mtd"))
+        .where(d.day >= month_first, d.day <= day)
+        .group_by(d.account_id)
+        .having(today > 0, today >= literal(floor, NanoUSD))
+        .order_by(today.desc(), d.account_id)
+        .limit(limit)
+        .subquery()
+    )
+    query = (
+        select(
+            ranked.c.account_id, accounts.c.name, ranked.c.today, ranked.c.mtd, wallets.c.balance
+        )
+        .join(accounts, accounts.c.id == ranked.c.account_id)
+        .join(wallets, wallets.c.account_id == ranked.c.account_id)
+        .order_by(ranked.c.today.desc(), ranked.c.account_id)
+    )
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(query)]  # type: ignore[misc]
 
 
 def _usd(value: Decimal | None) -> Decimal:
@@ -157,24 +191,23 @@ def spend_anomalies(
     day, _ = _moment(as_of, now)
     recent_first = day - timedelta(days=recent_days - 1)
     baseline_first = recent_first - timedelta(days=baseline_days)
-    d = account_daily.c
-    recent = func.sum(case((d.day >= recent_first, d.price), else_=0)).label("recent")
-    baseline = func.sum(case((d.day < recent_first, d.price), else_=0)).label("baseline")
-    per_account = (
-        select(d.account_id, recent, baseline)
-        .where(d.day >= baseline_first, d.day <= day)
-        .group_by(d.account_id)
-        .subquery()
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                per_account.c.account_id,
-                accounts.c.name,
-                per_account.c.recent,
-                per_account.c.baseline,
-            ).join(accounts, accounts.c.id == per_account.c.account_id)
-        ).all()
+    wh = warehouse.configured()
+    rows: list[tuple[str, str, Decimal | None, Decimal | None]]
+    if wh is not None:
+        sums = warehouse.window_sums(
+            engine, wh, table="account_daily", keys=["account_id"], column="price",
+            windows={"recent": (recent_first, day),
+                     "baseline": (baseline_first, recent_first - timedelta(days=1))},
+        )  # fmt: skip
+        sums = sums[sums["recent"] >= max(usd_to_nanos(round_nano(min_spend)), 1)]
+        known = warehouse.names_and_balances(engine, list(sums["account_id"]))
+        rows = [
+            (a, known[a][0], nanos_to_usd(r), nanos_to_usd(b))
+            for a, r, b in sums[["account_id", "recent", "baseline"]].itertuples(index=False)
+            if a in known
+        ]
+    else:
+        rows = _anomaly_rows(engine, day, recent_first, baseline_first)
     out = []
     for account_id, name, recent_raw, baseline_raw in rows:
         spent, before = _usd(recent_raw), _usd(baseline_raw)
@@ -194,6 +227,32 @@ def spend_anomalies(
             )
         )
     return sorted(out, key=lambda a: (a.ratio is not None, -(a.ratio or 0), -a.recent_spend))
+
+
+def _anomaly_rows(
+    engine: Engine, day: date, recent_first: date, baseline_first: date
+) -> list[tuple[str, str, Decimal | None, Decimal | None]]:
+    """(account, name, spend in [recent_first, day], spend in [baseline_first,
+    recent_first)) of every account with spend in the span, from the rollup."""
+    d = account_daily.c
+    recent = func.sum(case((d.day >= recent_first, d.price), else_=0)).label("recent")
+    baseline = func.sum(case((d.day < recent_first, d.price), else_=0)).label("baseline")
+    per_account = (
+        select(d.account_id, recent, baseline)
+        .where(d.day >= baseline_first, d.day <= day)
+        .group_by(d.account_id)
+        .subquery()
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                per_account.c.account_id,
+                accounts.c.name,
+                per_account.c.recent,
+                per_account.c.baseline,
+            ).join(accounts, accounts.c.id == per_account.c.account_id)
+        ).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)

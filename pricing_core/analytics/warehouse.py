@@ -21,15 +21,16 @@ figures are never older than the last committed charge.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, func, select, type_coerce
 
-from pricing_core.adapters.schema import usage_events
+from pricing_core.adapters.schema import accounts, usage_events, wallets
 from pricing_core.adapters.warehouse import DATABASE, Warehouse, open_warehouse
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
@@ -43,6 +44,7 @@ _EVENT_COLUMNS = (
     "model", "input_tokens", "output_tokens", "cached_tokens", "provider_cost", "price",
     "charge_basis", "status", "day", "created_at",
 )  # fmt: skip
+EVER = (date(1970, 1, 1), date(2149, 6, 6))  # the days ClickHouse's Date can hold
 _KEYS = {"platform_daily": ("provider", "model", "operation"), "account_daily": ("account_id",)}
 
 
@@ -205,3 +207,71 @@ def _tail(engine: Engine, mark: int, start: date, end: date, group: list[str]) -
     frame = pd.DataFrame(rows, columns=[*group, *SUMS[1:]])
     frame.insert(len(group), "requests", 1)
     return frame
+
+
+def window_sums(
+    engine: Engine,
+    wh: Warehouse,
+    *,
+    table: str,
+    keys: Sequence[str],
+    column: str,
+    windows: Mapping[str, tuple[date, date]],
+) -> pd.DataFrame:
+    """Per value of `keys`: the sum of `column` (one of SUMS: nano-USD or a count) over
+    each named window of days [first, last], from the warehouse plus the events past
+    its watermark, in one pass. Returns: a DataFrame of the keys and one int64 column
+    per window, a row per key value with rollup rows in the windows' span."""
+    lo, hi = min(a for a, _ in windows.values()), max(b for _, b in windows.values())
+    sums = ", ".join(
+        f"sumIf({column}, day >= '{a.isoformat()}' AND day <= '{b.isoformat()}') AS {name}"
+        for name, (a, b) in windows.items()
+    )
+    copied = wh.frame(
+        f"SELECT {', '.join(keys)}, {sums} FROM {DATABASE}.{table} FINAL "
+        f"WHERE day >= '{lo.isoformat()}' AND day <= '{hi.isoformat()}' GROUP BY {', '.join(keys)}"
+    )
+    if copied.empty:
+        copied = pd.DataFrame(columns=[*keys, *windows])
+    tail = _tail(engine, watermark(wh), lo, hi, ["day", *keys])
+    for name, (a, b) in windows.items():
+        tail[name] = tail[column].where((tail["day"] >= a) & (tail["day"] <= b), 0)
+    frame = pd.concat([copied[[*keys, *windows]], tail[[*keys, *windows]]], ignore_index=True)
+    return (
+        frame.groupby(list(keys), as_index=False)[list(windows)]
+        .sum()
+        .astype(dict.fromkeys(windows, "int64"))
+    )
+
+
+def day_span(engine: Engine, wh: Warehouse) -> tuple[date, date] | None:
+    """(first, last) day with usage, from the warehouse and the events past its
+    watermark; None without usage."""
+    copied = wh.frame(
+        f"SELECT min(day) AS first, max(day) AS last, count() AS n FROM {DATABASE}.platform_daily"
+    )
+    days = []
+    if int(copied["n"].iloc[0]):
+        days += [
+            pd.Timestamp(copied["first"].iloc[0]).date(),
+            pd.Timestamp(copied["last"].iloc[0]).date(),
+        ]
+    e = usage_events.c
+    with engine.connect() as conn:
+        first, last = conn.execute(
+            select(func.min(e.day), func.max(e.day)).where(e.id > watermark(wh))
+        ).one()
+    days += [d for d in (first, last) if d is not None]
+    return (min(days), max(days)) if days else None
+
+
+def names_and_balances(engine: Engine, ids: Sequence[str]) -> dict[str, tuple[str, Decimal]]:
+    """account id -> (name, wallet balance USD) of the few accounts a warehouse ranking
+    picked, from the system of record (the warehouse has no names or balances)."""
+    query = (
+        select(accounts.c.id, accounts.c.name, wallets.c.balance)
+        .join(wallets, wallets.c.account_id == accounts.c.id)
+        .where(accounts.c.id.in_(list(ids)))
+    )
+    with engine.connect() as conn:
+        return {a: (name, balance) for a, name, balance in conn.execute(query)}

@@ -22,7 +22,9 @@ from pricing_core.adapters import storage
 from pricing_core.adapters import warehouse as adapter
 from pricing_core.adapters.schema import usage_events
 from pricing_core.analytics import revenue as rev
+from pricing_core.analytics import spend_watch as watch
 from pricing_core.analytics import warehouse
+from pricing_core.analytics.prices import price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.periods import Granularity
@@ -37,6 +39,7 @@ from tests.integration.test_api_serve import CLI
 pytestmark = pytest.mark.postgres
 
 FIRST, LAST = date(2023, 11, 16), date(2023, 11, 17)
+AFTER = datetime(2023, 11, 17, 9, tzinfo=UTC)
 EVENTS = 28_185
 
 
@@ -75,6 +78,10 @@ def figures(engine):
             by=rev.Dimension.OPERATION,
         ),
         rev.top_accounts(engine, ADMIN, start=FIRST, end=LAST, limit=5),
+        watch.high_cost_accounts(engine, ADMIN, as_of=FIRST, min_spend=Decimal(2), now=AFTER),
+        watch.spend_anomalies(engine, ADMIN, as_of=FIRST, now=AFTER),
+        rev.usage_span(engine, ADMIN),
+        [(v.provider, v.model, v.requests_30d) for v in price_book(engine, ADMIN, now=AFTER)],
     )  # fmt: skip
 
 
@@ -103,7 +110,16 @@ def test_revenue_margin_and_top_accounts_on_clickhouse_equal_postgresql_and_the_
         day_price[datetime.fromisoformat(row["created_at"]).astimezone(UTC).date()] += Decimal(
             row["price_usd"]
         )
-    periods, by_model, _, _, top = on_clickhouse
+    periods, by_model, _, _, top, high_cost, anomalies, span, book = on_clickhouse
+    assert span == (FIRST, FIRST)
+    assert {h.account_id: h.spend_today for h in high_cost} == {
+        a: v for a, v in spend.items() if v >= 2
+    } and high_cost
+    assert {a.account_id for a in anomalies} == {a for a, v in spend.items() if v >= 1}
+    assert {(p, m): n for p, m, n in book if n} == {
+        tuple(k.split("/", 1)): sum(1 for r in usage if f"{r['provider']}/{r['model']}" == k)
+        for k in price
+    }
     assert {p.period: p.usage_revenue for p in periods if p.usage_revenue} == dict(day_price)
     assert sum(p.requests for p in periods) == EVENTS
     assert {r.key: (r.usage_revenue, r.margin) for r in by_model} == {
