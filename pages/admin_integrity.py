@@ -114,6 +114,12 @@ cols[0].metric("Rejected API requests", f"{report.api_rejected:,}")
 cols[1].metric("Webhook failures", f"{report.webhook_failed:,}")
 cols[2].metric("Unpriced usage events", f"{report.unpriced_events:,}")
 st.caption(f"Checked at {_format.when(report.checked_at, seconds=True)}.")
+if report.warehouse is not None:
+    st.caption(
+        f"Analytics warehouse `{report.warehouse.where}`: events up to id "
+        f"{report.warehouse.watermark:,} copied; {report.warehouse.behind:,} since, read "
+        "from the database until the next `analytics-sync`."
+    )
 
 st.subheader("Rollout")
 rollout = rollout_report(_session.engine(), viewer)

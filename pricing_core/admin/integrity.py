@@ -24,6 +24,7 @@ from pricing_core.adapters.audit import actor_of, write_audit
 from pricing_core.adapters.counters import Counter, counter_totals
 from pricing_core.adapters.storage import run_write
 from pricing_core.analytics.prices import CatalogStaleness, catalog_staleness
+from pricing_core.analytics.warehouse import SyncStatus, sync_status
 from pricing_core.billing.reconcile import ReconcileReport, reconcile
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.catalog.provider_shapes import ShapeResult, check_provider_shapes
@@ -46,13 +47,15 @@ class IntegrityReport:
     api_rejected: int
     webhook_failed: int
     unpriced_events: int
+    warehouse: SyncStatus | None  # None: no ClickHouse copy configured
 
 
 def integrity_report(
     engine: Engine, principal: Principal, *, days: int = 7, now: datetime | None = None
 ) -> IntegrityReport:
-    """Catalog staleness, counters over the last `days` local days and the unpriced
-    queue's size. Read-only. Raises: PermissionDenied.
+    """Catalog staleness, counters over the last `days` local days, the unpriced
+    queue's size and the ClickHouse copy's lag. Read-only. Raises: PermissionDenied,
+    WarehouseError.
     """
     require_admin(principal)
     at = now or datetime.now(UTC)
@@ -68,6 +71,7 @@ def integrity_report(
         counts[str(Counter.API_REJECTED)],
         counts[str(Counter.WEBHOOK_FAILED)],
         unpriced,
+        sync_status(engine),
     )
 
 

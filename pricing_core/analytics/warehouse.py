@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, func, select, type_coerce
@@ -275,3 +276,29 @@ def names_and_balances(engine: Engine, ids: Sequence[str]) -> dict[str, tuple[st
     )
     with engine.connect() as conn:
         return {a: (name, balance) for a, name, balance in conn.execute(query)}
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStatus:
+    """Where the copy stands: the warehouse (its URL without credentials), the
+    watermark, and how many events were recorded past it (read from the database
+    until the next sync)."""
+
+    where: str
+    watermark: int
+    behind: int
+
+
+def sync_status(engine: Engine) -> SyncStatus | None:
+    """The configured warehouse's SyncStatus; None when `PRICING_ANALYTICS_URL` is
+    unset. Raises: WarehouseError when it cannot be read."""
+    wh = configured()
+    if wh is None:
+        return None
+    mark = watermark(wh)
+    e = usage_events.c
+    with engine.connect() as conn:
+        behind = conn.execute(select(func.count()).where(e.id > mark)).scalar_one()
+    parts = urlsplit(wh.url)
+    where = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+    return SyncStatus(where + parts.path, mark, int(behind))

@@ -58,3 +58,19 @@ def sync_command(
         f"{result.events} events read in {result.blocks} blocks in {seconds:.1f} s; "
         f"events up to id {result.watermark} are folded"
     )
+
+
+@app.command("status")
+def status_command() -> None:
+    """Where the copy stands: the watermark and the events recorded since."""
+    try:
+        status = warehouse.sync_status(open_database())
+    except PricingError as exc:
+        raise fail(exc) from None
+    if status is None:
+        typer.echo("PRICING_ANALYTICS_URL is not set: the analytics read the database")
+        return
+    typer.echo(
+        f"{status.where}: events up to id {status.watermark} copied; "
+        f"{status.behind} recorded since (read from the database until the next sync)"
+    )

@@ -393,3 +393,29 @@ def st_today():
     from datetime import UTC, datetime
 
     return datetime.now(UTC).date()
+
+
+def test_with_a_clickhouse_copy_revenue_shows_the_same_figures_and_integrity_its_watermark(
+    db, monkeypatch, tmp_path
+):
+    from pricing_core.analytics import warehouse
+    from pricing_core.config import get_settings
+
+    n = import_real_trace(db, tmp_path, rows=300)
+
+    def shown() -> tuple[dict[str, str], list]:
+        at = run_page("admin_revenue", ADMIN, monkeypatch)
+        assert not at.exception, at.exception
+        return {m.label: m.value for m in at.metric}, [d.value for d in at.dataframe]
+
+    metrics, tables = shown()
+    monkeypatch.setenv("PRICING_ANALYTICS_URL", f"chdb://{tmp_path / 'warehouse'}")
+    get_settings.cache_clear()
+    st.cache_data.clear()
+    assert warehouse.sync(db, warehouse.configured()).events == n
+    copied_metrics, copied_tables = shown()
+    assert copied_metrics == metrics and len(copied_tables) == len(tables) > 1
+    assert all(a.equals(b) for a, b in zip(copied_tables, tables, strict=True))
+    at = run_page("admin_integrity", ADMIN, monkeypatch)
+    assert not at.exception, at.exception
+    assert any(f"events up to id {n:,} copied; 0 since" in c.value for c in at.caption)

@@ -197,6 +197,9 @@ def test_a_charge_after_the_last_sync_is_in_the_figures_before_the_next(
         stored = conn.execute(select(func.sum(usage_events.c.price))).scalar()
     assert report.totals.requests == 2
     assert report.totals.usage_revenue == stored > 0
+    status = warehouse.sync_status(engine)
+    assert status is not None and (status.watermark, status.behind) == (1, 1)
+    assert status.where == f"chdb://{tmp_path / 'wh'}"
     engine.dispose()
 
 
