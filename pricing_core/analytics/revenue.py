@@ -317,10 +317,15 @@ def top_accounts(
     require_admin(principal)
     check_range(start, end)
     limit = max(1, min(int(limit), 1000))
-    if warehouse.configured() is not None:
-        return _top_accounts_of(
-            engine, _sums(engine, Dimension.ACCOUNT, start, end, per_day=False), limit
-        )
+    wh = warehouse.configured()
+    if wh is not None:
+        top = warehouse.top_spenders(engine, wh, start=start, end=end, limit=limit)
+        known = warehouse.names_and_balances(engine, [r[0] for r in top])
+        return [
+            TopAccount(a, known[a][0], price, cost, requests, known[a][1])
+            for a, requests, _, _, price, cost in top
+            if a in known
+        ]
     d = account_daily.c
     spend = func.sum(d.price).label("spend")
     # rank in the rollup first, then join the few winners to their names and balances
@@ -355,17 +360,6 @@ def top_accounts(
             TopAccount(a, name, s or ZERO, c or ZERO, int(n or 0), bal)
             for a, name, s, c, n, bal in conn.execute(query)
         ]
-
-
-def _top_accounts_of(engine: Engine, sums: list[tuple[Any, ...]], limit: int) -> list[TopAccount]:
-    """The `limit` largest spenders of `_sums` rows by account, with names and balances."""
-    ranked = sorted(sums, key=lambda r: (-r[4], r[0]))[:limit]
-    known = warehouse.names_and_balances(engine, [r[0] for r in ranked])
-    return [
-        TopAccount(a, known[a][0], price, cost, requests, known[a][1])
-        for a, requests, _, _, price, cost in ranked
-        if a in known
-    ]
 
 
 def usage_span(engine: Engine, principal: Principal) -> tuple[date, date] | None:
