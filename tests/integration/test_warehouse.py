@@ -137,9 +137,7 @@ def test_revenue_margin_and_top_accounts_on_clickhouse_equal_postgresql_and_the_
     assert int(copied["n"].iloc[0]) == int(copied["u"].iloc[0]) == EVENTS
 
 
-def test_a_sync_killed_mid_way_and_run_again_counts_every_event_once(
-    trace, tmp_path, monkeypatch
-):
+def test_a_sync_killed_mid_way_and_run_again_counts_every_event_once(trace, tmp_path, monkeypatch):
     engine, url, _ = trace
     on_postgres = figures(engine)
     env = {**os.environ, "PRICING_DATABASE_URL": url}
@@ -176,29 +174,42 @@ def test_a_charge_after_the_last_sync_is_in_the_figures_before_the_next(
     url = request.getfixturevalue("sqlite_url" if db == "sqlite" else "pg_url")
     engine = storage.make_engine(url)
     now = datetime(2026, 3, 2, 12, tzinfo=UTC)
-    create_account(engine, "acme", name="Acme", email="a@example.com", now=now)
+    for account in ("acme", "zeta"):
+        create_account(
+            engine, account, name=account.title(), email=f"{account}@example.com", now=now
+        )
 
-    def charge(n: int) -> None:
+    def charge(n: int, account: str) -> None:
         record_usage(
             engine,
             UsageEvent(
-                f"req-{n}", "acme", "u1", "chat_message", "openai", "gpt-4o-mini",
+                f"req-{n}", account, account, "chat_message", "openai", "gpt-4o-mini",
                 1_000 * n, 100, created_at=now,
             ),
             now=now,
         )  # fmt: skip
 
-    charge(1)
+    charge(3, "acme")
+    charge(1, "zeta")
     use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
     warehouse.sync(engine, warehouse.configured())
-    charge(2)
+    charge(5, "zeta")  # past the watermark: zeta, second in ClickHouse, is now first
     report = rev.revenue_report(engine, ADMIN, start=now.date(), end=now.date())
+    top = rev.top_accounts(engine, ADMIN, start=now.date(), end=now.date(), limit=1)
     with engine.connect() as conn:
-        stored = conn.execute(select(func.sum(usage_events.c.price))).scalar()
-    assert report.totals.requests == 2
-    assert report.totals.usage_revenue == stored > 0
+        stored = dict(
+            conn.execute(
+                select(usage_events.c.account_id, func.sum(usage_events.c.price)).group_by(
+                    usage_events.c.account_id
+                )
+            ).all()
+        )
+    assert report.totals.requests == 3
+    assert report.totals.usage_revenue == stored["acme"] + stored["zeta"]
+    assert [(t.account_id, t.spend, t.requests) for t in top] == [("zeta", stored["zeta"], 2)]
+    assert stored["zeta"] > stored["acme"] > 0
     status = warehouse.sync_status(engine)
-    assert status is not None and (status.watermark, status.behind) == (1, 1)
+    assert status is not None and (status.watermark, status.behind) == (2, 1)
     assert status.where == f"chdb://{tmp_path / 'wh'}"
     engine.dispose()
 
