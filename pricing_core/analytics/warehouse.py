@@ -1,8 +1,10 @@
 """The ClickHouse copy of the usage events, and the revenue rollups read from it.
 
-With `PRICING_ANALYTICS_URL` set, the admin revenue figures (report, breakdowns,
-series, top accounts) are summed by ClickHouse instead of the system of record's
-rollups; the ledger, wallets and holds are always read where they live.
+With `PRICING_ANALYTICS_URL` set, the admin figures built on the platform and
+account rollups (revenue report, breakdowns, series, top accounts, usage span,
+high-cost accounts, spend anomalies, models in use) are summed by ClickHouse instead
+of the system of record's rollups; the ledger, wallets and holds are always read where
+they live.
 
 The copy (`sync`): events are folded in blocks of `BLOCK` consecutive event ids. A
 block is read whole from the system of record; its events are inserted (the table
@@ -110,7 +112,8 @@ def sync(
     version = time.time_ns()
     events = 0
     for done, b in enumerate(blocks, 1):
-        events += _fold(engine, wh, b, block, version)
+        # never past `top`: the watermark says so, and reads add what came after it
+        events += _fold(engine, wh, b, b * block, min((b + 1) * block, top + 1), version)
         if b in forward:
             _set_state(wh, max(mark, min((b + 1) * block - 1, top)), block, version)
         if progress is not None:
@@ -151,8 +154,8 @@ def _read_events(engine: Engine, lo: int, hi: int) -> pd.DataFrame:
     return frame
 
 
-def _fold(engine: Engine, wh: Warehouse, b: int, block: int, version: int) -> int:
-    frame = _read_events(engine, b * block, (b + 1) * block)
+def _fold(engine: Engine, wh: Warehouse, b: int, lo: int, hi: int, version: int) -> int:
+    frame = _read_events(engine, lo, hi)
     if frame.empty:
         return 0
     wh.insert(f"{DATABASE}.usage_events", frame.assign(synced=version))

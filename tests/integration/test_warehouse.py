@@ -219,3 +219,35 @@ def test_a_warehouse_url_of_another_kind_is_refused_in_a_sentence(monkeypatch):
     with pytest.raises(Exception, match="must start with chdb:// or clickhouse://"):
         warehouse.configured()
     assert Path("somewhere").exists() is False
+
+
+def test_a_charge_committed_while_a_sync_reads_is_counted_once(sqlite_url, tmp_path, monkeypatch):
+    engine = storage.make_engine(sqlite_url)
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    create_account(engine, "acme", name="Acme", email="acme@example.com", now=now)
+
+    def charge(n: int) -> None:
+        event = UsageEvent(
+            f"req-{n}", "acme", "acme", "chat_message", "openai", "gpt-4o-mini", 1_000, 100,
+            created_at=now,
+        )  # fmt: skip
+        record_usage(engine, event, now=now)
+
+    charge(1)
+    read = warehouse._read_events
+
+    def read_after_a_charge(*args):  # the charge commits after the sync took its top id
+        if not charged:
+            charged.append(True)
+            charge(2)
+        return read(*args)
+
+    charged: list[bool] = []
+    monkeypatch.setattr(warehouse, "_read_events", read_after_a_charge)
+    use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
+    assert warehouse.sync(engine, warehouse.configured()).watermark == 1
+    report = rev.revenue_report(engine, ADMIN, start=now.date(), end=now.date())
+    assert report.totals.requests == 2  # once from ClickHouse, once from past the watermark
+    warehouse.sync(engine, warehouse.configured())
+    assert rev.revenue_report(engine, ADMIN, start=now.date(), end=now.date()) == report
+    engine.dispose()
