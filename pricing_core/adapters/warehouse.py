@@ -117,7 +117,8 @@ class _Server:
         import clickhouse_connect
 
         self.url = url
-        self._client = clickhouse_connect.get_client(
+        self._client = self._run(
+            clickhouse_connect.get_client,
             host=parts.hostname or "localhost",
             port=parts.port or (8443 if parts.scheme == "clickhouses" else 8123),
             username=unquote(parts.username or "default"),
@@ -126,15 +127,24 @@ class _Server:
             secure=parts.scheme == "clickhouses",
         )
 
+    @staticmethod
+    def _run(call: Any, *args: Any, **kwargs: Any) -> Any:
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        try:
+            return call(*args, **kwargs)
+        except ClickHouseError as exc:
+            raise WarehouseError(str(exc).splitlines()[0]) from exc
+
     def command(self, sql: str) -> None:
-        self._client.command(sql)
+        self._run(self._client.command, sql)
 
     def frame(self, sql: str) -> pd.DataFrame:
-        return self._client.query_df(sql)
+        return self._run(self._client.query_df, sql)
 
     def insert(self, table: str, frame: pd.DataFrame) -> None:
         database, _, name = table.rpartition(".")
-        self._client.insert_df(name, frame, database=database or None)
+        self._run(self._client.insert_df, name, frame, database=database or None)
 
 
 _OPEN: dict[str, Warehouse] = {}

@@ -23,8 +23,8 @@ def sync_command(
         int | None,
         typer.Option(
             min=1,
-            help="Event ids per block (one read and one fold each); set by the first sync. "
-            f"[default: {warehouse.BLOCK}]",
+            help="Event ids per block (one read and one fold each), fixed by the first "
+            f"sync ({warehouse.BLOCK:,} unless given).",
         ),
     ] = None,
 ) -> None:

@@ -251,3 +251,10 @@ def test_a_charge_committed_while_a_sync_reads_is_counted_once(sqlite_url, tmp_p
     warehouse.sync(engine, warehouse.configured())
     assert rev.revenue_report(engine, ADMIN, start=now.date(), end=now.date()) == report
     engine.dispose()
+
+
+def test_an_unreachable_clickhouse_server_is_a_one_line_error(monkeypatch):
+    use_warehouse(monkeypatch, "clickhouse://default:secret@127.0.0.1:9/pricing")
+    with pytest.raises(adapter.WarehouseError, match="Connection refused") as caught:
+        warehouse.configured()
+    assert "\n" not in str(caught.value) and "secret" not in str(caught.value)
