@@ -25,9 +25,11 @@ mid-day switch moves that whole day).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from sqlalchemy import Engine, and_, func, literal, select
 from sqlalchemy.engine import Connection
@@ -40,8 +42,10 @@ from pricing_core.adapters.schema_billing import (
     plans,
     subscriptions,
 )
+from pricing_core.adapters.warehouse import Warehouse
+from pricing_core.analytics import warehouse
 from pricing_core.config import get_settings
-from pricing_core.domain.money import ZERO, cents_to_usd
+from pricing_core.domain.money import ZERO, cents_to_usd, nanos_to_usd
 from pricing_core.domain.periods import add_months, check_range, local_day, utc_bounds
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.ledger.wallets import EntryKind
@@ -252,24 +256,33 @@ def revenue_by_plan(
     members: dict[str, set[str]] = defaultdict(set)
     lo, hi = utc_bounds(start, end, tz)
     in_range = and_(d.day >= start, d.day <= end)
+    wh = warehouse.configured()
+    per_day: Iterable[Any]  # (account_id, day, price, provider_cost)
     with engine.connect() as conn:
         intervals = _plan_intervals(conn)
         subscribed = sorted(intervals)
         # Accounts that never subscribed are pay-as-you-go on every day: summed in
         # the database, so the Python loop below only walks the plan subscribers.
-        payg_only, price, provider_cost = conn.execute(
-            select(
-                func.count(d.account_id.distinct()), func.sum(d.price), func.sum(d.provider_cost)
-            ).where(in_range, d.account_id.not_in(subscribed))
-        ).one()
+        if wh is not None:
+            payg_only, price, provider_cost, per_day = _plan_split(
+                engine, wh, start, end, subscribed
+            )
+        else:
+            payg_only, price, provider_cost = conn.execute(
+                select(
+                    func.count(d.account_id.distinct()),
+                    func.sum(d.price),
+                    func.sum(d.provider_cost),
+                ).where(in_range, d.account_id.not_in(subscribed))
+            ).one()
+            per_day = conn.execute(
+                select(d.account_id, d.day, func.sum(d.price), func.sum(d.provider_cost))
+                .where(in_range, d.account_id.in_(subscribed))
+                .group_by(d.account_id, d.day)
+            )
         if payg_only:
             revenue[PAYG_NAME] += price or ZERO
             cost[PAYG_NAME] += provider_cost or ZERO
-        per_day = conn.execute(
-            select(d.account_id, d.day, func.sum(d.price), func.sum(d.provider_cost))
-            .where(in_range, d.account_id.in_(subscribed))
-            .group_by(d.account_id, d.day)
-        )
         for account_id, day, price, provider_cost in per_day:
             end_of_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz).astimezone(
                 UTC
@@ -285,3 +298,30 @@ def revenue_by_plan(
     accounts = {n: len(members[n]) + (payg_only if n == PAYG_NAME else 0) for n in names}
     rows = [PlanRevenue(n, accounts[n], revenue[n], cost[n], fees[n]) for n in names]
     return sorted(rows, key=lambda r: (-(r.usage_revenue + r.plan_fees), r.plan))
+
+
+def _plan_split(
+    engine: Engine, wh: Warehouse, start: date, end: date, subscribed: list[str]
+) -> tuple[int, Decimal, Decimal, list[tuple[str, date, Decimal, Decimal]]]:
+    """`revenue_by_plan`'s two reads summed by the warehouse: the pay-as-you-go-only
+    accounts' count, price and provider cost, and each subscriber's (account, day,
+    price, provider cost)."""
+    payg = warehouse.rollup_frame(
+        engine, wh, table="account_daily", group=["account_id"], start=start, end=end,
+        accounts=subscribed, excluding=True,
+    )  # fmt: skip
+    subscribers = warehouse.rollup_frame(
+        engine, wh, table="account_daily", group=["account_id", "day"], start=start, end=end,
+        accounts=subscribed,
+    )  # fmt: skip
+    return (
+        len(payg),
+        nanos_to_usd(int(payg["price"].sum())),
+        nanos_to_usd(int(payg["provider_cost"].sum())),
+        [
+            (a, day, nanos_to_usd(int(p)), nanos_to_usd(int(c)))
+            for a, day, p, c in subscribers[
+                ["account_id", "day", "price", "provider_cost"]
+            ].itertuples(index=False, name=None)
+        ],
+    )

@@ -188,31 +188,52 @@ def rollup_sums(
     Returns: rows ([day], *keys, requests, input_tokens, output_tokens, price,
     provider_cost), money as Decimal USD, in no particular order."""
     group = ["day", *keys] if per_day else list(keys)
+    frame = rollup_frame(engine, wh, table=table, group=group, start=start, end=end)
+    n = len(group)
+    return [
+        (*r[:n], int(r[n]), int(r[n + 1]), int(r[n + 2]), nanos_to_usd(int(r[n + 5])),
+         nanos_to_usd(int(r[n + 4])))
+        for r in frame[[*group, *SUMS]].itertuples(index=False, name=None)
+    ]  # fmt: skip
+
+
+def rollup_frame(
+    engine: Engine,
+    wh: Warehouse,
+    *,
+    table: str,
+    group: Sequence[str],
+    start: date,
+    end: date,
+    accounts: Sequence[str] | None = None,
+    excluding: bool = False,
+) -> pd.DataFrame:
+    """`rollup_sums` as a frame: the `group` columns ("day" a date) and SUMS as int64
+    (money in nano-USD), a row per group value. `accounts` (with "account_id" in
+    `group`): only these accounts, or all but these when `excluding`."""
+    where = f"day >= '{start.isoformat()}' AND day <= '{end.isoformat()}'"
+    if accounts is not None:
+        listed = ", ".join(_literal(a) for a in accounts) or "''"
+        where += f" AND account_id {'NOT IN' if excluding else 'IN'} ({listed})"
     sums = ", ".join(f"sum({s}) AS {s}" for s in SUMS)
     copied = wh.frame(
-        f"SELECT {', '.join(group)}, {sums} FROM {DATABASE}.{table} FINAL "
-        f"WHERE day >= '{start.isoformat()}' AND day <= '{end.isoformat()}' "
+        f"SELECT {', '.join(group)}, {sums} FROM {DATABASE}.{table} FINAL WHERE {where} "
         f"GROUP BY {', '.join(group)}"
     )
     if copied.empty:  # an empty answer may come without its columns
         copied = pd.DataFrame(columns=[*group, *SUMS])
-    tail = _tail(engine, watermark(wh), start, end, group)
+    tail = _tail(engine, watermark(wh), start, end, list(group))
+    if accounts is not None:
+        tail = tail[tail["account_id"].isin(set(accounts)) != excluding].copy()
     for part in (copied, tail):
-        if per_day:
+        if "day" in group:
             part["day"] = pd.to_datetime(part["day"]).dt.date
     frame = pd.concat([copied[[*group, *SUMS]], tail], ignore_index=True)
-    frame = frame.groupby(group, as_index=False)[list(SUMS)].sum()
-    return [
-        (
-            *r[: len(group)],
-            int(r[len(group)]),
-            int(r[len(group) + 1]),
-            int(r[len(group) + 2]),
-            nanos_to_usd(int(r[len(group) + 5])),
-            nanos_to_usd(int(r[len(group) + 4])),
-        )
-        for r in frame[[*group, *SUMS]].itertuples(index=False, name=None)
-    ]
+    return (
+        frame.groupby(list(group), as_index=False)[list(SUMS)]
+        .sum()
+        .astype(dict.fromkeys(SUMS, "int64"))
+    )
 
 
 def top_spenders(

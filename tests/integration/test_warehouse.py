@@ -11,7 +11,7 @@ import subprocess
 import time
 import uuid
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,8 +22,8 @@ from pricing_core.adapters import storage
 from pricing_core.adapters import warehouse as adapter
 from pricing_core.adapters.schema import usage_events
 from pricing_core.analytics import revenue as rev
+from pricing_core.analytics import sales, warehouse
 from pricing_core.analytics import spend_watch as watch
-from pricing_core.analytics import warehouse
 from pricing_core.analytics.prices import price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
@@ -31,12 +31,12 @@ from pricing_core.domain.periods import Granularity
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import create_account
 from pricing_core.metering.record import record_usage
-from tests.admin_support import ADMIN
+from pricing_core.plans.subscriptions import SubscriptionSource
+from pricing_core.plans.switching import switch_plan
+from tests.admin_support import ADMIN, DAY0, seed_small
 from tests.admin_trace import exported, import_real_trace
 from tests.conftest import _admin_engine, _url_for
 from tests.integration.test_api_serve import CLI
-
-pytestmark = pytest.mark.postgres
 
 FIRST, LAST = date(2023, 11, 16), date(2023, 11, 17)
 AFTER = datetime(2023, 11, 17, 9, tzinfo=UTC)
@@ -85,6 +85,7 @@ def figures(engine):
     )  # fmt: skip
 
 
+@pytest.mark.postgres
 def test_revenue_margin_and_top_accounts_on_clickhouse_equal_postgresql_and_the_export(
     trace, tmp_path, monkeypatch
 ):
@@ -137,6 +138,7 @@ def test_revenue_margin_and_top_accounts_on_clickhouse_equal_postgresql_and_the_
     assert int(copied["n"].iloc[0]) == int(copied["u"].iloc[0]) == EVENTS
 
 
+@pytest.mark.postgres
 def test_a_sync_killed_mid_way_and_run_again_counts_every_event_once(trace, tmp_path, monkeypatch):
     engine, url, _ = trace
     on_postgres = figures(engine)
@@ -258,3 +260,28 @@ def test_an_unreachable_clickhouse_server_is_a_one_line_error(monkeypatch):
     with pytest.raises(adapter.WarehouseError, match="Connection refused") as caught:
         warehouse.configured()
     assert "\n" not in str(caught.value) and "secret" not in str(caught.value)
+
+
+def test_revenue_by_plan_on_clickhouse_equals_the_rollups_with_a_subscriber_past_the_watermark(
+    engine, tmp_path, monkeypatch
+):
+    seed_small(engine)
+    start = DAY0 + timedelta(days=2, hours=12)
+    switch_plan(engine, "alice", "starter", source=SubscriptionSource.ADMIN, now=start)
+    use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
+    warehouse.sync(engine, warehouse.configured())
+    late = DAY0 + timedelta(days=3, hours=9)  # alice, on Starter, after the sync
+    record_usage(
+        engine,
+        UsageEvent("late-1", "alice", "alice", "chat_message", "openai", "gpt-4o", 90_000, 9_000,
+                   created_at=late),
+        now=late,
+    )  # fmt: skip
+
+    def by_plan():
+        return sales.revenue_by_plan(engine, ADMIN, start=date(2025, 3, 1), end=date(2025, 3, 5))
+
+    on_clickhouse = by_plan()
+    use_warehouse(monkeypatch, None)
+    assert on_clickhouse == by_plan()
+    assert {p.plan for p in on_clickhouse} == {"Starter", "Pay as you go"}
