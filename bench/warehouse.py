@@ -22,7 +22,7 @@ from pricing_core.config import get_settings
 TARGET = 200_000  # events/s
 # the calls `analytics.warehouse` answers
 SERVED = ("revenue_report", "revenue_breakdown", "revenue_series", "top_accounts", "usage_span",
-          "high_cost_accounts", "spend_anomalies", "price_book")  # fmt: skip
+          "high_cost_accounts", "spend_anomalies", "price_book", "revenue_by_plan")  # fmt: skip
 
 
 def _use(url: str | None) -> None:

@@ -1,8 +1,8 @@
 """The ClickHouse copy of the usage events, and the revenue rollups read from it.
 
 With `PRICING_ANALYTICS_URL` set, the admin figures built on the platform and
-account rollups (revenue report, breakdowns, series, top accounts, usage span,
-high-cost accounts, spend anomalies, models in use) are summed by ClickHouse instead
+account rollups (revenue report, breakdowns, series, top accounts, revenue by plan,
+usage span, high-cost accounts, spend anomalies, models in use) are summed by ClickHouse instead
 of the system of record's rollups; the ledger, wallets and holds are always read where
 they live.
 
