@@ -285,3 +285,22 @@ def test_revenue_by_plan_on_clickhouse_equals_the_rollups_with_a_subscriber_past
     use_warehouse(monkeypatch, None)
     assert on_clickhouse == by_plan()
     assert {p.plan for p in on_clickhouse} == {"Starter", "Pay as you go"}
+
+
+def test_the_analytics_sync_job_copies_new_events_and_says_so_when_unconfigured(
+    sqlite_url, tmp_path, monkeypatch
+):
+    from pricing_core.jobs.scheduler import run_once
+
+    engine = storage.make_engine(sqlite_url)
+    seed_small(engine)
+    with engine.connect() as conn:
+        events = conn.execute(select(func.count()).select_from(usage_events)).scalar_one()
+    assert run_once(engine, "analytics-sync").startswith("ok: analytics warehouse not configured")
+    use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
+    assert run_once(engine, "analytics-sync") == (
+        f"ok: {events} events folded; events up to id {events} are folded"
+    )
+    status = warehouse.sync_status(engine)
+    assert status is not None and (status.watermark, status.behind) == (events, 0) and events
+    engine.dispose()
