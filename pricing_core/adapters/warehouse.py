@@ -80,7 +80,7 @@ class _Embedded:
     serialised by a lock (Streamlit runs each session's script on its own thread)."""
 
     def __init__(self, url: str, path: Path) -> None:
-        from chdb import session
+        from chdb import session  # optional dependency
 
         path.mkdir(parents=True, exist_ok=True)
         self.url = url
@@ -88,7 +88,7 @@ class _Embedded:
         self._lock = threading.Lock()
 
     def _run(self, sql: str, fmt: str = "CSV") -> Any:
-        from chdb import ChdbError
+        from chdb import ChdbError  # optional dependency
 
         try:
             with self._lock:
@@ -114,7 +114,7 @@ class _Server:
     """A ClickHouse server through clickhouse-connect (HTTP)."""
 
     def __init__(self, url: str, parts: Any) -> None:
-        import clickhouse_connect
+        import clickhouse_connect  # optional dependency
 
         self.url = url
         self._client = self._run(
@@ -129,7 +129,7 @@ class _Server:
 
     @staticmethod
     def _run(call: Any, *args: Any, **kwargs: Any) -> Any:
-        from clickhouse_connect.driver.exceptions import ClickHouseError
+        from clickhouse_connect.driver.exceptions import ClickHouseError  # optional dependency
 
         try:
             return call(*args, **kwargs)
