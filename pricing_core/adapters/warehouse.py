@@ -84,7 +84,14 @@ class _Embedded:
 
         path.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self._session = session.Session(str(path))
+        try:
+            self._session = session.Session(str(path))
+        except RuntimeError as exc:  # chdb locks its directory to one process
+            raise WarehouseError(
+                f"cannot open the chdb directory {path}: {str(exc).splitlines()[-1]} "
+                "(an embedded warehouse serves one process; use a ClickHouse server to "
+                "share it)"
+            ) from exc
         self._lock = threading.Lock()
 
     def _run(self, sql: str, fmt: str = "CSV") -> Any:

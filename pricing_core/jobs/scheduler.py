@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pricing_core.adapters.schema_notify import job_runs
 from pricing_core.adapters.storage import run_write
+from pricing_core.adapters.warehouse import close_warehouse
 from pricing_core.analytics import warehouse
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
@@ -107,8 +108,11 @@ def _analytics_sync(engine: Engine, *, now: datetime) -> str:
     wh = warehouse.configured()
     if wh is None:
         return "analytics warehouse not configured (PRICING_ANALYTICS_URL): nothing copied"
-    result = warehouse.sync(engine, wh)
-    return f"{result.events} events folded; events up to id {result.watermark} are folded"
+    try:
+        result = warehouse.sync(engine, wh)
+    finally:  # an embedded (chdb) directory serves one process: hold it only while syncing
+        close_warehouse(wh.url)
+    return f"{result.events} events read; events up to id {result.watermark} are folded"
 
 
 JOBS: dict[str, Job] = {

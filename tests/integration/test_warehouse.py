@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -299,8 +300,27 @@ def test_the_analytics_sync_job_copies_new_events_and_says_so_when_unconfigured(
     assert run_once(engine, "analytics-sync").startswith("ok: analytics warehouse not configured")
     use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
     assert run_once(engine, "analytics-sync") == (
-        f"ok: {events} events folded; events up to id {events} are folded"
+        f"ok: {events} events read; events up to id {events} are folded"
     )
     status = warehouse.sync_status(engine)
     assert status is not None and (status.watermark, status.behind) == (events, 0) and events
     engine.dispose()
+
+
+def test_an_embedded_warehouse_open_in_another_process_is_a_clear_error(tmp_path, monkeypatch):
+    directory = tmp_path / "wh"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"from chdb import session; import time; s = session.Session({str(directory)!r}); "
+         "print('open', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        use_warehouse(monkeypatch, f"chdb://{directory}")
+        with pytest.raises(adapter.WarehouseError, match="serves one process"):
+            warehouse.configured()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
