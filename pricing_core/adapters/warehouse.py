@@ -63,6 +63,7 @@ class Warehouse(Protocol):
     """What the analytics need of ClickHouse. Errors: WarehouseError."""
 
     url: str
+    embedded: bool  # runs in this process: it can read the database's tables itself
 
     def command(self, sql: str) -> None: ...
 
@@ -84,6 +85,7 @@ class _Embedded:
 
         path.mkdir(parents=True, exist_ok=True)
         self.url = url
+        self.embedded = True
         try:
             self._session = session.Session(str(path))
         except RuntimeError as exc:  # chdb locks its directory to one process
@@ -124,6 +126,7 @@ class _Server:
         import clickhouse_connect  # optional dependency
 
         self.url = url
+        self.embedded = False
         self._client = self._run(
             clickhouse_connect.get_client,
             host=parts.hostname or "localhost",

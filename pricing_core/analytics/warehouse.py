@@ -155,16 +155,41 @@ def _read_events(engine: Engine, lo: int, hi: int) -> pd.DataFrame:
 
 
 def _fold(engine: Engine, wh: Warehouse, b: int, lo: int, hi: int, version: int) -> int:
-    frame = _read_events(engine, lo, hi)
-    if frame.empty:
-        return 0
-    wh.insert(f"{DATABASE}.usage_events", frame.assign(synced=version))
-    frame["requests"] = 1
+    """Copy the events lo <= id < hi and write block b's rollup rows from every copied
+    event of the block (each once: FINAL). Returns: the block's events."""
+    source = _source(engine) if wh.embedded else None
+    if source is not None:  # ClickHouse reads the database itself: no rows through Python
+        wh.command(
+            f"INSERT INTO {DATABASE}.usage_events SELECT {', '.join(_EVENT_COLUMNS[:-2])}, "
+            "toDate(day), toDateTime64(created_at, 6, 'UTC'), "
+            f"{version} FROM {source} WHERE id >= {lo} AND id < {hi}"
+        )
+    else:
+        frame = _read_events(engine, lo, hi)
+        if not frame.empty:
+            wh.insert(f"{DATABASE}.usage_events", frame.assign(synced=version))
+    events = f"{DATABASE}.usage_events FINAL WHERE id >= {lo} AND id < {hi}"
     for table, keys in _KEYS.items():
-        rolled = frame.groupby(["day", *keys], as_index=False)[list(SUMS)].sum()
-        columns = ["day", *keys, "block", *SUMS, "synced"]
-        wh.insert(f"{DATABASE}.{table}", rolled.assign(block=b, synced=version)[columns])
-    return len(frame)
+        group = ", ".join(["day", *keys])
+        sums = ", ".join(["count()", *(f"sum({s})" for s in SUMS[1:])])
+        wh.command(
+            f"INSERT INTO {DATABASE}.{table} SELECT {group}, {b}, {sums}, {version} "
+            f"FROM {events} GROUP BY {group}"
+        )
+    return int(wh.frame(f"SELECT count() AS n FROM {events}")["n"].iloc[0])
+
+
+def _source(engine: Engine) -> str | None:
+    """The ClickHouse table function that reads `usage_events` from PostgreSQL as the
+    app connects to it, or None (read rows through Python). Never SQLite's file: a
+    second SQLite library in this process would release the app's file locks
+    (seen as "disk I/O error"), so SQLite is read through the app's own driver."""
+    url = engine.url
+    if url.get_backend_name() != "postgresql" or not url.database:
+        return None
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    login = ", ".join(_literal(v or "") for v in (url.username, url.password))
+    return f"postgresql({_literal(where)}, {_literal(url.database)}, 'usage_events', {login})"
 
 
 def _set_state(wh: Warehouse, mark: int, block: int, version: int) -> None:

@@ -60,6 +60,15 @@ def trace(pg_template, tmp_path_factory):
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(params=["direct", "python"])
+def reads(request, monkeypatch) -> str:
+    """How a sync reads the events: ClickHouse's own table function on the database
+    (embedded), or rows through Python (what a ClickHouse server is sent)."""
+    if request.param == "python":
+        monkeypatch.setattr(warehouse, "_source", lambda engine: None)
+    return request.param
+
+
 def use_warehouse(monkeypatch, url: str | None) -> None:
     if url is None:
         monkeypatch.delenv("PRICING_ANALYTICS_URL", raising=False)
@@ -88,7 +97,7 @@ def figures(engine):
 
 @pytest.mark.postgres
 def test_revenue_margin_and_top_accounts_on_clickhouse_equal_postgresql_and_the_export(
-    trace, tmp_path, monkeypatch
+    trace, tmp_path, monkeypatch, reads
 ):
     engine, _, usage = trace
     on_postgres = figures(engine)
@@ -172,7 +181,7 @@ def test_a_sync_killed_mid_way_and_run_again_counts_every_event_once(trace, tmp_
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_charge_after_the_last_sync_is_in_the_figures_before_the_next(
-    db, request, tmp_path, monkeypatch
+    db, request, tmp_path, monkeypatch, reads
 ):
     url = request.getfixturevalue("sqlite_url" if db == "sqlite" else "pg_url")
     engine = storage.make_engine(url)
@@ -224,7 +233,9 @@ def test_a_warehouse_url_of_another_kind_is_refused_in_a_sentence(monkeypatch):
     assert Path("somewhere").exists() is False
 
 
-def test_a_charge_committed_while_a_sync_reads_is_counted_once(sqlite_url, tmp_path, monkeypatch):
+def test_a_charge_committed_while_a_sync_reads_is_counted_once(
+    sqlite_url, tmp_path, monkeypatch, reads
+):
     engine = storage.make_engine(sqlite_url)
     now = datetime(2026, 3, 2, 12, tzinfo=UTC)
     create_account(engine, "acme", name="Acme", email="acme@example.com", now=now)
@@ -237,16 +248,16 @@ def test_a_charge_committed_while_a_sync_reads_is_counted_once(sqlite_url, tmp_p
         record_usage(engine, event, now=now)
 
     charge(1)
-    read = warehouse._read_events
+    fold = warehouse._fold
 
-    def read_after_a_charge(*args):  # the charge commits after the sync took its top id
+    def fold_after_a_charge(*args):  # the charge commits after the sync took its top id
         if not charged:
             charged.append(True)
             charge(2)
-        return read(*args)
+        return fold(*args)
 
     charged: list[bool] = []
-    monkeypatch.setattr(warehouse, "_read_events", read_after_a_charge)
+    monkeypatch.setattr(warehouse, "_fold", fold_after_a_charge)
     use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
     assert warehouse.sync(engine, warehouse.configured()).watermark == 1
     report = rev.revenue_report(engine, ADMIN, start=now.date(), end=now.date())
