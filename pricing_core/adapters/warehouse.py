@@ -53,6 +53,9 @@ SCHEMA = (
         requests Int64, input_tokens Int64, output_tokens Int64, cached_tokens Int64,
         provider_cost Int64, price Int64, synced UInt64
     ) ENGINE = ReplacingMergeTree(synced) ORDER BY (day, account_id, block)""",
+    # one block on its way in (a sync at a time): copied to usage_events and rolled up
+    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.staging AS {DATABASE}.usage_events
+    ENGINE = Memory""",
     f"""CREATE TABLE IF NOT EXISTS {DATABASE}.sync_state (
         name String, watermark UInt64, block UInt64, synced UInt64
     ) ENGINE = ReplacingMergeTree(synced) ORDER BY name""",

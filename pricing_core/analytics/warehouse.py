@@ -155,28 +155,28 @@ def _read_events(engine: Engine, lo: int, hi: int) -> pd.DataFrame:
 
 
 def _fold(engine: Engine, wh: Warehouse, b: int, lo: int, hi: int, version: int) -> int:
-    """Copy the events lo <= id < hi and write block b's rollup rows from every copied
-    event of the block (each once: FINAL). Returns: the block's events."""
+    """Stage the events lo <= id < hi (the whole block up to the sync's top id, each
+    once), copy them, and write block b's rollup rows from them. Returns: their count."""
+    staging = f"{DATABASE}.staging"
+    wh.command(f"TRUNCATE TABLE {staging}")
     source = _source(engine) if wh.embedded else None
     if source is not None:  # ClickHouse reads the database itself: no rows through Python
         wh.command(
-            f"INSERT INTO {DATABASE}.usage_events SELECT {', '.join(_EVENT_COLUMNS[:-2])}, "
-            "toDate(day), toDateTime64(created_at, 6, 'UTC'), "
-            f"{version} FROM {source} WHERE id >= {lo} AND id < {hi}"
+            f"INSERT INTO {staging} SELECT {', '.join(_EVENT_COLUMNS[:-2])}, toDate(day), "
+            f"toDateTime64(created_at, 6, 'UTC'), {version} "
+            f"FROM {source} WHERE id >= {lo} AND id < {hi}"
         )
     else:
-        frame = _read_events(engine, lo, hi)
-        if not frame.empty:
-            wh.insert(f"{DATABASE}.usage_events", frame.assign(synced=version))
-    events = f"{DATABASE}.usage_events FINAL WHERE id >= {lo} AND id < {hi}"
+        wh.insert(staging, _read_events(engine, lo, hi).assign(synced=version))
+    wh.command(f"INSERT INTO {DATABASE}.usage_events SELECT * FROM {staging}")
     for table, keys in _KEYS.items():
         group = ", ".join(["day", *keys])
         sums = ", ".join(["count()", *(f"sum({s})" for s in SUMS[1:])])
         wh.command(
             f"INSERT INTO {DATABASE}.{table} SELECT {group}, {b}, {sums}, {version} "
-            f"FROM {events} GROUP BY {group}"
+            f"FROM {staging} GROUP BY {group}"
         )
-    return int(wh.frame(f"SELECT count() AS n FROM {events}")["n"].iloc[0])
+    return int(wh.frame(f"SELECT count() AS n FROM {staging}")["n"].iloc[0])
 
 
 def _source(engine: Engine) -> str | None:
