@@ -16,7 +16,8 @@ Definitions (all Decimal USD, exact):
   used yet.
 
 Every function checks the admin role and reads rollups and the ledger, never
-`usage_events`.
+`usage_events` (with `PRICING_ANALYTICS_URL`, ClickHouse sums the usage figures, and
+only the events past its watermark are read here, by id: `analytics.warehouse`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Admin usage explorer: who is spending fast, whose spend jumped, what is unpriced.
 
-All figures come from the account-day rollup (`account_daily`), except the unpriced-usage
+All figures come from the account-day rollup (`account_daily`; ClickHouse's copy of it
+with `PRICING_ANALYTICS_URL`, see `analytics.warehouse`), except the unpriced-usage
 queue, which lists the `usage_events` with `status = 'unpriced'` (a partial index
 keeps that cheap: it only holds the queue).
 
