@@ -87,13 +87,15 @@ def sync(
     wh: Warehouse,
     *,
     block: int | None = None,
+    full: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> SyncResult:
     """Fold every event recorded since the last sync (and the blocks that need it
     again) into the warehouse. Idempotent; safe to kill and run again. One sync at a
     time per warehouse (the `analytics-sync` job claims its slot). `block`: event ids
     per block, fixed by the first sync (default BLOCK), since rollup rows are keyed
-    by block. `progress(done, total)` is called after each block.
+    by block. `full`: re-fold every block (after a charge that committed more than
+    REWIND ids late). `progress(done, total)` is called after each block.
     Returns: SyncResult. Raises: InvalidUsage (a block size other than the warehouse's).
     """
     mark, fixed = _state(wh)
@@ -107,7 +109,8 @@ def sync(
         "WHERE status = 'unpriced'"
     )
     # from REWIND ids back, even with nothing new: a late commit lands below the top
-    forward = range(max(mark - REWIND, 0) // block, top // block + 1) if top else range(0)
+    first = 0 if full else max(mark - REWIND, 0) // block
+    forward = range(first, top // block + 1) if top else range(0)
     blocks = sorted({int(b) for b in unpriced["b"]} | set(forward))
     version = time.time_ns()
     events = 0

@@ -27,6 +27,14 @@ def sync_command(
             f"sync ({warehouse.BLOCK:,} unless given).",
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Fold every block again (after a charge that committed very late).",
+            metavar="",
+        ),
+    ] = False,
 ) -> None:
     """Copy the events recorded since the last sync to PRICING_ANALYTICS_URL and fold
     them into its rollups. Safe to interrupt and run again: nothing is counted twice."""
@@ -49,6 +57,7 @@ def sync_command(
                 open_database(),
                 wh,
                 block=block,
+                full=full,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
     except PricingError as exc:

@@ -335,3 +335,39 @@ def test_an_embedded_warehouse_open_in_another_process_is_a_clear_error(tmp_path
         holder.kill()
         holder.wait()
         holder.stdout.close()  # type: ignore[union-attr]
+
+
+def test_a_charge_committed_later_than_the_rewind_is_folded_by_a_full_sync(
+    sqlite_url, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from pricing_core.cli.main import app
+
+    monkeypatch.setenv("PRICING_DATABASE_URL", sqlite_url)
+    engine = storage.make_engine(sqlite_url)
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    create_account(engine, "acme", name="Acme", email="acme@example.com", now=now)
+    for n in (1, 2, 3):
+        event = UsageEvent(
+            f"req-{n}", "acme", "acme", "chat_message", "openai", "gpt-4o-mini", 1_000, 100,
+            created_at=now,
+        )  # fmt: skip
+        record_usage(engine, event, now=now)
+    monkeypatch.setattr(warehouse, "REWIND", 0)
+    read = warehouse._read_events
+    # the first event's transaction had not committed when the first sync read
+    monkeypatch.setattr(warehouse, "_read_events", lambda e, lo, hi: read(e, max(lo, 2), hi))
+    use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
+    warehouse.sync(engine, warehouse.configured(), block=1)
+    monkeypatch.setattr(warehouse, "_read_events", read)
+
+    def requests() -> int:
+        return rev.revenue_report(engine, ADMIN, start=now.date(), end=now.date()).totals.requests
+
+    warehouse.sync(engine, warehouse.configured())
+    assert requests() == 2  # the late event is below the watermark and out of the rewind
+    result = CliRunner().invoke(app, ["analytics", "sync", "--full"])
+    assert result.exit_code == 0, result.output
+    assert "3 events read in 4 blocks" in result.output and requests() == 3  # ids 0-3
+    engine.dispose()
