@@ -100,12 +100,10 @@ class _Embedded:
         self._lock = threading.Lock()
 
     def _run(self, sql: str, fmt: str = "CSV") -> Any:
-        from chdb import ChdbError  # optional dependency
-
         try:
             with self._lock:
                 return self._session.query(sql, fmt)
-        except ChdbError as exc:
+        except RuntimeError as exc:  # chdb's errors (chdb._exceptions.ChdbError) are these
             raise WarehouseError(str(exc).splitlines()[0]) from exc
 
     def command(self, sql: str) -> None:

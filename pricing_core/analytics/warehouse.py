@@ -35,7 +35,7 @@ import pandas as pd
 from sqlalchemy import BigInteger, Engine, func, select, type_coerce
 
 from pricing_core.adapters.schema import accounts, usage_events, wallets
-from pricing_core.adapters.warehouse import DATABASE, Warehouse, open_warehouse
+from pricing_core.adapters.warehouse import DATABASE, Warehouse, WarehouseError, open_warehouse
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import nanos_to_usd
@@ -164,11 +164,15 @@ def _fold(engine: Engine, wh: Warehouse, b: int, lo: int, hi: int, version: int)
     wh.command(f"TRUNCATE TABLE {staging}")
     source = _source(engine) if wh.embedded else None
     if source is not None:  # ClickHouse reads the database itself: no rows through Python
-        wh.command(
-            f"INSERT INTO {staging} SELECT {', '.join(_EVENT_COLUMNS[:-2])}, toDate(day), "
-            f"toDateTime64(created_at, 6, 'UTC'), {version} "
-            f"FROM {source} WHERE id >= {lo} AND id < {hi}"
-        )
+        try:
+            wh.command(
+                f"INSERT INTO {staging} SELECT {', '.join(_EVENT_COLUMNS[:-2])}, toDate(day), "
+                f"toDateTime64(created_at, 6, 'UTC'), {version} "
+                f"FROM {source} WHERE id >= {lo} AND id < {hi}"
+            )
+        except WarehouseError as exc:  # its text may quote the statement, password and all
+            secret = engine.url.password
+            raise WarehouseError(str(exc).replace(secret, "***") if secret else str(exc)) from None
     else:
         wh.insert(staging, _read_events(engine, lo, hi).assign(synced=version))
     wh.command(f"INSERT INTO {DATABASE}.usage_events SELECT * FROM {staging}")

@@ -371,3 +371,19 @@ def test_a_charge_committed_later_than_the_rewind_is_folded_by_a_full_sync(
     assert result.exit_code == 0, result.output
     assert "3 events read in 4 blocks" in result.output and requests() == 3  # ids 0-3
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_database_clickhouse_cannot_read_is_a_warehouse_error_without_its_password(
+    pg_url, tmp_path, monkeypatch
+):
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_url).set(database="pc_no_such_database", password="s3cret-pw")
+    engine = create_engine(url)
+    use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
+    with pytest.raises(adapter.WarehouseError, match="pc_no_such_database") as caught:
+        warehouse._fold(engine, warehouse.configured(), 0, 0, 10, 1)
+    assert "s3cret-pw" not in str(caught.value)
+    engine.dispose()
