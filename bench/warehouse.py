@@ -16,7 +16,7 @@ from bench.analytics import QUERIES, _p95, _timings, context
 from bench.results import Measurement
 from pricing_core.adapters import storage
 from pricing_core.adapters.warehouse import close_warehouse, open_warehouse
-from pricing_core.analytics import warehouse
+from pricing_core.analytics import warehouse_sync
 from pricing_core.config import get_settings
 
 TARGET = 200_000  # events/s
@@ -42,12 +42,12 @@ def run_backend(url: str, *, runs: int) -> dict:
             top = conn.exec_driver_sql("SELECT MAX(id) FROM usage_events").scalar() or 0
         began = time.perf_counter()
         read = sum(
-            len(warehouse._read_events(engine, lo, lo + warehouse.BLOCK))
-            for lo in range(0, top + 1, warehouse.BLOCK)
+            len(warehouse_sync._read_events(engine, lo, lo + warehouse_sync.BLOCK))
+            for lo in range(0, top + 1, warehouse_sync.BLOCK)
         )
         read_s = time.perf_counter() - began
         began = time.perf_counter()
-        result = warehouse.sync(engine, open_warehouse(wh_url))
+        result = warehouse_sync.sync(engine, open_warehouse(wh_url))
         sync_s = time.perf_counter() - began
         ctx = context(engine)
         calls = []

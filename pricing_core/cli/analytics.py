@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pricing_core.adapters.storage import open_database
-from pricing_core.analytics import warehouse
+from pricing_core.analytics import warehouse, warehouse_sync
 from pricing_core.cli.common import fail
 from pricing_core.domain.errors import ConfigurationError, PricingError
 
@@ -24,7 +24,7 @@ def sync_command(
         typer.Option(
             min=1,
             help="Event ids per block (one read and one fold each), fixed by the first "
-            f"sync ({warehouse.BLOCK:,} unless given).",
+            f"sync ({warehouse_sync.BLOCK:,} unless given).",
         ),
     ] = None,
     full: Annotated[
@@ -53,7 +53,7 @@ def sync_command(
         started = time.perf_counter()
         with progress:
             task = progress.add_task("sync", total=None)
-            result = warehouse.sync(
+            result = warehouse_sync.sync(
                 open_database(),
                 wh,
                 block=block,

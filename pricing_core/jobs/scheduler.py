@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from pricing_core.adapters.schema_notify import job_runs
 from pricing_core.adapters.storage import run_write
 from pricing_core.adapters.warehouse import close_warehouse
-from pricing_core.analytics import warehouse
+from pricing_core.analytics import warehouse, warehouse_sync
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.jobs.reports import (
@@ -109,7 +109,7 @@ def _analytics_sync(engine: Engine, *, now: datetime) -> str:
     if wh is None:
         return "analytics warehouse not configured (PRICING_ANALYTICS_URL): nothing copied"
     try:
-        result = warehouse.sync(engine, wh)
+        result = warehouse_sync.sync(engine, wh)
     finally:  # an embedded (chdb) directory serves one process: hold it only while syncing
         close_warehouse(wh.url)
     return f"{result.events} events read; events up to id {result.watermark} are folded"

@@ -398,7 +398,7 @@ def st_today():
 def test_with_a_clickhouse_copy_revenue_shows_the_same_figures_and_integrity_its_watermark(
     db, monkeypatch, tmp_path
 ):
-    from pricing_core.analytics import warehouse
+    from pricing_core.analytics import warehouse, warehouse_sync
     from pricing_core.config import get_settings
 
     n = import_real_trace(db, tmp_path, rows=300)
@@ -412,7 +412,7 @@ def test_with_a_clickhouse_copy_revenue_shows_the_same_figures_and_integrity_its
     monkeypatch.setenv("PRICING_ANALYTICS_URL", f"chdb://{tmp_path / 'warehouse'}")
     get_settings.cache_clear()
     st.cache_data.clear()
-    assert warehouse.sync(db, warehouse.configured()).events == n
+    assert warehouse_sync.sync(db, warehouse.configured()).events == n
     copied_metrics, copied_tables = shown()
     assert copied_metrics == metrics and len(copied_tables) == len(tables) > 1
     assert all(a.equals(b) for a, b in zip(copied_tables, tables, strict=True))

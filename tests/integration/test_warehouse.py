@@ -23,7 +23,7 @@ from pricing_core.adapters import storage
 from pricing_core.adapters import warehouse as adapter
 from pricing_core.adapters.schema import usage_events
 from pricing_core.analytics import revenue as rev
-from pricing_core.analytics import sales, warehouse
+from pricing_core.analytics import sales, warehouse, warehouse_sync
 from pricing_core.analytics import spend_watch as watch
 from pricing_core.analytics.prices import price_book
 from pricing_core.config import get_settings
@@ -65,7 +65,7 @@ def reads(request, monkeypatch) -> str:
     """How a sync reads the events: ClickHouse's own table function on the database
     (embedded), or rows through Python (what a ClickHouse server is sent)."""
     if request.param == "python":
-        monkeypatch.setattr(warehouse, "_source", lambda engine: None)
+        monkeypatch.setattr(warehouse_sync, "_source", lambda engine: None)
     return request.param
 
 
@@ -103,7 +103,7 @@ def test_revenue_margin_and_top_accounts_on_clickhouse_equal_postgresql_and_the_
     on_postgres = figures(engine)
     url = f"chdb://{tmp_path / 'wh'}"
     use_warehouse(monkeypatch, url)
-    result = warehouse.sync(engine, warehouse.configured(), block=4_096)
+    result = warehouse_sync.sync(engine, warehouse.configured(), block=4_096)
     assert result.events == EVENTS and result.blocks == 7
     on_clickhouse = figures(engine)
     assert on_clickhouse == on_postgres
@@ -140,7 +140,7 @@ def test_revenue_margin_and_top_accounts_on_clickhouse_equal_postgresql_and_the_
     assert [(t.account_id, t.spend) for t in top] == leaders
 
     # a second sync reads only the last block again and changes nothing
-    again = warehouse.sync(engine, warehouse.configured(), block=4_096)
+    again = warehouse_sync.sync(engine, warehouse.configured(), block=4_096)
     assert again.blocks == 1 and figures(engine) == on_postgres
     copied = warehouse.configured().frame(
         "SELECT count() AS n, uniqExact(request_id) AS u FROM pricing.usage_events FINAL"
@@ -174,8 +174,8 @@ def test_a_sync_killed_mid_way_and_run_again_counts_every_event_once(trace, tmp_
         pytest.fail("the sync was never caught mid-way")
     use_warehouse(monkeypatch, wh_url)
     with pytest.raises(InvalidUsage, match="blocks of 100 event ids"):
-        warehouse.sync(engine, wh, block=4_096)
-    assert warehouse.sync(engine, wh).watermark >= EVENTS
+        warehouse_sync.sync(engine, wh, block=4_096)
+    assert warehouse_sync.sync(engine, wh).watermark >= EVENTS
     assert figures(engine) == on_postgres
 
 
@@ -204,7 +204,7 @@ def test_a_charge_after_the_last_sync_is_in_the_figures_before_the_next(
     charge(3, "acme")
     charge(1, "zeta")
     use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
-    warehouse.sync(engine, warehouse.configured())
+    warehouse_sync.sync(engine, warehouse.configured())
     charge(5, "zeta")  # past the watermark: zeta, second in ClickHouse, is now first
     report = rev.revenue_report(engine, ADMIN, start=now.date(), end=now.date())
     top = rev.top_accounts(engine, ADMIN, start=now.date(), end=now.date(), limit=1)
@@ -248,7 +248,7 @@ def test_a_charge_committed_while_a_sync_reads_is_counted_once(
         record_usage(engine, event, now=now)
 
     charge(1)
-    fold = warehouse._fold
+    fold = warehouse_sync._fold
 
     def fold_after_a_charge(*args):  # the charge commits after the sync took its top id
         if not charged:
@@ -257,12 +257,12 @@ def test_a_charge_committed_while_a_sync_reads_is_counted_once(
         return fold(*args)
 
     charged: list[bool] = []
-    monkeypatch.setattr(warehouse, "_fold", fold_after_a_charge)
+    monkeypatch.setattr(warehouse_sync, "_fold", fold_after_a_charge)
     use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
-    assert warehouse.sync(engine, warehouse.configured()).watermark == 1
+    assert warehouse_sync.sync(engine, warehouse.configured()).watermark == 1
     report = rev.revenue_report(engine, ADMIN, start=now.date(), end=now.date())
     assert report.totals.requests == 2  # once from ClickHouse, once from past the watermark
-    warehouse.sync(engine, warehouse.configured())
+    warehouse_sync.sync(engine, warehouse.configured())
     assert rev.revenue_report(engine, ADMIN, start=now.date(), end=now.date()) == report
     engine.dispose()
 
@@ -281,7 +281,7 @@ def test_revenue_by_plan_on_clickhouse_equals_the_rollups_with_a_subscriber_past
     start = DAY0 + timedelta(days=2, hours=12)
     switch_plan(engine, "alice", "starter", source=SubscriptionSource.ADMIN, now=start)
     use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
-    warehouse.sync(engine, warehouse.configured())
+    warehouse_sync.sync(engine, warehouse.configured())
     late = DAY0 + timedelta(days=3, hours=9)  # alice, on Starter, after the sync
     record_usage(
         engine,
@@ -354,18 +354,18 @@ def test_a_charge_committed_later_than_the_rewind_is_folded_by_a_full_sync(
             created_at=now,
         )  # fmt: skip
         record_usage(engine, event, now=now)
-    monkeypatch.setattr(warehouse, "REWIND", 0)
-    read = warehouse._read_events
+    monkeypatch.setattr(warehouse_sync, "REWIND", 0)
+    read = warehouse_sync._read_events
     # the first event's transaction had not committed when the first sync read
-    monkeypatch.setattr(warehouse, "_read_events", lambda e, lo, hi: read(e, max(lo, 2), hi))
+    monkeypatch.setattr(warehouse_sync, "_read_events", lambda e, lo, hi: read(e, max(lo, 2), hi))
     use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
-    warehouse.sync(engine, warehouse.configured(), block=1)
-    monkeypatch.setattr(warehouse, "_read_events", read)
+    warehouse_sync.sync(engine, warehouse.configured(), block=1)
+    monkeypatch.setattr(warehouse_sync, "_read_events", read)
 
     def requests() -> int:
         return rev.revenue_report(engine, ADMIN, start=now.date(), end=now.date()).totals.requests
 
-    warehouse.sync(engine, warehouse.configured())
+    warehouse_sync.sync(engine, warehouse.configured())
     assert requests() == 2  # the late event is below the watermark and out of the rewind
     result = CliRunner().invoke(app, ["analytics", "sync", "--full"])
     assert result.exit_code == 0, result.output
@@ -384,6 +384,6 @@ def test_a_database_clickhouse_cannot_read_is_a_warehouse_error_without_its_pass
     engine = create_engine(url)
     use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
     with pytest.raises(adapter.WarehouseError, match="pc_no_such_database") as caught:
-        warehouse._fold(engine, warehouse.configured(), 0, 0, 10, 1)
+        warehouse_sync._fold(engine, warehouse.configured(), 0, 0, 10, 1)
     assert "s3cret-pw" not in str(caught.value)
     engine.dispose()
