@@ -387,3 +387,10 @@ def test_a_database_clickhouse_cannot_read_is_a_warehouse_error_without_its_pass
         warehouse_sync._fold(engine, warehouse.configured(), 0, 0, 10, 1)
     assert "s3cret-pw" not in str(caught.value)
     engine.dispose()
+
+
+def test_a_read_may_name_more_accounts_than_clickhouse_parses_by_default(tmp_path):
+    wh = adapter.open_warehouse(f"chdb://{tmp_path / 'wh'}")
+    ids = ", ".join(warehouse.literal(f"acct-{i:08d}") for i in range(30_000))  # ~500 KB
+    answer = wh.frame(f"SELECT count() AS n FROM system.one WHERE 'acct-00029999' IN ({ids})")
+    assert int(answer["n"].iloc[0]) == 1
