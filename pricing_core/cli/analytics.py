@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pricing_core.adapters.storage import open_database
 from pricing_core.analytics import warehouse, warehouse_sync
-from pricing_core.cli.common import fail
+from pricing_core.cli.common import fail, progress_bar
 from pricing_core.domain.errors import ConfigurationError, PricingError
 
 app = typer.Typer(help="The ClickHouse copy of the usage events.", no_args_is_help=True)
@@ -42,14 +40,7 @@ def sync_command(
         wh = warehouse.configured()
         if wh is None:
             raise ConfigurationError("PRICING_ANALYTICS_URL is not set: no warehouse to sync")
-        progress = Progress(
-            TextColumn("folding blocks"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            transient=True,
-            disable=not sys.stderr.isatty(),
-        )
+        progress = progress_bar("folding blocks")
         started = time.perf_counter()
         with progress:
             task = progress.add_task("sync", total=None)

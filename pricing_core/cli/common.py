@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine
 
 from pricing_core.adapters.storage import open_database
@@ -70,3 +71,15 @@ def fail(exc: PricingError) -> typer.Exit:
     """Print the error in one line and exit with status 2 (never a traceback)."""
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(2)
+
+
+def progress_bar(label: str) -> Progress:
+    """A bar with done/total and elapsed time on stderr, shown only on a terminal."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pricing_core.adapters.storage import open_database
-from pricing_core.cli.common import fail
+from pricing_core.cli.common import fail, progress_bar
 from pricing_core.domain.errors import PricingError
 from pricing_core.metering.importers import DEFAULT_MODEL_MIX, import_azure_trace
 from pricing_core.metering.trace import TraceMapping, parse_model_mix
@@ -76,14 +74,7 @@ def import_azure_trace_command(
         balance = None if opening_balance is None else _decimal(opening_balance, "balance")
         if balance is not None and balance < 0:
             raise typer.BadParameter(f"opening balance {opening_balance} must not be negative")
-        progress = Progress(
-            TextColumn("importing {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            transient=True,
-            disable=not sys.stderr.isatty(),
-        )
+        progress = progress_bar("importing {task.description}")
         started = time.perf_counter()
         with progress:
             task = progress.add_task(path.name, total=None)
