@@ -74,13 +74,7 @@ else:
         )
         if st.button("Save this price", type="primary", key="price_save"):
             try:
-                ap.set_model_price(
-                    engine,
-                    viewer,
-                    change,
-                    effective_from=starts,
-                    reason=reason,
-                )
+                ap.set_model_price(engine, viewer, change, effective_from=starts, reason=reason)
             except PricingError as exc:
                 st.error(str(exc))
             else:
@@ -90,13 +84,17 @@ else:
                 st.rerun()
 
 st.subheader("Fixed operation prices")
-st.caption("Operations with a fixed price per call are not priced by tokens.")
+st.caption(
+    "Operations with a fixed price per unit (an image, a video) are not priced by tokens; "
+    "a model's own price comes before the operation's price for any model."
+)
 _session.table(
     [
         {
             "operation": o.operation,
-            "price per call": o.price,
-            "provider cost per call": o.provider_cost,
+            "model": o.model or "any",
+            "price per unit": o.price,
+            "provider cost per unit": o.provider_cost,
             "effective from": _format.when(o.effective_from, seconds=True),
             "status": "scheduled" if o.scheduled else "in effect",
             "set by": o.actor or "",
@@ -105,10 +103,11 @@ _session.table(
     ]
 )
 with st.form("operation_form"):
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     operation = c1.text_input("Operation", placeholder="image_generation", key="op_name")
-    price = c2.text_input("Price per call, USD", key="op_price")
-    cost = c3.text_input("Provider cost per call, USD", key="op_cost")
+    op_model = c2.text_input("Model (empty: any)", placeholder="dall-e-3", key="op_model")
+    price = c3.text_input("Price per unit, USD", key="op_price")
+    cost = c4.text_input("Provider cost per unit, USD", key="op_cost")
     op_day = st.date_input(
         "Effective from (date; today = now)", value=_session.today(), key="op_day"
     )
@@ -125,6 +124,7 @@ if saved:
             provider_cost=cost,
             effective_from=starts,
             reason=op_reason,
+            model=op_model.strip(),
         )
     except PricingError as exc:
         st.error(str(exc))

@@ -134,6 +134,8 @@ usage_events = Table(
     # migration 0014; defaults on the server, so the charge function and COPY omit them
     Column("cache_write_tokens", BigInteger, nullable=False, server_default="0"),
     Column("service_tier", String(16), nullable=False, server_default="standard"),
+    # units of a fixed-price operation (images, videos) in the call
+    Column("quantity", Integer, nullable=False, server_default="1"),
     Column("charge_basis", String(20), nullable=False),  # payg | fixed | included | overage | free
     Column("status", String(20), nullable=False),  # priced | unpriced
     Column("ledger_entry_id", BigInteger),
@@ -241,8 +243,10 @@ operation_prices = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("operation", String(64), nullable=False),
+    # the model this price is for; "" = every model of the operation without its own row
+    Column("model", String(128), nullable=False, server_default=""),
     Column("effective_from", UTCDateTime, nullable=False),
-    Column("price", NanoUSD, nullable=False),  # charged per call
+    Column("price", NanoUSD, nullable=False),  # charged per unit (usage_events.quantity)
     Column("provider_cost", NanoUSD, nullable=False),  # what one call costs the operator
     Column("actor", String(320)),
     Column("reason", Text),

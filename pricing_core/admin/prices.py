@@ -218,18 +218,22 @@ def set_operation_price(
     provider_cost: object,
     effective_from: datetime | None,
     reason: str,
+    model: str = "",
     allow_retroactive: bool = False,
     now: datetime | None = None,
 ) -> int:
-    """Charge `operation` a fixed `price` USD per call (costing the operator
-    `provider_cost`) from `effective_from` on (None: now). Row + audit in one transaction, then
-    the price cache is cleared. Returns: the row id.
+    """Charge `operation` a fixed `price` USD per unit (costing the operator
+    `provider_cost`) from `effective_from` on (None: now): for calls of `model`, or
+    with `model` "", for every model without its own price. Row + audit in one
+    transaction, then the price cache is cleared. Returns: the row id.
     Raises: PermissionDenied, InvalidUsage.
     """
     require_admin(principal)
     at = now or datetime.now(UTC)
 
     check_name("operation", operation)
+    if model:
+        check_name("model", model)
     start = _effective_from(effective_from, at, allow_retroactive)
     text = audit_reason(reason)
     kw: dict[str, Any] = {"low": ZERO, "high": MAX_FIXED_PRICE}
@@ -238,7 +242,7 @@ def set_operation_price(
     for value, what in ((amount, "price"), (cost, "provider cost")):
         if value != round_nano(value):
             raise InvalidUsage(f"the {what} {value} is finer than a nano-USD")
-    previous = load_price_book(engine).operation_row(operation, start)
+    previous = load_price_book(engine).operation_row(operation, start, model)
     actor = actor_of(principal)
 
     def work(conn: Connection) -> int:
@@ -246,6 +250,7 @@ def set_operation_price(
             insert(operation_prices)
             .values(
                 operation=operation,
+                model=model,
                 effective_from=start,
                 price=amount,
                 provider_cost=cost,
@@ -260,11 +265,16 @@ def set_operation_price(
             actor=actor,
             action="price.operation",
             now=at,
-            target=operation,
+            target=f"{operation}:{model}" if model else operation,
             before=None
             if previous is None
-            else {"price": previous.price, "provider_cost": previous.provider_cost},
+            else {
+                "price": previous.price,
+                "provider_cost": previous.provider_cost,
+                "model": previous.model,
+            },
             after={
+                "model": model,
                 "price": amount,
                 "provider_cost": cost,
                 "effective_from": start,

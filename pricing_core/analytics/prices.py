@@ -132,36 +132,40 @@ def price_book(
 @dataclass(frozen=True, slots=True)
 class OperationPriceView:
     operation: str
-    price: Decimal  # USD per call
-    provider_cost: Decimal  # USD per call
+    price: Decimal  # USD per unit (per call for quantity 1)
+    provider_cost: Decimal  # USD per unit
     effective_from: datetime
     actor: str | None
     scheduled: bool
+    model: str = ""  # "" = every model of the operation without its own price
 
 
 def operation_price_list(
     engine: Engine, principal: Principal, *, now: datetime | None = None
 ) -> list[OperationPriceView]:
-    """Fixed per-call prices: the one in effect now per operation and any scheduled
-    later. Raises: PermissionDenied."""
+    """Fixed prices per unit: the one in effect now per (operation, model) and any
+    scheduled later, by operation then model ("" first). Raises: PermissionDenied."""
     require_admin(principal)
     at = now or datetime.now(UTC)
     o = operation_prices.c
     with engine.connect() as conn:
         rows = conn.execute(
-            select(operation_prices).order_by(o.operation, o.effective_from, o.id)
+            select(operation_prices).order_by(o.operation, o.model, o.effective_from, o.id)
         ).all()
-    current: dict[str, OperationPriceView] = {}
+    current: dict[tuple[str, str], OperationPriceView] = {}
     later: list[OperationPriceView] = []
     for r in rows:
         view = OperationPriceView(
-            r.operation, r.price, r.provider_cost, r.effective_from, r.actor, r.effective_from > at
-        )
+            r.operation, r.price, r.provider_cost, r.effective_from, r.actor,
+            r.effective_from > at, r.model,
+        )  # fmt: skip
         if view.scheduled:
             later.append(view)
         else:
-            current[r.operation] = view
-    return sorted([*current.values(), *later], key=lambda v: (v.operation, v.effective_from))
+            current[(r.operation, r.model)] = view
+    return sorted(
+        [*current.values(), *later], key=lambda v: (v.operation, v.model, v.effective_from)
+    )
 
 
 # ---------------------------------------------------------------- history
@@ -213,9 +217,9 @@ def price_history(
         PriceHistoryRow(
             r.created_at,
             r.effective_from,
-            f"operation:{r.operation}",
-            f"fixed {format_rate(r.price, 'call')} (provider cost"
-            f" {format_rate(r.provider_cost, 'call')})",
+            f"operation:{r.operation}" + (f" ({r.model})" if r.model else ""),
+            f"fixed {format_rate(r.price, 'unit')} (provider cost"
+            f" {format_rate(r.provider_cost, 'unit')})",
             r.actor,
             r.reason,
         )

@@ -84,6 +84,7 @@ _FIELDS = {
     "cached_tokens",
     "cache_write_tokens",
     "service_tier",
+    "quantity",
     "max_output_tokens",
     "prompt_tokens",
     "prompt_text",

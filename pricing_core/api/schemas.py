@@ -16,6 +16,7 @@ from pricing_core.domain.usage_event import (
     MAX_METADATA_KEYS,
     MAX_METADATA_NUMBER,
     MAX_METADATA_VALUE_LENGTH,
+    MAX_QUANTITY,
     MAX_SESSION_ID_LENGTH,
     MAX_TOKENS,
     MAX_USER_ID_LENGTH,
@@ -224,6 +225,13 @@ class UsageIn(_In):
     )
     service_tier: Literal["standard", "batch", "flex", "priority"] = Field(
         "standard", description="the provider's processing tier; each is priced with its rates"
+    )
+    quantity: Annotated[
+        int, Ge(1), Le(MAX_QUANTITY), BeforeValidator(_whole_number), Field(strict=True)
+    ] = Field(
+        1,
+        description="units of a fixed-price operation in the call (e.g. 4 images); a fixed "
+        "price is charged per unit, a token-priced call by its tokens",
     )
     chat_id: Id | None = None
     created_at: str | None = Field(

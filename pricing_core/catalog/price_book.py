@@ -195,10 +195,14 @@ class ModelPriceRow:
 
 @dataclass(frozen=True, slots=True)
 class OperationPriceRow:
+    """A fixed price per unit (Decimal USD) of an operation, for one model or, with
+    `model` "", for every model without its own row."""
+
     id: int
     effective_from: datetime
     price: Decimal
     provider_cost: Decimal
+    model: str = ""
 
 
 @dataclass(slots=True)
@@ -207,7 +211,8 @@ class PriceBook:
 
     default_markup: Decimal
     models: dict[tuple[str, str], list[ModelPriceRow]] = field(default_factory=dict)
-    operations: dict[str, list[OperationPriceRow]] = field(default_factory=dict)
+    # (operation, model) -> rows; model "" is the operation-wide price
+    operations: dict[tuple[str, str], list[OperationPriceRow]] = field(default_factory=dict)
     custom: dict[tuple[str, str], list[CustomModelRow]] = field(default_factory=dict)
 
     def custom_row(
@@ -268,9 +273,13 @@ class PriceBook:
         """The markup/override row in effect at `at`, or None (default markup)."""
         return _in_effect(self.models.get((provider, model), []), at)
 
-    def operation_row(self, operation: str, at: datetime) -> OperationPriceRow | None:
-        """The fixed price in effect for `operation` at `at`, or None (token-priced)."""
-        return _in_effect(self.operations.get(operation, []), at)
+    def operation_row(
+        self, operation: str, at: datetime, model: str = ""
+    ) -> OperationPriceRow | None:
+        """The fixed price in effect for `operation` of `model` at `at`: the model's own
+        row, else the operation-wide one, else None (token-priced)."""
+        own = _in_effect(self.operations.get((operation, model), []), at) if model else None
+        return own or _in_effect(self.operations.get((operation, ""), []), at)  # type: ignore[no-any-return]
 
     def quote(
         self,
@@ -281,18 +290,22 @@ class PriceBook:
         counts: TokenCounts,
         at: datetime,
         service_tier: str = "standard",
+        quantity: int = 1,
     ) -> Quote:
-        """Price one call at the prices in effect at `at`, in its service tier.
+        """Price one call at the prices in effect at `at`, in its service tier: a fixed
+        price (`operation_row`) times `quantity`, else by its tokens.
 
         Returns: Quote. Raises: UnknownModel (never a silent $0).
         """
-        fixed = self.operation_row(operation, at)
+        fixed = self.operation_row(operation, at, model)
         if fixed is not None:
             return quote_fixed(
                 operation,
                 price=fixed.price,
                 provider_cost=fixed.provider_cost,
                 price_version=f"op:{fixed.id}",
+                quantity=quantity,
+                model=fixed.model,
             )
         terms = self.provider_terms(provider, model, counts, at, service_tier)
         row = self.model_row(provider, model, at)
@@ -338,8 +351,8 @@ def load_price_book(engine: Engine) -> PriceBook:
                 operation_prices.c.effective_from, operation_prices.c.id
             )
         ):
-            book.operations.setdefault(r.operation, []).append(
-                OperationPriceRow(r.id, r.effective_from, r.price, r.provider_cost)
+            book.operations.setdefault((r.operation, r.model), []).append(
+                OperationPriceRow(r.id, r.effective_from, r.price, r.provider_cost, r.model)
             )
     return book
 

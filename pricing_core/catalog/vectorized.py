@@ -31,6 +31,7 @@ from pricing_core.domain.costing import (
     LinearCharge,
     TokenCounts,
     linear_nanos,
+    special_rows,
 )
 from pricing_core.domain.errors import InvalidUsage, PricingError
 from pricing_core.domain.money import MTOK, ZERO, round_nano, usd_to_nanos
@@ -124,7 +125,7 @@ def price_rows(frame: pd.DataFrame, book: PriceBook) -> pd.DataFrame:
             cached = frame["cached_tokens"].to_numpy(dtype=np.int64)
         else:
             cached = np.zeros(n, dtype=np.int64)
-        special = _special_rows(frame)
+        special = special_rows(frame)
         _price_each(out, book, np.flatnonzero(special), frame)
         linear = np.flatnonzero(~special)
         keys = frame.iloc[linear].groupby(["provider", "model", "operation"], sort=False)
@@ -157,18 +158,20 @@ def _price_key(
     tokens_out: np.ndarray,
     frame: pd.DataFrame,
 ) -> None:
-    op_rows = book.operations.get(operation, [])
-    op_idx = _in_effect(op_rows, ts[pos])
-    for index in np.unique(op_idx[op_idx >= 0]):
-        fixed = op_rows[index]
-        out.put(
-            pos[op_idx == index],
-            usd_to_nanos(round_nano(fixed.provider_cost)),
-            usd_to_nanos(round_nano(fixed.price)),
-            str(ChargeBasis.FIXED),
-            f"op:{fixed.id}",
-        )
-    pos = pos[op_idx < 0]
+    # the model's own fixed price where one is in effect, else the operation-wide one
+    # (`PriceBook.operation_row`); every row here has quantity 1 (`special_rows`)
+    for rows in (book.operations.get((operation, m), []) for m in (model, "")):
+        op_idx = _in_effect(rows, ts[pos])
+        for index in np.unique(op_idx[op_idx >= 0]):
+            fixed = rows[index]
+            out.put(
+                pos[op_idx == index],
+                usd_to_nanos(round_nano(fixed.provider_cost)),
+                usd_to_nanos(round_nano(fixed.price)),
+                str(ChargeBasis.FIXED),
+                f"op:{fixed.id}",
+            )
+        pos = pos[op_idx < 0]
     if not len(pos):
         return
     if (provider, model) in book.custom:  # operator rows: priced as the catalog's are, per row
@@ -352,19 +355,13 @@ def _price_each(out: _Out, book: PriceBook, pos: np.ndarray, frame: pd.DataFrame
                 ),
                 at=pd.Timestamp(r.created_at).tz_convert(UTC).to_pydatetime(),
                 service_tier=getattr(r, "service_tier", "standard"),
+                quantity=int(getattr(r, "quantity", 1)),
             )
         except PricingError as exc:
             out.fail(one, exc)
             continue
         cost, price = usd_to_nanos(quote.provider_cost), usd_to_nanos(quote.price)
         out.put(one, cost, price, str(quote.basis), quote.price_version)
-
-
-def _special_rows(frame: pd.DataFrame) -> np.ndarray:
-    """Rows the linear model does not cover: cache writes or a non-standard tier."""
-    writes = frame.get("cache_write_tokens", pd.Series(0, index=frame.index)).fillna(0)
-    tiers = frame.get("service_tier", pd.Series("standard", index=frame.index))
-    return (writes.to_numpy() > 0) | (tiers.fillna("standard").to_numpy() != "standard")
 
 
 def price_frame(frame: pd.DataFrame, book: PriceBook, *, errors: str = "raise") -> pd.DataFrame:
@@ -374,7 +371,8 @@ def price_frame(frame: pd.DataFrame, book: PriceBook, *, errors: str = "raise") 
         frame: columns provider, model, operation (str), input_tokens, output_tokens,
             cached_tokens (optional; non-negative ints, cached <= input; not checked
             here: validate first), created_at (timezone-aware); optional
-            cache_write_tokens and service_tier (such rows are priced one by one).
+            cache_write_tokens, service_tier and quantity (rows with cache writes, a
+            non-standard tier or a quantity other than 1 are priced one by one).
         book: the operator's price rows (`price_book.get_price_book`).
         errors: "raise" raises the first row's UnknownModel; "collect" puts it in the
             `error` column and prices the row 0.

@@ -12,7 +12,7 @@ import typer
 
 from pricing_core.adapters.storage import open_database
 from pricing_core.admin import catalog
-from pricing_core.admin.prices import propose_price
+from pricing_core.admin.prices import propose_price, set_operation_price
 from pricing_core.admin.provider_bills import (
     DEFAULT_TOLERANCE_PCT,
     BillFormat,
@@ -83,6 +83,38 @@ def add_model(
     except PricingError as exc:
         raise fail(exc) from None
     typer.echo(f"custom model {provider}/{model} ({service_tier}) saved as row {row}")
+
+
+@app.command("set-operation")
+def set_operation(
+    operation: Annotated[str, typer.Argument(help="e.g. image_generation")],
+    price: Annotated[str, typer.Option("--price", help="USD per unit (an image, a video).")],
+    reason: Reason,
+    model: Annotated[
+        str, typer.Option("--model", help="Only calls of this model (default: any model).")
+    ] = "",
+    provider_cost: Annotated[
+        str, typer.Option("--provider-cost", help="What one unit costs you, USD.")
+    ] = "0",
+    effective_from: Annotated[
+        str | None, typer.Option("--effective-from", help="ISO timestamp (default: now).")
+    ] = None,
+) -> None:
+    """Charge an operation a fixed price per unit instead of by tokens: for one model,
+    or for every model without its own price."""
+
+    try:
+        row = set_operation_price(
+            open_database(), operator_principal(), operation, price=price,
+            provider_cost=provider_cost, effective_from=parse_moment(effective_from),
+            reason=reason, model=model,
+        )  # fmt: skip
+    except PricingError as exc:
+        raise fail(exc) from None
+    subject = f"{operation} ({model})" if model else f"{operation} (any model)"
+    typer.echo(
+        f"fixed price of {subject}: {format_rate(Decimal(price), 'unit')}, saved as row {row}"
+    )
 
 
 def _rates(rates: tuple[Decimal | None, Decimal | None] | None) -> str:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 import numpy as np
+import pandas as pd
 
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import (
@@ -187,17 +188,30 @@ def quote_tokens(
 
 
 def quote_fixed(
-    operation: str, *, price: Decimal, provider_cost: Decimal, price_version: str
+    operation: str,
+    *,
+    price: Decimal,
+    provider_cost: Decimal,
+    price_version: str,
+    quantity: int = 1,
+    model: str = "",
 ) -> Quote:
-    """Price an operation that has a fixed price per call."""
+    """Price `quantity` units of an operation that has a fixed price per unit (`price`
+    and `provider_cost`: Decimal USD per unit; `model`: the model the price is set for,
+    "" for the operation-wide price)."""
+    unit = round_nano(price)
+    subject = f"{operation} ({model})" if model else operation
+    rate = format_rate(unit, "call" if quantity == 1 else "unit")
+    total = unit * quantity
+    times = "" if quantity == 1 else f" x {quantity:,} = {format_money(total)}"
     return Quote(
-        provider_cost=round_nano(provider_cost),
-        price=round_nano(price),
+        provider_cost=round_nano(provider_cost) * quantity,
+        price=total,
         basis=ChargeBasis.FIXED,
         markup=Decimal(1),
         lines=(),
         price_version=price_version,
-        explanation=f"fixed price for {operation}: {format_rate(round_nano(price), 'call')}",
+        explanation=f"fixed price for {subject}: {rate}{times}",
     )
 
 
@@ -219,6 +233,18 @@ def quote_fixed(
 FRAME_COLUMNS = ("provider", "model", "operation", "input_tokens", "output_tokens", "created_at")
 EXACT_DIGITS = 27  # the per-event path is exact Decimal arithmetic below 28 digits
 _INT64_SAFE = 2**62
+
+
+def special_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows of a frame of events that are priced and recorded one by one, not by the
+    vectorized and set-based paths: cache writes, a service tier other than
+    "standard", or a quantity other than 1 (missing columns: the UsageEvent defaults)."""
+    index = frame.index
+    writes = frame.get("cache_write_tokens", pd.Series(0, index=index)).fillna(0)
+    tiers = frame.get("service_tier", pd.Series("standard", index=index)).fillna("standard")
+    quantity = frame.get("quantity", pd.Series(1, index=index)).fillna(1)
+    special = (writes.to_numpy() != 0) | (tiers.to_numpy() != "standard")
+    return np.asarray(special | (quantity.to_numpy() != 1), dtype=bool)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 from pricing_core.domain.errors import InvalidUsage
 
 MAX_TOKENS = 100_000_000  # per call; far above any real context window
+MAX_QUANTITY = 10_000  # units of a fixed-price operation in one call (images, videos)
 MAX_ID_LENGTH = 128  # request and chat ids
 MAX_USER_ID_LENGTH = 64  # account and user ids (the key columns of every table)
 ANONYMOUS_PREFIX = "anon:"  # user ids of anonymous sessions: "anon:<session id>"
@@ -76,7 +77,10 @@ class UsageEvent:
     `input_tokens` is the whole prompt, `cached_tokens` (read from the provider's prompt
     cache) and `cache_write_tokens` (written to it, Anthropic's cache creation) are
     parts of it; `output_tokens` includes any reasoning tokens. `service_tier` is one
-    of SERVICE_TIERS. `created_at` is timezone-aware (default: now).
+    of SERVICE_TIERS. `created_at` is timezone-aware (default: now). `quantity`
+    (1..MAX_QUANTITY, default 1) is how many units a fixed-price operation produced in
+    the call, e.g. 4 images: a fixed price is charged per unit; token-priced calls are
+    priced by their tokens whatever the quantity.
     """
 
     request_id: str
@@ -93,6 +97,7 @@ class UsageEvent:
     metadata: Mapping[str, Any] | None = field(default=None, hash=False)
     cache_write_tokens: int = 0
     service_tier: str = "standard"
+    quantity: int = 1
 
 
 def check_id(
@@ -138,6 +143,11 @@ def validate_event(event: UsageEvent, *, now: datetime) -> UsageEvent:
             f"cached_tokens ({event.cached_tokens}) and cache_write_tokens "
             f"({event.cache_write_tokens}) exceed input_tokens ({event.input_tokens})"
         )
+    quantity = event.quantity
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise InvalidUsage(f"quantity must be an integer, got {quantity!r:.80}")
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise InvalidUsage(f"quantity must be between 1 and {MAX_QUANTITY:,}, got {quantity}")
     if event.service_tier not in SERVICE_TIERS:
         raise InvalidUsage(
             f"service_tier must be one of {', '.join(SERVICE_TIERS)}, "
@@ -209,6 +219,7 @@ def same_content(row: Any, event: UsageEvent, *, timestamp_given: bool) -> bool:
         row.cached_tokens,
         row.cache_write_tokens,
         row.service_tier,
+        getattr(row, "quantity", 1),
         to_json(row.metadata) if row.metadata is not None else None,
     )
     incoming = (
@@ -222,6 +233,7 @@ def same_content(row: Any, event: UsageEvent, *, timestamp_given: bool) -> bool:
         event.cached_tokens,
         event.cache_write_tokens,
         event.service_tier,
+        event.quantity,
         to_json(dict(event.metadata)) if event.metadata is not None else None,
     )
     return stored == incoming and (not timestamp_given or row.created_at == event.created_at)

@@ -51,6 +51,7 @@ from pricing_core.adapters.storage import run_write
 from pricing_core.catalog.price_book import PriceBook, get_price_book
 from pricing_core.catalog.vectorized import price_frame
 from pricing_core.config import get_settings
+from pricing_core.domain.costing import special_rows
 from pricing_core.domain.errors import (
     DuplicateRequest,
     InsufficientBalance,
@@ -65,7 +66,7 @@ from pricing_core.domain.usage_event import (
     validate_event,
 )
 from pricing_core.metering import batch_sql
-from pricing_core.metering.batch_checks import Checked, check_rows, chunks, event_of, special_rows
+from pricing_core.metering.batch_checks import Checked, check_rows, chunks, event_of
 from pricing_core.metering.charges import needs_per_event_charge
 from pricing_core.metering.record import record_on
 

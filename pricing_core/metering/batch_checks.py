@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pricing_core.catalog.vectorized import to_micros
+from pricing_core.domain.costing import special_rows
 from pricing_core.domain.errors import (
     InvalidUsage,
     PricingError,
@@ -161,16 +162,6 @@ def check_rows(frame: pd.DataFrame, originals: list[UsageEvent] | None, now: dat
     return checked
 
 
-def special_rows(frame: pd.DataFrame) -> np.ndarray:
-    """Rows with cache writes or a service tier other than "standard": each is checked
-    and recorded one by one (`record.record_on`), as the charge function's are."""
-    writes = frame["cache_write_tokens"]
-    tiers = frame["service_tier"]
-    return (writes.notna() & (writes != 0)).to_numpy(dtype=bool) | (
-        tiers.notna() & (tiers != "standard")
-    ).to_numpy(dtype=bool)
-
-
 def event_of(frame: pd.DataFrame, i: int) -> UsageEvent:
     """Row `i` as the UsageEvent a caller would have built (numpy scalars -> Python)."""
     values: dict[str, Any] = {}
@@ -190,4 +181,9 @@ def event_of(frame: pd.DataFrame, i: int) -> UsageEvent:
 
 
 # what a missing value of these columns means (UsageEvent's defaults)
-_DEFAULTS = {"cached_tokens": 0, "cache_write_tokens": 0, "service_tier": "standard"}
+_DEFAULTS = {
+    "cached_tokens": 0,
+    "cache_write_tokens": 0,
+    "service_tier": "standard",
+    "quantity": 1,
+}

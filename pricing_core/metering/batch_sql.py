@@ -31,12 +31,13 @@ from pricing_core.metering.rollups import (
 
 # Every usage_events column the batch writes: all but the id and the two a settled
 # hold's event has (holds are settled one by one, never in a batch).
-# The set-based path writes plain events only (no cache writes, standard tier): the
-# 0014 columns keep their server defaults.
+# The set-based path writes plain events only (no cache writes, standard tier,
+# quantity 1): the 0014 and 0015 columns keep their server defaults.
 EVENT_COLUMNS = tuple(
     c.name
     for c in usage_events.c
-    if c.name not in ("id", "hold_id", "exceeded_hold", "cache_write_tokens", "service_tier")
+    if c.name
+    not in ("id", "hold_id", "exceeded_hold", "cache_write_tokens", "service_tier", "quantity")
 )
 LEDGER_COLUMNS = (
     "id",

@@ -68,8 +68,8 @@ def counts_of(event: Any) -> TokenCounts:
 
 def requote(book: PriceBook, row: Any) -> Quote:
     """The list-price quote of a UsageEvent or a stored event, from the price book in
-    effect at its `created_at` (rows without the 0014 columns count as standard, no
-    cache writes). Raises: PricingError."""
+    effect at its `created_at` (rows without the 0014/0015 columns count as standard,
+    no cache writes, quantity 1). Raises: PricingError."""
     return book.quote(
         provider=row.provider,
         model=row.model,
@@ -77,6 +77,7 @@ def requote(book: PriceBook, row: Any) -> Quote:
         counts=counts_of(row),
         at=row.created_at,
         service_tier=getattr(row, "service_tier", "standard"),
+        quantity=getattr(row, "quantity", 1),
     )
 
 

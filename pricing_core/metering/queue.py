@@ -94,7 +94,7 @@ def _price_one(
     event = UsageEvent(
         row.request_id, row.account_id, row.user_id, row.operation, row.provider, row.model,
         row.input_tokens, row.output_tokens, row.cached_tokens, row.chat_id, row.created_at,
-        row.metadata, row.cache_write_tokens, row.service_tier,
+        row.metadata, row.cache_write_tokens, row.service_tier, row.quantity,
     )  # fmt: skip
     try:
         charge = decide_charge(conn, event, book=book)

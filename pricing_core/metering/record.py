@@ -171,6 +171,7 @@ def record_on(
             cached_tokens=event.cached_tokens,
             cache_write_tokens=event.cache_write_tokens,
             service_tier=event.service_tier,
+            quantity=event.quantity,
             provider_cost=quote.provider_cost,
             price=quote.price,
             price_version=quote.price_version,
@@ -235,13 +236,14 @@ def record_in_one_call(
     settles that active hold (as `record_on(hold_id=...)`: no floor). Returns None
     when the general path must decide instead; nothing is written then.
 
-    Events with cache writes or a non-standard service tier take the general path
-    (the function stores neither; the columns' defaults are the plain case).
+    Events with cache writes, a non-standard service tier or a quantity other than 1
+    take the general path (the function stores none of them; the columns' defaults
+    are the plain case).
 
     Raises: InsufficientBalance, UnknownAccount, UnknownModel (as `record_usage`).
     """
     assert event.created_at is not None
-    if event.cache_write_tokens or event.service_tier != "standard":
+    if event.cache_write_tokens or event.service_tier != "standard" or event.quantity != 1:
         return None
     quote = charge_before_plan(book, event)
     day = _local_day(event)

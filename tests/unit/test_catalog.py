@@ -38,10 +38,13 @@ def book() -> PriceBook:
             ]
         },
         operations={
-            "image_generation": [
+            ("image_generation", ""): [
                 OperationPriceRow(3, T0, D("0.04"), D("0.02")),
                 OperationPriceRow(4, T0 + timedelta(days=5), D("0.05"), D("0.02")),
-            ]
+            ],
+            ("image_generation", "dall-e-3"): [
+                OperationPriceRow(7, T0 + timedelta(days=2), D("1.00"), D("0.04"), "dall-e-3"),
+            ],
         },
     )
 
@@ -110,6 +113,57 @@ def test_a_fixed_price_operation_is_charged_per_call_from_its_effective_date():
         (D("0.04"), ChargeBasis.FIXED, "op:3"),
         (D("0.05"), ChargeBasis.FIXED, "op:4"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("model", "day", "price", "version"),
+    [
+        ("dall-e-3", 0, D("0.04"), "op:3"),  # before its own row: the operation-wide price
+        ("dall-e-3", 2, D("1.00"), "op:7"),
+        ("dall-e-3", 9, D("1.00"), "op:7"),  # a later operation-wide row does not override
+        ("stable-diffusion", 9, D("0.05"), "op:4"),
+    ],
+)
+def test_a_models_own_fixed_price_comes_before_the_operation_wide_one(model, day, price, version):
+    quote = book().quote(
+        provider="openai",
+        model=model,
+        operation="image_generation",
+        counts=TokenCounts(0, 0),
+        at=T0 + timedelta(days=day),
+    )
+    assert (quote.price, quote.price_version) == (price, version)
+
+
+def test_a_fixed_price_is_charged_per_unit_of_the_quantity():
+    quote = book().quote(
+        provider="openai",
+        model="dall-e-3",
+        operation="image_generation",
+        counts=TokenCounts(0, 0),
+        at=T0 + timedelta(days=3),
+        quantity=4,
+    )
+    assert (quote.price, quote.provider_cost) == (D("4.00"), D("0.16"))
+    assert quote.explanation == (
+        "fixed price for image_generation (dall-e-3): $1.00/unit x 4 = $4.00"
+    )
+    token_priced = book().quote(
+        provider="openai",
+        model="gpt-4o-mini",
+        operation="chat_message",
+        counts=TokenCounts(1000, 100),
+        at=T0,
+        quantity=4,
+    )
+    one = book().quote(
+        provider="openai",
+        model="gpt-4o-mini",
+        operation="chat_message",
+        counts=TokenCounts(1000, 100),
+        at=T0,
+    )
+    assert token_priced.price == one.price  # tokens price a call, whatever the quantity
 
 
 @pytest.mark.parametrize(("provider", "model"), [("openai", "no-such-model"), ("nope", "gpt-4o")])

@@ -42,9 +42,13 @@ def book_with_operator_rows(markup: Decimal = Decimal("1.25")) -> PriceBook:
             3, START, Decimal("1"), TokenRates(Decimal("3.3"), Decimal("16"), Decimal("0.33"))
         )
     ]
-    book.operations["image_generation"] = [
+    book.operations[("image_generation", "")] = [
         OperationPriceRow(4, START + timedelta(days=10), Decimal("0.04"), Decimal("0.03")),
         OperationPriceRow(5, START + timedelta(days=90), Decimal("0.045"), Decimal("0.031")),
+    ]
+    # gpt-4o's own image price from day 40: before it, the operation-wide rows apply
+    book.operations[("image_generation", "gpt-4o")] = [
+        OperationPriceRow(6, START + timedelta(days=40), Decimal("0.1"), Decimal("0.07"), "gpt-4o")
     ]
     return book
 
@@ -59,6 +63,7 @@ def per_event(book: PriceBook, frame: pd.DataFrame) -> list[tuple[int, int, str,
             operation=r.operation,
             counts=TokenCounts(int(r.input_tokens), int(r.output_tokens), int(r.cached_tokens)),
             at=r.created_at,
+            quantity=int(getattr(r, "quantity", 1)),
         )
         out.append(
             (
@@ -90,6 +95,7 @@ events = st.lists(
         st.integers(0, 100),  # percent of the input read from the cache
         st.integers(0, 150 * 86_400),
         st.booleans(),
+        st.sampled_from([1, 1, 1, 2, 4]),
     ),
     min_size=1,
     max_size=40,
@@ -107,8 +113,9 @@ def frame_of(rows: list) -> pd.DataFrame:
                 "output_tokens": out,
                 "cached_tokens": inp * percent // 100 if cache else 0,
                 "created_at": START + timedelta(seconds=sec),
+                "quantity": quantity[0] if quantity else 1,
             }
-            for (provider, model), operation, inp, out, percent, sec, cache in rows
+            for (provider, model), operation, inp, out, percent, sec, cache, *quantity in rows
         ]
     )
 
@@ -205,3 +212,17 @@ def test_exact_ties_round_to_even(value, nanos):
     charge = LinearCharge(Decimal(value), Decimal(0), Decimal(0), Decimal(0))
     zeros = np.zeros(1, dtype=np.int64)
     assert list(linear_nanos(charge, zeros, zeros, zeros)) == [nanos]
+
+
+def test_a_models_own_fixed_price_and_quantities_are_priced_like_the_per_event_path():
+    rows = [
+        ((p, m), "image_generation", 10, 10, 0, int(day * 86_400), False, quantity)
+        for p, m in (("openai", "gpt-4o"), ("openai", "gpt-4o-mini"))
+        for day in (5, 10, 39.99, 40, 100)
+        for quantity in (1, 3)
+    ]
+    frame = frame_of(rows)
+    book = book_with_operator_rows()
+    assert vectorized(book, frame) == per_event(book, frame)
+    own = [v for v in vectorized(book, frame) if v[3] == "op:6"]
+    assert sorted(p for _c, p, _b, _v in own) == [100_000_000] * 2 + [300_000_000] * 2
