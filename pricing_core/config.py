@@ -121,8 +121,9 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
 
     # Plans: which operations count as "messages" (comma-separated; empty = every
-    # metered request), how many past months a recommendation replays, and the Stripe
-    # Price of each plan's monthly fee (JSON object, e.g. {"starter": "price_123"}).
+    # token-priced request, never a fixed-price image or video), how many past months
+    # a recommendation replays, and the Stripe Price of each plan's monthly fee (JSON
+    # object, e.g. {"starter": "price_123"}).
     plan_message_operations: str = ""
     plan_history_months: int = 3
     stripe_plan_prices: dict[str, str] = {}
@@ -165,7 +166,7 @@ class Settings(BaseSettings):
 
     @property
     def message_operations(self) -> frozenset[str] | None:
-        """Operations that count as plan messages; None = every metered request."""
+        """Operations that count as plan messages; None = every token-priced request."""
         names = frozenset(o.strip() for o in self.plan_message_operations.split(",") if o.strip())
         return names or None
 

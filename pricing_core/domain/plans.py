@@ -184,7 +184,7 @@ class MonthUsage:
 
     Attributes:
         month: "YYYY-MM" in the configured time zone.
-        messages: metered requests that count as messages (see the setting).
+        messages: metered requests that count as messages (`plan_charges.counts_as_message`).
         payg_cost: Decimal USD, those messages at their pay-as-you-go prices.
         other_cost: Decimal USD, metered requests that are not messages; they are
             charged pay-as-you-go under every plan.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -20,11 +20,12 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import account_daily, accounts, usage_daily
+from pricing_core.catalog.price_book import get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
 from pricing_core.domain.forecast import PACE_WINDOW_DAYS, complete_days
 from pricing_core.domain.money import ZERO, usd_str
-from pricing_core.domain.periods import month_bounds, month_of, previous_months
+from pricing_core.domain.periods import local_moment, month_bounds, month_of, previous_months
 from pricing_core.domain.plan_advice import Recommendation, recommend_plan
 from pricing_core.domain.plans import (
     MonthlyCharge,
@@ -88,16 +89,19 @@ def monthly_usage_on(conn: Connection, account_id: str, months: list[str]) -> di
     _, last = month_bounds(months[-1], tz)
     d = usage_daily.c
     rows = conn.execute(
-        select(d.day, d.operation, func.sum(d.requests), func.sum(d.price))
+        select(d.day, d.operation, d.model, func.sum(d.requests), func.sum(d.price))
         .where(d.account_id == account_id, d.day >= first.date(), d.day < last.date())
-        .group_by(d.day, d.operation)
+        .group_by(d.day, d.operation, d.model)
     ).all()
+    book = get_price_book(conn.engine)
     messages: dict[str, int] = defaultdict(int)
     charged: dict[str, Decimal] = defaultdict(lambda: ZERO)
     other: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for day, operation, requests, price in rows:
+    for day, operation, model, requests, price in rows:
         month = day.strftime("%Y-%m")
-        if counts_as_message(operation):
+        # fixed-price or not as at the day's start (the rollup keeps no charge basis)
+        fixed = book.operation_row(operation, local_moment(day, time(0), tz), model) is not None
+        if counts_as_message(operation, fixed=fixed):
             messages[month] += int(requests)
             charged[month] += Decimal(price or 0)
         else:

@@ -29,17 +29,21 @@ from pricing_core.plans.subscriptions import PLAN_TAG, account_fees_on, get_plan
 # ---------------------------------------------------------------- metering
 
 
-def counts_as_message(operation: str) -> bool:
-    """Whether an operation counts as a plan message (setting
-    `plan_message_operations`; default: every metered request)."""
+def counts_as_message(operation: str, *, fixed: bool) -> bool:
+    """Whether a priced call of `operation` counts as a plan message: an operation
+    listed in the setting `plan_message_operations`; with the setting empty, any
+    token-priced call (`fixed`: the call has a fixed price per unit), so an image or
+    a video is never a free "message"."""
     names = get_settings().message_operations
-    return names is None or operation in names
+    return not fixed if names is None else operation in names
 
 
 def plan_may_apply(quote: Quote, operation: str) -> bool:
     """Whether an account's plan could change this quote: a priced (pay-as-you-go or
-    fixed) event of an operation that counts as a plan message."""
-    return quote.basis in (ChargeBasis.PAYG, ChargeBasis.FIXED) and counts_as_message(operation)
+    fixed) event that counts as a plan message (`counts_as_message`)."""
+    return quote.basis in (ChargeBasis.PAYG, ChargeBasis.FIXED) and counts_as_message(
+        operation, fixed=quote.basis is ChargeBasis.FIXED
+    )
 
 
 @dataclass(frozen=True, slots=True)

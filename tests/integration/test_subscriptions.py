@@ -10,6 +10,7 @@ from sqlalchemy import insert, select
 
 from pricing_core.adapters.schema import audit_log, usage_events
 from pricing_core.adapters.schema_billing import plan_usage, plans
+from pricing_core.admin.prices import set_operation_price
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis
 from pricing_core.domain.errors import InsufficientBalance, UnknownAccount
@@ -19,6 +20,7 @@ from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account, get_wallet
 from pricing_core.metering.batch import record_usage_batch
 from pricing_core.metering.record import record_usage
+from pricing_core.plans.advice import monthly_usage_on
 from pricing_core.plans.subscriptions import (
     SubscriptionSource,
     UnknownPlan,
@@ -26,6 +28,7 @@ from pricing_core.plans.subscriptions import (
     subscription_history,
 )
 from pricing_core.plans.switching import set_account_fee, switch_plan
+from tests.admin_support import ADMIN
 
 START = datetime(2025, 2, 1, tzinfo=UTC)
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -141,6 +144,29 @@ def test_operations_that_are_not_messages_are_charged_pay_as_you_go_on_a_plan(
     chat = record_usage(on_starter, event(2))
     assert code.basis is ChargeBasis.PAYG and code.price > 0
     assert chat.basis is ChargeBasis.INCLUDED
+
+
+def test_a_fixed_price_image_is_never_an_included_message_unless_the_setting_says_so(
+    on_starter, monkeypatch
+):
+    set_operation_price(
+        on_starter, ADMIN, "image_generation", price="1.00", provider_cost="0.04",
+        effective_from=START, reason="image price", model="dall-e-3", now=START,
+    )  # fmt: skip
+    image = dict(operation="image_generation", model="dall-e-3", quantity=2)
+    paid = record_usage(on_starter, event(1, **image))
+    chat = record_usage(on_starter, event(2))
+    assert (paid.basis, paid.price) == (ChargeBasis.FIXED, D("2.00"))
+    assert chat.basis is ChargeBasis.INCLUDED
+    # the plan advice counts the chat message only: 1 message, the image charged apart
+    with on_starter.connect() as conn:
+        march = monthly_usage_on(conn, "acct", ["2025-03"])["2025-03"]
+    assert (march.messages, march.other_cost) == (1, D("2.00"))
+    monkeypatch.setenv("PRICING_PLAN_MESSAGE_OPERATIONS", "chat_message,image_generation")
+    get_settings.cache_clear()
+    included = record_usage(on_starter, event(3, **image))
+    assert (included.basis, included.price) == (ChargeBasis.INCLUDED, D(0))
+    assert get_wallet(on_starter, "acct").balance == D("100") - D("2.00")
 
 
 def test_a_refused_overage_message_is_not_counted_against_the_allowance(engine):
