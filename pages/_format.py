@@ -24,8 +24,19 @@ from pricing_core.domain.money import (
 
 
 def amount(value: Decimal | None, *, missing: str = "-") -> str:
-    """Decimal USD for people (`money.format_money`, the one rule); `missing` when None."""
-    return missing if value is None else format_money(value)
+    """Decimal USD for people, in the display unit (`money.DisplayUnit.format`: USD
+    by `format_money`, the one rule, or credits); `missing` when None."""
+    return missing if value is None else get_settings().display_unit.format(value)
+
+
+def paid(value: Decimal) -> str:
+    """Real money a person pays or is refunded (a pack's price): always USD."""
+    return format_money(value)
+
+
+def unit_name() -> str:
+    """ "credits" or "USD": the display unit, for labels."""
+    return get_settings().display_unit.name
 
 
 # A balance's state as a coloured badge, and the colour of the figure itself.

@@ -5,21 +5,27 @@ import streamlit as st
 from pages import _format, _session
 from pricing_core.billing import checkout, fulfilment, packages, sessions
 from pricing_core.billing.stripe_api import payments_configured
+from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.ledger.wallets import wallet_for
 from pricing_core.safety import demo_enabled
 
 
-def package_card(package: packages.CreditPackage) -> None:
-    """One credit pack: name (and the popular badge), price, credit, bonus, price per $1."""
+def package_card(offer: packages.PackageOffer) -> None:
+    """One credit pack: name (and the popular badge), price, credit, bonus, price per
+    unit and the saving against the first pack."""
+    package = offer.package
     st.markdown(f"#### {package.name}")
     # every card has the badge line, so the cards' prices and buttons line up
     st.markdown(":blue-badge[Most popular]" if package.popular else "&nbsp;")
-    st.markdown(f"## {_format.amount(package.price)}")
-    st.markdown(f"**{_format.amount(package.total_credit)}** of credit")
+    st.markdown(f"## {_format.paid(package.price)}")
+    of_credit = "" if _format.unit_name() == "credits" else " of credit"
+    st.markdown(f"**{_format.amount(package.total_credit)}**{of_credit}")
     bonus = _format.amount(package.bonus)
     st.caption(f"includes a {bonus} volume bonus" if package.bonus else "no bonus")
-    st.caption(_format.rate(package.price_per_credit_dollar, "$1 of credit"))
+    per = "credit" if of_credit == "" else "$1 of credit"
+    saving = f" · save {offer.saving_pct}%" if offer.saving_pct else ""
+    st.caption(_format.rate(offer.per_unit, per) + saving)
 
 
 def show_fulfilment(result: sessions.Fulfilment) -> None:
@@ -45,10 +51,10 @@ def purchase_row(purchase: checkout.Purchase) -> dict[str, object]:
     return {
         "Date": purchase.created_at.strftime("%Y-%m-%d %H:%M UTC"),
         "Package": purchase.package_name,
-        "Paid": f"{_format.amount(purchase.price)} {purchase.currency.upper()}",
+        "Paid": f"{_format.paid(purchase.price)} {purchase.currency.upper()}",
         "Credit": _format.amount(purchase.credit),
         "Status": status,
-        "Refunded": _format.amount(purchase.refunded) if purchase.refunded else "",
+        "Refunded": _format.paid(purchase.refunded) if purchase.refunded else "",
         "Receipt": purchase.receipt_url or "",
     }
 
@@ -94,10 +100,11 @@ elif not configured:
     )
 
 nonce = st.session_state.setdefault("checkout_nonce", uuid.uuid4().hex)
-packages = packages.list_packages(engine)
-for column, package in zip(st.columns(max(len(packages), 1)), packages, strict=False):
+offers = packages.package_offers(packages.list_packages(engine), get_settings().display_unit)
+for column, offer in zip(st.columns(max(len(offers), 1)), offers, strict=False):
+    package = offer.package
     with column, st.container(border=True):
-        package_card(package)
+        package_card(offer)
         if configured and st.button(
             "Buy",
             key=f"buy_{package.id}",
@@ -105,11 +112,9 @@ for column, package in zip(st.columns(max(len(packages), 1)), packages, strict=F
             width="stretch",
         ):
             try:
+                key = f"{nonce}:{package.id}"
                 start = checkout.create_checkout(
-                    engine,
-                    viewer,
-                    package_id=package.id,
-                    idempotency_key=f"{nonce}:{package.id}",
+                    engine, viewer, package_id=package.id, idempotency_key=key
                 )
             except PricingError as exc:
                 st.error(str(exc))
@@ -119,11 +124,9 @@ for column, package in zip(st.columns(max(len(packages), 1)), packages, strict=F
             "Simulate purchase (demo)", key=f"sim_{package.id}", width="stretch"
         ):
             try:
+                key = uuid.uuid4().hex
                 result = checkout.simulate_purchase(
-                    engine,
-                    viewer,
-                    package_id=package.id,
-                    idempotency_key=uuid.uuid4().hex,
+                    engine, viewer, package_id=package.id, idempotency_key=key
                 )
             except PricingError as exc:
                 st.error(str(exc))

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pricing_core.domain.money import DisplayUnit, check_credit_rate
 from pricing_core.domain.rollout import Rollout
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,12 @@ class Settings(BaseSettings):
 
     welcome_credit: Decimal = Decimal("10")
     default_markup: Decimal = Decimal("1.25")
+    # The unit people see amounts in: "usd", or "credits" at PRICING_CREDITS_PER_USD
+    # credits to 1 USD, shown with PRICING_CREDIT_DECIMALS places (display only: the
+    # ledger keeps nano-USD; `domain.money.DisplayUnit`).
+    unit: Literal["usd", "credits"] = "usd"
+    credits_per_usd: Decimal = Decimal(10)
+    credit_decimals: Annotated[int, Field(ge=0, le=9)] = 2
     low_balance_usd: Decimal = Decimal("1.00")
     critical_balance_usd: Decimal = Decimal("0.10")
     minimum_balance_usd: Decimal = Decimal("0.01")
@@ -134,6 +141,11 @@ class Settings(BaseSettings):
         Rollout.parse(value)  # ValueError names the forms
         return value
 
+    @field_validator("credits_per_usd", mode="before")
+    @classmethod
+    def _credit_rate(cls, value: object) -> Decimal:
+        return check_credit_rate(value)  # ValueError says why
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -159,6 +171,13 @@ class Settings(BaseSettings):
         if isinstance(value, float):
             raise ValueError("money settings must be given as strings or integers, not floats")
         return value
+
+    @property
+    def display_unit(self) -> DisplayUnit:
+        """How amounts are shown to people (USD, or credits at the configured rate)."""
+        if self.unit == "usd":
+            return DisplayUnit()
+        return DisplayUnit(self.credits_per_usd, self.credit_decimals)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -21,6 +21,7 @@ from pricing_core.analytics.common import (
     local_time,
     nanos_str,
 )
+from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import nanos_to_usd
 from pricing_core.domain.principal import Principal
@@ -230,14 +231,21 @@ def ledger_view(
 def ledger_csv(view: LedgerView) -> str:
     """The view's entries (one row each, oldest value date first) as CSV with exact
     decimal strings and ISO 8601 times in the configured zone: `value_at` (when the
-    usage happened) and `created_at` (when the entry was posted)."""
+    usage happened) and `created_at` (when the entry was posted); in credits mode also
+    `amount_credits` and `balance_after_credits`, exact (`DisplayUnit.plain`)."""
+    unit = get_settings().display_unit
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
         ["entry_id", "value_at", "created_at", "kind", "amount_usd", "balance_after_usd"]
         + ["reference", "reason"]
+        + (["amount_credits", "balance_after_credits"] if unit.credits else [])
     )
     entries = view.entries_nanos.iloc[::-1]
+    extra = []
+    if unit.credits:  # the same amounts in credits, exact
+        for name in ("amount_nanos", "balance_after_nanos"):
+            extra.append([unit.plain(nanos_to_usd(n)) for n in entries[name]])
     writer.writerows(
         zip(
             entries["id"],
@@ -248,6 +256,7 @@ def ledger_csv(view: LedgerView) -> str:
             [nanos_str(n) for n in entries["balance_after_nanos"]],
             [r or "" for r in entries["reference"]],
             [r or "" for r in entries["reason"]],
+            *extra,
             strict=True,
         )
     )

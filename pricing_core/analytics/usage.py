@@ -16,8 +16,9 @@ from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
 
 from pricing_core.adapters.schema import usage_daily, usage_events
 from pricing_core.analytics.common import _local_times, _target, day_bounds, nanos_str
+from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
-from pricing_core.domain.money import ZERO, format_money, format_tokens, round_nano
+from pricing_core.domain.money import ZERO, format_money, format_tokens, nanos_to_usd, round_nano
 from pricing_core.domain.periods import Granularity, period_start
 from pricing_core.domain.principal import Principal
 
@@ -280,7 +281,8 @@ def usage_events_csv(
     optionally only some models / operations, or one chat's, oldest first.
 
     Columns: EXPORT_COLUMNS; created_at is ISO 8601 with the configured zone's
-    offset; price_usd an exact decimal string. Reads usage_events through its
+    offset; price_usd an exact decimal string (and, in credits mode, price_credits).
+    Reads usage_events through its
     (account_id, created_at) index.
     """
     target = _target(viewer, account_id)
@@ -313,15 +315,20 @@ def usage_events_csv(
         query = query.where(e.chat_id == chat_id)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
+    unit = get_settings().display_unit
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(EXPORT_COLUMNS + (["price_credits"] if unit.credits else []))
     if rows:
         columns = list(zip(*rows, strict=True))
         times = [t.isoformat() for t in _local_times(columns[1]).dt.to_pydatetime()]
         chat_ids = [c or "" for c in columns[3]]
         prices = [nanos_str(n) for n in columns[10]]
+        extra = [[unit.plain(nanos_to_usd(n)) for n in columns[10]]] if unit.credits else []
         writer.writerows(
-            zip(columns[0], times, columns[2], chat_ids, *columns[4:10], prices, strict=True)
-        )
+            zip(
+                columns[0], times, columns[2], chat_ids, *columns[4:10], prices, *extra,
+                strict=True,
+            )
+        )  # fmt: skip
     return out.getvalue()

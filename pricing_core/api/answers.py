@@ -16,6 +16,7 @@ from pricing_core.api.responses import (
     BalanceOut,
     BudgetOut,
     ChatUsageOut,
+    CreditsOut,
     EstimateOut,
     ModelListOut,
     ModelPriceOut,
@@ -37,8 +38,18 @@ from pricing_core.metering import estimate
 
 
 def balance_out(db: Engine, account_id: str) -> BalanceOut:
-    """The account's wallet. Raises: UnknownAccount."""
-    return response_from(BalanceOut, get_wallet(db, account_id), account_id=account_id)
+    """The account's wallet (USD strings), with the amounts in credits when the server
+    shows credits (`PRICING_UNIT=credits`). Raises: UnknownAccount."""
+    wallet = get_wallet(db, account_id)
+    unit = get_settings().display_unit
+    credits = None
+    if unit.per_usd is not None:
+        amounts = {k: unit.plain(getattr(wallet, k)) for k in CREDIT_FIELDS}
+        credits = CreditsOut(per_usd=str(unit.per_usd), **amounts)
+    return response_from(BalanceOut, wallet, account_id=account_id, credits=credits)
+
+
+CREDIT_FIELDS = ("balance", "held", "available")
 
 
 def chat_usage_out(

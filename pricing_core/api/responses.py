@@ -108,12 +108,24 @@ class ChatUsageOut(BaseModel):
     next_cursor: int | None
 
 
+class CreditsOut(BaseModel):
+    """The same amounts in credits (`PRICING_UNIT=credits`): exact, never rounded."""
+
+    per_usd: str = Field(description="credits per USD (PRICING_CREDITS_PER_USD)")
+    balance: str
+    held: str
+    available: str
+
+
 class BalanceOut(BaseModel):
     account_id: str
     currency: Literal["USD"] = "USD"
     balance: Money
     held: Money
     available: Money
+    credits: CreditsOut | None = Field(
+        None, description="the amounts in credits; only when the server shows credits"
+    )
 
 
 class ModelPriceOut(BaseModel):

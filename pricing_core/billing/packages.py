@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema_billing import credit_packages
 from pricing_core.domain.errors import PricingError
-from pricing_core.domain.money import cents_to_usd
+from pricing_core.domain.money import DisplayUnit, cents_to_usd
 
 
 class UnknownPackage(PricingError):
@@ -78,3 +78,43 @@ def get_package(engine: Engine, package_id: str) -> CreditPackage:
     """One package version by id. Raises: UnknownPackage."""
     with engine.connect() as conn:
         return _package_on(conn, package_id)
+
+
+# ---------------------------------------------------------------- offers
+
+
+@dataclass(frozen=True, slots=True)
+class PackageOffer:
+    """A pack as a buyer compares it, in the display unit.
+
+    `credit`: credit received (credits + bonus) in the unit, exact. `per_unit`: USD
+    paid per credit (per $1 of credit in USD), half-even to 6 places. `saving_pct`:
+    what the pack saves per unit against the first pack on offer, whole percent
+    (half-even); None for the first pack and for packs that save nothing.
+    """
+
+    package: CreditPackage
+    credit: Decimal
+    per_unit: Decimal
+    saving_pct: Decimal | None
+
+
+PER_UNIT_PLACES = Decimal("0.000001")
+
+
+def package_offers(packages: list[CreditPackage], unit: DisplayUnit) -> list[PackageOffer]:
+    """The packs on offer (`list_packages`, in display order) with their price per
+    unit and saving against the first pack."""
+    offers = []
+    base: Decimal | None = None
+    for package in packages:
+        credit = unit.amount(package.total_credit)
+        exact = package.price / credit
+        saving = None
+        if base is None:
+            base = exact
+        elif exact < base:
+            saving = ((1 - exact / base) * 100).quantize(Decimal(1), ROUND_HALF_EVEN)
+        per_unit = exact.quantize(PER_UNIT_PLACES, ROUND_HALF_EVEN).normalize()
+        offers.append(PackageOffer(package, credit, per_unit, saving))
+    return offers

@@ -8,6 +8,7 @@ Rules (see DESIGN.md, "Money"):
 - Stripe cents <-> nano-USD is exact.
 """
 
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 NANOS_PER_USD = 1_000_000_000
@@ -113,3 +114,77 @@ def printf_usd_format(amounts: object) -> str:
     if smallest is None or smallest >= CENT:
         return "$%.2f"
     return f"$%.{min(MONEY_DIGITS - 1 - Decimal(smallest).adjusted(), 9)}f"
+
+
+# ---------------------------------------------------------------- the display unit
+
+
+def check_credit_rate(per_usd: object) -> Decimal:
+    """Credits per USD, checked: positive, and 1 credit a whole number of nano-USD
+    (10 -> 1 credit = 100,000,000 nano-USD; 3 is refused), so a whole number of
+    credits is always an exact ledger amount. Returns: Decimal. Raises: ValueError."""
+    rate = to_usd(per_usd)
+    if rate <= 0:
+        raise ValueError(f"credits per USD must be positive, got {rate}")
+    nanos = Decimal(NANOS_PER_USD) / rate
+    if nanos != nanos.to_integral_value():
+        raise ValueError(
+            f"{rate} credits per USD does not divide 1 USD into a whole number of nano-USD"
+            " (1 credit would be a fraction of a nano-USD); use e.g. 10, 100 or 1000"
+        )
+    return rate
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayUnit:
+    """The unit amounts are shown in: USD (`per_usd` None), or credits at `per_usd`
+    credits to 1 USD (`check_credit_rate`). Display only: the ledger keeps nano-USD.
+
+    Credits read with `decimals` places, rounded half-even, trailing zeros dropped:
+    "20 credits", "12.5 credits"; a nonzero amount below the last place reads
+    "< 0.01 credits" (for 2 places), so a spend never reads as nothing.
+    """
+
+    per_usd: Decimal | None = None
+    decimals: int = 2
+
+    @property
+    def credits(self) -> bool:
+        return self.per_usd is not None
+
+    @property
+    def name(self) -> str:
+        """ "credits" or "USD", for column headers and API fields."""
+        return "credits" if self.credits else "USD"
+
+    def amount(self, usd: Decimal) -> Decimal:
+        """Decimal USD -> the exact amount in the unit (unrounded)."""
+        return usd if self.per_usd is None else usd * self.per_usd
+
+    def plain(self, usd: Decimal) -> str:
+        """The exact amount in the unit as a plain decimal string (for CSV and JSON):
+        "20", "0.0031", "-12.5"; never rounded."""
+        value = self.amount(usd)
+        return format(value.normalize(), "f") if value else "0"
+
+    def to_usd(self, amount: object) -> Decimal:
+        """An amount in the unit (Decimal, int or str) -> exact Decimal USD.
+        Raises: ValueError for a float, garbage, or a part of a nano-USD."""
+        value = to_usd(amount)
+        usd = value if self.per_usd is None else value / self.per_usd
+        usd_to_nanos(usd)  # a part of a nano-USD has no ledger amount
+        return usd
+
+    def format(self, usd: Decimal) -> str:
+        """An amount of Decimal USD for people, in the unit: `format_money` for USD."""
+        if self.per_usd is None:
+            return format_money(usd)
+        value = round_nano(usd) * self.per_usd
+        step = Decimal(1).scaleb(-self.decimals)
+        if value and abs(value) < step:
+            return f"{'-' if value < 0 else ''}< {step} credits"
+        shown = value.quantize(step, ROUND_HALF_EVEN)
+        whole, _, frac = f"{shown:,}".partition(".")
+        frac = frac.rstrip("0")
+        text = f"{whole}.{frac}" if frac else whole
+        return f"{text} credit" if abs(shown) == 1 else f"{text} credits"
