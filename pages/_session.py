@@ -397,12 +397,14 @@ def revenue_series_chart(
     st.plotly_chart(_charts.bar_chart(series, value="usage_revenue", title=title), key=key)
 
 
-def table(rows: list[dict[str, Any]], **kwargs: Any) -> None:
-    """A read-only table (or a friendly empty state). Give numbers raw (int counts,
+def table(
+    rows: list[dict[str, Any]], *, empty: str = "Nothing in this range.", **kwargs: Any
+) -> None:
+    """A read-only table (or the `empty` caption). Give numbers raw (int counts,
     Decimal USD, Decimal percents in a column named with "%"): they are formatted by
     `_format.number_columns` and sort as numbers; text columns stay as given."""
     if not rows:
-        st.caption("Nothing in this range.")
+        st.caption(empty)
         return
     config = _format.number_columns(rows) | kwargs.pop("column_config", {})
     st.dataframe(rows, hide_index=True, width="stretch", column_config=config, **kwargs)

@@ -93,7 +93,12 @@ def price_book(
     Raises: PermissionDenied. Sources: platform_daily, model_prices, genai-prices.
     """
     require_admin(principal)
-    at = now or datetime.now(UTC)
+    return model_views(engine, now or datetime.now(UTC))
+
+
+def model_views(engine: Engine, at: datetime) -> list[ModelPriceView]:
+    """`price_book` without the admin check, for the public price list
+    (`analytics.public_prices`), which shows only the effective rates."""
     book = load_price_book(engine)
     with engine.connect() as conn:
         used = _models_in_use(conn, (at - timedelta(days=30)).date())

@@ -11,6 +11,7 @@ from functools import lru_cache
 from sqlalchemy import Engine
 
 from pricing_core.analytics.event_log import get_chat, list_events
+from pricing_core.analytics.public_prices import fixed_prices
 from pricing_core.api.errors import check_own_user
 from pricing_core.api.responses import (
     BalanceOut,
@@ -18,6 +19,7 @@ from pricing_core.api.responses import (
     ChatUsageOut,
     CreditsOut,
     EstimateOut,
+    FixedPriceOut,
     ModelListOut,
     ModelPriceOut,
     event_out,
@@ -29,6 +31,7 @@ from pricing_core.api.schemas import BudgetIn, EstimateIn
 from pricing_core.catalog.price_book import get_price_book, known_models
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownModel
+from pricing_core.domain.money import usd_str
 from pricing_core.domain.principal import Principal
 from pricing_core.ledger.holds import HoldNotFound
 from pricing_core.ledger.wallets import get_wallet
@@ -72,15 +75,29 @@ def chat_usage_out(
 def model_list_out(
     db: Engine, *, provider: str | None, model: str | None, limit: int, offset: int
 ) -> ModelListOut:
-    """Known models (by provider, then model id) with the per-token prices charged now."""
+    """Known models (by provider, then model id) with the per-token prices charged
+    now, and the fixed prices per unit in effect (filtered by `model`; none when a
+    `provider` is asked for: fixed prices are per operation and model)."""
     matches = [
         (p, m)
         for p, m in _model_ids()
         if (provider is None or p == provider) and (model is None or model in m)
     ]
+    unit = get_settings().display_unit
+    fixed = [
+        FixedPriceOut(
+            operation=f.operation,
+            model=f.model or None,
+            price=usd_str(f.price),
+            credits=unit.plain(f.price) if unit.credits else None,
+        )
+        for f in fixed_prices(db)
+        if (model is None or model in f.model) and provider is None
+    ]
     return ModelListOut(
         items=[_model_price(db, p, m) for p, m in matches[offset : offset + limit]],
         total=len(matches),
+        fixed_prices=fixed,
     )
 
 

@@ -138,9 +138,21 @@ class ModelPriceOut(BaseModel):
     markup: str | None
 
 
+class FixedPriceOut(BaseModel):
+    operation: str
+    model: str | None = Field(description="null: every model of the operation without its own")
+    price: Money = Field(description="USD per unit (an image, a video); x quantity per call")
+    credits: str | None = Field(
+        None, description="the price in credits, exact; only when the server shows credits"
+    )
+
+
 class ModelListOut(BaseModel):
     items: list[ModelPriceOut]
     total: int
+    fixed_prices: list[FixedPriceOut] = Field(
+        default_factory=list, description="fixed prices per unit in effect now"
+    )
 
 
 class EstimateOut(BaseModel):

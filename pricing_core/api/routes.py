@@ -210,6 +210,7 @@ def create_app() -> FastAPI:
     @app.get(
         "/balance",
         response_model=BalanceOut,
+        response_model_exclude_none=True,  # "credits" only when the server shows credits
         responses=responses_for(),
         summary="The account's wallet",
     )

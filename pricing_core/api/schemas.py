@@ -63,6 +63,14 @@ SessionId = Annotated[
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 # (bounds before the validator, or the JSON schema shows them as "ge"/"le")
 Tokens = Annotated[int, Ge(0), Le(MAX_TOKENS), BeforeValidator(_whole_number), Field(strict=True)]
+Quantity = Annotated[
+    int, Ge(1), Le(MAX_QUANTITY), BeforeValidator(_whole_number), Field(strict=True)
+]
+QUANTITY_FIELD = Field(
+    1,
+    description="units of a fixed-price operation in the call (e.g. 4 images); a fixed "
+    "price is charged per unit, a token-priced call by its tokens",
+)
 Percent = Annotated[int, Ge(1), Le(100), BeforeValidator(_whole_number), Field(strict=True)]
 Money = Annotated[str, Field(pattern=MONEY_PATTERN, examples=["0.000562500"])]
 HoldId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
@@ -226,13 +234,7 @@ class UsageIn(_In):
     service_tier: Literal["standard", "batch", "flex", "priority"] = Field(
         "standard", description="the provider's processing tier; each is priced with its rates"
     )
-    quantity: Annotated[
-        int, Ge(1), Le(MAX_QUANTITY), BeforeValidator(_whole_number), Field(strict=True)
-    ] = Field(
-        1,
-        description="units of a fixed-price operation in the call (e.g. 4 images); a fixed "
-        "price is charged per unit, a token-priced call by its tokens",
-    )
+    quantity: Quantity = QUANTITY_FIELD
     chat_id: Id | None = None
     created_at: str | None = Field(
         None,
@@ -251,6 +253,7 @@ class EstimateIn(_In):
     prompt_tokens: Tokens | None = Field(None, json_schema_extra=_omit_null)
     prompt_text: str | None = Field(None, json_schema_extra=_omit_null, max_length=400_000)
     max_output_tokens: Tokens
+    quantity: Quantity = QUANTITY_FIELD
 
 
 class BudgetIn(_In):

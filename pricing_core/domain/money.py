@@ -167,6 +167,12 @@ class DisplayUnit:
         value = self.amount(usd)
         return format(value.normalize(), "f") if value else "0"
 
+    def rate(self, usd: Decimal, per: str) -> str:
+        """A price per `per` (never rounded): "$0.15/MTok" or "1.5 credits/MTok"."""
+        if self.per_usd is None:
+            return format_rate(usd, per)
+        return f"{self.plain(usd)} credits/{per}"
+
     def to_usd(self, amount: object) -> Decimal:
         """An amount in the unit (Decimal, int or str) -> exact Decimal USD.
         Raises: ValueError for a float, garbage, or a part of a nano-USD."""

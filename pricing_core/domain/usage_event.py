@@ -121,6 +121,15 @@ def check_name(name: str, value: object) -> None:
         )
 
 
+def check_quantity(quantity: object) -> int:
+    """Returns: `quantity`. Raises: InvalidUsage unless an integer 1..MAX_QUANTITY."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise InvalidUsage(f"quantity must be an integer, got {quantity!r:.80}")
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise InvalidUsage(f"quantity must be between 1 and {MAX_QUANTITY:,}, got {quantity}")
+    return quantity
+
+
 def validate_event(event: UsageEvent, *, now: datetime) -> UsageEvent:
     """Check an event before anything is written.
 
@@ -143,11 +152,7 @@ def validate_event(event: UsageEvent, *, now: datetime) -> UsageEvent:
             f"cached_tokens ({event.cached_tokens}) and cache_write_tokens "
             f"({event.cache_write_tokens}) exceed input_tokens ({event.input_tokens})"
         )
-    quantity = event.quantity
-    if isinstance(quantity, bool) or not isinstance(quantity, int):
-        raise InvalidUsage(f"quantity must be an integer, got {quantity!r:.80}")
-    if not 1 <= quantity <= MAX_QUANTITY:
-        raise InvalidUsage(f"quantity must be between 1 and {MAX_QUANTITY:,}, got {quantity}")
+    check_quantity(event.quantity)
     if event.service_tier not in SERVICE_TIERS:
         raise InvalidUsage(
             f"service_tier must be one of {', '.join(SERVICE_TIERS)}, "

@@ -25,6 +25,7 @@ from pricing_core.domain.usage_event import (
     ANONYMOUS_PREFIX,
     MAX_TOKENS,
     check_name,
+    check_quantity,
 )
 from pricing_core.ledger.wallets import get_wallet
 
@@ -117,12 +118,15 @@ def estimate_cost(
     prompt_tokens: int | None = None,
     provider: str | None = None,
     operation: str = DEFAULT_OPERATION,
+    quantity: int = 1,
     now: datetime | None = None,
 ) -> Estimate:
     """Price the largest possible call: the prompt plus `max_output_tokens`.
 
     Args: exactly one of `prompt_text` (counted by `count_prompt_tokens`) or
-        `prompt_tokens`. `provider` is inferred from the model when omitted.
+        `prompt_tokens`. `provider` is inferred from the model when omitted ("" for
+        a model with a fixed price for `operation`, which needs none).
+        `quantity`: units of a fixed-price operation (`UsageEvent.quantity`).
     Returns: Estimate (Decimal USD). Raises: InvalidUsage, UnknownModel.
     Prices: the price book in effect now (genai-prices + operator rows).
     """
@@ -137,14 +141,19 @@ def estimate_cost(
     else:
         input_tokens, method = _tokens("prompt_tokens", prompt_tokens), GIVEN
     output = _tokens("max_output_tokens", max_output_tokens)
-    provider_id = resolve_provider(model, provider)
-    check_name("provider", provider_id)
-    quote = get_price_book(engine).quote(
+    book = get_price_book(engine)
+    if not provider and book.operation_row(operation, at, model) is not None:
+        provider_id = ""  # a fixed price is per operation and model, whoever serves it
+    else:
+        provider_id = resolve_provider(model, provider)
+        check_name("provider", provider_id)
+    quote = book.quote(
         provider=provider_id,
         model=model,
         operation=operation,
         counts=TokenCounts(input_tokens, output),
         at=at,
+        quantity=check_quantity(quantity),
     )
     return Estimate(
         provider_id,

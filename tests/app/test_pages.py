@@ -27,7 +27,7 @@ from pricing_core.ledger.wallets import create_account
 from pricing_core.metering.record import record_usage
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGES = ["overview", "chats", "usage", "transactions", "budget"]
+PAGES = ["overview", "chats", "usage", "transactions", "budget", "pricing"]
 NANO = Decimal("1e-9")
 
 
@@ -317,6 +317,8 @@ def test_every_page_has_a_friendly_empty_state(small_db, monkeypatch, page):
         assert "No usage yet" in shown
     elif page == "chats":
         assert "No chats yet" in shown
+    elif page == "pricing":
+        assert "No fixed prices yet" in shown and "No model has been used yet" in shown
     elif page == "usage":
         assert "No usage yet" in shown
     elif page == "transactions":

@@ -186,3 +186,20 @@ def test_a_rate_that_splits_a_nano_usd_is_refused(monkeypatch):
     with pytest.raises(ValueError, match="whole number of nano-USD"):
         get_settings()
     get_settings.cache_clear()
+
+
+def test_the_api_lists_fixed_prices_and_estimates_a_quantity(studio):
+    reset_default_limiter()
+    key = {"Authorization": f"Bearer {create_api_key(studio, STUDIO).secret}"}
+    with TestClient(Starlette(routes=routes())) as client:
+        listed = client.get("/api/v1/pricing/models", headers=key).json()["fixed_prices"]
+        estimate = client.post(
+            "/api/v1/estimate",
+            json={"model": "dall-e-3", "operation": "image_generation", "prompt_tokens": 0,
+                  "max_output_tokens": 0, "quantity": 4},
+            headers=key,
+        )  # fmt: skip
+    got = {(f["operation"], f["model"] or ""): (f["price"], f["credits"]) for f in listed}
+    assert got == {k: (str(Decimal(c) / 10), str(c)) for k, c in SOURCE_PRICES.items()}
+    assert estimate.status_code == 200, estimate.text
+    assert estimate.json()["price"] == "4"  # 4 x 10 credits = $4.00

@@ -1,6 +1,7 @@
 """Money: exact parsing, the one half-even rounding to the nano-USD, exact unit
 conversions, serialization and formatting for people."""
 
+from decimal import Decimal
 from decimal import Decimal as D
 
 import pytest
@@ -8,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pricing_core.domain.money import (
+    DisplayUnit,
     cents_to_usd,
+    check_credit_rate,
     format_money,
     format_rate,
     format_tokens,
@@ -141,3 +144,54 @@ def test_a_rate_is_never_rounded(rate, unit, text):
 
 def test_token_counts_get_thousands_separators():
     assert format_tokens(1_234_567) == "1,234,567"
+
+
+# ---------------------------------------------------------------- the display unit
+
+CREDITS = DisplayUnit(Decimal(10))
+
+
+@pytest.mark.parametrize(
+    ("usd", "shown"),
+    [
+        ("2", "20 credits"),
+        ("1.25", "12.5 credits"),
+        ("0.1", "1 credit"),
+        ("-2", "-20 credits"),
+        ("0", "0 credits"),
+        ("0.00031", "< 0.01 credits"),  # a token-priced message: never "0 credits"
+        ("-0.00031", "-< 0.01 credits"),
+        ("0.000999", "< 0.01 credits"),  # 0.00999 credits: below the last place, said so
+        ("0.001", "0.01 credits"),
+        ("12345.678", "123,456.78 credits"),
+    ],
+)
+def test_credits_read_with_two_places_and_tiny_amounts_never_read_as_nothing(usd, shown):
+    assert CREDITS.format(Decimal(usd)) == shown
+
+
+def test_more_credit_places_show_small_charges_and_usd_stays_format_money():
+    assert DisplayUnit(Decimal(10), 4).format(Decimal("0.00031")) == "0.0031 credits"
+    assert DisplayUnit().format(Decimal("0.00031")) == format_money(Decimal("0.00031"))
+
+
+@pytest.mark.parametrize("rate", ["3", "7", "0.3", "1.5", "0", "-10", "NaN"])
+def test_a_credit_rate_must_split_a_usd_into_whole_nano_usd(rate):
+    with pytest.raises(ValueError):
+        check_credit_rate(rate)
+
+
+@given(
+    st.integers(-(10**15), 10**15),
+    st.sampled_from(["10", "100", "1000", "8", "2.5", "1", "1000000000"]),
+)
+def test_an_amount_in_credits_converts_back_to_the_same_nano_usd(nanos, rate):
+    unit = DisplayUnit(check_credit_rate(rate))
+    usd = Decimal(nanos).scaleb(-9)
+    assert unit.to_usd(unit.plain(usd)) == usd  # exact both ways: no rounding anywhere
+    assert Decimal(unit.plain(usd)) == usd * Decimal(rate)
+
+
+def test_a_part_of_a_nano_usd_in_credits_is_refused():
+    with pytest.raises(ValueError, match="nano-USD"):
+        CREDITS.to_usd("0.000000001")  # 0.0000000001 USD
