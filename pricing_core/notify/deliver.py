@@ -28,7 +28,6 @@ from pricing_core.adapters.schema_notify import notifications
 from pricing_core.adapters.storage import run_write
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import ConfigurationError
-from pricing_core.domain.money import format_money
 from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.notify.email import Email, SendFailed, send
 from pricing_core.notify.preferences import lines_of_on, opted_out_on, unsubscribe_link
@@ -66,16 +65,15 @@ MONEY_FIELDS = frozenset(
 
 
 def _shown(value: Any, key: str = "") -> Any:
-    """A payload value for people: amounts as USD (to the cent, except a balance, which
-    must not read "$1.00" below $1.00), inside lists and mappings too."""
+    """A payload value for people: amounts in the display unit (`DisplayUnit.format`:
+    USD to the cent, a sub-cent amount never "$0.00"; or credits), inside lists and
+    mappings too."""
     if isinstance(value, dict):
         return {k: _shown(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_shown(v) for v in value]
-    if key == "balance" and isinstance(value, str):
-        return format_money(Decimal(value))
     if key in MONEY_FIELDS and isinstance(value, str):
-        return format_money(Decimal(value))
+        return get_settings().display_unit.format(Decimal(value))
     return value
 
 

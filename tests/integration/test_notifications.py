@@ -202,3 +202,16 @@ def test_a_users_own_low_balance_line_replaces_the_default_for_them(engine, smtp
     assert [m["To"] for m in smtp.messages] == ["ann@example.com", "bob@example.com"]
     set_low_balance_line(engine, ann, None)
     assert low_balance_line(engine, ann) is None
+
+
+def test_in_credits_the_low_balance_email_reads_in_credits(engine, smtp, monkeypatch):
+    monkeypatch.setenv("PRICING_UNIT", "credits")
+    monkeypatch.setenv("PRICING_CREDITS_PER_USD", "10")
+    get_settings.cache_clear()
+    account(engine, "1.00")
+    charge(engine, "k1")  # $0.990625 = 9.90625 credits, below $1.00 = 10 credits
+    deliver_notifications(engine)
+    [message] = smtp.messages
+    assert message["Subject"] == "Low balance on Acme: 9.91 credits"
+    body = message.get_body(("plain",)).get_content()
+    assert "fell to 9.91 credits, below 10 credits" in body
