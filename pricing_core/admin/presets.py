@@ -53,6 +53,17 @@ def apply_credit_preset(
     for code, name, price, credits, popular in CREDIT_PACKS:
         terms = PackTerms(name, price, credits, 0, popular)
         save_package(engine, principal, code, terms, reason=REASON, unit=unit, now=at)
+    return len(CREDIT_PACKS), apply_credit_prices(engine, principal, now=at)
+
+
+def apply_credit_prices(
+    engine: Engine, principal: Principal, *, now: datetime | None = None
+) -> int:
+    """The preset's fixed prices only (`CREDIT_PRICES` at the configured rate), from
+    `now` on; a price already in effect on these terms is left as it is (the demo
+    data uses them). Returns: prices set. Raises: PermissionDenied."""
+    at = now or datetime.now(UTC)
+    unit = DisplayUnit(get_settings().credits_per_usd)
     book = load_price_book(engine)
     changed = 0
     for operation, model, credits in CREDIT_PRICES:
@@ -65,4 +76,4 @@ def apply_credit_preset(
             reason=REASON, model=model, now=at,
         )  # fmt: skip
         changed += 1
-    return len(CREDIT_PACKS), changed
+    return changed

@@ -86,6 +86,10 @@ class Funding(StrEnum):
 SESSIONS_PER_DAY = {Intensity.LIGHT: 0.12, Intensity.MEDIUM: 0.3, Intensity.HEAVY: 0.6}
 # Requests per session: 1 + a geometric draw with this mean of extra requests.
 EXTRA_REQUESTS = {"chat_message": 3.0, "code_completion": 4.0, IMAGE_OPERATION: 1.0}
+# the image and video studio's operations, priced per unit by the credit preset
+# (`admin.presets.CREDIT_PRICES`): a few requests a session, 1-4 units each
+STUDIO_OPERATIONS = ("video_generation", "style_transfer", "meme_generation", "image_editing")
+EXTRA_REQUESTS |= dict.fromkeys(STUDIO_OPERATIONS, 1.5)
 
 CHAT_TOPICS = [
     "Trip to Lisbon", "Cover letter", "Weekly meal plan", "Tax questions", "Gift ideas",
@@ -124,6 +128,7 @@ class DemoAccount:
     pack: Decimal = Decimal(20)  # top-up purchase, USD
     top_up_below: Decimal = Decimal(2)
     bought_days_ago: tuple[int, ...] = ()  # packs bought on these days, besides top-ups
+    max_quantity: int = 1  # units per call of its fixed-price operations (1..max)
 
 
 CHAT_CHEAP = ("chat_message", "openai", "gpt-4o-mini")
@@ -135,6 +140,12 @@ CHAT_OPUS = ("chat_message", "anthropic", "claude-opus-4-1")
 CODE_MINI = ("code_completion", "openai", "gpt-4.1-mini")
 CODE_SONNET = ("code_completion", "anthropic", "claude-sonnet-4-0")
 IMAGE = (IMAGE_OPERATION, "openai", "gpt-image-1")
+DALL_E = (IMAGE_OPERATION, "openai", "dall-e-3")
+DIFFUSION = (IMAGE_OPERATION, "stability", "stable-diffusion")
+VIDEO = ("video_generation", "google", "veo-3")
+GHIBLI = ("style_transfer", "studio", "ghibli")
+CARTOON = ("style_transfer", "studio", "cartoon")
+MEME = ("meme_generation", "studio", "meme")
 
 
 def _mix(*choices: tuple[tuple[str, str, str], int]) -> tuple[tuple[str, str, str, int], ...]:
@@ -188,6 +199,11 @@ ACCOUNTS: tuple[DemoAccount, ...] = (
         "noah", "Noah Kim (new)", Intensity.LIGHT, _mix((CHAT_CHEAP, 1)),
         funding=Funding.GRANT_ONLY, history_days=0,
     ),
+    DemoAccount(  # an image and video generator priced in credits (fixed prices per unit)
+        "pixel", "Pixel Forge (images & video)", Intensity.MEDIUM,
+        _mix((DALL_E, 4), (DIFFUSION, 3), (GHIBLI, 2), (CARTOON, 2), (MEME, 2), (VIDEO, 3)),
+        pack=Decimal(20), top_up_below=Decimal(3), max_quantity=4,
+    ),
 )  # fmt: skip
 
 
@@ -234,14 +250,14 @@ def _geometric(rng: random.Random, mean: float) -> int:  # counts, not money
 def _tokens(rng: random.Random, operation: str) -> tuple[int, int]:
     if operation == "code_completion":
         return CODE_INPUT.draw(rng), CODE_OUTPUT.draw(rng)
-    if operation == IMAGE_OPERATION:
+    if operation == IMAGE_OPERATION or operation in STUDIO_OPERATIONS:
         return IMAGE_PROMPT.draw(rng), 0
     return CONVERSATION_INPUT.draw(rng), CONVERSATION_OUTPUT.draw(rng)
 
 
 def _title(rng: random.Random, operation: str, n: int) -> str:
-    topics = {"code_completion": CODE_TOPICS, IMAGE_OPERATION: IMAGE_TOPICS}.get(
-        operation, CHAT_TOPICS
+    topics = {"code_completion": CODE_TOPICS, "chat_message": CHAT_TOPICS}.get(
+        operation, IMAGE_TOPICS
     )
     return f"{topics[rng.randrange(len(topics))]} #{n}"
 
@@ -294,6 +310,9 @@ def sessions_of(
                 if operation == "chat_message":
                     input_tokens = min(input_tokens + history, CONVERSATION_INPUT.high)
                     history = input_tokens + output_tokens
+                quantity = (
+                    1 + rng.randrange(account.max_quantity) if account.max_quantity > 1 else 1
+                )
                 events.append(
                     UsageEvent(
                         request_id=f"demo{seed}-{account.id}-{request_no:05d}",
@@ -306,6 +325,7 @@ def sessions_of(
                         output_tokens=output_tokens,
                         chat_id=chat_id,
                         created_at=at,
+                        quantity=quantity,
                     )
                 )
                 at += timedelta(seconds=20 + rng.randrange(300))

@@ -1,4 +1,4 @@
-"""Deterministic demo data: a dozen accounts with about 90 days of usage up to now.
+"""Deterministic demo data: 13 accounts with about 90 days of usage up to now.
 
 `seed_demo(engine, seed=0)` fills an empty database so a new user of the dashboard
 sees a working product at once (the app calls it on an empty database in demo
@@ -6,12 +6,14 @@ mode; `pricing-core demo seed` does the same). Same seed and same `now` give the
 same data, row for row.
 
 What it makes:
-- 12 accounts of light, medium and heavy intensity (one team account with four
+- 13 accounts of light, medium and heavy intensity (one team account with four
   users, one new account without usage, one whose history is only 10 days long),
   each with several chats (sessions of a few requests);
 - chat messages, code completions and image generations on models that
   genai-prices prices (image generation has a fixed per-call price, seeded into
   `operation_prices` if none exists);
+- an image and video studio (Pixel Forge) whose images, styles, memes and videos
+  carry the credit preset's fixed prices per unit, 1-4 units a call;
 - welcome grants, credit purchases (automatic top-ups), a bonus, an admin
   adjustment, and a refunded purchase that leaves one account owing credit; some
   balances end low or critical on purpose.
@@ -33,6 +35,7 @@ from sqlalchemy.engine import Connection
 from pricing_core.adapters.schema import accounts, chats, operation_prices
 from pricing_core.adapters.storage import run_write
 from pricing_core.admin.accounts import adjust_balance
+from pricing_core.admin.presets import apply_credit_prices
 from pricing_core.catalog.price_book import clear_price_cache, get_price_book
 from pricing_core.config import get_settings
 from pricing_core.demo.accounts import (
@@ -91,6 +94,7 @@ def plan_demo(engine: Engine, *, seed: int, now: datetime) -> DemoPlan:
                 operation=e.operation,
                 counts=TokenCounts(e.input_tokens, e.output_tokens),
                 at=e.created_at,  # type: ignore[arg-type]
+                quantity=e.quantity,
             ).price
             for e in events
         ]
@@ -186,6 +190,16 @@ def _ensure_image_price(engine: Engine, at: datetime) -> None:
     clear_price_cache()
 
 
+def seed_prices(engine: Engine, *, now: datetime) -> None:
+    """The fixed prices the demo's events need, in effect from before the demo's first
+    day: the image price per call, and the credit preset's per-unit prices of the
+    image and video studio (`admin.presets.apply_credit_prices`). `plan_demo` prices
+    with them. Idempotent."""
+    earliest = now.replace(microsecond=0) - timedelta(days=DEMO_DAYS + 1)
+    _ensure_image_price(engine, earliest)
+    apply_credit_prices(engine, DEMO_ADMIN, now=earliest)
+
+
 def _set_budgets(engine: Engine, now: datetime) -> None:
     """Grace's budget is 85 % used this month (the banner shows), Omar's is far off."""
 
@@ -215,8 +229,7 @@ def seed_demo(engine: Engine, *, seed: int = 0, now: datetime | None = None) -> 
             raise DatabaseNotEmpty(
                 "the database already has accounts; demo data needs an empty one"
             )
-    earliest = now - timedelta(days=DEMO_DAYS + 1)
-    _ensure_image_price(engine, earliest)
+    seed_prices(engine, now=now)
     plan = plan_demo(engine, seed=seed, now=now)
     by_id = {a.id: a for a in ACCOUNTS}
     tz = get_settings().tz

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from pricing_core.access import auth
 from pricing_core.adapters import storage
 from pricing_core.config import get_settings
+from pricing_core.demo.accounts import ACCOUNTS
 from pricing_core.demo.seed import seed_demo
 from pricing_core.domain.money import format_money
 from pricing_core.domain.principal import Principal
@@ -376,7 +377,7 @@ def test_an_empty_database_in_demo_mode_is_seeded_and_shows_the_first_account(
     engine = use_database(monkeypatch, sqlite_url)
     at = AppTest.from_file(APP, default_timeout=300).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert scalar(engine, "SELECT COUNT(*) FROM accounts") == 12
+    assert scalar(engine, "SELECT COUNT(*) FROM accounts") == len(ACCOUNTS)
     assert any("DEMO MODE" in c.value for c in at.sidebar.caption)
     picker = at.sidebar.selectbox(key="demo_account")
     first = scalar_text(engine, "SELECT id FROM accounts ORDER BY name, id LIMIT 1")

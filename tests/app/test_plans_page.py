@@ -43,6 +43,9 @@ def past_months() -> list[datetime]:
 @pytest.fixture
 def db(sqlite_url, monkeypatch):
     monkeypatch.setenv("PRICING_DATABASE_URL", sqlite_url)
+    # an operator who counts fixed-price images as plan messages (the default counts
+    # token-priced calls only): the heavy account's images are what a plan would save
+    monkeypatch.setenv("PRICING_PLAN_MESSAGE_OPERATIONS", "chat_message,image_generation")
     get_settings.cache_clear()
     st.cache_resource.clear()
     engine = storage.open_database(sqlite_url)

@@ -22,6 +22,7 @@ def test_the_same_seed_plans_the_same_data_and_another_seed_differs(sqlite_url):
     from pricing_core.adapters.storage import make_engine
 
     engine = make_engine(sqlite_url)
+    demo.seed_prices(engine, now=NOW)
     first = demo.plan_demo(engine, seed=0, now=NOW)
     again = demo.plan_demo(engine, seed=0, now=NOW)
     other = demo.plan_demo(engine, seed=1, now=NOW)
@@ -76,12 +77,17 @@ def test_the_demo_seeds_a_consistent_ledger_with_every_kind_of_account(sqlite_ur
         image_prices = {
             r[0]
             for r in rows(
-                "SELECT DISTINCT price FROM usage_events WHERE operation = 'image_generation'"
+                "SELECT DISTINCT price FROM usage_events "
+                "WHERE operation = 'image_generation' AND model = 'gpt-image-1'"
             )
         }
+        # the studio's calls: (operation, model) -> {(quantity, price in nano-USD)}
+        studio = rows(
+            "SELECT operation, model, quantity, price FROM usage_events WHERE account_id = 'pixel'"
+        )
         kinds = {r[0] for r in rows("SELECT DISTINCT kind FROM ledger_entries")}
         span = rows("SELECT MIN(day), MAX(day) FROM usage_daily")[0]
-    assert summary.accounts == 12 and summary.events == sum(per_account.values())
+    assert summary.accounts == 13 and summary.events == sum(per_account.values())
     assert users["northwind"] == 4
     assert "noah" not in per_account  # the new account has no usage yet
     # several chats each, over the 90 days (Tom's disputed purchase cut his use short)
@@ -94,8 +100,16 @@ def test_the_demo_seeds_a_consistent_ledger_with_every_kind_of_account(sqlite_ur
     )
     light = max(per_account.get(a.id, 0) for a in demo_accounts.ACCOUNTS if a.intensity == "light")
     assert heavy > 3 * light
-    assert operations == {"chat_message", "code_completion", "image_generation"}
+    assert operations == {
+        "chat_message", "code_completion", "image_generation",
+        "video_generation", "style_transfer", "meme_generation",
+    }  # fmt: skip
     assert image_prices == {40_000_000}  # $0.04 fixed, in nano-USD
+    # the source's credits per unit at 10 credits per USD (1 credit = 100,000,000 nano-USD)
+    credits = {"dall-e-3": 10, "stable-diffusion": 3, "ghibli": 8, "cartoon": 6, "meme": 5,
+               "veo-3": 50}  # fmt: skip
+    assert {q for *_, q, _p in studio} == {1, 2, 3, 4}
+    assert all(p == credits[m] * q * 100_000_000 for _o, m, q, p in studio), studio[:5]
     assert kinds == {"grant", "purchase", "usage", "bonus", "adjustment", "refund"}
     assert str(span[0]) == "2025-03-18" and str(span[1]) == "2025-06-15"  # 90 days up to now
     assert Decimal("0.10") <= get_wallet(engine, "sofia").balance < Decimal("1.00")
