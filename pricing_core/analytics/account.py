@@ -174,8 +174,12 @@ def overview(
             (v for d, v in daily.items() if last_month_start <= d < month_start), ZERO
         ),
         forecast=forecast_spend(
-            daily=daily, balance=wallet.available, today=today, first_usage=first
-        ),
+            daily=daily,
+            balance=wallet.available,
+            today=today,
+            first_usage=first,
+            unit=get_settings().display_unit,
+        ),  # fmt: skip
         recent_entries=entries,
         has_usage=first is not None,
         entry_descriptions=descriptions,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pandas as pd
 
@@ -46,6 +47,12 @@ def _local_times(values: Sequence[object]) -> pd.Series:
     return pd.Series(pd.to_datetime(list(values), utc=True, format="mixed")).dt.tz_convert(
         get_settings().timezone
     )
+
+
+def shown(amount: Decimal) -> str:
+    """An amount of Decimal USD for people, in the display unit (`DisplayUnit.format`:
+    USD by `format_money`, or credits)."""
+    return get_settings().display_unit.format(amount)
 
 
 def nanos_str(nanos: int) -> str:

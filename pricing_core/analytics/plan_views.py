@@ -2,8 +2,8 @@
 status, the plans on offer, the per-month cost table and the break-even curves
 (`pages/_charts.py` draws them).
 
-Amounts stay Decimal until they are formatted (`money.format_money`); the charts
-receive Decimal values and Plotly serializes them for the browser.
+Amounts stay Decimal until they are formatted (`common.shown`, in the display unit);
+the charts receive Decimal values and Plotly serializes them for the browser.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from pricing_core.analytics.common import shown
 from pricing_core.domain.forecast import PACE_WINDOW_DAYS
-from pricing_core.domain.money import format_money, format_rate
+from pricing_core.domain.money import format_rate
 from pricing_core.domain.plan_advice import CurvePoint, average_payg_price, cost_curves
 from pricing_core.domain.plans import PAYG, MonthUsage, Plan
 from pricing_core.plans.advice import PlanAdvice
@@ -63,10 +64,8 @@ def allowance_status(advice: PlanAdvice) -> AllowanceStatus:
         allowance=allowance,
         percent=percent,
         label=label,
-        bill_so_far=format_money(advice.this_month.total + advice.month_to_date.other_cost),
-        estimated_bill="n/a"
-        if advice.estimated_bill is None
-        else format_money(advice.estimated_bill),
+        bill_so_far=shown(advice.this_month.total + advice.month_to_date.other_cost),
+        estimated_bill="n/a" if advice.estimated_bill is None else shown(advice.estimated_bill),
         estimate_note=""
         if advice.estimated_bill is not None
         else f"Too little history to project: {advice.history_days} complete day"
@@ -88,14 +87,14 @@ def describe_plan(plan: Plan) -> dict[str, str]:
         "Plan": plan.name,
         "Monthly fee": "talk to us"
         if plan.monthly_fee is None
-        else f"{format_money(plan.monthly_fee)}/month",
+        else f"{shown(plan.monthly_fee)}/month",
         "Included messages": "unlimited"
         if plan.included_messages is None
         else f"{plan.included_messages:,}",
         "Per message": "included"
         if plan.included_messages is None
         else f"{format_rate(plan.overage_rate, 'message')} beyond",
-        "Monthly cap": "none" if plan.monthly_cap is None else format_money(plan.monthly_cap),
+        "Monthly cap": "none" if plan.monthly_cap is None else shown(plan.monthly_cap),
     }
 
 
@@ -116,12 +115,12 @@ def cost_table(advice: PlanAdvice) -> pd.DataFrame:
     codes = list(rec.totals)
     rows = [
         {"Month": month_label(m.month, m.projected), "Messages": f"{m.messages:,}"}
-        | {column_label(advice, c): format_money(m.costs[c]) for c in codes}
+        | {column_label(advice, c): shown(m.costs[c]) for c in codes}
         for m in rec.months
     ]
     rows.append(
         {"Month": "Total", "Messages": f"{sum(m.messages for m in rec.months):,}"}
-        | {column_label(advice, c): format_money(rec.totals[c]) for c in codes}
+        | {column_label(advice, c): shown(rec.totals[c]) for c in codes}
     )
     return pd.DataFrame(rows)
 

@@ -15,10 +15,10 @@ import pandas as pd
 from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
 
 from pricing_core.adapters.schema import usage_daily, usage_events
-from pricing_core.analytics.common import _local_times, _target, day_bounds, nanos_str
+from pricing_core.analytics.common import _local_times, _target, day_bounds, nanos_str, shown
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
-from pricing_core.domain.money import ZERO, format_money, format_tokens, nanos_to_usd, round_nano
+from pricing_core.domain.money import ZERO, format_tokens, nanos_to_usd, round_nano
 from pricing_core.domain.periods import Granularity, period_start
 from pricing_core.domain.principal import Principal
 
@@ -176,11 +176,12 @@ def usage_series(
 
 
 def value_labels(values: Sequence[Decimal | int], measure: Measure) -> list[str]:
-    """Display text for `usage_series` / `usage_share` values: USD with sub-cent
-    digits kept ($0.00042) for cost, thousands separators for tokens. Pure."""
+    """Display text for `usage_series` / `usage_share` values: cost in the display
+    unit (USD with sub-cent digits kept, $0.00042, or credits), thousands separators
+    for tokens."""
     if Measure(measure) is Measure.TOKENS:
         return [format_tokens(int(v)) for v in values]
-    return [format_money(Decimal(v)) for v in values]
+    return [shown(Decimal(v)) for v in values]
 
 
 def usage_share(

@@ -19,7 +19,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from pricing_core.domain.money import ZERO, format_money, round_nano
+from pricing_core.domain.money import ZERO, DisplayUnit, round_nano
+
+USD = DisplayUnit()  # amounts in messages read in USD unless a unit is given
 
 PACE_WINDOW_DAYS = 14
 
@@ -116,6 +118,7 @@ def forecast_spend(
     today: date,
     first_usage: date | None,
     window: int = PACE_WINDOW_DAYS,
+    unit: DisplayUnit = USD,
 ) -> Forecast:
     """Project this month's spend and the balance's runway.
 
@@ -126,6 +129,7 @@ def forecast_spend(
         today: the current calendar day in the configured time zone.
         first_usage: the day of the account's first usage, or None if it has none.
         window: days of history the pace is measured over.
+        unit: the unit the message names amounts in (USD or credits).
     Returns: Forecast. A history shorter than `window` complete days gives no pace,
         no projection and a message saying so.
     """
@@ -180,7 +184,7 @@ def forecast_spend(
         )
     return result(
         RunwayState.PROJECTED,
-        f"At your pace of the last {window} days ({format_money(pace)}/day) your balance "
+        f"At your pace of the last {window} days ({unit.format(pace)}/day) your balance "
         f"lasts about {days:,} day{'' if days == 1 else 's'}.",
         runway_days=days,
         **known,

@@ -11,7 +11,6 @@ from sqlalchemy import Engine
 
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InsufficientBalance
-from pricing_core.domain.money import format_money
 from pricing_core.domain.rollout import Stage
 from pricing_core.ledger.wallets import get_wallet_on
 from pricing_core.limits.checks import check_budgets, check_cost_caps
@@ -70,6 +69,6 @@ def grace_status(
         if wallet.available < minimum:
             reasons.append(
                 str(InsufficientBalance(account_id, wallet.available, minimum))
-                + f" (the minimum balance is {format_money(minimum)})"
+                + f" (the minimum balance is {get_settings().display_unit.format(minimum)})"
             )
     return GraceStatus(ends, tuple(reasons))

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,17 +24,19 @@ SHOTS = Path(os.environ.get("ADMIN_SCREENSHOTS", "/tmp/admin-screenshots"))
 ADMIN_PAGES = ["Revenue", "Usage explorer", "Price book", "Pricing truth", "Accounts", "Integrity"]
 
 
-@pytest.fixture
-def dashboard(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def demo_dashboard(folder: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`streamlit run app.py` in demo mode on a SQLite file with the demo data (and
+    `env`, e.g. the unit settings); yields its base URL, stops it after."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"Debian chromium not found at {CHROMIUM}")
-    db_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    db_url = f"sqlite:///{folder / 'demo.db'}"
     engine = storage.make_engine(db_url)
     storage.upgrade(engine)
     seed_demo(engine, seed=0)
     engine.dispose()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PRICING_DATABASE_URL": db_url,
-           "PRICING_DEMO": "on"}  # fmt: skip
+           "PRICING_DEMO": "on", **(env or {})}  # fmt: skip
     for _attempt in range(3):  # other test runs share the 8600-8699 range: retry a taken port
         port = random_port()
         base = f"http://127.0.0.1:{port}"
@@ -61,6 +64,12 @@ def dashboard(tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[str]:
+    with demo_dashboard(tmp_path) as base:
+        yield base
 
 
 def random_port() -> int:
