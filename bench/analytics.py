@@ -102,6 +102,8 @@ QUERIES: list[tuple[str, str, str, Callable[[Context], Any]]] = [
      lambda c: _member(c, "limits.budgets.budget_status")),
     ("plans", "plans.advice.advise_plan", "account",
      lambda c: _member(c, "plans.advice.advise_plan")),
+    ("admin_offers", "billing.packages.list_packages", "all",
+     lambda c: _fn("billing.packages.list_packages")(c.engine)),
     ("pricing", "analytics.public_prices.price_list", "account",
      lambda c: _member(c, "analytics.public_prices.price_list")),
     ("notifications", "notify.preferences.preferences", "account",

@@ -41,6 +41,7 @@ ADMIN_PAGES = (
     ("pages/admin_revenue.py", "Revenue", ":material/monitoring:"),
     ("pages/admin_usage.py", "Usage explorer", ":material/query_stats:"),
     ("pages/admin_prices.py", "Price book", ":material/sell:"),
+    ("pages/admin_offers.py", "Packs & plans", ":material/inventory_2:"),
     ("pages/admin_truth.py", "Pricing truth", ":material/fact_check:"),
     ("pages/admin_accounts.py", "Accounts", ":material/manage_accounts:"),
     ("pages/admin_integrity.py", "Integrity", ":material/verified:"),

@@ -23,6 +23,7 @@ PAGES = [
     "admin_revenue",
     "admin_usage",
     "admin_prices",
+    "admin_offers",
     "admin_truth",
     "admin_accounts",
     "admin_integrity",
@@ -419,3 +420,31 @@ def test_with_a_clickhouse_copy_revenue_shows_the_same_figures_and_integrity_its
     at = run_page("admin_integrity", ADMIN, monkeypatch)
     assert not at.exception, at.exception
     assert any(f"events up to id {n:,} copied; 0 since" in c.value for c in at.caption)
+
+
+def test_packs_and_plans_are_edited_from_their_page_as_new_versions(db, monkeypatch):
+    from pricing_core.adapters.audit import list_audit
+    from pricing_core.billing.packages import list_packages
+
+    seed_small(db)
+    at = run_page("admin_offers", ADMIN, monkeypatch)
+    assert not at.exception, at.exception
+    for key, value in (("pk_code", "popular"), ("pk_name", "Popular"), ("pk_price", "17.99"),
+                       ("pk_credit", "25"), ("pk_reason", "winter promo")):  # fmt: skip
+        at.text_input(key=key).set_value(value)
+    at.button(key="pk_save").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [popular] = [p for p in list_packages(db) if p.code == "popular"]
+    assert (popular.id, popular.total_credit, str(popular.price)) == ("popular-v2", 25, "17.99")
+    at.text_input(key="pk_reason").set_value("")
+    at.button(key="pk_save").click().run()
+    assert [e.value for e in at.error] == ["a reason is required"]
+
+    for key, value in (("pl_code", "starter"), ("pl_name", "Starter"), ("pl_fee", "6"),
+                       ("pl_overage", "0.0002"), ("pl_reason", "new terms")):  # fmt: skip
+        at.text_input(key=key).set_value(value)
+    at.button(key="pl_publish").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert any("Starter v2 is on offer" in s.value for s in at.success)
+    actions = sorted(a.action for a in list_audit(db, ADMIN))
+    assert "package.save" in actions and any(a.startswith("plan") for a in actions), actions

@@ -21,7 +21,10 @@ from tests.e2e.test_buy_credits_browser import CHROMIUM, CHROMIUM_ARGS, wait_hea
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("ADMIN_SCREENSHOTS", "/tmp/admin-screenshots"))
-ADMIN_PAGES = ["Revenue", "Usage explorer", "Price book", "Pricing truth", "Accounts", "Integrity"]
+ADMIN_PAGES = [
+    "Revenue", "Usage explorer", "Price book", "Packs & plans", "Pricing truth", "Accounts",
+    "Integrity",
+]  # fmt: skip
 
 
 @contextmanager

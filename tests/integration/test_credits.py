@@ -203,3 +203,29 @@ def test_the_api_lists_fixed_prices_and_estimates_a_quantity(studio):
     assert got == {k: (str(Decimal(c) / 10), str(c)) for k, c in SOURCE_PRICES.items()}
     assert estimate.status_code == 200, estimate.text
     assert estimate.json()["price"] == "4"  # 4 x 10 credits = $4.00
+
+
+def test_operators_publish_plans_and_set_enterprise_fees_from_the_cli(engine):
+    from typer.testing import CliRunner
+
+    from pricing_core.cli.main import app
+    from pricing_core.plans.subscriptions import account_plans
+
+    create_account(engine, "bigco", name="BigCo", opening_credit=Decimal(0))
+    runner = CliRunner()
+    done = runner.invoke(app, ["plans", "publish", "starter", "--name", "Starter", "--fee", "6",
+                               "--included", "1200", "--overage", "0.0002", "--cap", "60",
+                               "--reason", "new terms"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "starter v2: Starter, $6.00 a month" in done.stdout
+    fee = runner.invoke(app, ["plans", "set-fee", "bigco", "enterprise", "900", "--reason", "deal"])
+    assert fee.exit_code == 0, fee.output
+    plans = {p.code: p for p in account_plans(engine, "bigco")}
+    assert (plans["starter"].version, plans["starter"].monthly_fee) == (2, Decimal(6))
+    assert plans["starter"].included_messages == 1200
+    assert plans["enterprise"].monthly_fee == Decimal(900)
+    refused = runner.invoke(app, ["plans", "publish", "starter", "--name", "Starter",
+                                  "--fee", "abc", "--reason", "x"])  # fmt: skip
+    assert refused.exit_code == 2 and "monthly fee" in refused.output
+    kinds = [a.action for a in list_audit(engine, ADMIN)]
+    assert any("plan" in k for k in kinds) and len(kinds) >= 2
