@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import plotly.express as px
@@ -11,13 +12,33 @@ import plotly.graph_objects as go
 
 from pricing_core import analytics
 from pricing_core.analytics.plan_views import break_even, column_label, month_label
-from pricing_core.domain.money import format_money
+from pricing_core.config import get_settings
+from pricing_core.domain.money import DisplayUnit, format_money
 from pricing_core.plans.advice import PlanAdvice
 
 PALETTE = (
     "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2",
     "#B279A2", "#EECA3B", "#9D755D", "#FF9DA6", "#BAB0AC",
 )  # fmt: skip
+
+
+def _unit() -> DisplayUnit:
+    return get_settings().display_unit
+
+
+def in_unit(values: Iterable[Any]) -> list[Any]:
+    """Decimal USD values -> the display unit's (`DisplayUnit.amount`), for a member's
+    chart axis: credits in credits mode."""
+    unit = _unit()
+    return [unit.amount(Decimal(v)) for v in values]
+
+
+def money_axis(figure: go.Figure) -> None:
+    """The value axis of a member's money chart: "$" ticks, or "credits" ones."""
+    if _unit().credits:
+        figure.update_yaxes(ticksuffix=" cr", tickformat=",~r")
+    else:
+        figure.update_yaxes(tickprefix="$")
 
 
 def colors(keys: Any) -> dict[str, str]:
@@ -31,9 +52,11 @@ def stacked_chart(
     """A stacked bar chart of `analytics.usage_series` output (period, key, value).
     Periods are calendar days, so the axis names days ("2026-11-28"), never a time of
     day, even for a single bar."""
+    cost = str(measure) == "cost"
     frame = series.assign(
         label=analytics.value_labels(series["value"], measure),
         period=[p.isoformat() for p in series["period"]],
+        value=in_unit(series["value"]) if cost else series["value"],
     )
     figure = px.bar(
         frame,
@@ -44,7 +67,7 @@ def stacked_chart(
         category_orders={"key": sorted(palette or colors(frame["key"]))},
         custom_data=["label", "key"],
         title=title,
-        labels={"period": "", "value": "USD" if str(measure) == "cost" else "tokens", "key": ""},
+        labels={"period": "", "value": _unit().name if cost else "tokens", "key": ""},
     )
     figure.update_traces(hovertemplate="%{x}<br>%{customdata[1]}: %{customdata[0]}<extra></extra>")
     figure.update_xaxes(type="category")
@@ -54,8 +77,8 @@ def stacked_chart(
         margin={"l": 10, "r": 10, "t": 50, "b": 60},
         height=400,
     )
-    if str(measure) == "cost":
-        figure.update_yaxes(tickprefix="$")
+    if cost:
+        money_axis(figure)
     return figure
 
 
@@ -102,8 +125,8 @@ def bar_chart(
 def spend_trend_chart(days: Sequence[tuple[Any, Any]]) -> go.Figure:
     """A small bar chart of spend per day (`Overview.last_30_days`: (day, USD))."""
     xs = [d for d, _ in days]
-    ys = [v for _, v in days]
-    labels = [format_money(v) for v in ys]
+    ys = in_unit([v for _, v in days])
+    labels = [_unit().format(v) for _, v in days]
     figure = go.Figure(
         go.Bar(
             x=xs,
@@ -119,7 +142,7 @@ def spend_trend_chart(days: Sequence[tuple[Any, Any]]) -> go.Figure:
         height=200,
         showlegend=False,
     )
-    figure.update_yaxes(tickprefix="$")
+    money_axis(figure)
     return figure
 
 
@@ -246,11 +269,13 @@ def explore_chart(points: Any, *, money: bool, title: str) -> go.Figure:
             g if not s else f"{g} · {s}"
             for g, s in zip(points["group"], points["subgroup"], strict=True)
         ],
-        y=[float(v) for v in points["value"]],  # plotting only; the table shows exact values
+        # plotting only; the table shows exact values
+        y=[float(v) for v in (in_unit(points["value"]) if money else points["value"])],
     )
+    axis = _unit().name if money else ""
     figure = px.bar(frame, x="period", y="y", color="key", title=title,
                     color_discrete_map=colors(frame["key"]),
-                    labels={"period": "", "y": "USD" if money else "", "key": ""})  # fmt: skip
+                    labels={"period": "", "y": axis, "key": ""})  # fmt: skip
     figure.update_layout(
         barmode="stack",
         legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
@@ -258,5 +283,5 @@ def explore_chart(points: Any, *, money: bool, title: str) -> go.Figure:
         height=420,
     )
     if money:
-        figure.update_yaxes(tickprefix="$")
+        money_axis(figure)
     return figure

@@ -4,6 +4,7 @@ a pack's price stays in USD. Expected figures come from the source's price list.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -107,3 +108,13 @@ def test_the_calculator_quotes_what_recording_the_same_call_charges(studio):
     )  # fmt: skip
     charged = record_usage(studio, event).price
     assert quoted == "30 credits" == f"{charged * 10:f}".rstrip("0").rstrip(".") + " credits"
+
+
+def test_the_overview_spend_chart_is_drawn_in_credits(studio):
+    at = open_page("overview")
+    [chart] = [c for c in at.get("plotly_chart") if "Spend, last 30 days" in c.proto.spec]
+    spec = json.loads(chart.proto.spec)
+    assert spec["layout"]["yaxis"]["ticksuffix"] == " cr"
+    bars = spec["data"][0]
+    assert max(float(y) for y in bars["y"]) == 20  # today's two images: 20 credits
+    assert "20 credits" in bars["customdata"]
