@@ -29,6 +29,9 @@ def operator_principal() -> Principal:
     return Principal(user_id=f"operator:{name}", account_id="", role="admin")
 
 
+# the reason an audited change is made, required by every command that makes one
+Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")]
+
 FormatOption = Annotated[
     ExportFormat, typer.Option("--format", "-f", help="csv (header row) or jsonl.")
 ]

@@ -12,7 +12,7 @@ from pricing_core.adapters.storage import open_database
 from pricing_core.admin.packages import PackTerms, retire_package, save_package
 from pricing_core.admin.presets import apply_credit_preset
 from pricing_core.billing.packages import list_packages, package_offers
-from pricing_core.cli.common import fail, operator_principal
+from pricing_core.cli.common import Reason, fail, operator_principal
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_money, usd_str
@@ -60,9 +60,6 @@ def packages_list(
             f"{p.id:<16}{p.name:<12}{format_money(p.price):>10}"
             f"{unit.format(p.total_credit):>18}{'$' + str(offer.per_unit):>12}  {saving}{flags}"
         )
-
-
-Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")]
 
 
 @app.command("save")

@@ -9,7 +9,7 @@ import typer
 
 from pricing_core.adapters.storage import open_database
 from pricing_core.admin.plans import publish_plan, set_enterprise_fee
-from pricing_core.cli.common import fail, operator_principal, parse_moment
+from pricing_core.cli.common import Reason, fail, operator_principal, parse_moment
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_money
 from pricing_core.plans.advice import advise_plan, recommendation_json
@@ -58,9 +58,6 @@ def recommend(
         costs = ", ".join(f"{code} {format_money(cost)}" for code, cost in month.costs.items())
         typer.echo(f"  {label}: {month.messages:,} messages; {costs}")
     typer.echo(rec.sentence)
-
-
-Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")]
 
 
 @app.command("publish")

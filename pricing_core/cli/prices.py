@@ -20,15 +20,13 @@ from pricing_core.admin.provider_bills import (
     reconcile,
 )
 from pricing_core.admin.reprice import apply_reprice
-from pricing_core.cli.common import fail, operator_principal, parse_moment
+from pricing_core.cli.common import Reason, fail, operator_principal, parse_moment
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.money import format_money, format_rate
 from pricing_core.domain.periods import parse_day
 
 app = typer.Typer(help="Prices: custom models, catalog updates, corrections.", no_args_is_help=True)
 reconcile_app = typer.Typer(help="Reconcile against a provider's bill.", no_args_is_help=True)
-
-Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")]
 
 
 def _tier(text: str) -> tuple[int, str, str]:
