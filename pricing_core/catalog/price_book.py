@@ -306,6 +306,7 @@ class PriceBook:
                 price_version=f"op:{fixed.id}",
                 quantity=quantity,
                 model=fixed.model,
+                unit=get_settings().display_unit,
             )
         terms = self.provider_terms(provider, model, counts, at, service_tier)
         row = self.model_row(provider, model, at)
@@ -318,6 +319,7 @@ class PriceBook:
             price_version=f"{terms.version};mp:{row.id}" if row else terms.version,
             rule=terms.rule,
             factor=terms.factor,
+            unit=get_settings().display_unit,
         )
 
 

@@ -17,9 +17,9 @@ import pandas as pd
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import (
     MTOK,
+    USD,
     ZERO,
-    format_money,
-    format_rate,
+    DisplayUnit,
     format_tokens,
     round_nano,
 )
@@ -144,6 +144,7 @@ def quote_tokens(
     price_version: str,
     rule: str = "",
     factor: Decimal = Decimal(1),
+    unit: DisplayUnit = USD,
 ) -> Quote:
     """Price a token-metered call: (tokens x rate) x markup.
 
@@ -157,6 +158,7 @@ def quote_tokens(
         rule: which price rule applied, said first in the explanation (e.g. "batch
             tier: the provider's 50% batch discount"); "" for the standard rates.
         factor: a multiplier of the override's rates (the batch discount), exact.
+        unit: the unit the explanation states amounts and rates in (USD or credits).
     Returns: a Quote with provider_cost and price rounded half-even to the nano-USD.
     """
     if markup < 0:
@@ -166,14 +168,14 @@ def quote_tokens(
     base = sum((line.amount for line in lines), ZERO) * factor if override else provider_cost
     price = round_nano(base * markup)
     terms = " + ".join(
-        f"{format_tokens(line.tokens)} {line.label} tokens x {format_rate(line.rate_mtok, 'MTok')}"
+        f"{format_tokens(line.tokens)} {line.label} tokens x {unit.rate(line.rate_mtok, 'MTok')}"
         for line in lines
     )
     if factor != 1:
         terms = f"({terms}) x {factor.normalize():f}"
-    explanation = f"{terms} = {format_money(round_nano(base))}"
+    explanation = f"{terms} = {unit.exact(base)}"
     if markup != 1:
-        explanation += f" at the provider's price; our price {format_money(price)}"
+        explanation += f" at the provider's price; our price {unit.exact(price)}"
     if rule:
         explanation = f"{rule}: {explanation}"
     return Quote(
@@ -195,15 +197,16 @@ def quote_fixed(
     price_version: str,
     quantity: int = 1,
     model: str = "",
+    unit: DisplayUnit = USD,
 ) -> Quote:
     """Price `quantity` units of an operation that has a fixed price per unit (`price`
     and `provider_cost`: Decimal USD per unit; `model`: the model the price is set for,
-    "" for the operation-wide price)."""
-    unit = round_nano(price)
+    "" for the operation-wide price); the explanation reads in `unit`."""
+    each = round_nano(price)
     subject = f"{operation} ({model})" if model else operation
-    rate = format_rate(unit, "call" if quantity == 1 else "unit")
-    total = unit * quantity
-    times = "" if quantity == 1 else f" x {quantity:,} = {format_money(total)}"
+    rate = unit.rate(each, "call" if quantity == 1 else "unit")
+    total = each * quantity
+    times = "" if quantity == 1 else f" x {quantity:,} = {unit.exact(total)}"
     return Quote(
         provider_cost=round_nano(provider_cost) * quantity,
         price=total,

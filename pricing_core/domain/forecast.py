@@ -19,9 +19,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from pricing_core.domain.money import ZERO, DisplayUnit, round_nano
-
-USD = DisplayUnit()  # amounts in messages read in USD unless a unit is given
+from pricing_core.domain.money import USD, ZERO, DisplayUnit, round_nano
 
 PACE_WINDOW_DAYS = 14
 

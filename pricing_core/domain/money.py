@@ -167,6 +167,13 @@ class DisplayUnit:
         value = self.amount(usd)
         return format(value.normalize(), "f") if value else "0"
 
+    def exact(self, usd: Decimal) -> str:
+        """An amount as a charge's explanation states it, to the nano-USD: USD by
+        `format_money` (sub-cent digits kept), or the exact credits ("0.002304 credits")."""
+        if self.per_usd is None:
+            return format_money(usd)
+        return f"{self.plain(round_nano(usd))} credits"
+
     def rate(self, usd: Decimal, per: str) -> str:
         """A price per `per` (never rounded): "$0.15/MTok" or "1.5 credits/MTok"."""
         if self.per_usd is None:
@@ -194,3 +201,6 @@ class DisplayUnit:
         frac = frac.rstrip("0")
         text = f"{whole}.{frac}" if frac else whole
         return f"{text} credit" if abs(shown) == 1 else f"{text} credits"
+
+
+USD = DisplayUnit()  # amounts in USD, the default unit of every message

@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from pricing_core.domain.errors import PricingError
 from pricing_core.domain.forecast import project_month_end
-from pricing_core.domain.money import ZERO, format_money, format_rate, round_nano
+from pricing_core.domain.money import USD, ZERO, DisplayUnit, round_nano
 from pricing_core.domain.periods import MONTH_PATTERN
 
 PAYG_CODE = "payg"
@@ -239,9 +239,15 @@ def project_month(
 
 
 def explain_plan_charge(
-    plan: Plan, *, included: bool, price: Decimal, payg_price: Decimal | None
+    plan: Plan,
+    *,
+    included: bool,
+    price: Decimal,
+    payg_price: Decimal | None,
+    unit: DisplayUnit = USD,
 ) -> str:
-    """The sentence that says why a message was charged what it was under a plan.
+    """The sentence that says why a message was charged what it was under a plan, with
+    amounts in `unit` (USD or credits).
 
     Args:
         included: True if the message was inside the month's included messages.
@@ -254,16 +260,16 @@ def explain_plan_charge(
     else:
         allowance = f"the {plan.included_messages:,} messages a month included in {plan.name}"
     if included:
-        text = f"included message: within {allowance}, charged {format_money(ZERO)}"
+        text = f"included message: within {allowance}, charged {unit.format(ZERO)}"
     else:
-        text = f"overage: beyond {allowance}, {format_rate(plan.overage_rate, 'message')}"
+        text = f"overage: beyond {allowance}, {unit.rate(plan.overage_rate, 'message')}"
         if price != plan.overage_rate and plan.monthly_cap is not None:
             text += (
-                f", limited by the {format_money(plan.monthly_cap)} monthly cap: "
-                f"charged {format_money(price)}"
+                f", limited by the {unit.format(plan.monthly_cap)} monthly cap: "
+                f"charged {unit.exact(price)}"
             )
     if payg_price is not None:
-        text += f" (pay-as-you-go price {format_money(payg_price)})"
+        text += f" (pay-as-you-go price {unit.exact(payg_price)})"
     return text
 
 

@@ -102,8 +102,12 @@ def decide_plan_charge_on(
         basis=ChargeBasis.INCLUDED if included else ChargeBasis.OVERAGE,
         price_version=f"{quote.price_version}{PLAN_TAG}{plan.key}",
         explanation=explain_plan_charge(
-            plan, included=included, price=price, payg_price=quote.price
-        ),
+            plan,
+            included=included,
+            price=price,
+            payg_price=quote.price,
+            unit=get_settings().display_unit,
+        ),  # fmt: skip
     )
     return PlanCharge(decided, account_id, month, quote.price)
 
@@ -149,6 +153,7 @@ def explain_plan_event(conn: Connection, row: Any, payg_price: Decimal | None) -
         included=row.charge_basis == ChargeBasis.INCLUDED,
         price=row.price,
         payg_price=payg_price,
+        unit=get_settings().display_unit,
     )
 
 

@@ -104,6 +104,9 @@ def test_popular_adds_200_credits_and_two_dall_e_images_take_20(studio, fake_str
     )  # fmt: skip
     result = record_usage(studio, event)
     assert credits(result.price) == 20
+    assert result.explanation == (
+        "fixed price for image_generation (dall-e-3): 10 credits/unit x 2 = 20 credits"
+    )
     assert credits(get_wallet(studio, "studio").balance) == 180
     assert verify_ledger(studio).ok
 

@@ -195,3 +195,17 @@ def test_an_amount_in_credits_converts_back_to_the_same_nano_usd(nanos, rate):
 def test_a_part_of_a_nano_usd_in_credits_is_refused():
     with pytest.raises(ValueError, match="nano-USD"):
         CREDITS.to_usd("0.000000001")  # 0.0000000001 USD
+
+
+def test_a_token_charge_explains_itself_in_exact_credits():
+    from pricing_core.domain.costing import TokenCounts, TokenRates, quote_tokens
+
+    quote = quote_tokens(
+        TokenCounts(1000, 100), provider_cost=Decimal("0.00021"),
+        provider_rates=TokenRates(Decimal("0.15"), Decimal("0.6")), markup=Decimal("1.25"),
+        price_version="t", unit=CREDITS,
+    )  # fmt: skip
+    assert quote.explanation == (
+        "1,000 input tokens x 1.5 credits/MTok + 100 output tokens x 6 credits/MTok = "
+        "0.0021 credits at the provider's price; our price 0.002625 credits"
+    )
