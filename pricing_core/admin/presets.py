@@ -19,7 +19,7 @@ from pricing_core.admin.prices import set_operation_price
 from pricing_core.catalog.price_book import load_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.money import DisplayUnit
-from pricing_core.domain.principal import Principal
+from pricing_core.domain.principal import Principal, require_admin
 
 # (operation, model or style, credits per unit)
 CREDIT_PRICES = (
@@ -48,6 +48,7 @@ def apply_credit_preset(
     """Sell the preset's four packs and charge its fixed prices, in credits at the
     configured rate. Idempotent: a pack or price already on these terms is left as it
     is. Returns: (packs saved or kept, prices set now). Raises: PermissionDenied."""
+    require_admin(principal)
     at = now or datetime.now(UTC)
     unit = DisplayUnit(get_settings().credits_per_usd)
     for code, name, price, credits, popular in CREDIT_PACKS:
@@ -62,6 +63,7 @@ def apply_credit_prices(
     """The preset's fixed prices only (`CREDIT_PRICES` at the configured rate), from
     `now` on; a price already in effect on these terms is left as it is (the demo
     data uses them). Returns: prices set. Raises: PermissionDenied."""
+    require_admin(principal)
     at = now or datetime.now(UTC)
     unit = DisplayUnit(get_settings().credits_per_usd)
     book = load_price_book(engine)

@@ -223,6 +223,12 @@ ADMIN_ONLY = {
     "access.teams.create_team_account",
     "access.teams.invite_user",
     "access.teams.set_user_role",
+    "admin.packages.save_package",
+    "admin.packages.retire_package",
+    "admin.plans.publish_plan",
+    "admin.plans.set_enterprise_fee",
+    "admin.presets.apply_credit_preset",
+    "admin.presets.apply_credit_prices",
 }
 # Helpers that take a principal but read nothing.
 NOT_QUERIES = {
@@ -239,6 +245,8 @@ NOT_QUERIES = {
     "notify.preferences.set_low_balance_line",
     "analytics.explore.available_groups",  # which choices to offer: reads nothing
     "access.apikeys.key_id_of",  # the id inside a key's own principal
+    # public prices and the viewer's own account's plans: no other account can be named
+    "analytics.public_prices.price_list",
 }
 
 
