@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 from typing import Any
 
 import plotly.express as px
 import plotly.graph_objects as go
 
 from pricing_core import analytics
+from pricing_core.analytics.common import in_unit
 from pricing_core.analytics.plan_views import break_even, column_label, month_label
 from pricing_core.config import get_settings
 from pricing_core.domain.money import DisplayUnit, format_money
@@ -24,13 +24,6 @@ PALETTE = (
 
 def _unit() -> DisplayUnit:
     return get_settings().display_unit
-
-
-def in_unit(values: Iterable[Any]) -> list[Any]:
-    """Decimal USD values -> the display unit's (`DisplayUnit.amount`), for a member's
-    chart axis: credits in credits mode."""
-    unit = _unit()
-    return [unit.amount(Decimal(v)) for v in values]
 
 
 def money_axis(figure: go.Figure) -> None:

@@ -1,5 +1,3 @@
-from decimal import Decimal
-
 import streamlit as st
 
 from pages import _format, _session
@@ -15,7 +13,7 @@ st.title("Pricing")
 prices = _session.cached(price_list, viewer)
 if unit.credits:
     st.caption(
-        f"Amounts in credits: {unit.format(Decimal(1))} = $1.00. Packs are paid in USD; "
+        f"Amounts in credits: {unit.per_dollar()}. Packs are paid in USD; "
         "credits are exact in your balance, and shown rounded to "
         f"{unit.decimals} places."
     )

@@ -4,9 +4,10 @@ days and times in the configured zone, exact nano-USD strings."""
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 
@@ -53,6 +54,13 @@ def shown(amount: Decimal) -> str:
     """An amount of Decimal USD for people, in the display unit (`DisplayUnit.format`:
     USD by `format_money`, or credits)."""
     return get_settings().display_unit.format(amount)
+
+
+def in_unit(values: Iterable[Any]) -> list[Decimal]:
+    """Decimal USD values -> their amounts in the display unit (`DisplayUnit.amount`),
+    for a chart's value axis: credits in credits mode, USD otherwise."""
+    unit = get_settings().display_unit
+    return [unit.amount(Decimal(v)) for v in values]
 
 
 def nanos_str(nanos: int) -> str:

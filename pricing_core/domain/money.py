@@ -167,6 +167,11 @@ class DisplayUnit:
         value = self.amount(usd)
         return format(value.normalize(), "f") if value else "0"
 
+    def per_dollar(self) -> str:
+        """What $1.00 buys, for a caption: "10 credits = $1.00" ("$1.00" in USD)."""
+        one = Decimal(1)
+        return format_money(one) if self.per_usd is None else f"{self.format(one)} = $1.00"
+
     def exact(self, usd: Decimal) -> str:
         """An amount as a charge's explanation states it, to the nano-USD: USD by
         `format_money` (sub-cent digits kept), or the exact credits ("0.002304 credits")."""
