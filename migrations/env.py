@@ -6,6 +6,7 @@ from sqlalchemy import pool
 from pricing_core.adapters import (  # noqa: F401  (registers tables)
     schema_billing,
     schema_notify,
+    schema_payments,
     schema_prices,
 )
 from pricing_core.adapters.schema import metadata

@@ -23,6 +23,8 @@ from pricing_core.adapters.storage import open_database
 from pricing_core.api.compat import compat_app
 from pricing_core.api.routes import api_app
 from pricing_core.billing import checkout_events
+from pricing_core.billing import invoices as invoice_events
+from pricing_core.billing import topups as topup_events
 from pricing_core.billing.webhooks import Route as WebhookRoute
 from pricing_core.billing.webhooks import WebhookRejected, handle_webhook
 from pricing_core.config import get_settings
@@ -36,7 +38,9 @@ log = logging.getLogger(__name__)
 MAX_WEBHOOK_BYTES = 1_000_000
 
 # Every Stripe event type the product handles, by area.
-WEBHOOK_ROUTES: tuple[WebhookRoute, ...] = checkout_events.ROUTES + plan_events.ROUTES
+WEBHOOK_ROUTES: tuple[WebhookRoute, ...] = (
+    checkout_events.ROUTES + plan_events.ROUTES + topup_events.ROUTES + invoice_events.ROUTES
+)
 
 
 async def health(_request: Request) -> JSONResponse:

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema_billing import checkout_sessions, credit_packages
 from pricing_core.billing import stripe_api
+from pricing_core.billing.customers import ensure_customer
 from pricing_core.billing.fulfilment import fulfil_session_on
 from pricing_core.billing.packages import CreditPackage, UnknownPackage, get_package
 from pricing_core.billing.sessions import SESSION_ID, SIMULATED_PREFIX, Fulfilment, insert_session
@@ -86,10 +87,14 @@ def checkout_params(
     user_id: str | None,
     settings: Settings,
     email: str | None = None,
+    customer: str | None = None,
 ) -> dict[str, Any]:
     """The Checkout Session parameters for one package (Stripe API `POST
     /v1/checkout/sessions`): payment mode, one line item with inline `price_data`,
-    the account and package in `client_reference_id` and `metadata`, return URLs."""
+    the account and package in `client_reference_id` and `metadata`, return URLs.
+    With the account's Stripe `customer`, the card is saved for auto top-up
+    (`setup_future_usage=off_session`) and Stripe issues an invoice for the payment
+    (`invoice_creation`)."""
     metadata = {"account_id": account_id, "package_id": package.id, "user_id": user_id or ""}
     credit = format_money(package.total_credit)
     params: dict[str, Any] = {
@@ -113,7 +118,14 @@ def checkout_params(
         "success_url": success_url(settings),
         "cancel_url": cancel_url(settings),
     }
-    if email:
+    if customer:
+        params["customer"] = customer
+        params["payment_intent_data"]["setup_future_usage"] = "off_session"
+        params["invoice_creation"] = {
+            "enabled": True,
+            "invoice_data": {"metadata": {"account_id": account_id}},
+        }
+    elif email:
         params["customer_email"] = email
     return params
 
@@ -154,8 +166,14 @@ def create_checkout(
         raise UnknownPackage(f"credit package {package_id!r} is no longer sold")
     at = now or datetime.now(UTC)
     key = f"checkout-create:{account_id}:{idempotency_key or uuid.uuid4().hex}"
+    customer = ensure_customer(engine, account_id, client=client, email=email, now=at)
     params = checkout_params(
-        package, account_id=account_id, user_id=user_id, settings=settings, email=email
+        package,
+        account_id=account_id,
+        user_id=user_id,
+        settings=settings,
+        email=email,
+        customer=customer,
     )
     session = stripe_api.create_session(client, params, idempotency_key=key)
     session_id, url = session.get("id"), session.get("url")

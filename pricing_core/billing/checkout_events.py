@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from pricing_core.billing import stripe_api
 from pricing_core.billing.fulfilment import fulfil_session_on, mark_session_on
+from pricing_core.billing.invoices import store_invoice_on
 from pricing_core.billing.refunds import apply_dispute_on, apply_refund_on, row_for_payment
 from pricing_core.billing.sessions import SIMULATED_PREFIX, SessionStatus, UnknownCheckout
 from pricing_core.billing.webhooks import EventContext, Route
@@ -36,6 +37,8 @@ def fulfil_from_event(ctx: EventContext) -> str:
         # Signed by our endpoint secret, yet unknown to our Stripe account: a retry
         # would fail the same way for days, so it is answered 200 and kept as ignored.
         return f"ignored: {exc}"
+    invoice_id = session.get("invoice")
+    invoice = stripe_api.retrieve_invoice(ctx.client, invoice_id) if invoice_id else None
 
     def work(conn: Connection) -> str:
         try:
@@ -43,6 +46,8 @@ def fulfil_from_event(ctx: EventContext) -> str:
         except UnknownCheckout as exc:
             return f"ignored: {exc}"
         ctx.account_id = result.account_id
+        if invoice is not None:  # Stripe's invoice for the pack (`invoice_creation`)
+            store_invoice_on(conn, invoice, now=ctx.now)
         return f"{result.outcome}: {result.message}"
 
     return ctx.commit(work)

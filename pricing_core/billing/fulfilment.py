@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from pricing_core.adapters.outbox import Kind, enqueue_on
 from pricing_core.adapters.schema import accounts
 from pricing_core.billing import stripe_api
-from pricing_core.billing.packages import UnknownPackage, _package_on
+from pricing_core.billing.packages import UnknownPackage, package_on
 from pricing_core.billing.sessions import (
     SIMULATED_PREFIX,
     Fulfilment,
@@ -50,7 +50,7 @@ def _adopt(conn: Connection, session: dict[str, Any], now: datetime) -> Any:
     if conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
         raise UnknownCheckout(f"checkout session {session['id']!r}: unknown account {account_id!r}")
     try:
-        package = _package_on(conn, package_id)
+        package = package_on(conn, package_id)
     except UnknownPackage as exc:
         raise UnknownCheckout(f"checkout session {session['id']!r}: {exc}") from None
     insert_session(

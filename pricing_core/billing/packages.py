@@ -67,7 +67,8 @@ def list_packages(engine: Engine, *, include_inactive: bool = False) -> list[Cre
         return [_package(r) for r in conn.execute(query)]
 
 
-def _package_on(conn: Connection, package_id: str) -> CreditPackage:
+def package_on(conn: Connection, package_id: str) -> CreditPackage:
+    """One package version by id, inside `conn`. Raises: UnknownPackage."""
     row = conn.execute(select(credit_packages).where(credit_packages.c.id == package_id)).first()
     if row is None:
         raise UnknownPackage(f"unknown credit package {package_id!r}")
@@ -77,7 +78,7 @@ def _package_on(conn: Connection, package_id: str) -> CreditPackage:
 def get_package(engine: Engine, package_id: str) -> CreditPackage:
     """One package version by id. Raises: UnknownPackage."""
     with engine.connect() as conn:
-        return _package_on(conn, package_id)
+        return package_on(conn, package_id)
 
 
 # ---------------------------------------------------------------- offers

@@ -171,3 +171,96 @@ def cancel_subscription(client: stripe.StripeClient, subscription_id: str) -> di
         client.v1.subscriptions.cancel,
         subscription_id,
     )
+
+
+# ---------------------------------------------------------------- customers, cards, top-ups
+
+
+def create_customer(
+    client: stripe.StripeClient, params: dict[str, Any], *, idempotency_key: str
+) -> dict[str, Any]:
+    """POST /v1/customers with an Idempotency-Key (one customer per account)."""
+    return _call(
+        "create customer",
+        client.v1.customers.create,
+        params,  # type: ignore[arg-type]
+        {"idempotency_key": idempotency_key},
+    )
+
+
+def list_card_methods(client: stripe.StripeClient, customer_id: str) -> list[dict[str, Any]]:
+    """GET /v1/customers/:id/payment_methods?type=card: the saved cards, newest first."""
+    try:
+        page = client.v1.customers.payment_methods.list(customer_id, {"type": "card", "limit": 20})
+        return [_plain(m) for m in page.data]
+    except stripe.StripeError as exc:
+        raise StripeUnavailable(
+            f"Stripe list payment methods failed: {exc.user_message or exc}"
+        ) from None
+
+
+def create_portal_session(
+    client: stripe.StripeClient, customer_id: str, return_url: str
+) -> dict[str, Any]:
+    """POST /v1/billing_portal/sessions: Stripe's page where the customer manages cards."""
+    return _call(
+        "create billing portal session",
+        client.v1.billing_portal.sessions.create,
+        {"customer": customer_id, "return_url": return_url},
+    )
+
+
+class PaymentDeclined(PricingError):
+    """Stripe refused an off-session payment. Attributes: code (`card_declined`,
+    `authentication_required`...), payment_intent (its id, when Stripe made one)."""
+
+    def __init__(self, message: str, *, code: str | None, payment_intent: str | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.payment_intent = payment_intent
+
+    @property
+    def requires_action(self) -> bool:
+        return self.code == "authentication_required"
+
+
+def charge_off_session(
+    client: stripe.StripeClient, params: dict[str, Any], *, idempotency_key: str
+) -> dict[str, Any]:
+    """POST /v1/payment_intents with `confirm` and `off_session` (a saved card, nobody
+    present). Returns the PaymentIntent dict.
+
+    Raises: PaymentDeclined (HTTP 402: declined, or the bank wants the customer to
+    authenticate), StripeUnavailable (anything else)."""
+    try:
+        return _plain(
+            client.v1.payment_intents.create(
+                {**params, "confirm": True, "off_session": True},  # type: ignore[typeddict-item]
+                {"idempotency_key": idempotency_key},
+            )
+        )
+    except stripe.CardError as exc:
+        error = exc.error
+        intent = getattr(error, "payment_intent", None) if error is not None else None
+        intent_id = intent.get("id") if isinstance(intent, dict) else getattr(intent, "id", None)
+        raise PaymentDeclined(
+            f"the card was declined: {exc.user_message or exc}",
+            code=exc.code,
+            payment_intent=intent_id,
+        ) from None
+    except stripe.StripeError as exc:
+        raise StripeUnavailable(
+            f"Stripe create payment intent failed: {exc.user_message or exc}"
+        ) from None
+
+
+def retrieve_payment_intent(client: stripe.StripeClient, intent_id: str) -> dict[str, Any]:
+    """GET /v1/payment_intents/:id (its current status)."""
+    return _call(
+        f"retrieve payment intent {intent_id!r}", client.v1.payment_intents.retrieve, intent_id
+    )
+
+
+def retrieve_invoice(client: stripe.StripeClient, invoice_id: str) -> dict[str, Any]:
+    """GET /v1/invoices/:id (its current status, hosted page and PDF links)."""
+    return _call(f"retrieve invoice {invoice_id!r}", client.v1.invoices.retrieve, invoice_id)

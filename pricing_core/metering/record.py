@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import ledger_entries, usage_events
 from pricing_core.adapters.server_calls import call_row, is_postgres
+from pricing_core.billing.autotopup import request_topup_on, threshold_nanos
 from pricing_core.catalog.price_book import PriceBook, get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis, Quote
@@ -146,10 +147,9 @@ def record_on(
             now=now,
         )
         entry_id, balance_after = posting.entry.id, posting.entry.balance_after
-        note_crossings_on(
-            conn, event.account_id, before=balance_after + quote.price, after=balance_after,
-            now=now,
-        )  # fmt: skip
+        before = balance_after + quote.price
+        note_crossings_on(conn, event.account_id, before=before, after=balance_after, now=now)
+        request_topup_on(conn, event.account_id, before=before, after=balance_after, now=now)
     else:
         balance_after = get_wallet_on(conn, event.account_id).balance
 
@@ -257,7 +257,7 @@ def record_in_one_call(
         None if event.metadata is None else json.dumps(dict(event.metadata)),
         None if allow_overdraft or hold_id is not None else 0,
         plan_may_apply(quote, event.operation), alerts, hold_id, stripe_of(event.account_id),
-        now, line_nanos(engine, event.account_id),
+        now, line_nanos(engine, event.account_id) + threshold_nanos(engine, event.account_id),
     )  # fmt: skip
     row = call_row(engine, _CHARGE, params)
     if row is None:  # a concurrent call with this request id won: replay it

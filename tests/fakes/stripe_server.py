@@ -14,7 +14,18 @@ Point the SDK at it with `stripe.StripeClient(key, base_addresses={"api": server
   `GET /v1/refunds/:id`, `GET /v1/disputes/:id`, `GET|POST|DELETE /v1/subscriptions/:id`;
 - a hosted checkout page, `GET /pay/:session_id`, that pays the session and
   redirects (303) to its `success_url`, like Stripe's hosted page after a payment;
-- `GET /receipts/:charge_id`, a receipt page.
+- `GET /receipts/:charge_id`, a receipt page;
+- customers and saved cards: `POST /v1/customers`, `GET /v1/customers/:id/payment_methods`
+  (a payment-mode session with `customer` and `setup_future_usage` saves the card
+  paid with, `card_for_next_payment`), `POST /v1/billing_portal/sessions` and its
+  page `GET /portal/:id`;
+- off-session payments: `POST /v1/payment_intents` (`confirm`, `off_session`) that
+  succeed, decline (402 `card_declined`) or need the customer (402
+  `authentication_required`) by the saved card's test number (`TEST_CARDS`), and emit
+  `payment_intent.succeeded` / `payment_intent.payment_failed` when `webhook_url` is
+  set;
+- invoices: a paid session with `invoice_creation[enabled]` and every subscription
+  get one (`GET /v1/invoices/:id`, `GET /invoices/:id`, `GET /invoices/:id.pdf`).
 
 Tests change the world with Python methods (`pay`, `settle_async`, `refund`,
 `dispute`, `tamper`...) and build events with `event(type, obj)`; `sign()` signs a
@@ -72,10 +83,27 @@ def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return lists(root)
 
 
+# Stripe's test cards by outcome (https://docs.stripe.com/testing): the last four
+# digits decide what an off-session payment with the saved card does.
+TEST_CARDS = {
+    "visa": ("4242", "succeeds"),
+    "declined": ("0002", "declines"),
+    "authentication_required": ("3184", "requires_action"),
+}
+
+
 class StripeError(Exception):
-    def __init__(self, status: int, kind: str, message: str, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        param: str | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status, self.kind, self.message, self.param = status, kind, message, param
+        self.extra = extra
 
 
 class FakeStripe:
@@ -93,6 +121,11 @@ class FakeStripe:
         self.refunds: dict[str, dict[str, Any]] = {}
         self.disputes: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.payment_methods: dict[str, dict[str, Any]] = {}  # with "customer" and "outcome"
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.portal_sessions: dict[str, dict[str, Any]] = {}
+        self.card_for_next_payment = "visa"  # a TEST_CARDS key: the card the buyer pays with
         self.idempotency: dict[str, tuple[str, int, dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []  # every API request, for assertions
         self.async_payments = False  # hosted page leaves payment_status "unpaid"
@@ -204,7 +237,9 @@ class FakeStripe:
             "customer_email": params.get("customer_email"),
             "payment_intent": None,
             "subscription": None,
-            "customer": None,
+            "customer": params.get("customer"),
+            "invoice": None,
+            "invoice_creation": params.get("invoice_creation"),
             "subscription_data": params.get("subscription_data"),
             "payment_intent_data": params.get("payment_intent_data"),
             "created": self._now(),
@@ -224,7 +259,7 @@ class FakeStripe:
                     404, "invalid_request_error", f"No such checkout.session: '{sid}'", "id"
                 )
             session = copy.deepcopy(self.sessions[sid])
-            for key in ("subscription_data", "payment_intent_data"):
+            for key in ("subscription_data", "payment_intent_data", "invoice_creation"):
                 session.pop(key, None)
             for path in expand or []:
                 if path == "line_items":
@@ -314,6 +349,15 @@ class FakeStripe:
         }
         session["payment_intent"] = pi_id
         session["payment_status"] = "paid"
+        intent_data = session.get("payment_intent_data") or {}
+        if session.get("customer") and intent_data.get("setup_future_usage"):
+            method = self.attach_card(session["customer"], self.card_for_next_payment)
+            self.payment_intents[pi_id]["payment_method"] = method["id"]
+        creation = session.get("invoice_creation") or {}
+        if str(creation.get("enabled")).lower() == "true":
+            metadata = (creation.get("invoice_data") or {}).get("metadata", {})
+            invoice = self._invoice(session.get("customer"), session["amount_total"], metadata)
+            session["invoice"] = invoice["id"]
 
     def _subscribe(self, session: dict[str, Any]) -> None:
         sub_id, cus_id = _new_id("sub"), session.get("customer") or _new_id("cus")
@@ -338,6 +382,8 @@ class FakeStripe:
             "cancel_at_period_end": False,
         }
         session.update(subscription=sub_id, customer=cus_id, payment_status="paid")
+        total = sum(line["amount_total"] for line in self.line_items[session["id"]])
+        self._invoice(cus_id, total, {}, subscription=sub_id)
 
     def update_subscription(self, sub_id: str, params: dict[str, Any]) -> dict[str, Any]:
         """POST /v1/subscriptions/:id: swap an item's Price, merge metadata."""
@@ -360,6 +406,157 @@ class FakeStripe:
                 raise StripeError(404, "invalid_request_error", f"No such subscription: '{sub_id}'")
             sub.update(status="canceled", canceled_at=self._now())
             return copy.deepcopy(sub)
+
+    # ------------------------------------------------------------ customers, cards, invoices
+
+    def create_customer(self, params: dict[str, Any]) -> dict[str, Any]:
+        cus_id = _new_id("cus")
+        with self.lock:
+            self.customers[cus_id] = {
+                "id": cus_id,
+                "object": "customer",
+                "email": params.get("email"),
+                "metadata": params.get("metadata", {}),
+                "created": self._now(),
+            }
+            return copy.deepcopy(self.customers[cus_id])
+
+    def attach_card(self, customer: str, card: str = "visa") -> dict[str, Any]:
+        """Save a test card (a `TEST_CARDS` key) on the customer, as Checkout with
+        `setup_future_usage` or the portal does."""
+        last4, outcome = TEST_CARDS[card]
+        pm_id = _new_id("pm")
+        with self.lock:
+            if customer not in self.customers:
+                raise StripeError(404, "invalid_request_error", f"No such customer: '{customer}'")
+            self.payment_methods[pm_id] = {
+                "id": pm_id,
+                "object": "payment_method",
+                "type": "card",
+                "customer": customer,
+                "card": {"brand": "visa", "last4": last4, "exp_month": 12, "exp_year": 2034},
+                "created": self._now(),
+                "outcome": outcome,
+            }
+            return self._public_method(pm_id)
+
+    def _public_method(self, pm_id: str) -> dict[str, Any]:
+        method = copy.deepcopy(self.payment_methods[pm_id])
+        method.pop("outcome")
+        return method
+
+    def _invoice(
+        self,
+        customer: str | None,
+        amount: int,
+        metadata: dict[str, Any],
+        *,
+        subscription: str | None = None,
+    ) -> dict[str, Any]:
+        inv_id = _new_id("in")
+        number = f"FAKE-{len(self.invoices) + 1:04d}"
+        self.invoices[inv_id] = {
+            "id": inv_id,
+            "object": "invoice",
+            "number": number,
+            "customer": customer,
+            "subscription": subscription,
+            "status": "paid",
+            "amount_due": amount,
+            "amount_paid": amount,
+            "currency": "usd",
+            "description": "Subscription" if subscription else "Credit pack",
+            "hosted_invoice_url": f"{self.url}/invoices/{inv_id}",
+            "invoice_pdf": f"{self.url}/invoices/{inv_id}.pdf",
+            "metadata": metadata,
+            "created": self._now(),
+        }
+        return self.invoices[inv_id]
+
+    def create_portal_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("customer") not in self.customers:
+            raise StripeError(404, "invalid_request_error", "No such customer", "customer")
+        bps = _new_id("bps")
+        self.portal_sessions[bps] = {
+            "id": bps,
+            "object": "billing_portal.session",
+            "customer": params["customer"],
+            "return_url": params.get("return_url"),
+            "url": f"{self.url}/portal/{bps}",
+        }
+        return copy.deepcopy(self.portal_sessions[bps])
+
+    def create_payment_intent(self, params: dict[str, Any]) -> dict[str, Any]:
+        """An off-session PaymentIntent, confirmed at once with the saved card: it
+        succeeds, or answers 402 as Stripe does (the intent in the error)."""
+        pm_id, customer = params.get("payment_method"), params.get("customer")
+        with self.lock:
+            method = self.payment_methods.get(pm_id or "")
+            if method is None or method["customer"] != customer:
+                raise StripeError(
+                    400,
+                    "invalid_request_error",
+                    f"No such PaymentMethod: '{pm_id}'",
+                    "payment_method",
+                )
+            pi_id = _new_id("pi")
+            intent = {
+                "id": pi_id,
+                "object": "payment_intent",
+                "amount": int(params["amount"]),
+                "amount_received": 0,
+                "currency": params.get("currency", "usd"),
+                "customer": customer,
+                "payment_method": pm_id,
+                "status": "requires_confirmation",
+                "latest_charge": None,
+                "metadata": params.get("metadata", {}),
+                "created": self._now(),
+                "last_payment_error": None,
+            }
+            self.payment_intents[pi_id] = intent
+            outcome = method["outcome"]
+            if outcome == "succeeds":
+                ch_id = _new_id("ch")
+                self.charges[ch_id] = {
+                    "id": ch_id,
+                    "object": "charge",
+                    "amount": intent["amount"],
+                    "amount_refunded": 0,
+                    "currency": intent["currency"],
+                    "paid": True,
+                    "refunded": False,
+                    "status": "succeeded",
+                    "payment_intent": pi_id,
+                    "receipt_url": f"{self.url}/receipts/{ch_id}",
+                    "created": self._now(),
+                    "metadata": intent["metadata"],
+                    "disputed": False,
+                }
+                intent.update(
+                    status="succeeded", amount_received=intent["amount"], latest_charge=ch_id
+                )
+                self._emit_async("payment_intent.succeeded", intent)
+                return copy.deepcopy(intent)
+            code = "card_declined" if outcome == "declines" else "authentication_required"
+            message = (
+                "Your card was declined."
+                if outcome == "declines"
+                else "Your card requires authentication."
+            )
+            intent["status"] = (
+                "requires_payment_method" if outcome == "declines" else "requires_action"
+            )
+            intent["last_payment_error"] = {"type": "card_error", "code": code, "message": message}
+            self._emit_async("payment_intent.payment_failed", intent)
+            raise StripeError(
+                402, "card_error", message, code=code, payment_intent=copy.deepcopy(intent)
+            )
+
+    def _emit_async(self, event_type: str, obj: dict[str, Any]) -> None:
+        if self.webhook_url:
+            snapshot = copy.deepcopy(obj)
+            threading.Thread(target=self.emit, args=(event_type, snapshot), daemon=True).start()
 
     # ------------------------------------------------------------ refunds, disputes
 
@@ -545,6 +742,22 @@ class FakeStripe:
             case ("POST", ["checkout", "sessions", sid, "expire"]):
                 self.expire(sid)
                 return 200, self.session_object(sid)
+            case ("POST", ["customers"]):
+                return 200, self.create_customer(params)
+            case ("GET", ["customers", cus, "payment_methods"]):
+                with self.lock:
+                    data = [
+                        self._public_method(m["id"])
+                        for m in self.payment_methods.values()
+                        if m["customer"] == cus
+                    ]
+                return 200, self._page(data, params, f"/v1/customers/{cus}/payment_methods")
+            case ("POST", ["billing_portal", "sessions"]):
+                return 200, self.create_portal_session(params)
+            case ("POST", ["payment_intents"]):
+                return 200, self.create_payment_intent(params)
+            case ("GET", ["invoices", iid]):
+                return 200, self._get(self.invoices, iid, "invoice")
             case ("GET", ["payment_intents", pid]):
                 return 200, self._get(self.payment_intents, pid, "payment_intent")
             case ("GET", ["charges", cid]):
@@ -630,6 +843,8 @@ class _Handler(BaseHTTPRequestHandler):
             pairs += parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True)
         if split.path.startswith("/pay/"):
             return self._hosted_page(split.path.removeprefix("/pay/"))
+        if split.path.startswith(("/portal/", "/invoices/")):
+            return self._document(split.path)
         if split.path.startswith("/receipts/"):
             html = f"<html><body><h1>Receipt</h1><p>{split.path[10:]}</p></body></html>"
             return self._send(200, html.encode(), "text/html")
@@ -637,16 +852,33 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             status, body = self.stripe.handle_api(method, split.path, parse_form(pairs), headers)
         except StripeError as exc:
-            status, body = (
-                exc.status,
-                {"error": {"type": exc.kind, "message": exc.message, "param": exc.param}},
-            )
+            error = {"type": exc.kind, "message": exc.message, "param": exc.param, **exc.extra}
+            status, body = exc.status, {"error": error}
         except (KeyError, ValueError) as exc:
             status, body = (
                 400,
                 {"error": {"type": "invalid_request_error", "message": f"bad request: {exc}"}},
             )
         self._send(status, json.dumps(body).encode(), "application/json")
+
+    def _document(self, path: str) -> None:
+        """A portal session's page (the saved cards) or an invoice's hosted page."""
+        kind, oid = path.strip("/").split("/", 1)
+        if kind == "portal" and oid in self.stripe.portal_sessions:
+            portal = self.stripe.portal_sessions[oid]
+            cards = "".join(
+                f"<li>{m['card']['brand']} {m['card']['last4']}</li>"
+                for m in self.stripe.payment_methods.values()
+                if m["customer"] == portal["customer"]
+            )
+            back = portal["return_url"] or "/"
+            html = f"<h1>Payment methods</h1><ul>{cards}</ul><a href='{back}'>Return</a>"
+            return self._send(200, html.encode(), "text/html")
+        invoice = self.stripe.invoices.get(oid.removesuffix(".pdf"))
+        if kind == "invoices" and invoice is not None:
+            html = f"<h1>Invoice {invoice['number']}</h1><p>{invoice['amount_paid']}</p>"
+            return self._send(200, html.encode(), "text/html")
+        return self._send(404, b"not found", "text/plain")
 
     def _hosted_page(self, sid: str) -> None:
         if sid not in self.stripe.sessions:

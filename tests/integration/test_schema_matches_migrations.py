@@ -10,6 +10,7 @@ from pricing_core.adapters import (  # noqa: F401
     schema,
     schema_billing,
     schema_notify,
+    schema_payments,
     schema_prices,
 )
 
