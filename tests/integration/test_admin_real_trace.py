@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
@@ -114,3 +114,76 @@ def test_the_revenue_cli_prints_the_same_figures_for_the_trace(trace, monkeypatc
     assert Decimal(data["totals"]["provider_cost_usd"]) == cost
     assert Decimal(data["totals"]["margin_usd"]) == revenue - cost
     storage._engines.pop(url).dispose()
+
+
+def test_billing_records_equal_the_exported_ledger_and_usage(trace):
+    """November 2023's billing record of every trace account, against sums of the
+    exported ledger entries (by kind, before and within the month) and usage events;
+    generating again adds nothing."""
+    from pricing_core.plans.records import all_billing_records, generate_billing_records
+
+    engine, _, usage, ledger, _ = trace
+    december = datetime(2023, 12, 2, tzinfo=UTC)
+    start, end = datetime(2023, 11, 1, tzinfo=UTC), datetime(2023, 12, 1, tzinfo=UTC)
+    accounts = {e["account_id"] for e in ledger} | {u["account_id"] for u in usage}
+    assert generate_billing_records(engine, now=december) == len(accounts)
+    assert generate_billing_records(engine, now=december) == 0
+    records = {r.account_id: r for r in all_billing_records(engine, ADMIN, period="2023-11")}
+    assert set(records) == accounts
+    assert len(all_billing_records(engine, ADMIN)) == len(accounts)
+
+    def at(row: dict[str, str]) -> datetime:
+        return datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
+
+    for account, record in records.items():
+        entries = [e for e in ledger if e["account_id"] == account]
+        within = [e for e in entries if start <= at(e) < end]
+
+        def total(kinds: set[str], rows=within) -> Decimal:
+            return sum((Decimal(e["amount_usd"]) for e in rows if e["kind"] in kinds), Decimal(0))
+
+        every = {e["kind"] for e in entries}
+        opening = total(every, [e for e in entries if at(e) < start])
+        closing = total(every, [e for e in entries if at(e) < end])
+        used = -total({"usage"})
+        events = [u for u in usage if u["account_id"] == account and start <= at(u) < end]
+        assert record.opening_balance == opening
+        assert record.closing_balance == closing
+        assert record.credits_bought == total({"purchase"})
+        assert record.credits_granted == total({"grant", "bonus"})
+        assert record.payg_usage == used and record.overage == 0 and record.plan_fee == 0
+        assert record.total == used
+        assert record.opening_balance + record.credits_bought + record.credits_granted + (
+            record.refunds + record.adjustments - record.total
+        ) == record.closing_balance
+        assert record.messages == len(events)
+        assert record.input_tokens == sum(int(u["input_tokens"]) for u in events)
+        assert record.output_tokens == sum(int(u["output_tokens"]) for u in events)
+        assert record.provider_cost == sum(
+            (Decimal(u["provider_cost_usd"]) for u in events), Decimal(0)
+        )
+        assert record.paid == (closing >= 0)
+        assert record.plan_code == "payg"
+    assert any(not r.paid for r in records.values())  # heavy users overdrew their $5
+
+
+def test_a_statement_pdf_shows_the_period_the_totals_and_the_account(trace):
+    """The PDF read back with pypdf: the account, the month and the figures."""
+    import io as _io
+
+    from pypdf import PdfReader
+
+    from pricing_core.plans.records import all_billing_records, generate_billing_records
+    from pricing_core.plans.statements import statement_pdf
+
+    engine, _, usage, _, _ = trace
+    generate_billing_records(engine, now=datetime(2023, 12, 2, tzinfo=UTC))
+    record = max(all_billing_records(engine, ADMIN, period="2023-11"), key=lambda r: r.total)
+    used = sum((Decimal(u["price_usd"]) for u in usage if u["account_id"] == record.account_id),
+               Decimal(0))  # fmt: skip
+    text = PdfReader(_io.BytesIO(statement_pdf(record))).pages[0].extract_text()
+    assert "Statement for November 2023" in text
+    assert f"Account: {record.account_name} ({record.account_id})" in text
+    assert "Period: 2023-11" in text
+    cents = used.quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+    assert f"Total for the period ${cents:,}" in " ".join(text.split())
