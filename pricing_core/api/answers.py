@@ -14,20 +14,30 @@ from pricing_core.analytics.event_log import get_chat, list_events
 from pricing_core.analytics.public_prices import fixed_prices
 from pricing_core.api.errors import check_own_user
 from pricing_core.api.responses import (
+    AutoTopupOut,
     BalanceOut,
     BudgetOut,
     ChatUsageOut,
     CreditsOut,
     EstimateOut,
     FixedPriceOut,
+    InvoiceOut,
+    InvoicesOut,
     ModelListOut,
     ModelPriceOut,
+    PaymentMethodOut,
+    PaymentMethodsOut,
+    StatementOut,
     event_out,
     rate_str,
     response_from,
     response_value,
 )
 from pricing_core.api.schemas import BudgetIn, EstimateIn
+from pricing_core.billing.autotopup import get_auto_topup
+from pricing_core.billing.customers import list_payment_methods
+from pricing_core.billing.invoices import list_invoices
+from pricing_core.billing.stripe_api import payments_configured
 from pricing_core.catalog.price_book import get_price_book, known_models
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownModel
@@ -38,6 +48,7 @@ from pricing_core.ledger.wallets import get_wallet
 from pricing_core.limits.budget_rules import save_budget_rule
 from pricing_core.limits.budgets import BudgetStatus, budget_report
 from pricing_core.metering import estimate
+from pricing_core.plans.records import list_billing_records
 
 
 def balance_out(db: Engine, account_id: str) -> BalanceOut:
@@ -177,4 +188,31 @@ def budget_response(status: BudgetStatus, user_id: str | None) -> BudgetOut:
         thresholds=list(budget.thresholds),
         operator_default=budget.is_default,
         block_at_limit=budget.block_at_limit,
+    )
+
+
+def invoices_out(db: Engine, key: Principal) -> InvoicesOut:
+    """The key's account's monthly statements and Stripe invoices."""
+    statements = [response_from(StatementOut, r) for r in list_billing_records(db, key)]
+    invoices = [
+        response_from(
+            InvoiceOut,
+            i,
+            amount_due=str(i.amount_due),
+            amount_paid=str(i.amount_paid),
+        )
+        for i in list_invoices(db, key)
+    ]
+    return InvoicesOut(account_id=key.account_id, statements=statements, invoices=invoices)
+
+
+def methods_out(db: Engine, key: Principal) -> PaymentMethodsOut:
+    """The key's account's saved cards (none without Stripe) and auto top-up.
+    Raises: StripeUnavailable."""
+    cards = list_payment_methods(db, key) if payments_configured() else []
+    topup = get_auto_topup(db, key)
+    return PaymentMethodsOut(
+        account_id=key.account_id,
+        payment_methods=[response_from(PaymentMethodOut, c) for c in cards],
+        auto_topup=None if topup is None else response_from(AutoTopupOut, topup),
     )

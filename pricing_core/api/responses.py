@@ -128,6 +128,76 @@ class BalanceOut(BaseModel):
     )
 
 
+class StatementOut(BaseModel):
+    """A month's billing record (USD decimal strings); its PDF is on the Billing page."""
+
+    period: str = Field(description="YYYY-MM, in the server's time zone")
+    plan_code: str
+    plan_version: int | None
+    messages: int
+    input_tokens: int
+    output_tokens: int
+    provider_cost: Money
+    plan_fee: Money
+    overage: Money
+    monthly_cap: Money | None
+    cap_applied: bool
+    payg_usage: Money
+    credits_bought: Money
+    credits_granted: Money
+    refunds: Money
+    adjustments: Money
+    opening_balance: Money
+    closing_balance: Money
+    total: Money
+    paid: bool
+
+
+class InvoiceOut(BaseModel):
+    """A Stripe invoice (amounts: decimal strings in `currency`)."""
+
+    id: str
+    number: str | None
+    status: str
+    amount_due: str
+    amount_paid: str
+    currency: str
+    description: str | None
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+    created_at: datetime
+
+
+class InvoicesOut(BaseModel):
+    account_id: str
+    statements: list[StatementOut] = Field(description="monthly billing records, newest first")
+    invoices: list[InvoiceOut] = Field(description="Stripe's invoices, newest first")
+
+
+class PaymentMethodOut(BaseModel):
+    id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+class AutoTopupOut(BaseModel):
+    enabled: bool
+    threshold: Money
+    package_id: str | None
+    amount: Money | None
+    monthly_max: Money
+    failures: int
+    disabled_reason: str | None
+
+
+class PaymentMethodsOut(BaseModel):
+    account_id: str
+    payment_methods: list[PaymentMethodOut] = Field(description="saved cards, newest first")
+    auto_topup: AutoTopupOut | None
+
+
 class ModelPriceOut(BaseModel):
     provider: str
     model: str

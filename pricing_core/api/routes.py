@@ -35,6 +35,8 @@ from pricing_core.api.answers import (
     chat_usage_out,
     estimate_out,
     header_text,
+    invoices_out,
+    methods_out,
     model_list_out,
     save_budget,
 )
@@ -53,7 +55,9 @@ from pricing_core.api.responses import (
     EstimateOut,
     EventPageOut,
     HoldOut,
+    InvoicesOut,
     ModelListOut,
+    PaymentMethodsOut,
     SettlementOut,
     UsageOut,
     event_out,
@@ -278,6 +282,24 @@ def create_app() -> FastAPI:
     )
     def put_budget(body: BudgetIn, key: Key, db: Db) -> BudgetOut:
         return save_budget(db, key, body)
+
+    @app.get(
+        "/billing/invoices",
+        response_model=InvoicesOut,
+        responses=responses_for(),
+        summary="The account's monthly statements and Stripe invoices",
+    )
+    def get_invoices(key: Key, db: Db) -> InvoicesOut:
+        return invoices_out(db, key)
+
+    @app.get(
+        "/billing/methods",
+        response_model=PaymentMethodsOut,
+        responses=responses_for(),
+        summary="The account's saved payment methods and auto top-up",
+    )
+    def get_methods(key: Key, db: Db) -> PaymentMethodsOut:
+        return methods_out(db, key)
 
     return app
 

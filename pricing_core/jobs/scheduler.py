@@ -26,6 +26,8 @@ from pricing_core.adapters.schema_notify import job_runs
 from pricing_core.adapters.storage import run_write
 from pricing_core.adapters.warehouse import close_warehouse
 from pricing_core.analytics import warehouse, warehouse_sync
+from pricing_core.billing.stripe_api import payments_configured
+from pricing_core.billing.topups import run_topups
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.jobs.reports import (
@@ -39,6 +41,7 @@ from pricing_core.jobs.reports import (
 from pricing_core.ledger.holds import expire_holds
 from pricing_core.limits.alerts import deliver_alerts
 from pricing_core.notify.deliver import deliver_notifications
+from pricing_core.plans.records import generate_billing_records
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +118,17 @@ def _analytics_sync(engine: Engine, *, now: datetime) -> str:
     return f"{result.events} events read; events up to id {result.watermark} are folded"
 
 
+def _topups(engine: Engine, *, now: datetime) -> str:
+    if not payments_configured():
+        return "Stripe not configured (PRICING_STRIPE_SECRET_KEY): no top-ups charged"
+    run = run_topups(engine, now=now)
+    return f"{run.charged} top-up(s) charged, {run.failed} failed, {run.settled} late settled"
+
+
+def _billing_records(engine: Engine, *, now: datetime) -> str:
+    return f"{generate_billing_records(engine, now=now)} billing record(s) written"
+
+
 JOBS: dict[str, Job] = {
     j.name: j
     for j in (
@@ -161,6 +175,18 @@ JOBS: dict[str, Job] = {
             "copy new usage events to the ClickHouse warehouse (PRICING_ANALYTICS_URL)",
             _analytics_sync,
             every=lambda: timedelta(seconds=get_settings().analytics_sync_seconds),
+        ),
+        Job(
+            "auto-topups",
+            "charge the saved card of each account whose balance fell below its threshold",
+            _topups,
+            every=timedelta(minutes=1),
+        ),
+        Job(
+            "billing-records",
+            "write each account's billing record of every month that has ended",
+            _billing_records,
+            at=(1, 0),
         ),
         Job(
             "ledger-verify",
