@@ -38,6 +38,7 @@ if __name__ == "__main__":
             st.Page("pages/budget.py", title="Budget & alerts", icon=":material/savings:"),
             st.Page("pages/plans.py", title="Plans", icon=":material/workspace_premium:"),
             st.Page("pages/pricing.py", title="Pricing", icon=":material/sell:"),
+            st.Page("pages/billing.py", title="Billing", icon=":material/receipt:"),
             st.Page(
                 "pages/notifications.py", title="Notifications", icon=":material/notifications:"
             ),

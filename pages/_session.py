@@ -44,6 +44,7 @@ ADMIN_PAGES = (
     ("pages/admin_offers.py", "Packs & plans", ":material/inventory_2:"),
     ("pages/admin_truth.py", "Pricing truth", ":material/fact_check:"),
     ("pages/admin_accounts.py", "Accounts", ":material/manage_accounts:"),
+    ("pages/admin_billing.py", "Billing & payments", ":material/payments:"),
     ("pages/admin_integrity.py", "Integrity", ":material/verified:"),
 )
 _seed_lock = threading.Lock()

@@ -42,6 +42,7 @@ from pricing_core.adapters.schema_billing import (
     plans,
     subscriptions,
 )
+from pricing_core.adapters.schema_payments import topups
 from pricing_core.adapters.warehouse import Warehouse
 from pricing_core.analytics import warehouse
 from pricing_core.config import get_settings
@@ -77,10 +78,23 @@ def _session_rates(conn: Connection, ids: set[str]) -> dict[str, tuple[int, Deci
     return {r.id: (int(r.amount_cents), r.credits + r.bonus, r.name or "?") for r in rows}
 
 
+def _topup_rates(conn: Connection, refs: set[str]) -> dict[str, tuple[int, Decimal, str]]:
+    """payment intent id -> (amount_cents, credit, "Auto top-up") of auto top-ups."""
+    if not refs:
+        return {}
+    t = topups.c
+    rows = conn.execute(
+        select(t.payment_intent, t.amount_cents, t.credits).where(
+            t.payment_intent.in_(sorted(refs))
+        )
+    ).all()
+    return {r.payment_intent: (int(r.amount_cents), r.credits, "Auto top-up") for r in rows}
+
+
 def pack_movements(conn: Connection, lo: datetime, hi: datetime) -> list[CashMovement]:
     """Credit sales and their refunds in [lo, hi), from the ledger.
 
-    A `purchase` entry of a Checkout Session counts the session's price (cash paid),
+    A `purchase` entry of a Checkout Session or an auto top-up counts its price (cash paid),
     any other `purchase` entry its amount (a sale recorded by hand). A `refund` entry
     of a session counts its credit converted back at the session's rate, any other
     its amount; a `reversal` of a session's refund or dispute adds that back.
@@ -94,7 +108,8 @@ def pack_movements(conn: Connection, lo: datetime, hi: datetime) -> list[CashMov
             le.created_at < hi,
         )
     ).all()
-    rates = _session_rates(conn, {r.reference for r in rows if r.reference})
+    refs = {r.reference for r in rows if r.reference}
+    rates = _session_rates(conn, refs) | _topup_rates(conn, refs)
     out = []
     for r in rows:
         session = rates.get(r.reference) if r.reference else None

@@ -29,7 +29,7 @@ from pricing_core.adapters.storage import dialect_insert, run_write
 from pricing_core.billing.packages import UnknownPackage, get_package, package_on
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
-from pricing_core.domain.money import cents_to_usd, to_usd, usd_to_nanos
+from pricing_core.domain.money import cents_to_usd, to_usd, usd_to_cents, usd_to_nanos
 from pricing_core.domain.periods import month_bounds, month_of
 from pricing_core.domain.principal import Principal, target_account
 from pricing_core.ledger.wallets import get_wallet_on
@@ -83,11 +83,18 @@ def get_auto_topup(
         return _settings_on(conn, account_id)
 
 
-def _cents(amount: Decimal, what: str) -> int:
-    cents = to_usd(amount) * 100
-    if cents != cents.to_integral_value():
-        raise InvalidUsage(f"{what} must be whole cents, got {amount}")
-    return int(cents)
+def _usd(value: object, what: str) -> Decimal:
+    try:
+        return to_usd(value)
+    except ValueError as exc:
+        raise InvalidUsage(f"{what}: {exc}") from None
+
+
+def _cents(value: object, what: str) -> int:
+    try:
+        return usd_to_cents(_usd(value, what))
+    except ValueError:
+        raise InvalidUsage(f"{what} must be whole cents, got {value}") from None
 
 
 def configure_auto_topup(
@@ -95,24 +102,25 @@ def configure_auto_topup(
     viewer: Principal,
     *,
     enabled: bool,
-    threshold: Decimal,
-    monthly_max: Decimal,
+    threshold: object,
+    monthly_max: object,
     package_id: str | None = None,
-    amount: Decimal | None = None,
+    amount: object | None = None,
     account_id: str | None = None,
     now: datetime | None = None,
 ) -> AutoTopup:
     """Save the account's auto top-up: when a charge takes the balance below
-    `threshold` (Decimal USD), buy the pack `package_id` or charge `amount` (Decimal
-    USD, whole cents, at least $1.00, credited 1:1) on the saved card, at most
-    `monthly_max` (Decimal USD) a calendar month. Enabling resets the failure count;
+    `threshold` (USD: Decimal, int or str), buy the pack `package_id` or charge
+    `amount` (USD, whole cents, at least $1.00, credited 1:1) on the saved card, at
+    most `monthly_max` (USD, whole cents) a calendar month. Enabling resets the failure count;
     with the balance already below the threshold, a top-up is requested now.
 
     Raises: PermissionDenied, InvalidUsage (nothing saved), UnknownPackage."""
     account_id = target_account(viewer, account_id)
     if (package_id is None) == (amount is None):
         raise InvalidUsage("choose either a credit pack or an amount to top up with")
-    if not to_usd(threshold) > 0:
+    line = _usd(threshold, "the threshold")
+    if not line > 0:
         raise InvalidUsage(f"the threshold must be above zero, got {threshold}")
     if package_id is not None:
         package = get_package(engine, package_id)
@@ -131,7 +139,7 @@ def configure_auto_topup(
     at = now or datetime.now(UTC)
     values = {
         "enabled": enabled,
-        "threshold": to_usd(threshold),
+        "threshold": line,
         "package_id": package_id,
         "amount_cents": None if package_id is not None else charge_cents,
         "monthly_max_cents": max_cents,
@@ -155,7 +163,7 @@ def configure_auto_topup(
             )
         else:
             balance = get_wallet_on(conn, account_id).balance
-            if balance < to_usd(threshold):
+            if balance < line:
                 _request_on(conn, account_id, balance=balance, now=at)
         saved = _settings_on(conn, account_id)
         assert saved is not None
@@ -233,8 +241,8 @@ def _request_on(
         cents, currency, credits = from_pack
     else:
         assert settings.amount is not None
-        cents, currency, credits = _cents(settings.amount, "amount"), "usd", settings.amount
-    if month_charged_cents(conn, account_id, now) + cents > _cents(settings.monthly_max, "max"):
+        cents, currency, credits = usd_to_cents(settings.amount), "usd", settings.amount
+    if month_charged_cents(conn, account_id, now) + cents > usd_to_cents(settings.monthly_max):
         return False
     written = conn.execute(
         dialect_insert(conn, topups)
@@ -281,3 +289,46 @@ def month_charged_cents(conn: Connection, account_id: str, now: datetime) -> int
         )
     ).scalar_one()
     return int(total)
+
+
+@dataclass(frozen=True, slots=True)
+class Topup:
+    """One auto top-up. `amount`: Decimal USD charged; `credits`: Decimal USD credited."""
+
+    id: int
+    status: str
+    amount: Decimal
+    credits: Decimal
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    credited_at: datetime | None
+
+
+def recent_topups(
+    engine: Engine, viewer: Principal, *, account_id: str | None = None, limit: int = 20
+) -> list[Topup]:
+    """The viewer's account's latest top-ups (admins: `account_id`'s), newest first.
+    Raises: PermissionDenied."""
+    account_id = target_account(viewer, account_id)
+    t = topups.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(topups)
+            .where(t.account_id == account_id)
+            .order_by(t.created_at.desc(), t.id.desc())
+            .limit(limit)
+        ).all()
+    return [
+        Topup(
+            r.id,
+            r.status,
+            cents_to_usd(r.amount_cents),
+            r.credits,
+            r.attempts,
+            r.last_error,
+            r.created_at,
+            r.credited_at,
+        )  # fmt: skip
+        for r in rows
+    ]

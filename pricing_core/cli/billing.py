@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
@@ -20,15 +19,6 @@ from pricing_core.plans.statements import statement_pdf, statements_csv
 app = typer.Typer(help="Billing records, statements and auto top-up.", no_args_is_help=True)
 
 Now = Annotated[str | None, typer.Option("--now", help="ISO 8601 time to act at (default: now).")]
-
-
-def _usd(text: str | None, what: str) -> Decimal | None:
-    if text is None:
-        return None
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        raise typer.BadParameter(f"{what} must be a decimal number of USD, got {text!r}") from None
 
 
 @app.command("records")
@@ -94,9 +84,9 @@ def auto_topup(
             operator_principal(),
             account_id=account,
             enabled=not off,
-            threshold=_usd(threshold, "--threshold") or Decimal(0),
-            monthly_max=_usd(monthly_max, "--max") or Decimal(0),
-            amount=_usd(amount, "--amount"),
+            threshold=threshold,
+            monthly_max=monthly_max,
+            amount=amount,
             package_id=pack,
         )
     except PricingError as exc:

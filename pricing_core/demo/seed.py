@@ -67,6 +67,7 @@ from pricing_core.ledger.wallets import (
 from pricing_core.limits.budgets import save_budget, spend_in_month
 from pricing_core.limits.presets import apply_preset
 from pricing_core.metering.batch import record_usage_batch
+from pricing_core.plans.records import generate_billing_records
 
 
 def plan_demo(engine: Engine, *, seed: int, now: datetime) -> DemoPlan:
@@ -300,6 +301,7 @@ def seed_demo(engine: Engine, *, seed: int = 0, now: datetime | None = None) -> 
     run_write(engine, name_chats)
     _set_budgets(engine, now)
     apply_preset(engine, "standard", actor="demo")  # the operator defaults a new install uses
+    generate_billing_records(engine, now=now)  # the months that ended have statements
     with engine.connect() as conn:
         chat_count = conn.execute(select(func.count()).select_from(chats)).scalar_one()
     return DemoSummary(

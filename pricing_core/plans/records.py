@@ -79,6 +79,11 @@ class BillingRecord:
     paid: bool
     generated_at: datetime
 
+    @property
+    def usage(self) -> Decimal:
+        """Decimal USD charged for usage: pay-as-you-go plus overage."""
+        return self.payg_usage + self.overage
+
 
 def compute_record(conn: Connection, account_id: str, period: str) -> dict[str, Any]:
     """The record's columns for one account and month (see the module docstring)."""

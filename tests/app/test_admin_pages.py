@@ -26,6 +26,7 @@ PAGES = [
     "admin_offers",
     "admin_truth",
     "admin_accounts",
+    "admin_billing",
     "admin_integrity",
 ]
 NANO = Decimal("1e-9")

@@ -28,7 +28,7 @@ from pricing_core.ledger.wallets import create_account
 from pricing_core.metering.record import record_usage
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGES = ["overview", "chats", "usage", "transactions", "budget", "pricing"]
+PAGES = ["overview", "chats", "usage", "transactions", "budget", "pricing", "billing"]
 NANO = Decimal("1e-9")
 
 
@@ -324,6 +324,8 @@ def test_every_page_has_a_friendly_empty_state(small_db, monkeypatch, page):
         assert "No usage yet" in shown
     elif page == "transactions":
         assert "No transactions yet" in shown
+    elif page == "billing":
+        assert "No statements yet" in shown and "No top-ups yet" in shown
     else:
         assert "No budget set" in shown
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("ADMIN_SCREENSHOTS", "/tmp/admin-screenshots"))
 ADMIN_PAGES = [
     "Revenue", "Usage explorer", "Price book", "Packs & plans", "Pricing truth", "Accounts",
-    "Integrity",
+    "Billing & payments", "Integrity",
 ]  # fmt: skip
 
 

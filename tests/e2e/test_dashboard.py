@@ -208,7 +208,7 @@ def test_every_page_renders_with_balance_charts_and_a_chat_from_its_url(server, 
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     page.close()
 
-    for name in ("chats", "transactions", "budget"):
+    for name in ("chats", "transactions", "budget", "billing"):
         page = open_page(browser, f"{base}/{name}{query}", tmp_path / f"{name}.png")
         expect(page.locator('[data-testid="stException"]')).to_have_count(0)
         page.close()
@@ -219,7 +219,8 @@ def test_every_page_renders_with_balance_charts_and_a_chat_from_its_url(server, 
     expect(page.get_by_text("our price").first).to_be_visible()
     page.close()
 
-    for shot in ("overview", "usage", "explore", "chats", "transactions", "budget", "chat"):
+    for shot in ("overview", "usage", "explore", "chats", "transactions", "budget", "billing",
+                 "chat"):  # fmt: skip
         assert (tmp_path / f"{shot}.png").stat().st_size > 10_000
     if os.environ.get("DOCS_SCREENSHOTS"):  # refreshes the README's pictures (docs/)
         for shot in ("overview", "explore"):

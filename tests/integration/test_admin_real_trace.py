@@ -153,9 +153,13 @@ def test_billing_records_equal_the_exported_ledger_and_usage(trace):
         assert record.credits_granted == total({"grant", "bonus"})
         assert record.payg_usage == used and record.overage == 0 and record.plan_fee == 0
         assert record.total == used
-        assert record.opening_balance + record.credits_bought + record.credits_granted + (
-            record.refunds + record.adjustments - record.total
-        ) == record.closing_balance
+        assert (
+            record.opening_balance
+            + record.credits_bought
+            + record.credits_granted
+            + (record.refunds + record.adjustments - record.total)
+            == record.closing_balance
+        )
         assert record.messages == len(events)
         assert record.input_tokens == sum(int(u["input_tokens"]) for u in events)
         assert record.output_tokens == sum(int(u["output_tokens"]) for u in events)

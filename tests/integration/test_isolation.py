@@ -25,7 +25,7 @@ from pricing_core import analytics
 from pricing_core.access import apikeys, teams
 from pricing_core.access.apikeys import UnknownApiKey, create_api_key
 from pricing_core.analytics import explore
-from pricing_core.billing import checkout, fulfilment, packages
+from pricing_core.billing import autotopup, checkout, customers, fulfilment, invoices, packages
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import PermissionDenied, PricingError, UnknownAccount
 from pricing_core.domain.principal import Principal
@@ -36,6 +36,7 @@ from pricing_core.limits import budgets
 from pricing_core.metering.record import record_usage
 from pricing_core.plans import advice as plan_advice
 from pricing_core.plans import billing as plan_billing
+from pricing_core.plans import records
 
 ALICE = Principal("alice", "alice", email="alice@example.com")
 BOB_MARK = "bobsecretchat"  # appears in Bob's chat ids and request ids only
@@ -129,6 +130,33 @@ def _cases(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         ),
         "billing.checkout.list_purchases": lambda: checkout.list_purchases(
             e, ALICE, account_id="bob"
+        ),
+        "billing.autotopup.get_auto_topup": lambda: autotopup.get_auto_topup(
+            e, ALICE, account_id="bob"
+        ),
+        "billing.autotopup.configure_auto_topup": lambda: autotopup.configure_auto_topup(
+            e,
+            ALICE,
+            enabled=True,
+            threshold="1",
+            monthly_max="50",
+            amount="10",
+            account_id="bob",
+        ),
+        "billing.autotopup.recent_topups": lambda: autotopup.recent_topups(
+            e, ALICE, account_id="bob"
+        ),
+        "billing.customers.list_payment_methods": lambda: customers.list_payment_methods(
+            e, ALICE, account_id="bob"
+        ),
+        "billing.invoices.list_invoices": lambda: invoices.list_invoices(
+            e, ALICE, account_id="bob"
+        ),
+        "plans.records.list_billing_records": lambda: records.list_billing_records(
+            e, ALICE, account_id="bob"
+        ),
+        "plans.records.get_billing_record": lambda: records.get_billing_record(
+            e, ALICE, "2026-01", account_id="bob"
         ),
         "billing.checkout.create_checkout": lambda: checkout.create_checkout(
             e, ALICE, package_id=w["package"], account_id="bob"
@@ -229,6 +257,9 @@ ADMIN_ONLY = {
     "admin.plans.set_enterprise_fee",
     "admin.presets.apply_credit_preset",
     "admin.presets.apply_credit_prices",
+    "billing.invoices.all_invoices",
+    "plans.records.all_billing_records",
+    "analytics.payments.payment_metrics",
 }
 # Helpers that take a principal but read nothing.
 NOT_QUERIES = {
@@ -247,6 +278,8 @@ NOT_QUERIES = {
     "access.apikeys.key_id_of",  # the id inside a key's own principal
     # public prices and the viewer's own account's plans: no other account can be named
     "analytics.public_prices.price_list",
+    # a Stripe portal session for the viewer's own account: no other account can be named
+    "billing.customers.manage_methods_url",
 }
 
 
