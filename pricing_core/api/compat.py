@@ -16,8 +16,8 @@ strings of USD, as in `/api/v1`.
     GET  /api/budget/usage            -> /api/v1/budget, with today's spend and the
                                          month's projection (the Overview figures)
     POST /api/billing/payment         -> a Stripe Checkout Session for a credit package
-    GET  /api/billing/invoices        -> 501 until invoices exist (issue 17)
-    GET  /api/billing/methods         -> 501 until saved payment methods exist (issue 17)
+    GET  /api/billing/invoices        -> /api/v1/billing/invoices (statements, invoices)
+    GET  /api/billing/methods         -> /api/v1/billing/methods (saved cards, auto top-up)
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, Query
-from fastapi.responses import JSONResponse
 
 from pricing_core.analytics.account import balance_state, overview
 from pricing_core.api.answers import (
@@ -35,6 +34,8 @@ from pricing_core.api.answers import (
     budget_response,
     chat_usage_out,
     estimate_out,
+    invoices_out,
+    methods_out,
     model_list_out,
     save_budget,
 )
@@ -45,7 +46,9 @@ from pricing_core.api.compat_schemas import (
     CompatBudgetUsage,
     CompatChatUsage,
     CompatEstimate,
+    CompatInvoices,
     CompatMessage,
+    CompatMethods,
     CompatModel,
     CompatModels,
     CompatPayment,
@@ -119,17 +122,6 @@ def _message(e: EventOut) -> CompatMessage:
         cached_tokens=e.cached_tokens,
         cost=e.price,
         created_at=e.created_at.isoformat(),
-    )
-
-
-def _not_yet(what: str) -> JSONResponse:
-    return JSONResponse(
-        {
-            "error": "not_implemented",
-            "message": f"{what} are not available yet: they arrive with billing records "
-            "and invoices. Purchases and receipts are on the dashboard's Buy credits page.",
-        },
-        status_code=501,
     )
 
 
@@ -282,13 +274,25 @@ def create_compat_app() -> FastAPI:
         started = create_checkout(db, key, package_id=body.package_id)
         return CompatPayment(session_id=started.session_id, url=started.url)
 
-    @app.get("/billing/invoices", tags=[TAG], status_code=501, responses=responses_for(501))
-    def billing_invoices(key: Key) -> JSONResponse:
-        return _not_yet("invoices")
+    @app.get(
+        "/billing/invoices",
+        tags=[TAG],
+        response_model=CompatInvoices,
+        responses=responses_for(),
+        summary="Monthly statements and Stripe invoices",
+    )
+    def billing_invoices(key: Key, db: Db) -> CompatInvoices:
+        return CompatInvoices.model_validate(invoices_out(db, key).model_dump())
 
-    @app.get("/billing/methods", tags=[TAG], status_code=501, responses=responses_for(501))
-    def billing_methods(key: Key) -> JSONResponse:
-        return _not_yet("saved payment methods")
+    @app.get(
+        "/billing/methods",
+        tags=[TAG],
+        response_model=CompatMethods,
+        responses=responses_for(502),
+        summary="Saved payment methods and auto top-up",
+    )
+    def billing_methods(key: Key, db: Db) -> CompatMethods:
+        return CompatMethods.model_validate(methods_out(db, key).model_dump())
 
     return app
 

@@ -8,6 +8,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from pricing_core.api.responses import (
+    AutoTopupOut,
+    InvoiceOut,
+    PaymentMethodOut,
+    StatementOut,
+)
 from pricing_core.api.schemas import BUDGET_PATTERN, Money, Name, Percent, UserId
 
 
@@ -113,3 +119,30 @@ class CompatPaymentIn(BaseModel):
 class CompatPayment(_Out):
     session_id: str
     url: str
+
+
+# The billing documents and methods: the `/api/v1` models, in camelCase.
+class CompatStatement(StatementOut, _Out):
+    pass
+
+
+class CompatInvoice(InvoiceOut, _Out):
+    pass
+
+
+class CompatInvoices(_Out):
+    statements: list[CompatStatement]
+    invoices: list[CompatInvoice]
+
+
+class CompatPaymentMethod(PaymentMethodOut, _Out):
+    pass
+
+
+class CompatAutoTopup(AutoTopupOut, _Out):
+    pass
+
+
+class CompatMethods(_Out):
+    payment_methods: list[CompatPaymentMethod]
+    auto_topup: CompatAutoTopup | None

@@ -132,11 +132,13 @@ def test_an_empty_balance_is_402_with_the_source_fields(client):
     assert http.get("/api/balance", headers=empty).json()["status"] == "critical"
 
 
-def test_billing_routes_say_what_is_not_there_yet_and_payment_opens_checkout(client, fake_stripe):
+def test_billing_routes_list_documents_and_methods_and_payment_opens_checkout(client, fake_stripe):
     http, key, _ = client
-    for path in ("/api/billing/invoices", "/api/billing/methods"):
-        answer = http.get(path, headers=key)
-        assert answer.status_code == 501 and answer.json()["error"] == "not_implemented"
+    documents = http.get("/api/billing/invoices", headers=key)
+    assert documents.status_code == 200, documents.text
+    assert documents.json() == {"statements": [], "invoices": []}  # nothing bought yet
+    methods = http.get("/api/billing/methods", headers=key)
+    assert methods.json() == {"paymentMethods": [], "autoTopup": None}
     started = http.post("/api/billing/payment", json={"packageId": "popular-v1"}, headers=key)
     assert started.status_code == 200, started.text
     body = started.json()

@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from pricing_core.access.apikeys import create_api_key, reset_default_limiter
 from pricing_core.adapters.schema import ledger_entries
 from pricing_core.adapters.schema_notify import notifications
 from pricing_core.adapters.schema_payments import topup_attempts, topups
@@ -210,3 +211,30 @@ def test_a_card_that_needs_its_owner_is_a_failure_too(engine, fake_stripe):
     [topup] = rows(engine, topups)
     assert topup.status == "pending" and topup.last_error
     assert topup_credits(engine) == []
+
+
+def test_the_api_lists_the_saved_card_stripes_invoice_and_autotopup(engine, fake_stripe):
+    setup_account(engine, fake_stripe)
+    enable(engine)
+    client = webhook_client()
+    [session] = fake_stripe.sessions.values()
+    completed = fake_stripe.event("checkout.session.completed", session)
+    assert deliver(client, fake_stripe, completed).status_code == 200  # keeps the invoice
+    create_account(engine, "other", name="Other", user_id="o1", opening_credit=Decimal(1))
+    reset_default_limiter()
+    own = {"Authorization": f"Bearer {create_api_key(engine, OWNER).secret}"}
+    other = {"Authorization": f"Bearer {create_api_key(engine, Principal('o1', 'other')).secret}"}
+    methods = client.get("/api/v1/billing/methods", headers=own).json()
+    [card] = methods["payment_methods"]
+    assert (card["brand"], card["last4"]) == ("visa", "4242")
+    topup = methods["auto_topup"]
+    assert (topup["threshold"], topup["amount"], topup["monthly_max"]) == ("20", "10", "50")
+    documents = client.get("/api/v1/billing/invoices", headers=own).json()
+    [invoice] = documents["invoices"]
+    assert (invoice["amount_paid"], invoice["status"]) == ("17.99", "paid")
+    assert invoice["hosted_invoice_url"].startswith(fake_stripe.url)
+    assert documents["statements"] == []  # the month has not ended
+    assert client.get("/api/v1/billing/invoices", headers=other).json()["invoices"] == []
+    assert client.get("/api/v1/billing/methods", headers=other).json() == {
+        "account_id": "other", "payment_methods": [], "auto_topup": None,
+    }  # fmt: skip
