@@ -14,8 +14,11 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pricing_core.access.apikeys import create_api_key, reset_default_limiter
+from pricing_core.adapters import storage
 from pricing_core.adapters.schema import ledger_entries
 from pricing_core.adapters.schema_notify import notifications
 from pricing_core.adapters.schema_payments import topup_attempts, topups
@@ -238,3 +241,39 @@ def test_the_api_lists_the_saved_card_stripes_invoice_and_autotopup(engine, fake
     assert client.get("/api/v1/billing/methods", headers=other).json() == {
         "account_id": "other", "payment_methods": [], "auto_topup": None,
     }  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    threshold=st.one_of(st.text(max_size=12), st.decimals(allow_nan=True, places=4)),
+    amount=st.one_of(st.text(max_size=12), st.decimals(allow_nan=True, places=3)),
+)
+def test_hostile_amounts_are_saved_exactly_or_refused_with_nothing_written(
+    sqlite_url, threshold, amount
+):
+    engine = storage.open_database(sqlite_url)
+    create_account(engine, "acct", name="Acct", user_id="u1", opening_credit=Decimal(5))
+    before = get_auto_topup(engine, OWNER)
+    try:
+        saved = configure_auto_topup(
+            engine, OWNER, enabled=True, threshold=threshold, amount=amount,
+            monthly_max=Decimal(1000),
+        )  # fmt: skip
+    except InvalidUsage:
+        assert get_auto_topup(engine, OWNER) == before
+        return
+    assert saved.threshold == Decimal(str(threshold).strip()) > 0
+    assert saved.amount == Decimal(str(amount).strip())
+    assert saved.amount * 100 == int(saved.amount * 100) and saved.amount >= 1
+
+
+def test_enabling_below_the_threshold_requests_a_topup_and_off_cancels_it(engine, fake_stripe):
+    setup_account(engine, fake_stripe)  # balance $25
+    enable(engine, threshold="30")
+    [topup] = rows(engine, topups)
+    assert (topup.status, topup.balance_at_request) == ("pending", START)
+    configure_auto_topup(
+        engine, OWNER, enabled=False, threshold="30", amount="10", monthly_max="50"
+    )
+    assert rows(engine, topups)[0].status == "canceled"
+    assert run_topups(engine).charged == 0 and topup_credits(engine) == []
