@@ -7,7 +7,9 @@ two workers never charge the same row), creates an off-session PaymentIntent key
 the intent's id. The credit is posted only by `apply_payment_intent_on`, which the
 `payment_intent.*` webhooks call with the intent's current state read from Stripe
 (and `run_topups` for an intent whose event is late): ledger key `topup:<id>`, so
-duplicates and late or out-of-order events change nothing.
+duplicates and late or out-of-order events change nothing. A claim whose worker
+died before Stripe answered is given back after `LATE_EVENT` and retried with the
+same key.
 
 A decline or a card that needs its owner (`authentication_required`) is recorded as
 an attempt, tells the users (a `payment_failed` notification) and retries after
@@ -127,22 +129,28 @@ def _charge(
 ) -> tuple[bool, str]:
     """Charge the top-up's card once. Returns (Stripe took the payment, what happened)."""
     customer = customer_of(engine, row.account_id)
-    cards = saved_cards(client, customer) if customer else []
-    if not cards:
-        error = "no saved card: buy a pack once with a card, or add one on Stripe"
-        return False, run_write(
-            engine,
-            lambda conn: _fail_on(conn, row, outcome="declined", error=error, intent=None, now=now),
-        )
-    params = {
-        "amount": row.amount_cents,
-        "currency": row.currency,
-        "customer": customer,
-        "payment_method": cards[0].id,
-        "description": "Auto top-up",
-        "metadata": {"kind": TOPUP_KIND, "account_id": row.account_id, "topup_id": str(row.id)},
-    }
     try:
+        cards = saved_cards(client, customer) if customer else []
+        if not cards:
+            error = "no saved card: buy a pack once with a card, or add one on Stripe"
+            return False, run_write(
+                engine,
+                lambda conn: _fail_on(
+                    conn, row, outcome="declined", error=error, intent=None, now=now
+                ),
+            )
+        params = {
+            "amount": row.amount_cents,
+            "currency": row.currency,
+            "customer": customer,
+            "payment_method": cards[0].id,
+            "description": "Auto top-up",
+            "metadata": {
+                "kind": TOPUP_KIND,
+                "account_id": row.account_id,
+                "topup_id": str(row.id),
+            },
+        }
         intent = stripe_api.charge_off_session(
             client, params, idempotency_key=f"topup:{row.id}:{row.attempts}"
         )
@@ -251,6 +259,21 @@ def run_topups(
     client = client or stripe_api.stripe_client()
     run = TopupRun()
     t = topups.c
+    # A worker that died between its claim and Stripe's answer left its row
+    # "processing" without an intent: give the attempt back, so the retry sends the
+    # same idempotency key and Stripe answers with the payment it may have made.
+    run_write(
+        engine,
+        lambda conn: conn.execute(
+            update(topups)
+            .where(
+                t.status == "processing",
+                t.payment_intent.is_(None),
+                t.updated_at <= at - LATE_EVENT,
+            )
+            .values(status="pending", attempts=t.attempts - 1, updated_at=at)
+        ),
+    )
     with engine.connect() as conn:
         due = (
             conn.execute(

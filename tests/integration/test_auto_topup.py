@@ -277,3 +277,27 @@ def test_enabling_below_the_threshold_requests_a_topup_and_off_cancels_it(engine
     )
     assert rows(engine, topups)[0].status == "canceled"
     assert run_topups(engine).charged == 0 and topup_credits(engine) == []
+
+
+def test_a_worker_killed_after_its_claim_is_retried_with_the_same_key(engine, fake_stripe):
+    from pricing_core.billing.topups import _claim
+
+    setup_account(engine, fake_stripe)
+    enable(engine, threshold="25")
+    record_usage(engine, image(1))
+    [topup] = rows(engine, topups)
+    t0 = datetime.now(UTC)
+    assert _claim(engine, topup.id, t0) is not None  # ... and the worker dies here
+    assert run_topups(engine, now=t0 + timedelta(minutes=1)).charged == 0  # still its claim
+    fake_stripe.fail_next = [503]  # then Stripe is unreachable: not the card's fault
+    run = run_topups(engine, now=t0 + timedelta(minutes=11))
+    assert (run.charged, run.failed) == (0, 1)
+    assert get_auto_topup(engine, OWNER).failures == 0
+    assert run_topups(engine, now=t0 + timedelta(minutes=27)).charged == 1
+    keys = [
+        r["idempotency_key"] for r in fake_stripe.requests if r["path"] == "/v1/payment_intents"
+    ]
+    assert keys == [f"topup:{topup.id}:1"]  # the attempt number the dead worker had
+    [charged] = rows(engine, topups)
+    assert charged.status == "processing" and charged.attempts == 1
+    assert [a.outcome for a in rows(engine, topup_attempts)] == ["error", "succeeded"]
