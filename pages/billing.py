@@ -13,6 +13,8 @@ from pricing_core.plans import records, statements
 viewer = _session.principal()
 engine = _session.engine()
 st.title("Billing")
+if st.query_params.get("card") == "added":  # back from Stripe's setup page
+    st.success("Your card is saved: auto top-up can use it.")
 settings = autotopup.get_auto_topup(engine, viewer)
 if settings is not None and settings.disabled_reason:
     st.error(
@@ -68,11 +70,14 @@ else:
         st.markdown(f":material/credit_card: {card.label}")
     if not cards:
         st.caption("No saved card yet: the card you buy a credit pack with is saved here.")
-    if st.button("Manage payment methods", icon=":material/open_in_new:"):
-        try:
+    add, manage = st.columns(2)
+    try:
+        if add.button("Add a card", icon=":material/add_card:"):
+            _session.redirect(customers.add_card_url(engine, viewer), label="Open Stripe")
+        if manage.button("Manage payment methods", icon=":material/open_in_new:"):
             _session.redirect(customers.manage_methods_url(engine, viewer), label="Open Stripe")
-        except PricingError as exc:
-            st.error(str(exc))
+    except PricingError as exc:
+        st.error(str(exc))
 
 st.subheader("Auto top-up")
 st.caption(

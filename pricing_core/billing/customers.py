@@ -2,12 +2,14 @@
 
 Checkout opens every session for the account's customer with
 `setup_future_usage=off_session`, so the card paid with is saved for auto top-up
-(Stripe's "save payment details during payment"). Cards are listed through the SDK
+(Stripe's "save payment details during payment"); `add_card_url` saves one without
+buying (Checkout in setup mode). Cards are listed through the SDK
 and managed on Stripe's Customer Portal; we store only the customer id.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -122,6 +124,39 @@ def list_payment_methods(
     if customer_id is None:
         return []
     return saved_cards(client or stripe_api.stripe_client(), customer_id)
+
+
+def add_card_url(
+    engine: Engine,
+    viewer: Principal,
+    *,
+    idempotency_key: str | None = None,
+    client: stripe.StripeClient | None = None,
+    settings: Settings | None = None,
+) -> str:
+    """A Stripe Checkout Session in setup mode: the viewer saves a card for auto
+    top-up without buying anything; it returns to the Billing page. Returns its URL.
+
+    Args: idempotency_key: one per click (a double submit opens one session).
+    Raises: ConfigurationError (no Stripe key), StripeUnavailable."""
+    account_id = target_account(viewer)
+    settings = settings or get_settings()
+    client = client or stripe_api.stripe_client(settings)
+    customer_id = ensure_customer(engine, account_id, client=client, email=viewer.email)
+    base = f"{settings.public_url.rstrip('/')}/billing"
+    session = stripe_api.create_session(
+        client,
+        {
+            "mode": "setup",
+            "customer": customer_id,
+            "currency": "usd",
+            "metadata": {"account_id": account_id, "kind": "add_card"},
+            "success_url": f"{base}?card=added",
+            "cancel_url": base,
+        },
+        idempotency_key=f"add-card:{account_id}:{idempotency_key or uuid.uuid4().hex}",
+    )
+    return str(session["url"])
 
 
 def manage_methods_url(

@@ -26,6 +26,7 @@ from pricing_core.adapters.audit import actor_of
 from pricing_core.adapters.schema_billing import subscriptions
 from pricing_core.adapters.storage import run_write
 from pricing_core.billing import stripe_api
+from pricing_core.billing.customers import ensure_customer
 from pricing_core.config import Settings, get_settings
 from pricing_core.domain.errors import ConfigurationError, PermissionDenied
 from pricing_core.domain.plans import PAYG_CODE, PlanError
@@ -160,6 +161,8 @@ def request_plan_change(
         client,
         {
             "mode": "subscription",
+            # the account's one customer: its cards, and Stripe's invoices for the plan
+            "customer": ensure_customer(engine, account_id, client=client, now=at),
             "line_items": [{"price": price_for(target.code, settings), "quantity": 1}],
             "client_reference_id": account_id,
             "metadata": metadata | {"kind": "plan"},

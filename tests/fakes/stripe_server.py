@@ -17,8 +17,9 @@ Point the SDK at it with `stripe.StripeClient(key, base_addresses={"api": server
 - `GET /receipts/:charge_id`, a receipt page;
 - customers and saved cards: `POST /v1/customers`, `GET /v1/customers/:id/payment_methods`
   (a payment-mode session with `customer` and `setup_future_usage` saves the card
-  paid with, `card_for_next_payment`), `POST /v1/billing_portal/sessions` and its
-  page `GET /portal/:id`;
+  paid with, `card_for_next_payment`; a setup-mode session saves one through a
+  SetupIntent, `GET /v1/setup_intents/:id`), `POST /v1/billing_portal/sessions` and
+  its page `GET /portal/:id`;
 - off-session payments: `POST /v1/payment_intents` (`confirm`, `off_session`) that
   succeed, decline (402 `card_declined`) or need the customer (402
   `authentication_required`) by the saved card's test number (`TEST_CARDS`), and emit
@@ -125,6 +126,7 @@ class FakeStripe:
         self.payment_methods: dict[str, dict[str, Any]] = {}  # with "customer" and "outcome"
         self.invoices: dict[str, dict[str, Any]] = {}
         self.portal_sessions: dict[str, dict[str, Any]] = {}
+        self.setup_intents: dict[str, dict[str, Any]] = {}
         self.card_for_next_payment = "visa"  # a TEST_CARDS key: the card the buyer pays with
         self.idempotency: dict[str, tuple[str, int, dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []  # every API request, for assertions
@@ -236,6 +238,7 @@ class FakeStripe:
             "cancel_url": params.get("cancel_url"),
             "customer_email": params.get("customer_email"),
             "payment_intent": None,
+            "setup_intent": None,
             "subscription": None,
             "customer": params.get("customer"),
             "invoice": None,
@@ -287,6 +290,8 @@ class FakeStripe:
             pending = self.async_payments if async_payment is None else async_payment
             if session["mode"] == "subscription":
                 self._subscribe(session)
+            elif session["mode"] == "setup":
+                self._setup(session)
             elif not pending:
                 self._charge(session)
             return session
@@ -358,6 +363,21 @@ class FakeStripe:
             metadata = (creation.get("invoice_data") or {}).get("metadata", {})
             invoice = self._invoice(session.get("customer"), session["amount_total"], metadata)
             session["invoice"] = invoice["id"]
+
+    def _setup(self, session: dict[str, Any]) -> None:
+        """A setup-mode session completes: a SetupIntent saves the card on the customer."""
+        method = self.attach_card(session["customer"], self.card_for_next_payment)
+        seti = _new_id("seti")
+        self.setup_intents[seti] = {
+            "id": seti,
+            "object": "setup_intent",
+            "status": "succeeded",
+            "customer": session["customer"],
+            "payment_method": method["id"],
+            "usage": "off_session",
+            "created": self._now(),
+        }
+        session.update(setup_intent=seti, payment_status="no_payment_required")
 
     def _subscribe(self, session: dict[str, Any]) -> None:
         sub_id, cus_id = _new_id("sub"), session.get("customer") or _new_id("cus")
@@ -756,6 +776,8 @@ class FakeStripe:
                 return 200, self.create_portal_session(params)
             case ("POST", ["payment_intents"]):
                 return 200, self.create_payment_intent(params)
+            case ("GET", ["setup_intents", seti]):
+                return 200, self._get(self.setup_intents, seti, "setup_intent")
             case ("GET", ["invoices", iid]):
                 return 200, self._get(self.invoices, iid, "invoice")
             case ("GET", ["payment_intents", pid]):

@@ -24,7 +24,7 @@ from pricing_core.adapters.schema_notify import notifications
 from pricing_core.adapters.schema_payments import topup_attempts, topups
 from pricing_core.admin.prices import set_operation_price
 from pricing_core.billing.autotopup import configure_auto_topup, get_auto_topup
-from pricing_core.billing.customers import list_payment_methods, manage_methods_url
+from pricing_core.billing.customers import add_card_url, list_payment_methods, manage_methods_url
 from pricing_core.billing.fulfilment import fulfil_checkout
 from pricing_core.billing.topups import run_topups
 from pricing_core.domain.errors import InvalidUsage
@@ -301,3 +301,26 @@ def test_a_worker_killed_after_its_claim_is_retried_with_the_same_key(engine, fa
     [charged] = rows(engine, topups)
     assert charged.status == "processing" and charged.attempts == 1
     assert [a.outcome for a in rows(engine, topup_attempts)] == ["error", "succeeded"]
+
+
+def test_a_card_added_without_buying_is_used_for_topups(engine, fake_stripe):
+    """Checkout in setup mode saves a card (a SetupIntent); auto top-up charges it."""
+    create_account(engine, "acct", name="Acct", user_id="u1", opening_credit=Decimal(5))
+    assert list_payment_methods(engine, OWNER) == []
+    url = add_card_url(engine, OWNER, idempotency_key="click-1")
+    assert add_card_url(engine, OWNER, idempotency_key="click-1") == url  # a double click
+    sid = url.rsplit("/", 1)[1]
+    session = fake_stripe.sessions[sid]
+    assert (session["mode"], session["amount_total"]) == ("setup", 0)
+    fake_stripe.pay(sid)
+    assert fake_stripe.setup_intents[fake_stripe.sessions[sid]["setup_intent"]]["status"] == (
+        "succeeded"
+    )
+    [card] = list_payment_methods(engine, OWNER)
+    configure_auto_topup(
+        engine, OWNER, enabled=True, threshold="6", amount="10", monthly_max="10"
+    )  # below already: requested now
+    assert run_topups(engine).charged == 1
+    [intent] = [r for r in fake_stripe.requests if r["path"] == "/v1/payment_intents"]
+    assert intent["params"]["payment_method"] == card.id
+    assert intent["params"]["off_session"] == "true"

@@ -280,6 +280,7 @@ NOT_QUERIES = {
     "analytics.public_prices.price_list",
     # a Stripe portal session for the viewer's own account: no other account can be named
     "billing.customers.manage_methods_url",
+    "billing.customers.add_card_url",
 }
 
 

@@ -147,3 +147,25 @@ def test_another_accounts_checkout_session_cannot_be_confirmed(engine, stripe_pl
     with pytest.raises(PermissionDenied, match=change.session_id):
         confirm_plan_checkout(engine, Principal("other", "other"), change.session_id)
     assert current_plan(engine, "other").code == "payg"
+
+
+def test_a_plans_stripe_invoice_is_kept_for_the_account_from_its_webhook(engine, stripe_plans):
+    """The subscription is opened for the account's Stripe customer, so Stripe's
+    invoice for the plan month (an `invoice.paid` event) lands on the Billing page."""
+    from pricing_core.billing.invoices import list_invoices
+
+    fake, client = stripe_plans, webhook_client()
+    change, sub, created = subscribe(engine, fake, client)
+    [call] = [r for r in fake.requests if r["path"] == "/v1/checkout/sessions"]
+    assert call["params"]["customer"] == sub["customer"]
+    [invoice] = [i for i in fake.invoices.values() if i["subscription"] == sub["id"]]
+    fake.invoices[invoice["id"]]["amount_paid"] = 500  # the fake prices plans at 0
+    paid = fake.event("invoice.paid", invoice)
+    assert deliver(client, fake, paid).json()["status"] == "processed"
+    assert deliver(client, fake, fake.event("invoice.paid", invoice)).status_code == 200
+    [kept] = list_invoices(engine, ACCT)
+    assert (kept.id, kept.amount_paid, kept.status) == (invoice["id"], D("5"), "paid")
+    assert kept.invoice_pdf == invoice["invoice_pdf"]
+    other = Principal("o", "other")
+    create_account(engine, "other", name="O", opening_credit=D("1"))
+    assert list_invoices(engine, other) == []
