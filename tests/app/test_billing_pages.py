@@ -145,3 +145,24 @@ def test_a_member_cannot_open_the_admin_billing_page(db, monkeypatch):
     monkeypatch.setattr(auth, "current_principal", lambda *a, **k: ALICE)
     at = AppTest.from_file(str(ROOT / "pages" / "admin_billing.py"), default_timeout=60).run()
     assert not at.dataframe and not at.metric
+
+
+def test_saved_cards_are_listed_and_manage_opens_stripes_portal(db, monkeypatch, fake_stripe):
+    from pricing_core.billing.customers import ensure_customer
+    from pricing_core.billing.stripe_api import stripe_client
+
+    customer = ensure_customer(db, "alice", client=stripe_client())
+    fake_stripe.attach_card(customer, "visa")
+    at = run_page("billing", ALICE, monkeypatch)
+    assert any("Visa ending 4242 (expires 12/2034)" in m.value for m in at.markdown)
+    [manage] = [b for b in at.button if b.label == "Manage payment methods"]
+    manage.click().run()
+    [link] = at.get("link_button")
+    portal = link.proto.url
+    assert portal.startswith(f"{fake_stripe.url}/portal/")
+    assert fake_stripe.portal_sessions[portal.rsplit("/", 1)[1]]["customer"] == customer
+    [add] = [b for b in at.button if b.label == "Add a card"]
+    add.click().run()
+    [link] = at.get("link_button")
+    session = fake_stripe.sessions[link.proto.url.rsplit("/", 1)[1]]
+    assert (session["mode"], session["customer"]) == ("setup", customer)
