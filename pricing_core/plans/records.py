@@ -11,7 +11,8 @@ For a month [start, end):
   and usage charges, split into `overage` (`plan_usage`) and `payg_usage` (the rest);
 - `messages`, tokens and `provider_cost` from `account_daily` (local days);
 - the plan in effect at the month's end (or start), its fee (the account's own fee
-  for a custom plan) and cap; `cap_applied` when fee + overage reached the cap;
+  for a custom plan; none for a demo switch, which is free) and cap; `cap_applied`
+  when fee + overage reached the cap;
 - `total` = plan fee + overage + pay-as-you-go usage; `paid` when nothing is owed at
   the month's end (closing balance >= 0; credit is prepaid, the plan fee is
   collected by Stripe's subscription invoice).
@@ -40,7 +41,7 @@ from pricing_core.domain.periods import month_bounds, month_of
 from pricing_core.domain.plans import PAYG_CODE
 from pricing_core.domain.principal import Principal, require_admin, target_account
 from pricing_core.ledger.wallets import EntryKind
-from pricing_core.plans.subscriptions import plan_on, subscription_on
+from pricing_core.plans.subscriptions import SubscriptionSource, plan_on, subscription_on
 
 GROUPS = {
     "credits_bought": (EntryKind.PURCHASE,),
@@ -134,7 +135,8 @@ def compute_record(conn: Connection, account_id: str, period: str) -> dict[str, 
     at = end - timedelta(microseconds=1)
     sub = subscription_on(conn, account_id, at) or subscription_on(conn, account_id, start)
     plan = plan_on(conn, account_id, sub.started_at if sub else at)
-    fee = (plan.monthly_fee or ZERO) if sub is not None else ZERO
+    billed = sub is not None and sub.source != SubscriptionSource.DEMO  # demo plans are free
+    fee = (plan.monthly_fee or ZERO) if billed else ZERO
     charged = -sums["usage"]
     closing = balance_before(end)
     return {
@@ -185,7 +187,7 @@ def periods_with_activity(conn: Connection, *, before: datetime) -> list[tuple[s
     pairs = []
     for account_id, (period, last) in spans.items():
         while period <= last:
-            start, end = month_bounds(period, tz)
+            end = month_bounds(period, tz)[1]
             if end > before:
                 break
             pairs.append((account_id, period))
