@@ -22,6 +22,7 @@ from pages import _charts, _format, _signin
 from pricing_core.access import auth
 from pricing_core.adapters.storage import open_database
 from pricing_core.analytics import balance_state, revenue
+from pricing_core.billing import autotopup
 from pricing_core.config import get_settings
 from pricing_core.demo.accounts import DatabaseNotEmpty
 from pricing_core.demo.seed import seed_demo
@@ -276,11 +277,27 @@ def grace_banner(viewer: Principal) -> None:
         st.info(f"{starts} Nothing would be refused now.", icon=":material/hourglass_top:")
 
 
+def topup_banner(viewer: Principal) -> None:
+    """When payments failing turned the account's auto top-up off: why, and where to
+    fix it."""
+    try:
+        topup = cached(autotopup.get_auto_topup, viewer)
+    except PricingError:
+        return
+    if topup is not None and topup.disabled_reason:
+        st.error(
+            f"Auto top-up is off: {topup.disabled_reason}. Update your card on the "
+            "Billing page, then turn it on again.",
+            icon=":material/credit_card_off:",
+        )
+
+
 def banner(viewer: Principal) -> None:
-    """The budget banner, on every page (via `principal()`) while a threshold is
-    crossed this month. A newly crossed threshold is recorded (a write, so never
-    behind the cache)."""
+    """The banners on every page (via `principal()`): the grace period, auto top-up
+    turned off, and the budget while a threshold is crossed this month. A newly
+    crossed threshold is recorded (a write, so never behind the cache)."""
     grace_banner(viewer)
+    topup_banner(viewer)
     try:
         status = cached(budgets.budget_status, viewer)
         if status.crossed:

@@ -15,13 +15,7 @@ engine = _session.engine()
 st.title("Billing")
 if st.query_params.get("card") == "added":  # back from Stripe's setup page
     st.success("Your card is saved: auto top-up can use it.")
-settings = autotopup.get_auto_topup(engine, viewer)
-if settings is not None and settings.disabled_reason:
-    st.error(
-        f"Auto top-up is off: {settings.disabled_reason}. Update your card with "
-        "**Manage payment methods**, then turn it on again below.",
-        icon=":material/credit_card_off:",
-    )
+settings = autotopup.get_auto_topup(engine, viewer)  # off after failures: the banner says why
 
 st.subheader("Monthly statements")
 mine = records.list_billing_records(engine, viewer)

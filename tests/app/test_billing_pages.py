@@ -115,8 +115,10 @@ def test_a_disabled_topup_shows_a_banner(db, monkeypatch):
                 disabled_reason="3 payments in a row failed (last: card declined)",
             )
         )  # fmt: skip
-    at = run_page("billing", ALICE, monkeypatch)
-    assert any("Auto top-up is off: 3 payments in a row failed" in e.value for e in at.error)
+    for page in ("billing", "overview", "usage"):  # on every page, once
+        at = run_page(page, ALICE, monkeypatch)
+        banners = [e.value for e in at.error if "Auto top-up is off" in e.value]
+        assert len(banners) == 1 and "3 payments in a row failed" in banners[0], page
 
 
 def test_the_admin_page_shows_payment_metrics_and_every_account_record(db, monkeypatch):
