@@ -58,3 +58,20 @@ def test_a_plan_month_has_its_fee_overage_and_cap(engine):
     assert "Monthly cap applied $7.00" in text and "Total for the period $7.00" in text
     [row] = list(csv.DictReader(io.StringIO(statements_csv([record]))))
     assert (row["overage"], row["total"], row["cap_applied"]) == ("2", "7", "True")
+
+
+def test_each_month_opens_with_the_last_ones_closing_balance(engine):
+    from pricing_core.ledger.wallets import EntryKind, credit
+
+    october = datetime(2026, 10, 20, tzinfo=UTC)
+    create_account(engine, "acct", name="Acct", user_id="u1", opening_credit=Decimal(5),
+                   now=october)  # fmt: skip
+    credit(engine, "acct", Decimal(20), kind=EntryKind.PURCHASE, idempotency_key="p1",
+           now=datetime(2026, 11, 3, tzinfo=UTC))  # fmt: skip
+    credit(engine, "acct", Decimal(2), kind=EntryKind.BONUS, idempotency_key="b1",
+           now=datetime(2026, 11, 30, 23, 59, tzinfo=UTC))  # fmt: skip
+    assert generate_billing_records(engine, now=datetime(2026, 12, 1, tzinfo=UTC)) == 2
+    oct_, nov = (get_billing_record(engine, OWNER, p) for p in ("2026-10", "2026-11"))
+    assert (oct_.opening_balance, oct_.credits_granted, oct_.closing_balance) == (0, 5, 5)
+    assert (nov.opening_balance, nov.credits_bought, nov.credits_granted) == (5, 20, 2)
+    assert nov.closing_balance == 27 and nov.total == 0 and nov.messages == 0
