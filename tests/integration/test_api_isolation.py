@@ -106,12 +106,20 @@ def _calls(bob_hold: str) -> dict[tuple[str, str], tuple[str, dict | None]]:
         ),
         ("GET", "/budget"): ("/api/v1/budget?user_id=bob-user", None),
         ("PUT", "/budget"): ("/api/v1/budget", {"user_id": "bob-user", "monthly_limit": "1"}),
+        ("GET", "/billing/invoices"): ("/api/v1/billing/invoices", None),
+        ("GET", "/billing/methods"): ("/api/v1/billing/methods", None),
     }
 
 
 # Routes that take no other account's id at all: they must still answer only about
 # the key's own account (checked for Bob's markers like every other route).
-NO_FOREIGN_IDS = {("GET", "/balance"), ("GET", "/pricing/models"), ("POST", "/estimate")}
+NO_FOREIGN_IDS = {
+    ("GET", "/balance"),
+    ("GET", "/pricing/models"),
+    ("POST", "/estimate"),
+    ("GET", "/billing/invoices"),
+    ("GET", "/billing/methods"),
+}
 
 
 def _api_routes() -> set[tuple[str, str]]:

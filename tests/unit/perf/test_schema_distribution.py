@@ -31,6 +31,8 @@ NOT_DISTRIBUTED = {
     "the account is known; grows with payments, not with usage",
     "notifications": "the outbox, deduplicated by a global key; account_id is optional "
     "(admin reports) and rows grow with crossings and alerts, not with usage",
+    "topup_attempts": "the log of off-session payment attempts, read by day for the admins' "
+    "payment metrics; grows with payments (a few a month per account), not with usage",
 }
 
 
