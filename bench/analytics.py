@@ -24,7 +24,7 @@ from bench.results import Measurement
 from pricing_core.adapters import schema, storage
 from pricing_core.domain.principal import Principal
 
-P95_TARGET_MS = 150.0
+P95_TARGET_MS = 50.0  # issue 14
 RATIO_TARGET = 100.0
 
 
@@ -75,7 +75,10 @@ QUERIES: list[tuple[str, str, str, Callable[[Context], Any]]] = [
     ("overview", "analytics.overview", "account", lambda c: _member(c, "analytics.overview")),
     ("overview", "limits.budgets.budget_status", "account",
      lambda c: _member(c, "limits.budgets.budget_status")),
-    ("chats", "analytics.list_chats", "account", lambda c: _member(c, "analytics.list_chats")),
+    # as the Chats page asks: the latest 100 (pages/chats.py CHATS_SHOWN), and the count
+    ("chats", "analytics.list_chats", "account",
+     lambda c: _member(c, "analytics.list_chats", limit=100)),
+    ("chats", "analytics.count_chats", "account", lambda c: _member(c, "analytics.count_chats")),
     ("chats", "analytics.chat_detail", "account",
      lambda c: _member(c, "analytics.chat_detail", c.chat_id)),
     ("usage", "analytics.usage_range", "account", lambda c: _member(c, "analytics.usage_range")),
@@ -309,7 +312,7 @@ def measure(
         baseline=worst["naive_p95_ms"],
         baseline_unit="ms (p95, naive pandas groupby of the range's events)",
         ratio=lowest,
-        target="p95 < 150 ms on each back end; ratio >= 100x",
+        target=f"p95 < {P95_TARGET_MS:.0f} ms on each back end; ratio >= {RATIO_TARGET:.0f}x",
         met=not misses,
     )
     return measurement, per_backend

@@ -220,6 +220,17 @@ account_daily = Table(
     Index("ix_account_daily_day", "day"),
 )
 
+# Account x month (its first day), kept from `account_daily` by triggers (migration 0017).
+account_monthly = Table(
+    "account_monthly",
+    metadata,
+    Column("account_id", ShortId, nullable=False),
+    Column("month", Date, nullable=False),
+    *_daily_sums(),
+    PrimaryKeyConstraint("account_id", "month"),
+    Index("ix_account_monthly_month", "month"),
+)
+
 model_prices = Table(
     "model_prices",
     metadata,

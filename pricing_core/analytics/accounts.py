@@ -32,7 +32,7 @@ from pricing_core.domain.principal import Principal, require_admin
 from pricing_core.ledger.wallets import (
     LedgerEntry,
 )
-from pricing_core.plans.subscriptions import plan_on
+from pricing_core.plans.subscriptions import plan_names_on
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,7 @@ def _summaries(conn: Connection, ids: Sequence[str], now: datetime) -> list[Acco
             .group_by(d.account_id)
         ).all()
     )
+    plans = plan_names_on(conn, [r.id for r in rows], now)
     by_id = {
         r.id: AccountSummary(
             r.id,
@@ -109,7 +110,7 @@ def _summaries(conn: Connection, ids: Sequence[str], now: datetime) -> list[Acco
             r.balance,
             r.held,
             spend.get(r.id) or ZERO,
-            plan_on(conn, r.id, now).name,
+            plans[r.id],
             r.created_at,
         )
         for r in rows

@@ -33,6 +33,7 @@ from sqlalchemy import Engine, func, select
 
 from pricing_core.adapters.schema import account_daily, accounts, platform_daily, wallets
 from pricing_core.analytics import warehouse
+from pricing_core.analytics.account_ranges import account_totals
 from pricing_core.analytics.sales import cash_by_day
 from pricing_core.domain.money import ZERO
 from pricing_core.domain.periods import Granularity, check_range, period_start, period_starts
@@ -313,7 +314,8 @@ def top_accounts(
 ) -> list[TopAccount]:
     """The accounts that spent most over [start, end], with their current balance.
 
-    Raises: PermissionDenied, InvalidUsage. Sources: account_daily, accounts, wallets.
+    Raises: PermissionDenied, InvalidUsage. Sources: account_monthly and account_daily
+    (`account_ranges`), accounts, wallets.
     """
     require_admin(principal)
     check_range(start, end)
@@ -327,19 +329,16 @@ def top_accounts(
             for a, requests, _, _, price, cost in top
             if a in known
         ]
-    d = account_daily.c
-    spend = func.sum(d.price).label("spend")
-    # rank in the rollup first, then join the few winners to their names and balances
+    totals = account_totals(start, end, sums=("price", "provider_cost", "requests"))
+    # rank in the rollups first, then join the few winners to their names and balances
     ranked = (
         select(
-            d.account_id,
-            spend,
-            func.sum(d.provider_cost).label("cost"),
-            func.sum(d.requests).label("requests"),
+            totals.c.account_id,
+            totals.c.price.label("spend"),
+            totals.c.provider_cost.label("cost"),
+            totals.c.requests,
         )
-        .where(d.day >= start, d.day <= end)
-        .group_by(d.account_id)
-        .order_by(spend.desc(), d.account_id)
+        .order_by(totals.c.price.desc(), totals.c.account_id)
         .limit(limit)
         .subquery()
     )

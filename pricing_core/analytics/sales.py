@@ -45,6 +45,7 @@ from pricing_core.adapters.schema_billing import (
 from pricing_core.adapters.schema_payments import topups
 from pricing_core.adapters.warehouse import Warehouse
 from pricing_core.analytics import warehouse
+from pricing_core.analytics.account_ranges import account_totals
 from pricing_core.config import get_settings
 from pricing_core.domain.money import ZERO, cents_to_usd, nanos_to_usd
 from pricing_core.domain.periods import add_months, check_range, local_day, utc_bounds
@@ -260,7 +261,8 @@ def revenue_by_plan(
 ) -> list[PlanRevenue]:
     """Usage revenue, provider cost and plan fees per plan over [start, end] (see the
     module docstring for how days are attributed), by revenue.
-    Raises: PermissionDenied, InvalidUsage. Sources: account_daily, subscriptions.
+    Raises: PermissionDenied, InvalidUsage. Sources: account_monthly and account_daily
+    (`account_ranges`), subscriptions.
     """
     require_admin(principal)
     check_range(start, end)
@@ -283,12 +285,11 @@ def revenue_by_plan(
                 engine, wh, start, end, subscribed
             )
         else:
+            totals = account_totals(start, end, sums=("price", "provider_cost"))
             payg_only, price, provider_cost = conn.execute(
                 select(
-                    func.count(d.account_id.distinct()),
-                    func.sum(d.price),
-                    func.sum(d.provider_cost),
-                ).where(in_range, d.account_id.not_in(subscribed))
+                    func.count(), func.sum(totals.c.price), func.sum(totals.c.provider_cost)
+                ).where(totals.c.account_id.not_in(subscribed))
             ).one()
             per_day = conn.execute(
                 select(d.account_id, d.day, func.sum(d.price), func.sum(d.provider_cost))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy import Engine, case, func, literal, select
 
@@ -208,7 +208,7 @@ def spend_anomalies(
             if a in known
         ]
     else:
-        rows = _anomaly_rows(engine, day, recent_first, baseline_first)
+        rows = _anomaly_rows(engine, day, recent_first, baseline_first, min_spend)
     out = []
     for account_id, name, recent_raw, baseline_raw in rows:
         spent, before = _usd(recent_raw), _usd(baseline_raw)
@@ -231,17 +231,22 @@ def spend_anomalies(
 
 
 def _anomaly_rows(
-    engine: Engine, day: date, recent_first: date, baseline_first: date
+    engine: Engine, day: date, recent_first: date, baseline_first: date, min_spend: Decimal
 ) -> list[tuple[str, str, Decimal | None, Decimal | None]]:
     """(account, name, spend in [recent_first, day], spend in [baseline_first,
-    recent_first)) of every account with spend in the span, from the rollup."""
+    recent_first)) of every account that spent at least `min_spend` (rounded down to
+    the nano, so the caller's exact test decides) in the recent days, from the rollup."""
     d = account_daily.c
     recent = func.sum(case((d.day >= recent_first, d.price), else_=0)).label("recent")
     baseline = func.sum(case((d.day < recent_first, d.price), else_=0)).label("baseline")
+    floor = min_spend.quantize(Decimal("1e-9"), rounding=ROUND_FLOOR)
+    # filtered in the database: only the few recent spenders are joined to names and
+    # reach Python, not every account of the span
     per_account = (
         select(d.account_id, recent, baseline)
         .where(d.day >= baseline_first, d.day <= day)
         .group_by(d.account_id)
+        .having(recent > 0, recent >= literal(floor, NanoUSD))
         .subquery()
     )
     with engine.connect() as conn:

@@ -195,35 +195,37 @@ def ledger_view(
     usage = entries["kind"] == str(EntryKind.USAGE)
     continues = usage & usage.shift(fill_value=False) & (day == day.shift())
     entries.insert(0, "group", (~continues).cumsum().astype("int64") - 1)
-    last = entries.groupby("group", sort=True).tail(1).set_index("group")
-    first = entries.groupby("group", sort=True).head(1).set_index("group")
+    grouped = entries.groupby("group", sort=True)
+    last = grouped.tail(1).set_index("group")
+    first = grouped.head(1).set_index("group")
     # the balance after a row is the one after its last *posted* entry
-    posted_last = entries.loc[entries.groupby("group", sort=True)["id"].idxmax()]
-    posted_last = posted_last.set_index("group")
-    counts = entries.groupby("group", sort=True).size()
-    sums = entries.groupby("group", sort=True)["amount_nanos"].sum()
-    groups = []
-    for group in counts.index:
-        kind = first.at[group, "kind"]
-        count = int(counts[group])
-        if kind == EntryKind.USAGE:
-            description = f"usage: {count:,} request{'' if count == 1 else 's'}"
-        else:
-            description = first.at[group, "reason"] or first.at[group, "reference"] or kind
-        when = last.at[group, "value_at"]
-        groups.append(
-            (
-                int(group),
-                when.to_pydatetime(),
-                last.at[group, "created_at"].to_pydatetime(),
-                when.date(),
-                kind,
-                description,
-                count,
-                nanos_to_usd(int(sums[group])),
-                nanos_to_usd(int(posted_last.at[group, "balance_after_nanos"])),
-            )
+    balances = entries.loc[grouped["id"].idxmax()].set_index("group")["balance_after_nanos"]
+    counts = grouped.size()
+    descriptions = [
+        (f"usage: {n:,} request{'' if n == 1 else 's'}" if kind == EntryKind.USAGE else None)
+        or reason
+        or reference
+        or kind
+        for kind, n, reason, reference in zip(
+            first["kind"], counts, first["reason"], first["reference"], strict=True
         )
+    ]
+    # column by column: a lookup per group and cell cost more than the query at scale
+    when = last["value_at"]
+    groups = list(
+        zip(
+            counts.index.astype(int),
+            when.dt.to_pydatetime(),
+            last["created_at"].dt.to_pydatetime(),
+            when.dt.date,
+            first["kind"],
+            descriptions,
+            counts.astype(int),
+            [nanos_to_usd(int(n)) for n in grouped["amount_nanos"].sum()],
+            [nanos_to_usd(int(n)) for n in balances],
+            strict=True,
+        )
+    )
     rows_frame = pd.DataFrame(groups[::-1], columns=ROW_COLUMNS)
     return LedgerView(target, rows_frame, entries.iloc[::-1].reset_index(drop=True))
 

@@ -73,6 +73,39 @@ def next_period(first_day: date, granularity: Granularity) -> date:
     return date(first_day.year + year, month + 1, 1)
 
 
+@dataclass(frozen=True, slots=True)
+class MonthPieces:
+    """A day range as month totals plus and minus day ranges (inclusive pairs): the
+    range's sum is sum(months) + sum(add) - sum(subtract). See `month_pieces`."""
+
+    months: tuple[date, ...]  # first days of the months taken whole
+    add: tuple[tuple[date, date], ...]
+    subtract: tuple[tuple[date, date], ...]
+
+
+def month_pieces(start: date, end: date) -> MonthPieces:
+    """[start, end] split so that a sum over it reads the fewest rollup rows: a month
+    the range covers in more than half is taken whole, less the days of it outside the
+    range; any other month contributes its days inside the range.
+    Raises: InvalidUsage (via check_range)."""
+    check_range(start, end)
+    months: list[date] = []
+    add: list[tuple[date, date]] = []
+    subtract: list[tuple[date, date]] = []
+    for first in period_starts(start, end, Granularity.MONTH):
+        last = next_period(first, Granularity.MONTH) - timedelta(days=1)
+        lo, hi = max(start, first), min(end, last)
+        if 2 * ((hi - lo).days + 1) <= (last - first).days + 1:
+            add.append((lo, hi))
+            continue
+        months.append(first)
+        if lo > first:
+            subtract.append((first, lo - timedelta(days=1)))
+        if hi < last:
+            subtract.append((hi + timedelta(days=1), last))
+    return MonthPieces(tuple(months), tuple(add), tuple(subtract))
+
+
 def check_range(start: date, end: date) -> None:
     """Raises: InvalidUsage if the range is reversed or absurdly wide."""
     if not isinstance(start, date) or not isinstance(end, date):

@@ -7,7 +7,8 @@
 4. Every priced usage event's charge equals its ledger entry.
 5. The daily rollups equal the events grouped by (day, account, user, provider,
    model, operation); the chat totals equal the events grouped by chat; the page
-   rollups (`platform_daily`, `account_daily`) equal `usage_daily` regrouped.
+   rollups (`platform_daily`, `account_daily`) equal `usage_daily` regrouped, and
+   `account_monthly` equals `account_daily` regrouped by month.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, func, select
+from sqlalchemy import Date, Engine, Select, and_, func, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import (
     account_daily,
+    account_monthly,
     chats,
     holds,
     ledger_entries,
@@ -175,6 +177,7 @@ def _compare_rollups(conn: Connection) -> list[str]:
             what=table.name,
             sides=("usage_daily", table.name),
         )
+    problems += _monthly_mismatches(conn)
 
     c = chats.c
     chat_events = (
@@ -186,6 +189,25 @@ def _compare_rollups(conn: Connection) -> list[str]:
     return problems + _mismatches(
         conn, chat_events, chat_rows, key_len=2, what="chat", sides=("events", "chat totals")
     )
+
+
+def _monthly_mismatches(conn: Connection) -> list[str]:
+    """`account_monthly` (kept by triggers) against `account_daily` summed by month."""
+    d, m = account_daily.c, account_monthly.c
+    month = (
+        func.date_trunc("month", d.day).cast(Date)
+        if conn.dialect.name == "postgresql"
+        else func.date(d.day, "start of month")
+    )
+    sums = ("requests", *_SUMS)
+    from_daily = select(
+        d.account_id, month, *(func.sum(d[s]).label(s) for s in sums)
+    ).group_by(d.account_id, month)
+    kept = select(m.account_id, m.month, *(m[s] for s in sums))
+    return _mismatches(
+        conn, from_daily, kept, key_len=2, what="account_monthly",
+        sides=("account_daily", "account_monthly"),
+    )  # fmt: skip
 
 
 def _mismatches(

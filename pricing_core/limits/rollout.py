@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
@@ -22,13 +23,16 @@ from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
 from pricing_core.domain.rollout import Rollout, Stage, stage
 
+# A parsed rollout is immutable and settings change rarely: the Integrity page asks
+# for every account, which must not parse the same setting ten thousand times.
+_parse = lru_cache(maxsize=32)(Rollout.parse)
+
 
 def enforcement_is_uniform() -> bool:
     """True when every account gets the same enforcement (no per-account read)."""
     settings = get_settings()
     return not settings.enable_budget_enforcement or (
-        Rollout.parse(settings.enforcement_rollout).everyone
-        and settings.enforcement_grace_days == 0
+        _parse(settings.enforcement_rollout).everyone and settings.enforcement_grace_days == 0
     )
 
 
@@ -65,7 +69,7 @@ def _enforcement(
     if enforcement_is_uniform():
         return Stage.ON, None
     return stage(
-        Rollout.parse(settings.enforcement_rollout),
+        _parse(settings.enforcement_rollout),
         account_id,
         created(),
         now=now,
@@ -78,7 +82,7 @@ def _billing(account_id: str, created: Callable[[], datetime]) -> bool:
     settings = get_settings()
     if not settings.enable_billing:
         return False
-    rollout = Rollout.parse(settings.billing_rollout)
+    rollout = _parse(settings.billing_rollout)
     return rollout.everyone or rollout.includes(account_id, created())
 
 

@@ -140,6 +140,29 @@ def plan_on(conn: Connection, account_id: str, at: datetime) -> Plan:
     return with_fee(plan, account_fees_on(conn, account_id).get(plan.code))
 
 
+def plan_names_on(conn: Connection, account_ids: list[str], at: datetime) -> dict[str, str]:
+    """The name of the plan in effect at `at` for each of `account_ids` (PAYG's name
+    for those without a subscription), in one read of `subscriptions` however many
+    accounts: a list of accounts must not cost a query per row."""
+    s = subscriptions.c
+    rows = conn.execute(
+        select(s.account_id, s.plan_code, s.plan_version)
+        .where(
+            s.account_id.in_(account_ids),
+            s.started_at <= at,
+            or_(s.ended_at.is_(None), s.ended_at > at),
+        )
+        .order_by(s.account_id, s.started_at, s.id)
+    ).all()
+    names = dict.fromkeys(account_ids, PAYG.name)
+    versions: dict[tuple[str, int], str] = {}
+    for account_id, code, version in rows:  # ordered: the latest start wins, as in subscription_on
+        if (code, version) not in versions:
+            versions[code, version] = get_plan_on(conn, code, version).name
+        names[account_id] = versions[code, version]
+    return names
+
+
 def current_plan(engine: Engine, account_id: str, *, now: datetime | None = None) -> Plan:
     """The account's plan now (PAYG if it has no subscription)."""
     with engine.connect() as conn:

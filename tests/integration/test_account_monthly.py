@@ -1,0 +1,128 @@
+"""`account_monthly` (kept by triggers from `account_daily`) and the range sums read
+from it (`analytics.account_ranges`), on both back ends, against sums computed here
+from the recorded events."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from pricing_core.adapters.schema import account_monthly, usage_events
+from pricing_core.analytics.account_ranges import account_totals
+from pricing_core.analytics.revenue import top_accounts
+from pricing_core.domain.principal import Principal
+from pricing_core.domain.usage_event import UsageEvent
+from pricing_core.ledger.integrity import verify_ledger
+from pricing_core.ledger.wallets import create_account
+from pricing_core.metering.batch import record_usage_batch
+from pricing_core.metering.record import record_usage
+
+ADMIN = Principal("root", "a0", role="admin")
+FIRST = date(2026, 1, 20)  # events on 70 days across four calendar months
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def _events(prefix: str, days: range) -> list[UsageEvent]:
+    return [
+        UsageEvent(
+            request_id=f"{prefix}{k}-{n}",
+            account_id=f"a{(k + n) % 3}",
+            user_id="u",
+            operation="chat_message",
+            provider="openai",
+            model="gpt-4o-mini",
+            input_tokens=100 + 37 * k + n,
+            output_tokens=10 + k,
+            created_at=datetime.combine(FIRST + timedelta(days=k), datetime.min.time(), UTC)
+            + timedelta(hours=12, minutes=n),
+        )
+        for k in days
+        for n in range(1 + k % 3)
+    ]
+
+
+def _record(engine: sa.Engine) -> None:
+    for i in range(3):
+        create_account(engine, f"a{i}", name=f"A{i}", opening_credit=Decimal(100), now=NOW)
+    for event in _events("s", range(0, 35)):  # one by one: the general or one-call path
+        record_usage(engine, event, now=NOW)
+    record_usage_batch(engine, _events("b", range(20, 70)), now=NOW)  # overlapping days
+
+
+def _by_day(engine: sa.Engine) -> dict[tuple[str, date], list[int]]:
+    """(account, day) -> [requests, price nanos], from the events themselves."""
+    e = usage_events.c
+    out: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(e.account_id, e.created_at, sa.type_coerce(e.price, sa.BigInteger))
+        ).all()
+    for account, at, price in rows:
+        day = at.astimezone(UTC).date()  # the tests' configured zone is UTC
+        out[account, day][0] += 1
+        out[account, day][1] += int(price)
+    return out
+
+
+def test_month_totals_equal_the_events_of_each_month_on_every_path(engine):
+    _record(engine)
+    expected: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
+    for (account, day), (n, price) in _by_day(engine).items():
+        expected[account, day.replace(day=1)][0] += n
+        expected[account, day.replace(day=1)][1] += price
+    m = account_monthly.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(m.account_id, m.month, m.requests, sa.type_coerce(m.price, sa.BigInteger))
+        ).all()
+    assert {(a, mo): [n, int(p)] for a, mo, n, p in rows} == dict(expected)
+    assert len(rows) == 9  # 3 accounts x January..March
+    assert verify_ledger(engine).ok
+
+
+def test_range_totals_equal_the_events_of_the_range_for_any_range(engine):
+    _record(engine)
+    by_day = _by_day(engine)
+    days = [FIRST + timedelta(days=k) for k in range(-3, 75, 4)]
+    with engine.connect() as conn:
+        for start in days:
+            for end in (d for d in days if d >= start):
+                want: dict[str, list[int]] = {}
+                for (account, day), (n, price) in by_day.items():
+                    if start <= day <= end:
+                        got = want.setdefault(account, [0, 0])
+                        got[0] += n
+                        got[1] += price
+                t = account_totals(start, end, sums=("requests", "price"))
+                rows = conn.execute(sa.select(t.c.account_id, t.c.requests, t.c.price)).all()
+                assert {a: [n, int(p * 10**9)] for a, n, p in rows} == want, (start, end)
+
+
+def test_top_accounts_over_a_range_across_months_rank_the_events_sums(engine):
+    _record(engine)
+    start, end = date(2026, 2, 10), date(2026, 3, 12)
+    spend: dict[str, int] = defaultdict(int)
+    for (account, day), (_, price) in _by_day(engine).items():
+        if start <= day <= end:
+            spend[account] += price
+    ranked = top_accounts(engine, ADMIN, start=start, end=end, limit=2)
+    want = sorted(spend.items(), key=lambda kv: (-kv[1], kv[0]))[:2]
+    assert [(r.account_id, int(r.spend * 10**9)) for r in ranked] == want
+
+
+def test_verify_reports_a_month_total_that_drifted_from_its_days(engine):
+    _record(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            account_monthly.update()
+            .where(
+                account_monthly.c.account_id == "a1", account_monthly.c.month == date(2026, 2, 1)
+            )
+            .values(requests=account_monthly.c.requests + 1)
+        )
+    report = verify_ledger(engine)
+    assert not report.ok
+    assert any("account_monthly" in p and "'a1'" in p for p in report.violations)
