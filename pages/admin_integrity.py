@@ -132,7 +132,9 @@ cols[0].metric("Enforced", f"{rollout.count(Stage.ON):,}")
 cols[1].metric("In grace period", f"{rollout.count(Stage.GRACE):,}")
 cols[2].metric("Not enforced", f"{rollout.count(Stage.OFF):,}")
 cols[3].metric("Billing on", f"{rollout.billing_on:,}")
-_session.table(_format.cohort_rows(rollout.rows[:500]))
+_session.table(_format.cohort_rows(rollout.rows))
+if rollout.accounts > len(rollout.rows):
+    st.caption(f"The newest {len(rollout.rows):,} of {rollout.accounts:,} accounts.")
 
 st.subheader("Notifications")
 status = st.selectbox(

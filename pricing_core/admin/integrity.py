@@ -124,24 +124,27 @@ def stripe_reconciliation(
 @dataclass(frozen=True, slots=True)
 class RolloutReport:
     """Who is in which cohort of the gradual rollout (`limits.rollout`): the settings as
-    written, and every account's enforcement stage and billing flag."""
+    written, how many accounts are at each stage, and the newest accounts' rows."""
 
     enforcement: str  # e.g. "created_after:2026-12-01, grace 7 days" or "off"
     billing: str
-    rows: list[CohortRow]
+    rows: list[CohortRow]  # the newest ROLLOUT_ROWS accounts
+    stages: dict[Stage, int]  # accounts at each enforcement stage
+    billing_on: int
+    accounts: int
 
     def count(self, stage: Stage) -> int:
-        return sum(1 for r in self.rows if r.enforcement is stage)
+        return self.stages.get(stage, 0)
 
-    @property
-    def billing_on(self) -> int:
-        return sum(1 for r in self.rows if r.billing)
+
+ROLLOUT_ROWS = 500
 
 
 def rollout_report(
     engine: Engine, principal: Principal, *, now: datetime | None = None
 ) -> RolloutReport:
-    """The rollout cohorts for the Integrity page. Read-only. Raises: PermissionDenied."""
+    """The rollout cohorts for the Integrity page: counts over every account, rows for
+    the newest ROLLOUT_ROWS. Read-only. Raises: PermissionDenied."""
     require_admin(principal)
     settings = get_settings()
     enforcement = (
@@ -150,7 +153,10 @@ def rollout_report(
         else "off"
     )
     billing = settings.billing_rollout if settings.enable_billing else "off"
-    return RolloutReport(enforcement, billing, cohorts(engine, now=now or datetime.now(UTC)))
+    rows, stages, billing_on, total = cohorts(
+        engine, now=now or datetime.now(UTC), limit=ROLLOUT_ROWS
+    )
+    return RolloutReport(enforcement, billing, rows, stages, billing_on, total)
 
 
 def provider_shape_report(engine: Engine, principal: Principal) -> list[ShapeResult]:

@@ -200,9 +200,9 @@ def _monthly_mismatches(conn: Connection) -> list[str]:
         else func.date(d.day, "start of month")
     )
     sums = ("requests", *_SUMS)
-    from_daily = select(
-        d.account_id, month, *(func.sum(d[s]).label(s) for s in sums)
-    ).group_by(d.account_id, month)
+    from_daily = select(d.account_id, month, *(func.sum(d[s]).label(s) for s in sums)).group_by(
+        d.account_id, month
+    )
     kept = select(m.account_id, m.month, *(m[s] for s in sums))
     return _mismatches(
         conn, from_daily, kept, key_len=2, what="account_monthly",

@@ -10,12 +10,13 @@ refusals without refusing.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import accounts
@@ -119,21 +120,41 @@ class CohortRow:
     billing: bool
 
 
-def cohorts(engine: Engine, *, now: datetime) -> list[CohortRow]:
-    """Every account's enforcement stage and billing flag, newest account first."""
+def cohorts(
+    engine: Engine, *, now: datetime, limit: int | None = None
+) -> tuple[list[CohortRow], Counter[Stage], int, int]:
+    """(the newest `limit` accounts' rows, newest first (None: all), how many accounts
+    are at each enforcement stage, how many have billing on, how many accounts).
+
+    When neither flag depends on the account, the counts take one COUNT and only the
+    listed rows are read; otherwise every account's id and creation are read once."""
+    a = accounts.c
+    newest = select(a.id, a.created_at).order_by(a.created_at.desc(), a.id)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(accounts.c.id, accounts.c.created_at).order_by(
-                accounts.c.created_at.desc(), accounts.c.id
-            )
-        ).all()
-    found = []
-    for account_id, created_at in rows:  # one read: the creation times are all here
-        known = _known(created_at)
-        enforcement, ends = _enforcement(account_id, known, now=now)
-        billing = _billing(account_id, known)
-        found.append(CohortRow(account_id, created_at, enforcement, ends, billing))
-    return found
+        listed = conn.execute(newest if limit is None else newest.limit(limit)).all()
+        uniform = enforcement_is_uniform() and _billing_is_uniform()
+        everyone = (
+            None if uniform or limit is None else conn.execute(select(a.id, a.created_at)).all()
+        )
+        total = conn.execute(select(func.count()).select_from(accounts)).scalar_one()
+    rows = [_row(account_id, created_at, now) for account_id, created_at in listed]
+    if uniform:
+        stage_of, billing = (rows[0].enforcement, rows[0].billing) if rows else (Stage.ON, True)
+        return rows, Counter({stage_of: total}), total if billing else 0, total
+    counted = rows if everyone is None else [_row(i, at, now) for i, at in everyone]
+    stages = Counter(r.enforcement for r in counted)
+    return rows, stages, sum(1 for r in counted if r.billing), total
+
+
+def _row(account_id: str, created_at: datetime, now: datetime) -> CohortRow:
+    known = _known(created_at)
+    enforcement, ends = _enforcement(account_id, known, now=now)
+    return CohortRow(account_id, created_at, enforcement, ends, _billing(account_id, known))
+
+
+def _billing_is_uniform() -> bool:
+    settings = get_settings()
+    return not settings.enable_billing or _parse(settings.billing_rollout).mode in ("all", "none")
 
 
 def _known(created_at: datetime) -> Callable[[], datetime]:

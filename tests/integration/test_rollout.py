@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 
 from pricing_core.access.apikeys import create_api_key, reset_default_limiter
+from pricing_core.admin import integrity
 from pricing_core.admin.integrity import rollout_report
 from pricing_core.api.http import routes
 from pricing_core.billing.checkout import create_checkout
@@ -157,6 +158,26 @@ def test_the_integrity_report_shows_who_is_in_which_cohort(engine, monkeypatch):
     assert [r.account_id for r in report.rows] == ["newest", "new", "old"]
     assert (report.count(Stage.GRACE), report.billing_on) == (1, 0)
     assert report.enforcement == f"created_after:{CUTOFF}, grace 7 days"
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_the_report_counts_every_account_but_lists_only_the_newest(engine, monkeypatch, uniform):
+    if uniform:
+        configure(monkeypatch, enforcement_rollout="all", billing_rollout="none")
+    else:
+        configure(monkeypatch, enforcement_rollout=f"created_after:{CUTOFF}", billing_rollout="all")
+    monkeypatch.setattr(integrity, "ROLLOUT_ROWS", 2)
+    accounts(engine)
+    create_account(engine, "newest", name="Newest", opening_credit=Decimal(1), now=NOW)
+    report = rollout_report(engine, ADMIN, now=NOW + timedelta(days=6))
+    assert [r.account_id for r in report.rows] == ["newest", "new"]
+    assert report.accounts == 3
+    # old was created before the cutoff: the only one outside a created_after rollout
+    on, off = (3, 0) if uniform else (2, 1)
+    assert (report.count(Stage.ON), report.count(Stage.OFF), report.count(Stage.GRACE)) == (
+        on, off, 0,
+    )  # fmt: skip
+    assert report.billing_on == (0 if uniform else 3)
 
 
 def test_enforcement_off_for_everyone_still_wins(engine, monkeypatch):
