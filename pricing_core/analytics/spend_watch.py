@@ -139,21 +139,24 @@ def _high_cost_rows(
     """(account, name, spent on `day`, month to date, balance) of the top spenders of
     `day` at or over `floor` USD, from the rollup."""
     d = account_daily.c
-    today = func.sum(case((d.day == day, d.price), else_=0)).label("today")
-    # rank in the rollup first, then join the few winners to their names and balances
+    # rank the day's rows first (one per account), then sum the month to date of the
+    # few winners only, and join them to their names and balances
     ranked = (
-        select(d.account_id, today, func.sum(d.price).label("mtd"))
-        .where(d.day >= month_first, d.day <= day)
-        .group_by(d.account_id)
-        .having(today > 0, today >= literal(floor, NanoUSD))
-        .order_by(today.desc(), d.account_id)
+        select(d.account_id, d.price.label("today"))
+        .where(d.day == day, d.price > 0, d.price >= literal(floor, NanoUSD))
+        .order_by(d.price.desc(), d.account_id)
         .limit(limit)
         .subquery()
     )
+    mtd = (
+        select(d.account_id, func.sum(d.price).label("mtd"))
+        .where(d.account_id.in_(select(ranked.c.account_id)), d.day >= month_first, d.day <= day)
+        .group_by(d.account_id)
+        .subquery()
+    )
     query = (
-        select(
-            ranked.c.account_id, accounts.c.name, ranked.c.today, ranked.c.mtd, wallets.c.balance
-        )
+        select(ranked.c.account_id, accounts.c.name, ranked.c.today, mtd.c.mtd, wallets.c.balance)
+        .join(mtd, mtd.c.account_id == ranked.c.account_id)
         .join(accounts, accounts.c.id == ranked.c.account_id)
         .join(wallets, wallets.c.account_id == ranked.c.account_id)
         .order_by(ranked.c.today.desc(), ranked.c.account_id)
