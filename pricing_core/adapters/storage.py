@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -79,8 +80,13 @@ def _configure_sqlite(engine: Engine) -> None:
 NUMERIC_ORDER = "numeric_order"  # a collation: "trace-user-2" before "trace-user-10"
 
 
+# SQLite calls the collation once per comparison: sorting 10,000 account names would
+# split each name about six times without the cache.
+_natural_key = lru_cache(maxsize=65_536)(natural_key)
+
+
 def _numeric_order(a: str, b: str) -> int:
-    ka, kb = natural_key(a), natural_key(b)
+    ka, kb = _natural_key(a), _natural_key(b)
     return (ka > kb) - (ka < kb)
 
 
