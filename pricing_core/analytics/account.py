@@ -124,7 +124,7 @@ def overview(
     forecast (runway at the pace of the last 14 days) and the last ledger entries.
 
     Reads: wallets, accounts, usage_daily (days since the start of last month),
-    ledger_entries (the last RECENT_ENTRIES by id).
+    ledger_entries (the last RECENT_ENTRIES posted).
     Raises: PermissionDenied, UnknownAccount.
     """
     target = _target(viewer, account_id)
@@ -138,10 +138,13 @@ def overview(
         wallet = get_wallet_on(conn, target)
         daily = _daily_spend(conn, target, since, today)
         first = _first_usage_day(conn, target)
+        le = ledger_entries.c
+        # latest postings first; (created_at, id) is the account index's own order, so
+        # a busy account reads twenty entries, not all of them sorted by id
         recent = conn.execute(
             select(ledger_entries)
-            .where(ledger_entries.c.account_id == target)
-            .order_by(ledger_entries.c.id.desc())
+            .where(le.account_id == target)
+            .order_by(le.created_at.desc(), le.id.desc())
             .limit(RECENT_ENTRIES)
         ).all()
         entries = tuple(
