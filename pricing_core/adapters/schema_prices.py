@@ -4,7 +4,18 @@ imported provider bills."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Date, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from pricing_core.adapters.schema import BigId, ShortId, metadata
 from pricing_core.adapters.types import DecimalText, NanoUSD, UTCDateTime
@@ -90,4 +101,14 @@ provider_bills = Table(
     Column("source", String(500), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("provider", "day", "model"),
+)
+
+# Every (provider, model) with usage: added by an insert trigger on `platform_daily`
+# (migration 0018), so the price book need not group all of it to list the models.
+models_in_use = Table(
+    "models_in_use",
+    metadata,
+    Column("provider", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    PrimaryKeyConstraint("provider", "model"),
 )

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import genai_prices
 from genai_prices.types import StartDateConstraint
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import model_prices, operation_prices, platform_daily
+from pricing_core.adapters.schema_prices import models_in_use
 from pricing_core.analytics import warehouse
 from pricing_core.analytics.warehouse import EVER
 from pricing_core.catalog.price_book import (
@@ -76,10 +77,16 @@ def _models_in_use(conn: Connection, since: date) -> dict[tuple[str, str], int]:
         )  # fmt: skip
         rows = sums[["provider", "model", "recent"]].itertuples(index=False, name=None)
     else:
-        d = platform_daily.c
-        recent = func.sum(case((d.day >= since, d.requests), else_=0))
-        rows = conn.execute(select(d.provider, d.model, recent).group_by(d.provider, d.model))
-    used = {(provider, model): int(requests or 0) for provider, model, requests in rows}
+        d, m = platform_daily.c, models_in_use.c
+        # the window's rows only (the key leads with the day), and the list of models
+        recent = select(d.provider, d.model, func.sum(d.requests)).where(d.day >= since)
+        rows = [
+            *conn.execute(recent.group_by(d.provider, d.model)),
+            *((p, model, 0) for p, model in conn.execute(select(m.provider, m.model))),
+        ]
+    used: dict[tuple[str, str], int] = {}
+    for provider, model, requests in rows:
+        used.setdefault((provider, model), int(requests or 0))
     for provider, model in conn.execute(select(model_prices.c.provider, model_prices.c.model)):
         used.setdefault((provider, model), 0)
     return used

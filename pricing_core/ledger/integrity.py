@@ -8,7 +8,8 @@
 5. The daily rollups equal the events grouped by (day, account, user, provider,
    model, operation); the chat totals equal the events grouped by chat; the page
    rollups (`platform_daily`, `account_daily`) equal `usage_daily` regrouped, and
-   `account_monthly` equals `account_daily` regrouped by month.
+   `account_monthly` equals `account_daily` regrouped by month, and `models_in_use`
+   lists the models of `platform_daily`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pricing_core.adapters.schema import (
     usage_events,
     wallets,
 )
+from pricing_core.adapters.schema_prices import models_in_use
 
 
 @dataclass(slots=True)
@@ -178,6 +180,12 @@ def _compare_rollups(conn: Connection) -> list[str]:
             sides=("usage_daily", table.name),
         )
     problems += _monthly_mismatches(conn)
+    p = platform_daily.c
+    problems += _mismatches(
+        conn, select(p.provider, p.model).distinct(),
+        select(models_in_use.c.provider, models_in_use.c.model),
+        key_len=2, what="models_in_use", sides=("platform_daily", "models_in_use"),
+    )  # fmt: skip
 
     c = chats.c
     chat_events = (

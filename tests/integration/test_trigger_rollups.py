@@ -1,6 +1,7 @@
-"""`account_monthly` (kept by triggers from `account_daily`) and the range sums read
-from it (`analytics.account_ranges`), on both back ends, against sums computed here
-from the recorded events."""
+"""The rollups kept by triggers, on both back ends: `account_monthly` (from
+`account_daily`) and the range sums read from it (`analytics.account_ranges`), and
+`models_in_use` (from `platform_daily`) behind the price book; against figures
+computed here from the recorded events."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from pricing_core.adapters.schema import account_monthly, usage_events
+from pricing_core.adapters.schema_prices import models_in_use
 from pricing_core.analytics.account_ranges import account_totals
+from pricing_core.analytics.prices import price_book
 from pricing_core.analytics.revenue import top_accounts
 from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent
@@ -33,7 +36,7 @@ def _events(prefix: str, days: range) -> list[UsageEvent]:
             user_id="u",
             operation="chat_message",
             provider="openai",
-            model="gpt-4o-mini",
+            model="gpt-4o" if k < 10 else "gpt-4o-mini",
             input_tokens=100 + 37 * k + n,
             output_tokens=10 + k,
             created_at=datetime.combine(FIRST + timedelta(days=k), datetime.min.time(), UTC)
@@ -126,3 +129,24 @@ def test_verify_reports_a_month_total_that_drifted_from_its_days(engine):
     report = verify_ledger(engine)
     assert not report.ok
     assert any("account_monthly" in p and "'a1'" in p for p in report.violations)
+
+
+def test_the_price_book_lists_every_model_used_with_its_last_30_days_requests(engine):
+    _record(engine)
+    e = usage_events.c
+    now = datetime.combine(FIRST + timedelta(days=75), datetime.min.time(), UTC)
+    since = (now - timedelta(days=30)).date()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(e.provider, e.model, e.created_at)).all()
+        listed = set(conn.execute(sa.select(models_in_use)).all())
+    recent: dict[tuple[str, str], int] = defaultdict(int)
+    for provider, model, at in rows:
+        recent[provider, model] += at.astimezone(UTC).date() >= since
+    assert listed == set(recent) == {("openai", "gpt-4o-mini"), ("openai", "gpt-4o")}
+    book = {(v.provider, v.model): v.requests_30d for v in price_book(engine, ADMIN, now=now)}
+    assert {k: book[k] for k in recent} == dict(recent)
+    # gpt-4o's days are all before the window: only the list of models names it
+    assert recent["openai", "gpt-4o-mini"] > 0 and recent["openai", "gpt-4o"] == 0
+    with engine.begin() as conn:
+        conn.execute(models_in_use.delete().where(models_in_use.c.model == "gpt-4o"))
+    assert any("models_in_use" in v for v in verify_ledger(engine).violations)
