@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, or_, select, union_all
 from pricing_core.adapters.schema import account_daily, account_monthly
 from pricing_core.domain.periods import month_pieces
 
-SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "provider_cost", "price")
+SUMS = tuple(c.name for c in account_monthly.c if c.name not in ("account_id", "month"))
 
 
 def account_totals(start: date, end: date, *, sums: Sequence[str] = SUMS) -> Any:
