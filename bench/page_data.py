@@ -100,7 +100,6 @@ def page_calls(engine: sa.Engine, account: str) -> dict[str, Callable[[], object
     start, end = span
     report = analytics.usage_report(engine, viewer, start=start, end=end)
     chat = busiest_chat(engine, account)
-    view = analytics.ledger_view(engine, viewer)
     return {
         "overview: overview": lambda: analytics.overview(engine, viewer),
         "overview: budget_status": lambda: budgets.budget_status(engine, viewer),
@@ -125,7 +124,10 @@ def page_calls(engine: sa.Engine, account: str) -> dict[str, Callable[[], object
         ),
         "transactions: ledger_span": lambda: analytics.ledger_span(engine, viewer),
         "transactions: ledger_view": lambda: analytics.ledger_view(engine, viewer),
-        "transactions: ledger_csv (download)": lambda: analytics.ledger_csv(view),
+        "transactions: usage_entries_of_day (latest)": lambda: analytics.usage_entries_of_day(
+            engine, viewer, day=end
+        ),
+        "transactions: ledger_csv (download)": lambda: analytics.ledger_csv(engine, viewer),
         "budget: budget_status": lambda: budgets.budget_status(engine, viewer),
     }
 

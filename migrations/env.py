@@ -8,6 +8,7 @@ from pricing_core.adapters import (  # noqa: F401  (registers tables)
     schema_notify,
     schema_payments,
     schema_prices,
+    schema_rollups,
 )
 from pricing_core.adapters.schema import metadata
 from pricing_core.adapters.storage import make_engine

@@ -2,6 +2,7 @@
 (expandable), the running balance, CSV download."""
 
 from collections.abc import Callable
+from datetime import date
 
 import pandas as pd
 import streamlit as st
@@ -11,15 +12,15 @@ from pricing_core import analytics
 from pricing_core.ledger.wallets import EntryKind
 
 
-def group_label(groups: pd.DataFrame) -> Callable[[int], str]:
-    """A usage group's label in the picker: its day, description and amount."""
+def day_label(days: pd.DataFrame) -> Callable[[date], str]:
+    """A usage day's label in the picker: its day, description and amount."""
     labels = {
-        g: f"{day}: {description} ({_format.amount(amount)})"
-        for g, day, description, amount in zip(
-            groups["group"], groups["day"], groups["description"], groups["amount"], strict=True
+        day: f"{day}: {description} ({_format.amount(amount)})"
+        for day, description, amount in zip(
+            days["day"], days["description"], days["amount"], strict=True
         )
     }
-    return lambda g: labels.get(g, str(g))
+    return lambda day: labels.get(day, str(day))
 
 
 viewer = _session.principal()
@@ -53,26 +54,26 @@ st.dataframe(
 )
 st.download_button(
     "Download these transactions (CSV)",
-    data=lambda: analytics.ledger_csv(view),
+    data=lambda: analytics.ledger_csv(_session.engine(), viewer, kinds=kinds, start=start, end=end),
     file_name=f"transactions_{start}_{end}.csv",
     mime="text/csv",
     icon=":material/download:",
 )
 
-usage_groups = view.rows[view.rows["kind"] == EntryKind.USAGE]
-if not usage_groups.empty:
+usage_days = view.rows[view.rows["kind"] == EntryKind.USAGE]
+if not usage_days.empty:
     st.subheader("Usage of one day")
-    group = st.selectbox(
+    day = st.selectbox(
         "Expand a usage row",
-        usage_groups["group"].tolist(),
+        usage_days["day"].tolist(),
         index=None,
-        format_func=group_label(usage_groups),
+        format_func=day_label(usage_days),
         placeholder="Choose a day",
     )
-    if group is not None:
+    if day is not None:
         st.dataframe(
             _format.ledger_rows_frame(
-                view.entries_of(group),
+                _session.cached(analytics.usage_entries_of_day, viewer, day=day),
                 description=lambda rows: [f"request {r}" if r else "" for r in rows["reference"]],
             ),
             hide_index=True,

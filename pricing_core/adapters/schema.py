@@ -166,7 +166,7 @@ chats = Table(
 )
 
 
-def _daily_sums() -> list[Column[Any]]:
+def daily_sums() -> list[Column[Any]]:
     """The sums every daily rollup keeps (fresh Column objects for each table)."""
     return [
         Column("requests", BigInteger, nullable=False),
@@ -187,7 +187,7 @@ usage_daily = Table(
     Column("provider", String(64), nullable=False),
     Column("model", String(128), nullable=False),
     Column("operation", String(64), nullable=False),
-    *_daily_sums(),
+    *daily_sums(),
     PrimaryKeyConstraint("account_id", "day", "user_id", "provider", "model", "operation"),
     Index("ix_usage_daily_day", "day"),
 )
@@ -206,7 +206,7 @@ platform_daily = Table(
     Column("model", String(128), nullable=False),
     Column("operation", String(64), nullable=False),
     Column("stripe", Integer, nullable=False),
-    *_daily_sums(),
+    *daily_sums(),
     PrimaryKeyConstraint("day", "provider", "model", "operation", "stripe"),
 )
 
@@ -215,20 +215,9 @@ account_daily = Table(
     metadata,
     Column("account_id", ShortId, nullable=False),
     Column("day", Date, nullable=False),
-    *_daily_sums(),
+    *daily_sums(),
     PrimaryKeyConstraint("account_id", "day"),
     Index("ix_account_daily_day", "day"),
-)
-
-# Account x month (its first day), kept from `account_daily` by triggers (migration 0017).
-account_monthly = Table(
-    "account_monthly",
-    metadata,
-    Column("account_id", ShortId, nullable=False),
-    Column("month", Date, nullable=False),
-    *_daily_sums(),
-    PrimaryKeyConstraint("account_id", "month"),
-    Index("ix_account_monthly_month", "month"),
 )
 
 model_prices = Table(
@@ -388,6 +377,17 @@ Index(
     ledger_entries.c.created_at,
     postgresql_where=ledger_entries.c.kind.in_(CASH_KINDS),
     sqlite_where=ledger_entries.c.kind.in_(CASH_KINDS),
+)
+
+# An account's entries other than usage (migration 0019): the Transactions page lists
+# them without walking its usage entries, so the query's `kind <> 'usage'` stays this.
+OTHER_THAN_USAGE = ledger_entries.c.kind != "usage"
+Index(
+    "ix_ledger_entries_account_other",
+    ledger_entries.c.account_id,
+    ledger_entries.c.created_at,
+    postgresql_where=OTHER_THAN_USAGE,
+    sqlite_where=OTHER_THAN_USAGE,
 )
 
 # Only the unpriced-usage queue is in this index, so listing the queue stays cheap.

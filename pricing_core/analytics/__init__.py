@@ -36,6 +36,7 @@ from pricing_core.analytics.transactions import (
     ledger_csv,
     ledger_span,
     ledger_view,
+    usage_entries_of_day,
 )
 from pricing_core.analytics.usage import (
     DAILY_COLUMNS,
@@ -64,7 +65,6 @@ __all__ = [
     "Overview", "UsageReport", "balance_state", "chat_detail", "day_bounds",
     "count_chats", "describe_entry", "filter_report", "ledger_csv", "ledger_span",
     "ledger_view", "list_chats", "local_time", "model_table", "nanos_str", "overview",
-    "period_start",
-    "report_totals", "usage_events_csv", "usage_range", "usage_report", "usage_series",
-    "usage_share", "value_labels",
+    "period_start", "report_totals", "usage_entries_of_day", "usage_events_csv",
+    "usage_range", "usage_report", "usage_series", "usage_share", "value_labels",
 ]  # fmt: skip

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, union_all
 
-from pricing_core.adapters.schema import account_daily, account_monthly
+from pricing_core.adapters.schema import account_daily
+from pricing_core.adapters.schema_rollups import account_monthly
 from pricing_core.domain.periods import month_pieces
 
 SUMS = tuple(c.name for c in account_monthly.c if c.name not in ("account_id", "month"))

@@ -1,4 +1,5 @@
-"""The Transactions page's data: the ledger filtered, usage grouped per day, CSV."""
+"""The Transactions page's data: the ledger by value date with usage per day (from
+`usage_entries_daily`), one day's usage entries, and the CSV of the entries."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
+from sqlalchemy import BigInteger, Engine, String, and_, func, select, type_coerce
+from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.schema import ledger_entries, usage_events
+from pricing_core.adapters.schema import OTHER_THAN_USAGE, ledger_entries, usage_events
+from pricing_core.adapters.schema_rollups import usage_entries_daily
 from pricing_core.analytics.common import (
     _local_times,
     _target,
@@ -27,55 +30,17 @@ from pricing_core.domain.money import nanos_to_usd
 from pricing_core.domain.principal import Principal
 from pricing_core.ledger.wallets import EntryKind
 
-
-@dataclass(frozen=True, slots=True)
-class LedgerView:
-    """The ledger of one account, filtered.
-
-    Entries are ordered by value date: when the usage happened for a usage entry
-    (its event's `created_at`, so imported usage sits on the days it was used), when
-    it was posted for every other entry; ties by posting order.
-
-    `rows`: what the Transactions page lists, newest value date first: non-usage
-    entries one by one and usage entries grouped per run within a calendar day.
-    Columns: group (int), value_at (aware, configured zone; the group's last entry),
-    created_at (when that entry was posted), day (date of value_at), kind,
-    description (str), entries (int), amount (Decimal, signed), balance_after (Decimal,
-    the balance after the row's last posted entry).
-    `entries_nanos`: every matching entry, newest first, with its group; amounts as
-    exact integer nano-USD (columns group, id, value_at, created_at, kind,
-    amount_nanos, balance_after_nanos, reference, reason, actor). Use
-    `entries_of(group)` for one row's entries in Decimal USD.
-    """
-
-    account_id: str
-    rows: pd.DataFrame
-    entries_nanos: pd.DataFrame
-
-    def entries_of(self, group: int) -> pd.DataFrame:
-        """The entries of one row, newest first. Columns: ENTRY_COLUMNS (Decimal USD)."""
-        chosen = self.entries_nanos[self.entries_nanos["group"] == group]
-        return pd.DataFrame(
-            {
-                "group": chosen["group"],
-                "id": chosen["id"],
-                "value_at": chosen["value_at"],
-                "created_at": chosen["created_at"],
-                "kind": chosen["kind"],
-                "amount": [nanos_to_usd(n) for n in chosen["amount_nanos"]],
-                "balance_after": [nanos_to_usd(n) for n in chosen["balance_after_nanos"]],
-                "reference": chosen["reference"],
-                "reason": chosen["reason"],
-                "actor": chosen["actor"],
-            }
-        ).reset_index(drop=True)
-
-
-# ---------------------------------------------------------------- transactions
-
-
+ROW_COLUMNS = [
+    "value_at",
+    "created_at",
+    "day",
+    "kind",
+    "description",
+    "entries",
+    "amount",
+    "balance_after",
+]
 ENTRY_COLUMNS = [
-    "group",
     "id",
     "value_at",
     "created_at",
@@ -86,17 +51,28 @@ ENTRY_COLUMNS = [
     "reason",
     "actor",
 ]
-ROW_COLUMNS = [
-    "group",
-    "value_at",
-    "created_at",
-    "day",
-    "kind",
-    "description",
-    "entries",
-    "amount",
-    "balance_after",
-]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerView:
+    """The ledger of one account, filtered, newest value date first.
+
+    An entry's value date is when the usage happened for a usage entry (its event's
+    `created_at`, so imported usage sits on the days it was used), when it was posted
+    for every other entry. `rows` has one row per value day for the usage entries
+    (kind "usage", `entries` of them; `usage_entries_of_day` lists them) and one row
+    per other entry; ties by posting order.
+    Columns: value_at (aware, configured zone; a usage row's latest event), created_at
+    (when the row's last entry was posted), day (date of value_at), kind, description
+    (str), entries (int), amount (Decimal USD, signed), balance_after (Decimal USD, the
+    balance after the row's last posted entry).
+    """
+
+    account_id: str
+    rows: pd.DataFrame
+
+
+# ---------------------------------------------------------------- transactions
 
 
 def _value_at() -> Any:
@@ -117,6 +93,13 @@ def _with_events(query: Any) -> Any:
     )
 
 
+def _kinds(kinds: Sequence[str] | None, start: date | None, end: date | None) -> set[str]:
+    """The kinds asked for (every kind when none is), checked with the range."""
+    if start and end and start > end:
+        raise InvalidUsage(f"the date range starts ({start}) after it ends ({end})")
+    return {str(EntryKind(k)) for k in kinds} if kinds else {str(k) for k in EntryKind}
+
+
 def ledger_span(
     engine: Engine,
     viewer: Principal,
@@ -125,19 +108,19 @@ def ledger_span(
     now: datetime | None = None,
 ) -> tuple[date, date] | None:
     """(value day of the first ledger entry, today) in the configured zone, or None
-    without entries."""
+    without entries. Raises PermissionDenied. Sources: usage_entries_daily and the
+    account's other entries."""
     target = _target(viewer, account_id)
-    value_at = _value_at()
+    u, le = usage_entries_daily.c, ledger_entries.c
     with engine.connect() as conn:
-        first = conn.execute(
-            _with_events(select(func.min(value_at))).where(ledger_entries.c.account_id == target)
+        first_usage = conn.execute(select(func.min(u.day)).where(u.account_id == target)).scalar()
+        first_other = conn.execute(
+            select(func.min(le.created_at)).where(le.account_id == target, OTHER_THAN_USAGE)
         ).scalar()
-    if first is None:
+    firsts = [d for d in (first_usage, first_other and local_time(first_other).date()) if d]
+    if not firsts:
         return None
-    first_day = (
-        local_time(first).date() if first.tzinfo else local_time(first.replace(tzinfo=UTC)).date()
-    )
-    return first_day, max(first_day, _today(now))
+    return min(firsts), max(min(firsts), _today(now))
 
 
 def ledger_view(
@@ -149,92 +132,172 @@ def ledger_view(
     end: date | None = None,
     account_id: str | None = None,
 ) -> LedgerView:
-    """The account's ledger, filtered by kind and calendar days (configured zone).
-
-    Usage entries are grouped per calendar day (a run of usage entries in one day
-    not interrupted by another kind of entry is one row), so the list stays readable;
-    the running balance of a row is the balance after its last entry. Amounts are
-    summed as integer nano-USD (exact) and converted to Decimal USD per row.
+    """The account's ledger, filtered by kind and value days (configured zone), with
+    its usage entries grouped per value day. Amounts are integer nano-USD sums in the
+    database (exact), converted to Decimal USD per row.
     Raises: InvalidUsage for an unknown kind or a reversed range; PermissionDenied.
-    """
+    Sources: usage_entries_daily (with the last entry of each day for its balance)
+    and the account's other entries (`ix_ledger_entries_account_other`)."""
     target = _target(viewer, account_id)
-    wanted = [EntryKind(k) for k in kinds] if kinds else None
-    if start and end and start > end:
-        raise InvalidUsage(f"the date range starts ({start}) after it ends ({end})")
+    wanted = _kinds(kinds, start, end)
+    with engine.connect() as conn:
+        found = _usage_days(conn, target, start, end) if EntryKind.USAGE in wanted else []
+        found += _other_entries(conn, target, wanted - {str(EntryKind.USAGE)}, start, end)
+    found.sort(key=lambda row: (row[0], row[-1]), reverse=True)  # value_at, then entry id
+    rows = [
+        (
+            local_time(value_at),
+            local_time(posted),
+            local_time(value_at).date(),
+            kind,
+            description,
+            entries,
+            nanos_to_usd(amount),
+            nanos_to_usd(balance),
+        )
+        for value_at, posted, kind, description, entries, amount, balance, _ in found
+    ]
+    return LedgerView(target, pd.DataFrame(rows, columns=ROW_COLUMNS))
+
+
+def _usage_days(
+    conn: Connection, account: str, start: date | None, end: date | None
+) -> list[tuple[Any, ...]]:
+    """The account's usage per value day: (last_at, posted, kind, description,
+    entries, amount nanos, balance_after nanos, last entry id)."""
+    u, le = usage_entries_daily.c, ledger_entries.c
+    query = (
+        select(
+            u.last_at,
+            le.created_at,
+            u.entries,
+            type_coerce(u.amount, BigInteger),
+            type_coerce(le.balance_after, BigInteger),
+            u.last_entry_id,
+        )
+        .select_from(
+            usage_entries_daily.join(
+                ledger_entries, and_(le.id == u.last_entry_id, le.account_id == u.account_id)
+            )
+        )
+        .where(u.account_id == account)
+    )
+    if start:
+        query = query.where(u.day >= start)
+    if end:
+        query = query.where(u.day <= end)
+    return [
+        (last_at, posted, str(EntryKind.USAGE), f"usage: {n:,} request{'' if n == 1 else 's'}",
+         int(n), int(amount), int(balance), entry)
+        for last_at, posted, n, amount, balance, entry in conn.execute(query)
+    ]  # fmt: skip
+
+
+def _other_entries(
+    conn: Connection, account: str, kinds: set[str], start: date | None, end: date | None
+) -> list[tuple[Any, ...]]:
+    """The account's entries of `kinds` (not usage) posted in the range, as
+    `_usage_days` shapes its rows."""
+    if not kinds:
+        return []
+    le = ledger_entries.c
+    query = select(
+        le.created_at,
+        le.kind,
+        le.reason,
+        le.reference,
+        type_coerce(le.amount, BigInteger),
+        type_coerce(le.balance_after, BigInteger),
+        le.id,
+    ).where(le.account_id == account, OTHER_THAN_USAGE, le.kind.in_(sorted(kinds)))
+    if start:
+        query = query.where(le.created_at >= day_bounds(start, start)[0])
+    if end:
+        query = query.where(le.created_at < day_bounds(end, end)[1])
+    return [
+        (at, at, kind, reason or reference or kind, 1, int(amount), int(balance), entry)
+        for at, kind, reason, reference, amount, balance, entry in conn.execute(query)
+    ]
+
+
+def usage_entries_of_day(
+    engine: Engine, viewer: Principal, *, day: date, account_id: str | None = None
+) -> pd.DataFrame:
+    """The account's usage entries of one value day (configured zone), newest first.
+    Columns: ENTRY_COLUMNS; value_at and created_at aware in the configured zone,
+    amount and balance_after Decimal USD. Raises PermissionDenied."""
+    target = _target(viewer, account_id)
+    le, ue = ledger_entries.c, usage_events.c
+    # the day as recorded (`usage_events.day`), found through the index on the events'
+    # times, a day wider on each side for a zone changed since
+    low, high = day_bounds(day - timedelta(days=1), day + timedelta(days=1))
+    query = (
+        select(
+            le.id,
+            ue.created_at,
+            le.created_at,
+            le.kind,
+            type_coerce(le.amount, BigInteger),
+            type_coerce(le.balance_after, BigInteger),
+            le.reference,
+            le.reason,
+            le.actor,
+        )
+        .select_from(
+            usage_events.join(
+                ledger_entries, and_(le.id == ue.ledger_entry_id, le.account_id == ue.account_id)
+            )
+        )
+        .where(ue.account_id == target, ue.created_at >= low, ue.created_at < high, ue.day == day)
+        .order_by(ue.created_at.desc(), le.id.desc())
+    )
+    with engine.connect() as conn:
+        rows = [
+            (entry, local_time(value_at), local_time(posted), kind, nanos_to_usd(amount),
+             nanos_to_usd(balance), reference, reason, actor)
+            for entry, value_at, posted, kind, amount, balance, reference, reason, actor
+            in conn.execute(query)
+        ]  # fmt: skip
+    return pd.DataFrame(rows, columns=ENTRY_COLUMNS)
+
+
+def ledger_csv(
+    engine: Engine,
+    viewer: Principal,
+    *,
+    kinds: Sequence[str] | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    account_id: str | None = None,
+) -> str:
+    """The account's ledger entries, filtered as `ledger_view` filters (one row each,
+    oldest value date first), as CSV with exact decimal strings and ISO 8601 times in
+    the configured zone: `value_at` (when the usage happened) and `created_at` (when
+    the entry was posted); in credits mode also `amount_credits` and
+    `balance_after_credits`, exact (`DisplayUnit.plain`). Raises as `ledger_view`."""
+    target = _target(viewer, account_id)
+    wanted = _kinds(kinds, start, end)
     le = ledger_entries.c
     value_at = _value_at()
     query = select(
         le.id,
-        type_coerce(value_at, String).label("value_at"),
-        type_coerce(le.created_at, String).label("created_at"),
+        type_coerce(value_at, String),
+        type_coerce(le.created_at, String),
         le.kind,
-        type_coerce(le.amount, BigInteger).label("amount_nanos"),
-        type_coerce(le.balance_after, BigInteger).label("balance_after_nanos"),
+        type_coerce(le.amount, BigInteger),
+        type_coerce(le.balance_after, BigInteger),
         le.reference,
         le.reason,
-        le.actor,
     )
-    query = _with_events(query).where(le.account_id == target)
+    query = _with_events(query).where(le.account_id == target, le.kind.in_(sorted(wanted)))
     if start:
         query = query.where(value_at >= day_bounds(start, start)[0])
     if end:
         query = query.where(value_at < day_bounds(end, end)[1])
-    if wanted:
-        query = query.where(le.kind.in_([str(k) for k in wanted]))
     with engine.connect() as conn:
         rows = conn.execute(query.order_by(value_at, le.id)).all()
-    columns = ["id", "value_at", "created_at", "kind", "amount_nanos", "balance_after_nanos"]
-    columns += ["reference", "reason", "actor"]
-    entries = pd.DataFrame([tuple(r) for r in rows], columns=columns, dtype=object)
-    if entries.empty:
-        empty_entries = pd.DataFrame(columns=["group", *columns])
-        return LedgerView(target, pd.DataFrame(columns=ROW_COLUMNS), empty_entries)
-    entries["value_at"] = _local_times(entries["value_at"])
-    entries["created_at"] = _local_times(entries["created_at"])
-    day = entries["value_at"].dt.date
-    usage = entries["kind"] == str(EntryKind.USAGE)
-    continues = usage & usage.shift(fill_value=False) & (day == day.shift())
-    entries.insert(0, "group", (~continues).cumsum().astype("int64") - 1)
-    grouped = entries.groupby("group", sort=True)
-    last = grouped.tail(1).set_index("group")
-    first = grouped.head(1).set_index("group")
-    # the balance after a row is the one after its last *posted* entry
-    balances = entries.loc[grouped["id"].idxmax()].set_index("group")["balance_after_nanos"]
-    counts = grouped.size()
-    descriptions = [
-        (f"usage: {n:,} request{'' if n == 1 else 's'}" if kind == EntryKind.USAGE else None)
-        or reason
-        or reference
-        or kind
-        for kind, n, reason, reference in zip(
-            first["kind"], counts, first["reason"], first["reference"], strict=True
-        )
-    ]
-    # column by column: a lookup per group and cell cost more than the query at scale
-    when = last["value_at"]
-    groups = list(
-        zip(
-            counts.index.astype(int),
-            when.dt.to_pydatetime(),
-            last["created_at"].dt.to_pydatetime(),
-            when.dt.date,
-            first["kind"],
-            descriptions,
-            counts.astype(int),
-            [nanos_to_usd(int(n)) for n in grouped["amount_nanos"].sum()],
-            [nanos_to_usd(int(n)) for n in balances],
-            strict=True,
-        )
-    )
-    rows_frame = pd.DataFrame(groups[::-1], columns=ROW_COLUMNS)
-    return LedgerView(target, rows_frame, entries.iloc[::-1].reset_index(drop=True))
-
-
-def ledger_csv(view: LedgerView) -> str:
-    """The view's entries (one row each, oldest value date first) as CSV with exact
-    decimal strings and ISO 8601 times in the configured zone: `value_at` (when the
-    usage happened) and `created_at` (when the entry was posted); in credits mode also
-    `amount_credits` and `balance_after_credits`, exact (`DisplayUnit.plain`)."""
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * 8
+    ids, value_ats, posted, kind, amounts, balances, references, reasons = columns
     unit = get_settings().display_unit
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -243,21 +306,20 @@ def ledger_csv(view: LedgerView) -> str:
         + ["reference", "reason"]
         + (["amount_credits", "balance_after_credits"] if unit.credits else [])
     )
-    entries = view.entries_nanos.iloc[::-1]
     extra = []
     if unit.credits:  # the same amounts in credits, exact
-        for name in ("amount_nanos", "balance_after_nanos"):
-            extra.append([unit.plain(nanos_to_usd(n)) for n in entries[name]])
+        for column in (amounts, balances):
+            extra.append([unit.plain(nanos_to_usd(n)) for n in column])
     writer.writerows(
         zip(
-            entries["id"],
-            [t.isoformat() for t in entries["value_at"]],
-            [t.isoformat() for t in entries["created_at"]],
-            entries["kind"],
-            [nanos_str(n) for n in entries["amount_nanos"]],
-            [nanos_str(n) for n in entries["balance_after_nanos"]],
-            [r or "" for r in entries["reference"]],
-            [r or "" for r in entries["reason"]],
+            ids,
+            [t.isoformat() for t in _local_times(value_ats)],
+            [t.isoformat() for t in _local_times(posted)],
+            kind,
+            [nanos_str(n) for n in amounts],
+            [nanos_str(n) for n in balances],
+            [r or "" for r in references],
+            [r or "" for r in reasons],
             *extra,
             strict=True,
         )

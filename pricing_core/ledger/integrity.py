@@ -8,8 +8,9 @@
 5. The daily rollups equal the events grouped by (day, account, user, provider,
    model, operation); the chat totals equal the events grouped by chat; the page
    rollups (`platform_daily`, `account_daily`) equal `usage_daily` regrouped, and
-   `account_monthly` equals `account_daily` regrouped by month, and `models_in_use`
-   lists the models of `platform_daily`.
+   `account_monthly` equals `account_daily` regrouped by month, `models_in_use`
+   lists the models of `platform_daily`, and `usage_entries_daily` equals the usage
+   entries grouped by their events' account and day.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import (
     account_daily,
-    account_monthly,
     chats,
     holds,
     ledger_entries,
@@ -33,6 +33,7 @@ from pricing_core.adapters.schema import (
     wallets,
 )
 from pricing_core.adapters.schema_prices import models_in_use
+from pricing_core.adapters.schema_rollups import account_monthly, usage_entries_daily
 
 
 @dataclass(slots=True)
@@ -186,6 +187,7 @@ def _compare_rollups(conn: Connection) -> list[str]:
         select(models_in_use.c.provider, models_in_use.c.model),
         key_len=2, what="models_in_use", sides=("platform_daily", "models_in_use"),
     )  # fmt: skip
+    problems += _usage_entries_mismatches(conn)
 
     c = chats.c
     chat_events = (
@@ -215,6 +217,23 @@ def _monthly_mismatches(conn: Connection) -> list[str]:
     return _mismatches(
         conn, from_daily, kept, key_len=2, what="account_monthly",
         sides=("account_daily", "account_monthly"),
+    )  # fmt: skip
+
+
+def _usage_entries_mismatches(conn: Connection) -> list[str]:
+    """`usage_entries_daily` (kept by triggers) against the usage entries grouped by
+    their events' account and day."""
+    e, le, u = usage_events.c, ledger_entries.c, usage_entries_daily.c
+    from_entries = (
+        select(e.account_id, e.day, func.count(), func.sum(le.amount), func.max(le.id))
+        .add_columns(func.max(e.created_at))
+        .select_from(usage_events.join(ledger_entries, le.id == e.ledger_entry_id))
+        .group_by(e.account_id, e.day)
+    )
+    kept = select(u.account_id, u.day, u.entries, u.amount, u.last_entry_id, u.last_at)
+    return _mismatches(
+        conn, from_entries, kept, key_len=2, what="usage_entries_daily",
+        sides=("usage entries", "usage_entries_daily"),
     )  # fmt: skip
 
 

@@ -285,6 +285,13 @@ def test_the_transactions_page_shows_the_running_balance(demo_db, monkeypatch):
     assert len(rows) < scalar(
         demo_db, "SELECT COUNT(*) FROM ledger_entries WHERE account_id = 'northwind'"
     )
+    latest = rows[rows["Type"] == "usage"].iloc[0]
+    at.selectbox[0].select_index(0).run()  # the newest usage day expands to its entries
+    entries = at.dataframe[1].value
+    day = latest["Value date"][:10]
+    assert len(entries) == int(latest["Description"].split()[1].replace(",", ""))
+    assert {v[:10] for v in entries["Value date"]} == {day}
+    assert entries["Balance after"].iloc[0] == latest["Balance after"]
     at.multiselect(key="tx_kinds").select("adjustment").run()
     assert at.dataframe[0].value["Type"].tolist() == ["adjustment"]
 

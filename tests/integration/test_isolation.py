@@ -121,6 +121,10 @@ def _cases(w: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         ),
         "analytics.ledger_span": lambda: analytics.ledger_span(e, ALICE, account_id="bob"),
         "analytics.ledger_view": lambda: analytics.ledger_view(e, ALICE, account_id="bob"),
+        "analytics.ledger_csv": lambda: analytics.ledger_csv(e, ALICE, account_id="bob"),
+        "analytics.usage_entries_of_day": lambda: analytics.usage_entries_of_day(
+            e, ALICE, day=DAY, account_id="bob"
+        ),
         "limits.budgets.budget_status": lambda: budgets.budget_status(e, ALICE, account_id="bob"),
         "limits.budgets.save_budget": lambda: budgets.save_budget(
             e, ALICE, monthly_limit="1", account_id="bob"

@@ -1,7 +1,8 @@
 """The rollups kept by triggers, on both back ends: `account_monthly` (from
-`account_daily`) and the range sums read from it (`analytics.account_ranges`), and
-`models_in_use` (from `platform_daily`) behind the price book; against figures
-computed here from the recorded events."""
+`account_daily`) and the range sums read from it (`analytics.account_ranges`),
+`models_in_use` (from `platform_daily`) behind the price book, and
+`usage_entries_daily` (from `usage_events`) behind the Transactions page; against
+figures computed here from the recorded events and entries."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from pricing_core.adapters.schema import account_monthly, usage_events
+from pricing_core.adapters.schema import ledger_entries, usage_events
 from pricing_core.adapters.schema_prices import models_in_use
+from pricing_core.adapters.schema_rollups import account_monthly, usage_entries_daily
 from pricing_core.analytics.account_ranges import account_totals
 from pricing_core.analytics.prices import price_book
 from pricing_core.analytics.revenue import top_accounts
+from pricing_core.analytics.transactions import ledger_view, usage_entries_of_day
 from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
-from pricing_core.ledger.wallets import create_account
+from pricing_core.ledger.wallets import EntryKind, create_account, post_entry
 from pricing_core.metering.batch import record_usage_batch
 from pricing_core.metering.record import record_usage
 
@@ -150,3 +153,71 @@ def test_the_price_book_lists_every_model_used_with_its_last_30_days_requests(en
     with engine.begin() as conn:
         conn.execute(models_in_use.delete().where(models_in_use.c.model == "gpt-4o"))
     assert any("models_in_use" in v for v in verify_ledger(engine).violations)
+
+
+def _usage_entries_by_day(engine: sa.Engine) -> dict[tuple[str, date], tuple[int, int, int]]:
+    """(account, value day) -> (entries, amount nanos, balance_after nanos of the last
+    posted), from the ledger entries and their events, grouped here."""
+    e, le = usage_events.c, ledger_entries.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                e.account_id,
+                e.created_at,
+                le.id,
+                sa.type_coerce(le.amount, sa.BigInteger),
+                sa.type_coerce(le.balance_after, sa.BigInteger),
+            ).join(ledger_entries, le.reference == e.request_id)
+        ).all()
+    grouped: dict[tuple[str, date], list[tuple[int, int, int]]] = defaultdict(list)
+    for account, at, entry, amount, after in rows:
+        grouped[account, at.astimezone(UTC).date()].append((entry, int(amount), int(after)))
+    return {
+        key: (len(entries), sum(a for _, a, _ in entries), max(entries)[2])
+        for key, entries in grouped.items()
+    }
+
+
+def test_the_ledger_view_reads_each_value_days_usage_entries_on_every_path(engine):
+    _record(engine)
+    with engine.begin() as conn:  # a purchase amid the usage of one day
+        post_entry(conn, account_id="a0", amount=Decimal(5), kind=EntryKind.PURCHASE,
+                   idempotency_key="p1", reference="cs_1", floor=None, now=NOW)  # fmt: skip
+    record_usage_batch(engine, _events("late", range(24, 25)), now=NOW)
+    want = _usage_entries_by_day(engine)
+    for account in ("a0", "a1", "a2"):
+        rows = ledger_view(engine, ADMIN, account_id=account).rows
+        usage = rows[rows["kind"] == "usage"]
+        got = {
+            (account, day): (n, int(amount * 10**9), int(after * 10**9))
+            for day, n, amount, after in zip(
+                usage["day"],
+                usage["entries"],
+                usage["amount"],
+                usage["balance_after"],
+                strict=True,
+            )
+        }
+        assert got == {k: v for k, v in want.items() if k[0] == account}
+        assert rows["value_at"].is_monotonic_decreasing
+        day = FIRST + timedelta(days=24)
+        entries = usage_entries_of_day(engine, ADMIN, day=day, account_id=account)
+        shown = (len(entries), int(sum(entries["amount"], Decimal(0)) * 10**9))
+        assert shown == want.get((account, day), (0, 0, 0))[:2]
+    other = ledger_view(engine, ADMIN, account_id="a0", kinds=["purchase"]).rows
+    assert other[["kind", "entries", "amount"]].values.tolist() == [["purchase", 1, Decimal(5)]]
+    assert verify_ledger(engine).ok
+
+
+def test_verify_reports_a_usage_day_that_drifted_from_its_entries(engine):
+    _record(engine)
+    u = usage_entries_daily.c
+    with engine.begin() as conn:
+        drifted = conn.execute(
+            usage_entries_daily.update()
+            .where(u.account_id == "a2", u.day == FIRST + timedelta(days=31))
+            .values(entries=u.entries + 1)
+        )
+        assert drifted.rowcount == 1
+    report = verify_ledger(engine)
+    assert any("usage_entries_daily" in p and "'a2'" in p for p in report.violations)

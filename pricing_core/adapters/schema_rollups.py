@@ -1,0 +1,38 @@
+"""Rollups kept by database triggers (on `schema.metadata`), on both back ends, so
+every recording path (the PL/pgSQL charge, the batch ingest, the general path, the
+unpriced-usage queue) keeps them in its own transaction without knowing of them."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Date, Index, PrimaryKeyConstraint, Table
+
+from pricing_core.adapters.schema import ShortId, daily_sums, metadata
+from pricing_core.adapters.types import NanoUSD, UTCDateTime
+
+# Account x month (its first day), from `account_daily` (migration 0017).
+account_monthly = Table(
+    "account_monthly",
+    metadata,
+    Column("account_id", ShortId, nullable=False),
+    Column("month", Date, nullable=False),
+    *daily_sums(),
+    PrimaryKeyConstraint("account_id", "month"),
+    Index("ix_account_monthly_month", "month"),
+)
+
+# The usage ledger entries of an account per value day (the local calendar day of
+# their events, `usage_events.day`), from the events that carry an entry (migration
+# 0019): the Transactions page's usage rows without reading the entries. `amount` is
+# their signed sum (nano-USD, <= 0); `last_entry_id` the last posted of them, whose
+# balance_after is the row's; `last_at` the latest of their events' times.
+usage_entries_daily = Table(
+    "usage_entries_daily",
+    metadata,
+    Column("account_id", ShortId, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("entries", BigInteger, nullable=False),
+    Column("amount", NanoUSD, nullable=False),
+    Column("last_entry_id", BigInteger, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("account_id", "day"),
+)
