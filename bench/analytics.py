@@ -101,6 +101,8 @@ QUERIES: list[tuple[str, str, str, Callable[[Context], Any]]] = [
      lambda c: _member(c, "analytics.ledger_span")),
     ("transactions", "analytics.ledger_view", "account",
      lambda c: _member(c, "analytics.ledger_view", **_mr(c))),
+    ("transactions", "analytics.usage_entries_of_day", "account",
+     lambda c: _member(c, "analytics.usage_entries_of_day", day=c.member_range[1] - timedelta(1))),
     ("budget", "limits.budgets.budget_status", "account",
      lambda c: _member(c, "limits.budgets.budget_status")),
     ("plans", "plans.advice.advise_plan", "account",

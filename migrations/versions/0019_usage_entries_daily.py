@@ -17,6 +17,11 @@ transition tables, so a COPY of a batch adds one grouped upsert, not one per row
 Existing events are summed here, under a lock that holds their writers off until the
 triggers exist.
 
+The account index of `ledger_entries` ends with `id`, so an account's latest entries
+(Overview, `ORDER BY created_at DESC, id DESC LIMIT 20`) are its last index entries;
+PostgreSQL sorted every entry posted at the same instant (a batch import stamps one)
+to find them. SQLite's indexes end with the rowid already.
+
 Revision ID: 0019_usage_entries_daily
 Revises: 0018_models_in_use
 """
@@ -116,6 +121,10 @@ def upgrade() -> None:
         postgresql_where=OTHER,
         sqlite_where=OTHER,
     )
+    op.drop_index("ix_ledger_entries_account_created", table_name="ledger_entries")
+    op.create_index(
+        "ix_ledger_entries_account_created", "ledger_entries", ["account_id", "created_at", "id"]
+    )
     pg = op.get_bind().dialect.name == "postgresql"
     if pg:
         op.execute("LOCK TABLE usage_events IN SHARE ROW EXCLUSIVE MODE")
@@ -150,4 +159,8 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS usage_entries_added")
         op.execute("DROP TRIGGER IF EXISTS usage_entries_priced")
     op.drop_index("ix_ledger_entries_account_other", table_name="ledger_entries")
+    op.drop_index("ix_ledger_entries_account_created", table_name="ledger_entries")
+    op.create_index(
+        "ix_ledger_entries_account_created", "ledger_entries", ["account_id", "created_at"]
+    )
     op.drop_table("usage_entries_daily")

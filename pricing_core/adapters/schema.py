@@ -95,7 +95,7 @@ ledger_entries = Table(
     Column("actor", String(320)),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("account_id", "idempotency_key"),
-    Index("ix_ledger_entries_account_created", "account_id", "created_at"),
+    Index("ix_ledger_entries_account_created", "account_id", "created_at", "id"),
 )
 
 holds = Table(

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, Connection, Engine, func, select, type_coerce
+from sqlalchemy import BigInteger, Connection, Engine, case, func, or_, select, type_coerce
 
 from pricing_core.adapters.schema import api_keys, usage_events
 from pricing_core.adapters.schema_billing import plans, subscriptions
@@ -107,8 +107,12 @@ def _plans_at(conn: Connection, accounts: pd.Series, times: pd.Series) -> list[s
 def events_frame(
     engine: Engine, q: Question, target: str | None, dims: list[Group]
 ) -> pd.DataFrame:
-    """One row per usage event of the question: created_at, each dimension's column,
-    `AMOUNTS` (integer nano-USD and tokens), requests (1) and period."""
+    """The usage events of the question grouped by period and dimensions: each
+    dimension's column, requests, `AMOUNTS` (integer nano-USD and tokens) and period.
+    Days, weeks and months are grouped in the database by the events' recorded day
+    (`usage_events.day`, as the rollups are); hours per event in the configured zone."""
+    if q.step is not Step.HOUR:
+        return _by_day(engine, q, target, dims)
     since, until = day_bounds(q.start, q.end)
     e = usage_events.c
     query = select(
@@ -123,13 +127,55 @@ def events_frame(
         )
         frame = _resolve(conn, frame, q, dims)
     frame["requests"] = 1
-    local = _local_times(frame["created_at"])
-    if q.step is Step.HOUR:
-        frame["period"] = list(local.dt.floor("h"))
-    else:
-        step = Granularity(q.step.value)
-        frame["period"] = [period_start(t.date(), step) for t in local]
+    frame["period"] = list(_local_times(frame["created_at"]).dt.floor("h"))
     return frame
+
+
+def _by_day(engine: Engine, q: Question, target: str | None, dims: list[Group]) -> pd.DataFrame:
+    """`events_frame` for days, weeks and months: one row per recorded day and group,
+    summed in the database; a plan is the one in effect at each event's time."""
+    since, until = day_bounds(q.start, q.end)
+    e = usage_events.c
+    per_event = (
+        select(
+            e.day,
+            *((_plan_at_event() if d is Group.PLAN else _expr(d)).label(d.column) for d in dims),
+            *(type_coerce(e[s], BigInteger).label(s) for s in AMOUNTS),
+        )
+        .where(*_where(q, target, since, until))
+        .subquery()
+    )
+    c = per_event.c
+    keys = [c.day, *(c[d.column] for d in dims)]
+    query = select(
+        *keys, func.count().label("requests"), *(func.sum(c[s]).label(s) for s in AMOUNTS)
+    ).group_by(*keys)
+    if q.filters.get(Group.PLAN):
+        query = query.where(c.plan.in_(list(q.filters[Group.PLAN])))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame(
+        [tuple(r) for r in rows], columns=["day", *(d.column for d in dims), "requests", *AMOUNTS]
+    )
+    for group, name in MISSING.items():
+        if group in dims:
+            frame[group.column] = frame[group.column].fillna(name)
+    frame["period"] = [period_start(d, Granularity(q.step.value)) for d in frame["day"]]
+    return frame
+
+
+def _plan_at_event() -> Any:
+    """SQL: the plan code in effect at the event's time, as `_plans_at` finds it: the
+    account's latest subscription started by then, unless it had ended; else payg."""
+    e, s = usage_events.c, subscriptions.c
+    latest = (
+        select(case((or_(s.ended_at.is_(None), s.ended_at > e.created_at), s.plan_code)))
+        .where(s.account_id == e.account_id, s.started_at <= e.created_at)
+        .order_by(s.started_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(latest, PAYG_CODE)
 
 
 @dataclass(frozen=True, slots=True)

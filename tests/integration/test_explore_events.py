@@ -98,13 +98,16 @@ def test_explore_groups_by_the_plan_the_account_was_on_at_each_call(engine):
     switch_plan(engine, "acct-1", "starter", source=SubscriptionSource.DEMO,
                 now=start + timedelta(hours=1))  # fmt: skip
     call(3, start + timedelta(hours=2))
+    switch_plan(engine, "acct-1", "payg", source=SubscriptionSource.DEMO,
+                now=start + timedelta(hours=2, minutes=30))  # fmt: skip
+    call(4, start + timedelta(hours=2, minutes=45))  # after the plan ended
     day = start.date()
     answer = explore(engine, OWNER, Question(day, day, Metric.REQUESTS, Group.PLAN, Group.MODEL))
     got = {(g, s): v for _, g, s, v in answer.points.itertuples(index=False)}
-    assert got == {("payg", "gpt-4o-mini"): 2, ("starter", "gpt-4o-mini"): 1}
+    assert got == {("payg", "gpt-4o-mini"): 3, ("starter", "gpt-4o-mini"): 1}
     cost = explore(engine, OWNER, Question(day, day, Metric.COST, Group.PLAN,
                                            filters={Group.PLAN: ("payg",)}))  # fmt: skip
-    assert cost.total == price(501, 50) + price(502, 50)
+    assert cost.total == price(501, 50) + price(502, 50) + price(504, 50)
     bar = Bar(answer.points["period"].iloc[0], "starter", "gpt-4o-mini")
     events, count = bar_events(engine, OWNER, answer.question, bar)
     assert count == 1 and events["input_tokens"].tolist() == [503]
@@ -112,7 +115,7 @@ def test_explore_groups_by_the_plan_the_account_was_on_at_each_call(engine):
     admin = Principal("ops", "ops", role="admin")
     week = explore(engine, admin, Question(day - timedelta(days=6), day, Metric.REQUESTS,
                                            Group.PLAN), account_id="*")  # fmt: skip
-    assert week.total == 3
+    assert week.total == 4
     with pytest.raises(InvalidUsage, match="every account cover at most 7 days"):
         explore(engine, admin, Question(day - timedelta(days=7), day, group=Group.PLAN),
                 account_id="*")  # fmt: skip
