@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
-from sqlalchemy import Engine, case, func, literal, select
+from sqlalchemy import Engine, func, literal, select
 
 from pricing_core.adapters.schema import account_daily, accounts, usage_events, wallets
 from pricing_core.adapters.types import NanoUSD
@@ -240,26 +240,32 @@ def _anomaly_rows(
     recent_first)) of every account that spent at least `min_spend` (rounded down to
     the nano, so the caller's exact test decides) in the recent days, from the rollup."""
     d = account_daily.c
-    recent = func.sum(case((d.day >= recent_first, d.price), else_=0)).label("recent")
-    baseline = func.sum(case((d.day < recent_first, d.price), else_=0)).label("baseline")
+    recent = func.sum(d.price).label("recent")
     floor = min_spend.quantize(Decimal("1e-9"), rounding=ROUND_FLOOR)
-    # filtered in the database: only the few recent spenders are joined to names and
-    # reach Python, not every account of the span
-    per_account = (
-        select(d.account_id, recent, baseline)
-        .where(d.day >= baseline_first, d.day <= day)
+    # the recent spenders first (the recent days' rows of the day index, filtered in
+    # the database), then the baseline of those few only (their primary-key ranges)
+    spenders = (
+        select(d.account_id, recent)
+        .where(d.day >= recent_first, d.day <= day)
         .group_by(d.account_id)
         .having(recent > 0, recent >= literal(floor, NanoUSD))
         .subquery()
     )
+    b = account_daily.alias("b")
+    baseline = (
+        select(func.coalesce(func.sum(b.c.price), 0))
+        .where(
+            b.c.account_id == spenders.c.account_id,
+            b.c.day >= baseline_first,
+            b.c.day < recent_first,
+        )
+        .scalar_subquery()
+    )
     with engine.connect() as conn:
         rows = conn.execute(
-            select(
-                per_account.c.account_id,
-                accounts.c.name,
-                per_account.c.recent,
-                per_account.c.baseline,
-            ).join(accounts, accounts.c.id == per_account.c.account_id)
+            select(spenders.c.account_id, accounts.c.name, spenders.c.recent, baseline).join(
+                accounts, accounts.c.id == spenders.c.account_id
+            )
         ).all()
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
