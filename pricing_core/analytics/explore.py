@@ -9,9 +9,10 @@ Sources, cheapest first: an admin's question over every account reads
 `platform_daily` when it needs only provider, model and operation, `account_daily`
 when it needs only the account, else `usage_daily`; a member's reads `usage_daily`
 through its (account_id, day) key. Hourly steps read `usage_events` of at most
-`MAX_HOURLY_DAYS` days (the rollups are daily), and so do questions about chats, API
-keys and plans, which only the events know (`explore_events`); chats are asked of
-one account at a time.
+`MAX_HOURLY_DAYS` days (the rollups are daily); questions about chats and API keys,
+which only the events know, group the events in the database (`explore_events`);
+chats are asked of one account at a time. Plans come from the rollups, with the
+events of the days a subscription starts or ends (`explore_plans`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pricing_core.analytics.explore_events import (
     event_dimension_values,
     events_frame,
 )
+from pricing_core.analytics.explore_plans import plan_frame
 from pricing_core.analytics.explore_question import (
     MAX_HOURLY_DAYS,
     NO_API_KEY,
@@ -111,14 +113,18 @@ def explore(
     long = (question.end - question.start).days >= MAX_HOURLY_DAYS
     if question.step is Step.HOUR and long:
         raise InvalidUsage(f"hourly steps cover at most {MAX_HOURLY_DAYS} days")
-    if everyone and long and not all(d.in_rollups for d in dims):
+    rollups = all(d.in_rollups for d in dims)
+    by_plan = Group.PLAN in dims and all(d.in_rollups for d in dims if d is not Group.PLAN)
+    if everyone and long and not (rollups or by_plan):
         # every account's events for weeks: 45 s at 10M events (bench B3)
         raise InvalidUsage(
-            f"API keys and plans over every account cover at most {MAX_HOURLY_DAYS} days: "
+            f"API keys over every account cover at most {MAX_HOURLY_DAYS} days: "
             "narrow the dates or choose an account"
         )
-    if question.step is Step.HOUR or not all(d.in_rollups for d in dims):
+    if question.step is Step.HOUR or not (rollups or by_plan):
         frame, source = events_frame(engine, question, target, dims), "usage_events"
+    elif not rollups:
+        frame, source = plan_frame(engine, question, target, dims)
     else:
         table = _table(dims, everyone)
         frame, source = _daily(engine, table, question, target, dims), table.name

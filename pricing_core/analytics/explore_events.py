@@ -112,7 +112,7 @@ def events_frame(
     Days, weeks and months are grouped in the database by the events' recorded day
     (`usage_events.day`, as the rollups are); hours per event in the configured zone."""
     if q.step is not Step.HOUR:
-        return _by_day(engine, q, target, dims)
+        return by_day(engine, q, target, dims)
     since, until = day_bounds(q.start, q.end)
     e = usage_events.c
     query = select(
@@ -131,7 +131,7 @@ def events_frame(
     return frame
 
 
-def _by_day(engine: Engine, q: Question, target: str | None, dims: list[Group]) -> pd.DataFrame:
+def by_day(engine: Engine, q: Question, target: str | None, dims: list[Group]) -> pd.DataFrame:
     """`events_frame` for days, weeks and months: one row per recorded day and group,
     summed in the database; a plan is the one in effect at each event's time."""
     since, until = day_bounds(q.start, q.end)

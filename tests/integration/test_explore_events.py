@@ -4,14 +4,17 @@ genai-prices and the calls made here, not from the code under test."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 
 from pricing_core.access.apikeys import create_api_key, reset_default_limiter
+from pricing_core.adapters.schema import usage_events
 from pricing_core.analytics.explore import (
     NO_API_KEY,
     Bar,
@@ -116,6 +119,58 @@ def test_explore_groups_by_the_plan_the_account_was_on_at_each_call(engine):
     week = explore(engine, admin, Question(day - timedelta(days=6), day, Metric.REQUESTS,
                                            Group.PLAN), account_id="*")  # fmt: skip
     assert week.total == 4
+    month = explore(engine, admin, Question(day - timedelta(days=30), day, Metric.REQUESTS,
+                                            Group.PLAN), account_id="*")  # fmt: skip
+    assert month.source == "account_daily with subscriptions" and month.total == 4
     with pytest.raises(InvalidUsage, match="every account cover at most 7 days"):
-        explore(engine, admin, Question(day - timedelta(days=7), day, group=Group.PLAN),
+        explore(engine, admin, Question(day - timedelta(days=7), day, group=Group.API_KEY),
                 account_id="*")  # fmt: skip
+
+
+def test_plans_from_the_rollups_equal_each_events_plan_on_whole_and_split_days(engine):
+    """Three accounts over 12 days: one always on pay-as-you-go, one on a plan for
+    whole days that it leaves at noon of a later day, one that joins a plan at 15:00
+    of another. Each event's plan is found here from those instants."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    first = today - timedelta(days=12)
+    for account in ("pa", "pb", "pc"):
+        create_account(engine, account, name=account, user_id=f"u-{account}",
+                       opening_credit=Decimal(50), now=first - timedelta(days=2))  # fmt: skip
+    b_joins, b_leaves = first - timedelta(days=1), first + timedelta(days=6, hours=12)
+    c_joins = first + timedelta(days=4, hours=15)
+    switch_plan(engine, "pb", "starter", source=SubscriptionSource.DEMO, now=b_joins)
+    plan_of = {"pa": lambda at: "payg",
+               "pb": lambda at: "starter" if b_joins <= at < b_leaves else "payg",
+               "pc": lambda at: "starter" if at >= c_joins else "payg"}  # fmt: skip
+    calls = []
+    for k in range(12):
+        for hour in (3, 13, 20):
+            for n, account in enumerate(("pa", "pb", "pc")):
+                at = first + timedelta(days=k, hours=hour, minutes=n)
+                calls.append((at, account, "gpt-4o" if hour == 13 else "gpt-4o-mini"))
+    for i, (at, account, model) in enumerate(sorted(calls)):
+        call = UsageEvent(f"r{i}", account, f"u-{account}", "chat_message", "openai", model,
+                          400 + i, 30, created_at=at)  # fmt: skip
+        record_usage(engine, call, now=at)
+    switch_plan(engine, "pb", "payg", source=SubscriptionSource.DEMO, now=b_leaves)
+    switch_plan(engine, "pc", "starter", source=SubscriptionSource.DEMO, now=c_joins)
+    with engine.connect() as conn:
+        events = conn.execute(sa.select(usage_events.c.account_id, usage_events.c.model,
+                                        usage_events.c.created_at)).all()  # fmt: skip
+    want: dict[tuple[str, str], int] = {}
+    for account, model, at in events:
+        key = (plan_of[account](at), model)
+        want[key] = want.get(key, 0) + 1
+    admin = Principal("ops", "ops", role="admin")
+    q = Question(first.date(), (today - timedelta(days=1)).date(), Metric.REQUESTS, Group.PLAN,
+                 Group.MODEL)  # fmt: skip
+    answer = explore(engine, admin, q, account_id="*")
+    got: dict[tuple[str, str], int] = {}
+    for _, plan, model, value in answer.points.itertuples(index=False):
+        got[plan, model] = got.get((plan, model), 0) + value
+    assert answer.source == "usage_daily with subscriptions" and got == want
+    by_day = explore(engine, admin, dataclasses.replace(q, subgroup=None), account_id="*")
+    assert by_day.source == "account_daily with subscriptions" and by_day.total == len(events)
+    kept = explore(engine, admin, dataclasses.replace(q, filters={Group.PLAN: ("starter",)}),
+                   account_id="*")  # fmt: skip
+    assert kept.total == sum(v for (p, _), v in want.items() if p == "starter")
