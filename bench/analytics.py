@@ -9,6 +9,7 @@ account's events for the range, "all" loads every account's.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import statistics
 import time as clock
@@ -264,6 +265,8 @@ def run_backend(
     naive way for its scope."""
     engine = storage.make_engine(url)
     ctx = context(engine)
+    gc.collect()
+    gc.freeze()  # as the servers do after start-up (app.py, api.http.asgi_app)
     baselines: dict[str, list[float]] = {}
     rows = []
     for page, label, scope, call in QUERIES:
