@@ -8,9 +8,10 @@ however many charges race, one top-up starts) or the month's maximum would be
 passed. `billing.topups` then charges the saved card off-session and credits the
 wallet exactly once, on `payment_intent.succeeded`.
 
-The one-call charge path (`metering.record`) learns the threshold from
-`threshold_nanos` (cached a minute, dropped when the settings change) and hands a
-debit across it to the general path, which calls `request_topup_on`.
+The one-call charge path (`metering.record`, PostgreSQL's `pricing_record_usage`)
+reads the threshold in its own statement and hands a debit across it to the general
+path, which calls `request_topup_on` (the threshold cached a minute, dropped when the
+settings change).
 """
 
 from __future__ import annotations
@@ -178,16 +179,6 @@ def forget_threshold(account_id: str | None = None) -> None:
     """Drop the cached thresholds (of one account, or all)."""
     for key in [k for k in _thresholds if account_id is None or k[1] == account_id]:
         _thresholds.pop(key, None)
-
-
-def threshold_nanos(engine: Engine, account_id: str) -> list[int]:
-    """The account's enabled auto top-up threshold in nano-USD ([] without one), for
-    the one-call charge path's balance lines; read at most once a minute."""
-    cached = _cached(str(engine.url), account_id)
-    if cached is not None:
-        return cached
-    with engine.connect() as conn:
-        return _read_threshold(conn, account_id)
 
 
 def _cached(url: str, account_id: str) -> list[int] | None:

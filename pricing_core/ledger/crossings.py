@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.outbox import Kind, enqueue_on
@@ -76,15 +76,12 @@ def forget_custom_lines(account_id: str | None = None) -> None:
         _custom.pop(key, None)
 
 
-def line_nanos(engine: Engine, account_id: str) -> list[int]:
-    """The account's lines in nano-USD, for the server-side charge function (which
-    hands a debit across one to the general path); the users' lines come from the
-    cache, a read a minute at most."""
-    custom = _fresh(str(engine.url), account_id)
-    if custom is None:
-        with engine.connect() as conn:
-            custom = custom_lines_on(conn, account_id)
-    return [usd_to_nanos(line.amount) for line in _lines(custom)]
+def default_line_nanos() -> list[int]:
+    """The default lines (settings) in nano-USD, for the server-side charge function,
+    which adds the account's own lines (its users' and the auto top-up threshold) in
+    its own statement (migration 0020) and hands a debit across any to the general
+    path."""
+    return [usd_to_nanos(line.amount) for line in _lines(())]
 
 
 def lines_on(conn: Connection, account_id: str) -> tuple[Line, ...]:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import ledger_entries, usage_events
 from pricing_core.adapters.server_calls import call_row, is_postgres
-from pricing_core.billing.autotopup import request_topup_on, threshold_nanos
+from pricing_core.billing.autotopup import request_topup_on
 from pricing_core.catalog.price_book import PriceBook, get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import ChargeBasis, Quote
@@ -27,7 +27,7 @@ from pricing_core.domain.errors import DuplicateRequest, InsufficientBalance, Un
 from pricing_core.domain.money import ZERO, nanos_to_usd, usd_to_nanos
 from pricing_core.domain.periods import epoch_micros
 from pricing_core.domain.usage_event import UsageEvent, same_content, validate_event
-from pricing_core.ledger.crossings import line_nanos, note_crossings_on
+from pricing_core.ledger.crossings import default_line_nanos, note_crossings_on
 from pricing_core.ledger.holds import HoldStatus, close_hold_on, lock_wallet_on
 from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
 from pricing_core.limits.alerts import BudgetAlert, deliver_alerts, record_alerts_on
@@ -257,7 +257,7 @@ def record_in_one_call(
         None if event.metadata is None else json.dumps(dict(event.metadata)),
         None if allow_overdraft or hold_id is not None else 0,
         plan_may_apply(quote, event.operation), alerts, hold_id, stripe_of(event.account_id),
-        now, line_nanos(engine, event.account_id) + threshold_nanos(engine, event.account_id),
+        now, default_line_nanos(),
     )  # fmt: skip
     row = call_row(engine, _CHARGE, params)
     if row is None:  # a concurrent call with this request id won: replay it

@@ -27,7 +27,7 @@ from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import EntryKind, create_account, credit, ensure_user, get_wallet
 from pricing_core.metering.record import record_request_usage, record_usage
 from pricing_core.notify.deliver import deliver_notifications, notification_log
-from pricing_core.notify.preferences import preferences, set_preference
+from pricing_core.notify.preferences import preferences, set_low_balance_line, set_preference
 from tests.admin_support import ADMIN
 
 
@@ -215,3 +215,17 @@ def test_in_credits_the_low_balance_email_reads_in_credits(engine, smtp, monkeyp
     assert message["Subject"] == "Low balance on Acme: 9.91 credits"
     body = message.get_body(("plain",)).get_content()
     assert "fell to 9.91 credits, below 10 credits" in body
+
+
+def test_a_users_own_line_is_crossed_on_every_charge_path(engine, smtp):
+    """The one-call charge (PostgreSQL) reads the users' own lines in its statement:
+    a charge across Ann's $5.00 line is handed to the general path and notifies."""
+    account(engine, "5.01")
+    set_low_balance_line(engine, Principal("ann", "acme"), "5")
+    charge(engine, "own-1")  # $5.000625: above the line
+    assert deliver_notifications(engine).sent == 0
+    charge(engine, "own-2")  # $4.99125: across it
+    deliver_notifications(engine)
+    [message] = smtp.to("ann@example.com")
+    assert message["Subject"] == "Low balance on Acme: $4.99"
+    assert get_wallet(engine, "acme").balance == Decimal("5.01") - 2 * Decimal("0.009375")
