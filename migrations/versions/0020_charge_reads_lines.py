@@ -1,4 +1,5 @@
-"""charge function: the account's own balance lines are read inside the call
+"""charge function: the account's own balance lines are read inside the call, and
+the usage entry is added to usage_entries_daily
 
 `pricing_record_usage` got every balance line of the account from Python: the
 defaults (settings), the lines its users chose (`notification_preferences`) and the
@@ -6,7 +7,9 @@ auto top-up threshold (`auto_topups`), the last two from per-account caches. Wit
 thousands of active accounts those caches mostly missed, and each miss was a
 transaction of its own: at 10M events a charge took eight round trips, not one.
 Now Python passes the default lines only and the function checks the account's own
-lines in its own statement. Otherwise the function is 0013's.
+lines in its own statement. A usage entry it posts is added to `usage_entries_daily`
+(migration 0019), as every other recording path adds it. Otherwise the function is
+0013's.
 
 Revision ID: 0020_charge_reads_lines
 Revises: 0019_usage_entries_daily
@@ -46,6 +49,18 @@ CROSSING_OWN_LINES = """        IF p_price > 0 AND EXISTS (
         ) THEN"""
 
 
+ENTRY = """        RETURNING id INTO entry_id;"""
+ENTRY_ADDED = """        RETURNING id INTO entry_id;
+        INSERT INTO usage_entries_daily AS ued
+            (account_id, day, entries, amount, last_entry_id, last_at)
+        VALUES (p_account, p_day, 1, -p_price, entry_id, p_created_at)
+        ON CONFLICT (account_id, day) DO UPDATE SET
+            entries = ued.entries + 1,
+            amount = ued.amount + excluded.amount,
+            last_entry_id = greatest(ued.last_entry_id, excluded.last_entry_id),
+            last_at = greatest(ued.last_at, excluded.last_at);"""
+
+
 def _previous() -> ModuleType:
     path = Path(__file__).with_name("0013_charge_lines.py")
     spec = importlib.util.spec_from_file_location("charge_lines_0013", path)
@@ -59,8 +74,8 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     previous = _previous().RECORD_USAGE
-    assert CROSSING in previous
-    op.execute(previous.replace(CROSSING, CROSSING_OWN_LINES))
+    assert CROSSING in previous and previous.count(ENTRY) == 1
+    op.execute(previous.replace(CROSSING, CROSSING_OWN_LINES).replace(ENTRY, ENTRY_ADDED))
 
 
 def downgrade() -> None:

@@ -1,6 +1,7 @@
-"""Rollups kept by database triggers (on `schema.metadata`), on both back ends, so
-every recording path (the PL/pgSQL charge, the batch ingest, the general path, the
-unpriced-usage queue) keeps them in its own transaction without knowing of them."""
+"""Rollups for the pages' date ranges (on `schema.metadata`): `account_monthly`,
+kept by database triggers on `account_daily`, and `usage_entries_daily`, which every
+recording path (the PL/pgSQL charge, the batch ingest, the general path, the
+unpriced-usage queue) writes in its own transaction."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ account_monthly = Table(
 # their events, `usage_events.day`), from the events that carry an entry (migration
 # 0019): the Transactions page's usage rows without reading the entries. `amount` is
 # their signed sum (nano-USD, <= 0); `last_entry_id` the last posted of them, whose
-# balance_after is the row's; `last_at` the latest of their events' times.
+# balance_after is the row's; `last_at` the latest of their events' times. Written by
+# `metering.rollups.add_usage_entries` and the charge function (migration 0020).
 usage_entries_daily = Table(
     "usage_entries_daily",
     metadata,

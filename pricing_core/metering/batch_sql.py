@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Row
 from pricing_core.adapters.schema import usage_events
 from pricing_core.metering.rollups import (
     ROLLUP_INPUT,
+    add_usage_entries,
     copy_rows,
     insert_rows,
     is_pg,
@@ -210,6 +211,10 @@ def write_records(conn: Connection, rec: Records, now: datetime) -> None:
         insert_rows(conn, "ledger_entries", ledger)
         insert_rows(conn, "usage_events", events)
     upsert_rollups(conn, rollup_input(rec))
+    add_usage_entries(
+        conn, rec.account_id[debited], rec.day[debited], ids, -rec.price[debited],
+        rec.micros[debited],
+    )  # fmt: skip
 
 
 SQLITE_CACHE_KIB = 256 * 1024  # page cache for bulk writes (SQLite's default is 2 MiB)

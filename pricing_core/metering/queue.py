@@ -23,13 +23,14 @@ from pricing_core.adapters.storage import run_write
 from pricing_core.catalog.price_book import PriceBook, load_price_book
 from pricing_core.domain.costing import ChargeBasis
 from pricing_core.domain.errors import PricingError
-from pricing_core.domain.money import ZERO
+from pricing_core.domain.money import ZERO, usd_to_nanos
+from pricing_core.domain.periods import epoch_micros
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.holds import lock_wallet_on
 from pricing_core.ledger.wallets import EntryKind, post_entry
 from pricing_core.metering.charges import decide_charge
 from pricing_core.metering.record import rollup_row
-from pricing_core.metering.rollups import add_to_rollups
+from pricing_core.metering.rollups import add_to_rollups, add_usage_entries
 from pricing_core.plans.plan_charges import count_plan_message_on
 
 MAX_DRAIN = 10_000  # events per call; the rest wait for the next one
@@ -129,6 +130,11 @@ def _price_one(
             ledger_entry_id=entry_id,
         )
     )
+    if entry_id is not None:
+        add_usage_entries(
+            conn, [account_id], [row.day], [entry_id], [-usd_to_nanos(quote.price)],
+            [epoch_micros(row.created_at)],
+        )  # fmt: skip
     amounts = rollup_row(event, quote, row.day)
     amounts |= {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0}
     add_to_rollups(conn, amounts, requests=0)

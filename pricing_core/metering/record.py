@@ -38,7 +38,7 @@ from pricing_core.metering.charges import (
     explain_event,
     with_substitution,
 )
-from pricing_core.metering.rollups import add_to_rollups, stripe_of
+from pricing_core.metering.rollups import add_to_rollups, add_usage_entries, stripe_of
 from pricing_core.plans.plan_charges import count_plan_message_on, plan_may_apply
 
 
@@ -187,6 +187,11 @@ def record_on(
         .returning(usage_events.c.id)
     ).scalar_one()
     add_to_rollups(conn, rollup_row(event, quote, day))
+    if entry_id is not None:
+        add_usage_entries(
+            conn, [event.account_id], [day], [entry_id], [-usd_to_nanos(quote.price)],
+            [epoch_micros(event.created_at)],
+        )  # fmt: skip
     return _recorded(event, quote, event_id, balance_after, entry_id)
 
 

@@ -183,6 +183,51 @@ def add_to_rollups(conn: Connection, event: dict[str, Any], *, requests: int = 1
     _upsert_totals(conn, chat, rows)
 
 
+def add_usage_entries(
+    conn: Connection,
+    account_id: Any,
+    day: Any,
+    entry_id: Any,
+    amount: Any,
+    micros: Any,
+) -> None:
+    """Add usage ledger entries to `usage_entries_daily` (account x value day): one
+    value per entry in each argument (sequences of equal length): the account, the
+    event's local day (a date), the entry's id, its amount (nano-USD, < 0) and the
+    event's created_at (UTC microseconds). A batch is summed per key first."""
+    frame = pd.DataFrame(
+        {"account_id": account_id, "day": day, "id": entry_id, "amount": amount, "at": micros}
+    )
+    if len(frame) > 1:
+        frame = (
+            frame.groupby(["account_id", "day"], sort=True)
+            .agg(n=("id", "size"), amount=("amount", "sum"), id=("id", "max"), at=("at", "max"))
+            .reset_index()
+        )
+    else:
+        frame["n"] = 1
+    if frame.empty:
+        return
+    pg = is_pg(conn)
+    greatest = "greatest" if pg else "max"
+    table = "usage_entries_daily"
+    sets = (
+        f"entries = {table}.entries + excluded.entries, "
+        f"amount = {table}.amount + excluded.amount, "
+        f"last_entry_id = {greatest}({table}.last_entry_id, excluded.last_entry_id), "
+        f"last_at = {greatest}({table}.last_at, excluded.last_at)"
+    )
+    columns = {
+        "account_id": frame["account_id"].to_numpy(dtype=object),
+        "day": frame["day"].to_numpy(),
+        "entries": frame["n"].to_numpy(dtype=np.int64),
+        "amount": frame["amount"].to_numpy(dtype=np.int64),
+        "last_entry_id": frame["id"].to_numpy(dtype=np.int64),
+        "last_at": frame["at"].to_numpy(dtype=np.int64),
+    }
+    _upsert(conn, table, columns, ("account_id", "day"), sets, pg)
+
+
 def stripe_of(account_id: str) -> int:
     """The `platform_daily` stripe an account's charges add to (any is exact: readers
     sum the stripes; spreading them keeps concurrent charges off one row)."""

@@ -1,8 +1,9 @@
-"""The rollups kept by triggers, on both back ends: `account_monthly` (from
-`account_daily`) and the range sums read from it (`analytics.account_ranges`),
-`models_in_use` (from `platform_daily`) behind the price book, and
-`usage_entries_daily` (from `usage_events`) behind the Transactions page; against
-figures computed here from the recorded events and entries."""
+"""The rollups behind date ranges, on both back ends: `account_monthly` (kept by
+triggers from `account_daily`) and the range sums read from it
+(`analytics.account_ranges`), `models_in_use` (triggers on `platform_daily`) behind
+the price book, and `usage_entries_daily` (written by every recording path) behind
+the Transactions page; against figures computed here from the recorded events and
+entries."""
 
 from __future__ import annotations
 
