@@ -148,14 +148,14 @@ def ledger_view(
         (
             local_time(value_at),
             local_time(posted),
-            local_time(value_at).date(),
+            day or local_time(value_at).date(),
             kind,
             description,
             entries,
             nanos_to_usd(amount),
             nanos_to_usd(balance),
         )
-        for value_at, posted, kind, description, entries, amount, balance, _ in found
+        for value_at, posted, day, kind, description, entries, amount, balance, _ in found
     ]
     return LedgerView(target, pd.DataFrame(rows, columns=ROW_COLUMNS))
 
@@ -163,13 +163,14 @@ def ledger_view(
 def _usage_days(
     conn: Connection, account: str, start: date | None, end: date | None
 ) -> list[tuple[Any, ...]]:
-    """The account's usage per value day: (last_at, posted, kind, description,
+    """The account's usage per value day: (last_at, posted, day, kind, description,
     entries, amount nanos, balance_after nanos, last entry id)."""
     u, le = usage_entries_daily.c, ledger_entries.c
     query = (
         select(
             u.last_at,
             le.created_at,
+            u.day,
             u.entries,
             type_coerce(u.amount, BigInteger),
             type_coerce(le.balance_after, BigInteger),
@@ -187,9 +188,9 @@ def _usage_days(
     if end:
         query = query.where(u.day <= end)
     return [
-        (last_at, posted, str(EntryKind.USAGE), f"usage: {n:,} request{'' if n == 1 else 's'}",
-         int(n), int(amount), int(balance), entry)
-        for last_at, posted, n, amount, balance, entry in conn.execute(query)
+        (last_at, posted, day, str(EntryKind.USAGE),
+         f"usage: {n:,} request{'' if n == 1 else 's'}", int(n), int(amount), int(balance), entry)
+        for last_at, posted, day, n, amount, balance, entry in conn.execute(query)
     ]  # fmt: skip
 
 
@@ -197,7 +198,7 @@ def _other_entries(
     conn: Connection, account: str, kinds: set[str], start: date | None, end: date | None
 ) -> list[tuple[Any, ...]]:
     """The account's entries of `kinds` (not usage) posted in the range, as
-    `_usage_days` shapes its rows."""
+    `_usage_days` shapes its rows (no day: the local day of when it was posted)."""
     if not kinds:
         return []
     le = ledger_entries.c
@@ -215,7 +216,7 @@ def _other_entries(
     if end:
         query = query.where(le.created_at < day_bounds(end, end)[1])
     return [
-        (at, at, kind, reason or reference or kind, 1, int(amount), int(balance), entry)
+        (at, at, None, kind, reason or reference or kind, 1, int(amount), int(balance), entry)
         for at, kind, reason, reference, amount, balance, entry in conn.execute(query)
     ]
 
