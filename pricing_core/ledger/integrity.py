@@ -221,8 +221,8 @@ def _monthly_mismatches(conn: Connection) -> list[str]:
 
 
 def _usage_entries_mismatches(conn: Connection) -> list[str]:
-    """`usage_entries_daily` (kept by triggers) against the usage entries grouped by
-    their events' account and day."""
+    """`usage_entries_daily` (written by every recording path) against the usage
+    entries grouped by their events' account and day."""
     e, le, u = usage_events.c, ledger_entries.c, usage_entries_daily.c
     from_entries = (
         select(e.account_id, e.day, func.count(), func.sum(le.amount), func.max(le.id))

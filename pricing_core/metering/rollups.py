@@ -194,20 +194,42 @@ def add_usage_entries(
     """Add usage ledger entries to `usage_entries_daily` (account x value day): one
     value per entry in each argument (sequences of equal length): the account, the
     event's local day (a date), the entry's id, its amount (nano-USD, < 0) and the
-    event's created_at (UTC microseconds). A batch is summed per key first."""
-    frame = pd.DataFrame(
-        {"account_id": account_id, "day": day, "id": entry_id, "amount": amount, "at": micros}
-    )
-    if len(frame) > 1:
-        frame = (
-            frame.groupby(["account_id", "day"], sort=True)
+    event's created_at (UTC microseconds). A batch is summed per key first; a single
+    charge skips pandas, which would cost more than the upsert."""
+    if len(entry_id) == 0:
+        return
+    if len(entry_id) == 1:
+        columns = {
+            "account_id": np.asarray(account_id, dtype=object),
+            "day": np.asarray(day),
+            "entries": np.ones(1, dtype=np.int64),
+            "amount": np.asarray(amount, dtype=np.int64),
+            "last_entry_id": np.asarray(entry_id, dtype=np.int64),
+            "last_at": np.asarray(micros, dtype=np.int64),
+        }
+    else:
+        summed = (
+            pd.DataFrame(
+                {
+                    "account_id": account_id,
+                    "day": day,
+                    "id": entry_id,
+                    "amount": amount,
+                    "at": micros,
+                }
+            )  # fmt: skip
+            .groupby(["account_id", "day"], sort=True)
             .agg(n=("id", "size"), amount=("amount", "sum"), id=("id", "max"), at=("at", "max"))
             .reset_index()
         )
-    else:
-        frame["n"] = 1
-    if frame.empty:
-        return
+        columns = {
+            "account_id": summed["account_id"].to_numpy(dtype=object),
+            "day": summed["day"].to_numpy(),
+            "entries": summed["n"].to_numpy(dtype=np.int64),
+            "amount": summed["amount"].to_numpy(dtype=np.int64),
+            "last_entry_id": summed["id"].to_numpy(dtype=np.int64),
+            "last_at": summed["at"].to_numpy(dtype=np.int64),
+        }
     pg = is_pg(conn)
     greatest = "greatest" if pg else "max"
     table = "usage_entries_daily"
@@ -217,14 +239,6 @@ def add_usage_entries(
         f"last_entry_id = {greatest}({table}.last_entry_id, excluded.last_entry_id), "
         f"last_at = {greatest}({table}.last_at, excluded.last_at)"
     )
-    columns = {
-        "account_id": frame["account_id"].to_numpy(dtype=object),
-        "day": frame["day"].to_numpy(),
-        "entries": frame["n"].to_numpy(dtype=np.int64),
-        "amount": frame["amount"].to_numpy(dtype=np.int64),
-        "last_entry_id": frame["id"].to_numpy(dtype=np.int64),
-        "last_at": frame["at"].to_numpy(dtype=np.int64),
-    }
     _upsert(conn, table, columns, ("account_id", "day"), sets, pg)
 
 
