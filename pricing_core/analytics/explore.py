@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -172,29 +173,53 @@ def _daily(
 
 
 def _answer(q: Question, frame: pd.DataFrame, source: str) -> Answer:
-    group, sub = q.group.column, q.subgroup.column if q.subgroup else None
+    """Sum the frame per (period, group, subgroup), the groups past the TOP_GROUPS
+    costliest (ties by name) as OTHER, running totals when cumulative. In plain
+    Python: a few hundred rows cost pandas' per-call overhead, 15 ms, not the sums."""
     if frame.empty:
         points = pd.DataFrame(columns=["period", "group", "subgroup", "value"])
         return Answer(q, points, _value(q.metric, {s: 0 for s in _SUMS}), source)
-    frame = frame.assign(
-        group=frame[group].astype(str), subgroup=frame[sub].astype(str) if sub else ""
-    )
-    for s in _SUMS:
-        frame[s] = frame[s].fillna(0).astype(object).map(int)
-    totals = {s: sum(frame[s]) for s in _SUMS}
-    order = frame.groupby("group")["price"].sum().sort_values(ascending=False).index.tolist()
-    if len(order) > TOP_GROUPS:
-        frame.loc[~frame["group"].isin(order[:TOP_GROUPS]), "group"] = OTHER
-    summed = frame.groupby(["period", "group", "subgroup"], sort=True)[list(_SUMS)].sum()
+    groups = [str(g) for g in frame[q.group.column]]
+    subs = [str(g) for g in frame[q.subgroup.column]] if q.subgroup else [""] * len(groups)
+    # integers (nano-USD, counts); a sum the database or a join left empty counts 0
+    columns = [[0 if v is None or v != v else int(v) for v in frame[s]] for s in _SUMS]
+    totals = {s: sum(c) for s, c in zip(_SUMS, columns, strict=True)}
+    spend: dict[str, int] = defaultdict(int)
+    for g, price in zip(groups, columns[_SUMS.index("price")], strict=True):
+        spend[g] += price
+    if len(spend) > TOP_GROUPS:
+        kept = set(sorted(spend, key=lambda g: (-spend[g], g))[:TOP_GROUPS])
+        groups = [g if g in kept else OTHER for g in groups]
+    summed: dict[tuple[Any, str, str], list[int]] = {}
+    for key, *values in zip(zip(frame["period"], groups, subs, strict=True), *columns, strict=True):
+        into = summed.setdefault(key, [0] * len(_SUMS))
+        for k, v in enumerate(values):
+            into[k] += v
     if q.cumulative:  # running totals, carried through the periods a group was idle
-        wide = summed.unstack(["group", "subgroup"], fill_value=0).cumsum()
-        summed = wide.stack(["group", "subgroup"], future_stack=True)
-        summed = summed[summed["requests"] > 0].sort_index()
-    points = summed.reset_index()
-    points["value"] = [_value(q.metric, r) for r in points[list(_SUMS)].to_dict("records")]
-    return Answer(
-        q, points[["period", "group", "subgroup", "value"]], _value(q.metric, totals), source
-    )
+        summed = _running(summed)
+    rows = [
+        (period, g, sub, _value(q.metric, dict(zip(_SUMS, values, strict=True))))
+        for (period, g, sub), values in sorted(summed.items(), key=lambda kv: kv[0])
+    ]
+    points = pd.DataFrame(rows, columns=["period", "group", "subgroup", "value"])
+    return Answer(q, points, _value(q.metric, totals), source)
+
+
+def _running(
+    summed: dict[tuple[Any, str, str], list[int]],
+) -> dict[tuple[Any, str, str], list[int]]:
+    """Running totals per (group, subgroup) over every period of the answer, kept
+    from the first period with a request."""
+    periods = sorted({period for period, _, _ in summed})
+    out = {}
+    for g, sub in sorted({(g, sub) for _, g, sub in summed}):
+        running = [0] * len(_SUMS)
+        for period in periods:
+            for k, v in enumerate(summed.get((period, g, sub), ())):
+                running[k] += v
+            if running[0] > 0:  # requests
+                out[period, g, sub] = list(running)
+    return out
 
 
 def _value(metric: Metric, sums: dict[str, Any]) -> int | Decimal:
