@@ -1,5 +1,7 @@
 """Pure parts of analytics: exact nano-USD strings, periods, aggregations."""
 
+import dataclasses
+from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
@@ -9,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pricing_core import analytics
+from pricing_core.analytics.explore import OTHER, TOP_GROUPS, Metric, Question, _answer
 from pricing_core.domain.money import nanos_to_usd, printf_usd_format, usd_str
 
 
@@ -130,3 +133,33 @@ def test_a_new_explore_question_replaces_the_old_ones_url_and_keeps_other_parame
     assert after["account"] == ["ada"] and "sub" not in after and "f_model" not in after
     assert after["f_user"] == ["u1"] and after["group"] == ["operation"]
     assert after["from"] == ["2026-11-01"] and after["to"] == ["2026-11-02"]
+
+
+def test_explore_sums_groups_past_the_costliest_twelve_as_other_and_runs_totals():
+    days = [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
+    rows = []
+    for n in range(TOP_GROUPS + 3):  # m03 ties m02 for the last place kept: m02 wins
+        price = 10 * (n + 1) if n != 3 else 30
+        for k, day in enumerate(days[:2] if n % 2 else days[1:]):
+            rows.append({"period": day, "model": f"m{n:02d}", "requests": 1 + k,
+                         "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0,
+                         "provider_cost": 0, "price": price})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    q = Question(days[0], days[-1], Metric.REQUESTS)
+    answer = _answer(q, frame, "test")
+    spend = frame.groupby("model")["price"].sum()
+    ranked = sorted(spend.index, key=lambda m: (-spend[m], m))
+    kept = set(ranked[:TOP_GROUPS])
+    assert {"m00", "m01", "m03"}.isdisjoint(kept) and "m02" in kept
+    want: dict[tuple[date, str], int] = defaultdict(int)
+    for r in rows:
+        want[r["period"], r["model"] if r["model"] in kept else OTHER] += r["requests"]
+    got = {(p, g): v for p, g, _, v in answer.points.itertuples(index=False)}
+    assert got == dict(want) and answer.total == frame["requests"].sum()
+    running = _answer(dataclasses.replace(q, cumulative=True), frame, "test").points
+    for group in {g for _, g in want}:
+        mine = running[running["group"] == group]
+        firsts = [d for d in days if (d, group) in want]
+        expected = [sum(want.get((d, group), 0) for d in days if d <= day)
+                    for day in days if day >= firsts[0]]  # fmt: skip
+        assert mine["value"].tolist() == expected, group
