@@ -15,7 +15,7 @@ from pricing_core.analytics.common import _target, day_bounds, local_time, print
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.principal import Principal
-from pricing_core.metering.charges import explain_event
+from pricing_core.metering.charges import corrections_notes, explain_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +215,7 @@ def chat_detail(
             .limit(page_size)
         ).all()
         book = get_price_book(engine)
+        notes = corrections_notes(conn, [r.id for r in rows])
         frame = pd.DataFrame(
             [
                 (
@@ -228,7 +229,7 @@ def chat_detail(
                     r.output_tokens,
                     r.cached_tokens,
                     r.price,
-                    explain_event(book, r, conn=conn, admin=viewer.is_admin),
+                    explain_event(book, r, conn=conn, admin=viewer.is_admin, notes=notes),
                 )
                 for r in rows
             ],

@@ -9,6 +9,7 @@ and sends every other row through `decide_charge` (`needs_per_event_charge`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -160,7 +161,12 @@ def with_substitution(explanation: str, model: str, metadata: Any) -> str:
 
 
 def explain_event(
-    book: PriceBook, row: Any, *, conn: Connection | None = None, admin: bool = False
+    book: PriceBook,
+    row: Any,
+    *,
+    conn: Connection | None = None,
+    admin: bool = False,
+    notes: Mapping[int, str] | None = None,
 ) -> str:
     """The explanation of a stored event's charge, re-derived from the price book in
     effect at its `created_at`. Falls back to the stored amounts if the price book
@@ -168,25 +174,33 @@ def explain_event(
     Plan charges (included / overage) are explained from the plan version named in
     the event's `price_version` when a connection `conn` is given. A substituted
     model is named first (`with_substitution`); corrections from applied reprices
-    follow (`corrections_note`, with `conn`). `admin`: name the markup
-    (`Quote.admin_explanation`).
+    follow (with `conn`: `notes`, from `corrections_notes` for a page of events, or
+    read for this event). `admin`: name the markup (`Quote.admin_explanation`).
     """
     text = with_substitution(_explain(book, row, conn, admin), row.model, row.metadata)
-    return text if conn is None else text + corrections_note(conn, row.id)
+    if conn is None:
+        return text
+    if notes is None:
+        notes = corrections_notes(conn, [row.id])
+    return text + notes.get(row.id, "")
 
 
-def corrections_note(conn: Connection, event_id: int) -> str:
-    """ "; repriced on 2026-11-28: +$0.0012" per correction of the event
-    (`admin.reprice.apply_reprice`), or ""."""
+def corrections_notes(conn: Connection, event_ids: Sequence[int]) -> dict[int, str]:
+    """Event id -> "; repriced on 2026-11-28: +$0.0012" per correction of the event
+    (`admin.reprice.apply_reprice`), for the events with corrections; one query."""
     c = price_corrections.c
     rows = conn.execute(
-        select(c.created_at, c.amount).where(c.event_id == event_id).order_by(c.id)
+        select(c.event_id, c.created_at, c.amount)
+        .where(c.event_id.in_(list(event_ids)))
+        .order_by(c.event_id, c.id)
     ).all()
-    return "".join(
-        f"; repriced on {r.created_at.date().isoformat()}: "
-        f"{'+' if r.amount > 0 else '-'}{format_money(abs(r.amount))}"
-        for r in rows
-    )
+    notes: dict[int, str] = {}
+    for r in rows:
+        notes[r.event_id] = notes.get(r.event_id, "") + (
+            f"; repriced on {r.created_at.date().isoformat()}: "
+            f"{'+' if r.amount > 0 else '-'}{format_money(abs(r.amount))}"
+        )
+    return notes
 
 
 def _explain(book: PriceBook, row: Any, conn: Connection | None, admin: bool) -> str:

@@ -23,10 +23,12 @@ from pricing_core.admin import catalog
 from pricing_core.admin.prices import propose_price
 from pricing_core.admin.provider_bills import BillFormat, import_bill, parse_bill, reconcile
 from pricing_core.admin.reprice import apply_reprice
+from pricing_core.analytics.chats import chat_detail
 from pricing_core.catalog.price_book import PriceBook, get_price_book
 from pricing_core.catalog.provider_shapes import CASES, check_provider_shapes
 from pricing_core.cli.main import app
 from pricing_core.domain.errors import InvalidUsage, UnknownModel
+from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.jobs.scheduler import run_job
 from pricing_core.ledger.integrity import verify_ledger
@@ -289,8 +291,10 @@ def test_a_reprice_applied_twice_posts_its_corrections_once(engine):
     seed_accounts(engine)
     tokens = [(1200, 300), (4000, 10), (5, 900), (333, 333)]
     for i, t in enumerate(tokens):
-        record_usage(engine, event(f"p{i}", "gpt-4o", t, at=NOW - timedelta(days=i + 1)))
-    record_usage(engine, event("old", "gpt-4o", (1000, 1000), at=NOW - timedelta(days=40)))
+        record_usage(engine, event(f"p{i}", "gpt-4o", t, at=NOW - timedelta(days=i + 1),
+                                   chat_id="trip" if i % 2 else None))  # fmt: skip
+    record_usage(engine, event("old", "gpt-4o", (1000, 1000), at=NOW - timedelta(days=40),
+                               chat_id="trip"))  # fmt: skip
     before = balance(engine, "alice")
     change = propose_price("openai", "gpt-4o", markup="2")
     first = apply_reprice(engine, ADMIN, [change], reason="markup was set wrong", now=NOW)
@@ -330,6 +334,9 @@ def test_a_reprice_applied_twice_posts_its_corrections_once(engine):
     replay = record_usage(engine, event("p0", "gpt-4o", tokens[0], at=NOW - timedelta(days=1)))
     assert replay.price == old[0]
     assert f"repriced on {NOW.date().isoformat()}: +$" in replay.explanation
+    trip = chat_detail(engine, Principal("alice", "alice"), "trip").requests  # oldest first
+    assert trip["request_id"].tolist() == ["old", "p3", "p1"]
+    assert ["repriced on" in x for x in trip["explanation"]] == [False, True, True]
     # back to the right price: the corrections are given back, once
     back = apply_reprice(engine, ADMIN, [propose_price("openai", "gpt-4o", markup="1.25")],
                          reason="undo", now=NOW)  # fmt: skip
