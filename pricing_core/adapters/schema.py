@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    literal,
 )
 
 from pricing_core.adapters.types import DecimalText, NanoUSD, UTCDateTime
@@ -369,19 +370,15 @@ ops_counters = Table(
     PrimaryKeyConstraint("name", "day"),
 )
 
-# Only the entries that move cash (migration 0010), for the Revenue page's cash figures;
-# the query's `kind IN (...)` must stay this expression for the index to be used.
+# Only the entries that move cash (migration 0010), for the cash figures; and an
+# account's entries other than usage (migration 0019), for Transactions. A query uses
+# these expressions themselves, constants inline: SQLite's planner matches a partial
+# index's condition only against literals, never against bound parameters.
 CASH_KINDS = ("purchase", "refund", "reversal")
-Index(
-    "ix_ledger_entries_cash",
-    ledger_entries.c.created_at,
-    postgresql_where=ledger_entries.c.kind.in_(CASH_KINDS),
-    sqlite_where=ledger_entries.c.kind.in_(CASH_KINDS),
-)
-
-# An account's entries other than usage (migration 0019): the Transactions page lists
-# them without walking its usage entries, so the query's `kind <> 'usage'` stays this.
-OTHER_THAN_USAGE = ledger_entries.c.kind != "usage"
+IS_CASH = ledger_entries.c.kind.in_([literal(k, literal_execute=True) for k in CASH_KINDS])
+Index("ix_ledger_entries_cash", ledger_entries.c.created_at, postgresql_where=IS_CASH,
+      sqlite_where=IS_CASH)  # fmt: skip
+OTHER_THAN_USAGE = ledger_entries.c.kind != literal("usage", literal_execute=True)
 Index(
     "ix_ledger_entries_account_other",
     ledger_entries.c.account_id,

@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy import Engine, select
 
-from pricing_core.adapters.schema import ledger_entries
+from pricing_core.adapters.schema import IS_CASH, ledger_entries
 from pricing_core.adapters.schema_billing import checkout_sessions
 from pricing_core.adapters.schema_payments import topup_attempts, topups
 from pricing_core.config import get_settings
@@ -109,7 +109,10 @@ def payment_metrics(engine: Engine, viewer: Principal, start: date, end: date) -
             counts["topups"][local_day(at, tz)] += 1
         for at, amount in conn.execute(
             select(le.created_at, le.amount).where(
-                le.kind == str(EntryKind.REFUND), le.created_at >= lo, le.created_at < hi
+                IS_CASH,  # the cash index's own condition, which SQLite's planner needs
+                le.kind == str(EntryKind.REFUND),
+                le.created_at >= lo,
+                le.created_at < hi,
             )
         ):
             counts["refunds"][local_day(at, tz)] += 1

@@ -31,10 +31,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, literal, select
+from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.schema import CASH_KINDS, account_daily, ledger_entries
+from pricing_core.adapters.schema import IS_CASH, account_daily, ledger_entries
 from pricing_core.adapters.schema_billing import (
     checkout_sessions,
     credit_packages,
@@ -103,8 +103,7 @@ def pack_movements(conn: Connection, lo: datetime, hi: datetime) -> list[CashMov
     le = ledger_entries.c
     rows = conn.execute(
         select(le.created_at, le.amount, le.reference, le.kind).where(
-            # literals, as in the partial index's WHERE, so both back ends can use it
-            le.kind.in_([literal(k, literal_execute=True) for k in CASH_KINDS]),
+            IS_CASH,  # the cash index's own condition (`adapters.schema`)
             le.created_at >= lo,
             le.created_at < hi,
         )
