@@ -83,9 +83,8 @@ def plan_frame(
     for account, day in sorted(split):
         one_day = dataclasses.replace(q, start=day, end=day)
         frames.append(by_day(engine, one_day, account, dims).drop(columns="period"))
-    frame = (
-        pd.concat([f for f in frames if len(f)], ignore_index=True) if rows or split else frames[0]
-    )
+    found = [f for f in frames if len(f)]  # a split day's events may all be filtered out
+    frame = pd.concat(found, ignore_index=True) if found else frames[0]
     kept = q.filters.get(Group.PLAN)
     if kept:
         frame = frame[frame["plan"].isin(list(kept))].reset_index(drop=True)

@@ -174,3 +174,8 @@ def test_plans_from_the_rollups_equal_each_events_plan_on_whole_and_split_days(e
     kept = explore(engine, admin, dataclasses.replace(q, filters={Group.PLAN: ("starter",)}),
                    account_id="*")  # fmt: skip
     assert kept.total == sum(v for (p, _), v in want.items() if p == "starter")
+    # the day pc joins is read from its events; a plan nobody was on finds none there
+    joined = c_joins.date()
+    nobody = Question(joined, joined, Metric.REQUESTS, Group.PLAN, filters={Group.PLAN: ("pro",)})
+    none = explore(engine, admin, nobody, account_id="pc")
+    assert none.total == 0 and none.points.empty
