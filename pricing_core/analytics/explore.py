@@ -26,18 +26,17 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, Engine, Table, func, select, type_coerce
+from sqlalchemy import Engine, Table, select
 
 from pricing_core.adapters.schema import account_daily, platform_daily, usage_daily
 from pricing_core.analytics.explore_events import (
-    AMOUNTS,
     EVENT_COLUMNS,
     Bar,
     bar_events,
     event_dimension_values,
     events_frame,
 )
-from pricing_core.analytics.explore_plans import plan_frame
+from pricing_core.analytics.explore_plans import SUMS, plan_frame, rollup_sums
 from pricing_core.analytics.explore_question import (
     MAX_HOURLY_DAYS,
     NO_API_KEY,
@@ -86,9 +85,6 @@ class Answer:
         for r in self.points.itertuples(index=False):
             writer.writerow([r.period.isoformat(), r.group, r.subgroup, r.value])
         return out.getvalue()
-
-
-_SUMS = ("requests", *AMOUNTS)
 
 
 def explore(
@@ -148,16 +144,12 @@ def _table(dims: list[Group], everyone: bool) -> Table:
     return usage_daily
 
 
-def _sums(table: Table) -> list[Any]:
-    return [func.sum(type_coerce(table.c[s], BigInteger)).label(s) for s in _SUMS]
-
-
 def _daily(
     engine: Engine, table: Table, q: Question, target: str | None, dims: list[Group]
 ) -> pd.DataFrame:
     c = table.c
     keys = [c[d.column] for d in dims]
-    query = select(c.day, *keys, *_sums(table)).where(c.day >= q.start, c.day <= q.end)
+    query = select(c.day, *keys, *rollup_sums(table)).where(c.day >= q.start, c.day <= q.end)
     if target is not None:
         query = query.where(c.account_id == target)
     for group, kept in q.filters.items():
@@ -166,7 +158,7 @@ def _daily(
     with engine.connect() as conn:
         rows = conn.execute(query.group_by(c.day, *keys)).all()
     frame = pd.DataFrame(
-        [tuple(r) for r in rows], columns=["day", *(d.column for d in dims), *_SUMS]
+        [tuple(r) for r in rows], columns=["day", *(d.column for d in dims), *SUMS]
     )
     frame["period"] = [period_start(d, Granularity(q.step.value)) for d in frame["day"]]
     return frame
@@ -178,27 +170,27 @@ def _answer(q: Question, frame: pd.DataFrame, source: str) -> Answer:
     Python: a few hundred rows cost pandas' per-call overhead, 15 ms, not the sums."""
     if frame.empty:
         points = pd.DataFrame(columns=["period", "group", "subgroup", "value"])
-        return Answer(q, points, _value(q.metric, {s: 0 for s in _SUMS}), source)
+        return Answer(q, points, _value(q.metric, {s: 0 for s in SUMS}), source)
     groups = [str(g) for g in frame[q.group.column]]
     subs = [str(g) for g in frame[q.subgroup.column]] if q.subgroup else [""] * len(groups)
     # integers (nano-USD, counts); a sum the database or a join left empty counts 0
-    columns = [[0 if v is None or v != v else int(v) for v in frame[s]] for s in _SUMS]
-    totals = {s: sum(c) for s, c in zip(_SUMS, columns, strict=True)}
+    columns = [[0 if v is None or v != v else int(v) for v in frame[s]] for s in SUMS]
+    totals = {s: sum(c) for s, c in zip(SUMS, columns, strict=True)}
     spend: dict[str, int] = defaultdict(int)
-    for g, price in zip(groups, columns[_SUMS.index("price")], strict=True):
+    for g, price in zip(groups, columns[SUMS.index("price")], strict=True):
         spend[g] += price
     if len(spend) > TOP_GROUPS:
         kept = set(sorted(spend, key=lambda g: (-spend[g], g))[:TOP_GROUPS])
         groups = [g if g in kept else OTHER for g in groups]
     summed: dict[tuple[Any, str, str], list[int]] = {}
     for key, *values in zip(zip(frame["period"], groups, subs, strict=True), *columns, strict=True):
-        into = summed.setdefault(key, [0] * len(_SUMS))
+        into = summed.setdefault(key, [0] * len(SUMS))
         for k, v in enumerate(values):
             into[k] += v
     if q.cumulative:  # running totals, carried through the periods a group was idle
         summed = _running(summed)
     rows = [
-        (period, g, sub, _value(q.metric, dict(zip(_SUMS, values, strict=True))))
+        (period, g, sub, _value(q.metric, dict(zip(SUMS, values, strict=True))))
         for (period, g, sub), values in sorted(summed.items(), key=lambda kv: kv[0])
     ]
     points = pd.DataFrame(rows, columns=["period", "group", "subgroup", "value"])
@@ -213,7 +205,7 @@ def _running(
     periods = sorted({period for period, _, _ in summed})
     out = {}
     for g, sub in sorted({(g, sub) for _, g, sub in summed}):
-        running = [0] * len(_SUMS)
+        running = [0] * len(SUMS)
         for period in periods:
             for k, v in enumerate(summed.get((period, g, sub), ())):
                 running[k] += v

@@ -26,7 +26,14 @@ from pricing_core.analytics.explore_question import Group, Question
 from pricing_core.domain.periods import Granularity, period_start
 from pricing_core.domain.plans import PAYG_CODE
 
-SUMS = ("requests", *AMOUNTS)
+SUMS = ("requests", *AMOUNTS)  # what every Explore frame sums
+
+
+def rollup_sums(table: Table) -> list[Any]:
+    """SQL: the sum of each of SUMS in a daily rollup, as integers (nano-USD, counts)."""
+    return [func.sum(type_coerce(table.c[s], BigInteger)).label(s) for s in SUMS]
+
+
 _SPLIT = object()  # a subscription starts or ends inside the day
 
 
@@ -49,7 +56,7 @@ def plan_frame(
     if target is not None:
         where.append(t.account_id == target)
     where += [t[g.column].in_(list(kept)) for g, kept in q.filters.items() if kept and g in other]
-    sums = [func.sum(type_coerce(t[x], BigInteger)).label(x) for x in SUMS]
+    sums = rollup_sums(table)
     with engine.connect() as conn:
         subs = conn.execute(
             select(s.account_id, s.plan_code, s.started_at, s.ended_at).where(*overlapping)
