@@ -161,6 +161,23 @@ def upgrade(engine: Engine) -> None:
     """Apply every migration (one linear history) to the engine's database."""
 
     command.upgrade(alembic_config(engine), "head")
+    if engine.dialect.name == "sqlite":
+        _reanalyze(engine)
+
+
+def _reanalyze(engine: Engine) -> None:
+    """Refresh SQLite's planner statistics if the database keeps them: a migration that
+    rebuilds an index drops its `sqlite_stat1` row, and without it the planner stopped
+    choosing that index (payment metrics at 10M events: 0.9 ms -> 653 ms). A database
+    never analyzed is left so, as it was. `analysis_limit` samples each index, so this
+    takes milliseconds even at 10M events."""
+    with engine.begin() as conn:
+        kept = conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+        ).first()
+        if kept:
+            conn.exec_driver_sql("PRAGMA analysis_limit = 1000")
+            conn.exec_driver_sql("ANALYZE")
 
 
 def ensure_schema(engine: Engine) -> bool:
