@@ -33,7 +33,8 @@ def test_an_analyzed_sqlite_database_keeps_statistics_for_indexes_a_migration_re
     command.upgrade(alembic_config(engine), "0018_models_in_use")
     with engine.begin() as conn:
         conn.exec_driver_sql(
-            "INSERT INTO accounts (id, name, kind, created_at) VALUES ('a1', 'A', 'personal', '2026-01-01')"
+            "INSERT INTO accounts (id, name, kind, created_at) "
+            "VALUES ('a1', 'A', 'personal', '2026-01-01')"
         )
         conn.exec_driver_sql(
             "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, "
@@ -49,6 +50,7 @@ def test_a_never_analyzed_sqlite_database_is_not_analyzed_by_migrations(tmp_path
     engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
     upgrade(engine)
     with engine.connect() as conn:
-        assert conn.exec_driver_sql(
-            "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
-        ).first() is None
+        assert (
+            conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first()
+            is None
+        )
