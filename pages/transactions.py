@@ -71,6 +71,18 @@ if not usage_days.empty:
         placeholder="Choose a day",
     )
     if day is not None:
+        count = int(usage_days.loc[usage_days["day"] == day, "entries"].iloc[0])
+        if count > analytics.ENTRIES_SHOWN:
+            st.caption(f"The newest {analytics.ENTRIES_SHOWN} of this day's {count:,} entries.")
+        st.download_button(
+            "Download this day's usage entries (CSV)",
+            data=lambda: analytics.ledger_csv(
+                _session.engine(), viewer, kinds=[EntryKind.USAGE], start=day, end=day
+            ),
+            file_name=f"usage_{day}.csv",
+            mime="text/csv",
+            icon=":material/download:",
+        )
         st.dataframe(
             _format.ledger_rows_frame(
                 _session.cached(analytics.usage_entries_of_day, viewer, day=day),

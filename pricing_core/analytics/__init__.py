@@ -30,6 +30,7 @@ from pricing_core.analytics.chats import (
 )
 from pricing_core.analytics.common import day_bounds, local_time, nanos_str
 from pricing_core.analytics.transactions import (
+    ENTRIES_SHOWN,
     ENTRY_COLUMNS,
     ROW_COLUMNS,
     LedgerView,
@@ -59,8 +60,8 @@ from pricing_core.analytics.usage import (
 )
 
 __all__ = [
-    "CHAT_COLUMNS", "CHAT_PAGE_SIZE", "DAILY_COLUMNS", "ENTRY_COLUMNS", "EXPORT_COLUMNS",
-    "MODEL_TABLE_COLUMNS", "RECENT_ENTRIES", "REQUEST_COLUMNS", "ROW_COLUMNS",
+    "CHAT_COLUMNS", "CHAT_PAGE_SIZE", "DAILY_COLUMNS", "ENTRIES_SHOWN", "ENTRY_COLUMNS",
+    "EXPORT_COLUMNS", "MODEL_TABLE_COLUMNS", "RECENT_ENTRIES", "REQUEST_COLUMNS", "ROW_COLUMNS",
     "BalanceState", "ChatDetail", "Dimension", "Granularity", "LedgerView", "Measure",
     "Overview", "UsageReport", "balance_state", "chat_detail", "day_bounds",
     "count_chats", "describe_entry", "filter_report", "ledger_csv", "ledger_span",

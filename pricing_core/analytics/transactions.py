@@ -30,6 +30,7 @@ from pricing_core.domain.money import nanos_to_usd
 from pricing_core.domain.principal import Principal
 from pricing_core.ledger.wallets import EntryKind
 
+ENTRIES_SHOWN = 100  # a day's usage entries listed at once (the busiest: ~1,100 a day)
 ROW_COLUMNS = [
     "value_at",
     "created_at",
@@ -222,37 +223,56 @@ def _other_entries(
 
 
 def usage_entries_of_day(
-    engine: Engine, viewer: Principal, *, day: date, account_id: str | None = None
+    engine: Engine,
+    viewer: Principal,
+    *,
+    day: date,
+    account_id: str | None = None,
+    limit: int = ENTRIES_SHOWN,
 ) -> pd.DataFrame:
-    """The account's usage entries of one value day (configured zone), newest first.
-    Columns: ENTRY_COLUMNS; value_at and created_at aware in the configured zone,
-    amount and balance_after Decimal USD. Raises PermissionDenied."""
+    """The account's newest `limit` usage entries of one value day (configured zone),
+    newest first; `ledger_csv` of that day has them all. Columns: ENTRY_COLUMNS;
+    value_at and created_at aware in the configured zone, amount and balance_after
+    Decimal USD. Raises PermissionDenied."""
     target = _target(viewer, account_id)
-    le, ue = ledger_entries.c, usage_events.c
-    # the day as recorded (`usage_events.day`), found through the index on the events'
-    # times, a day wider on each side for a zone changed since
-    low, high = day_bounds(day - timedelta(days=1), day + timedelta(days=1))
-    query = (
-        select(
-            le.id,
-            ue.created_at,
-            le.created_at,
-            le.kind,
-            type_coerce(le.amount, BigInteger),
-            type_coerce(le.balance_after, BigInteger),
-            le.reference,
-            le.reason,
-            le.actor,
-        )
-        .select_from(
-            usage_events.join(
-                ledger_entries, and_(le.id == ue.ledger_entry_id, le.account_id == ue.account_id)
-            )
-        )
-        .where(ue.account_id == target, ue.created_at >= low, ue.created_at < high, ue.day == day)
-        .order_by(ue.created_at.desc(), le.id.desc())
-    )
+    le, ue, r = ledger_entries.c, usage_events.c, usage_entries_daily.c
     with engine.connect() as conn:
+        # the day's latest event (the rollup's) bounds the index walk from above, so
+        # the next day's events are not read; a day earlier from below, for a zone
+        # changed since the day was recorded
+        last_at = conn.execute(
+            select(r.last_at).where(r.account_id == target, r.day == day)
+        ).scalar()
+        if last_at is None:
+            return pd.DataFrame([], columns=ENTRY_COLUMNS)
+        low = day_bounds(day - timedelta(days=1), day)[0]
+        query = (
+            select(
+                le.id,
+                ue.created_at,
+                le.created_at,
+                le.kind,
+                type_coerce(le.amount, BigInteger),
+                type_coerce(le.balance_after, BigInteger),
+                le.reference,
+                le.reason,
+                le.actor,
+            )
+            .select_from(
+                usage_events.join(
+                    ledger_entries,
+                    and_(le.id == ue.ledger_entry_id, le.account_id == ue.account_id),
+                )
+            )
+            .where(
+                ue.account_id == target,
+                ue.created_at >= low,
+                ue.created_at <= last_at,
+                ue.day == day,
+            )
+            .order_by(ue.created_at.desc(), le.id.desc())
+            .limit(limit)
+        )
         rows = [
             (entry, local_time(value_at), local_time(posted), kind, nanos_to_usd(amount),
              nanos_to_usd(balance), reference, reason, actor)

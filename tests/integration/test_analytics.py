@@ -318,6 +318,11 @@ def test_a_grouped_usage_row_expands_to_its_entries(data):
     assert entries["amount"].tolist() == [-expected("a5"), -expected("a4")]  # newest first
     assert entries["reference"].tolist() == ["a5", "a4"]
     assert entries["balance_after"].iloc[0] == today["balance_after"]
+    newest = analytics.usage_entries_of_day(data, ALICE, day=today["day"], limit=1)
+    assert newest["reference"].tolist() == ["a5"]
+    before = today["day"] - timedelta(days=400)  # no usage: no entries, the same columns
+    none = analytics.usage_entries_of_day(data, ALICE, day=before)
+    assert none.empty and list(none.columns) == analytics.ENTRY_COLUMNS
 
 
 @settings(
