@@ -12,19 +12,30 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    String,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import account_daily, accounts, usage_daily
-from pricing_core.catalog.price_book import get_price_book
+from pricing_core.catalog.price_book import PriceBook, get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
 from pricing_core.domain.forecast import PACE_WINDOW_DAYS, complete_days
-from pricing_core.domain.money import ZERO, usd_str
+from pricing_core.domain.money import nanos_to_usd, usd_str
 from pricing_core.domain.periods import local_moment, month_bounds, month_of, previous_months
 from pricing_core.domain.plan_advice import Recommendation, recommend_plan
 from pricing_core.domain.plans import (
@@ -87,34 +98,64 @@ def monthly_usage_on(conn: Connection, account_id: str, months: list[str]) -> di
     tz = get_settings().tz
     first, _ = month_bounds(months[0], tz)
     _, last = month_bounds(months[-1], tz)
-    d = usage_daily.c
-    rows = conn.execute(
-        select(d.day, d.operation, d.model, func.sum(d.requests), func.sum(d.price))
-        .where(d.account_id == account_id, d.day >= first.date(), d.day < last.date())
-        .group_by(d.day, d.operation, d.model)
-    ).all()
     book = get_price_book(conn.engine)
+    d = usage_daily.c
+    # "YYYY-MM" of the local day; constants inline, so PostgreSQL sees the same
+    # expression in SELECT and GROUP BY
+    month = func.substr(cast(d.day, String), literal_column("1"), literal_column("7"))
+    # whether an operation is fixed-price (so not a message, by default) is taken at
+    # each day's start and changes only where an operation price takes effect: rows
+    # are summed per month and stretch between such days, not per day
+    changes = [c for c in _price_change_days(book, tz) if first.date() < c < last.date()]
+    keys = [month, d.operation, d.model]
+    if changes:
+        keys.append(case(*((d.day < c, k) for k, c in enumerate(changes)), else_=len(changes)))
+    rows = conn.execute(
+        select(
+            month,
+            func.min(d.day),
+            d.operation,
+            d.model,
+            func.sum(d.requests),
+            type_coerce(func.sum(d.price), BigInteger),
+        )
+        .where(d.account_id == account_id, d.day >= first.date(), d.day < last.date())
+        .group_by(*keys)
+    ).all()
     messages: dict[str, int] = defaultdict(int)
-    charged: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    other: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for day, operation, model, requests, price in rows:
-        month = day.strftime("%Y-%m")
-        # fixed-price or not as at the day's start (the rollup keeps no charge basis)
+    charged: dict[str, int] = defaultdict(int)  # nano-USD
+    other: dict[str, int] = defaultdict(int)
+    for month_name, day, operation, model, requests, price in rows:
         fixed = book.operation_row(operation, local_moment(day, time(0), tz), model) is not None
         if counts_as_message(operation, fixed=fixed):
-            messages[month] += int(requests)
-            charged[month] += Decimal(price or 0)
+            messages[month_name] += int(requests)
+            charged[month_name] += int(price or 0)
         else:
-            other[month] += Decimal(price or 0)
+            other[month_name] += int(price or 0)
     on_plan = plan_usage_on(conn, account_id, months)
     out = {}
-    for month in months:
-        payg = charged[month]
-        counter: Any = on_plan.get(month)
+    for month_name in months:
+        payg = nanos_to_usd(charged[month_name])
+        counter: Any = on_plan.get(month_name)
         if counter is not None:  # replace the plan's charges by their payg value
             payg = payg - counter.overage + counter.payg_value
-        out[month] = MonthUsage(month, messages[month], payg, other[month])
+        out[month_name] = MonthUsage(
+            month_name, messages[month_name], payg, nanos_to_usd(other[month_name])
+        )
     return out
+
+
+def _price_change_days(book: PriceBook, tz: ZoneInfo) -> list[date]:
+    """The local days from whose start each operation price is in effect (its first
+    whole day), sorted: the only days where a call's being fixed-price can change."""
+    out = set()
+    for rows in book.operations.values():
+        for row in rows:
+            day = row.effective_from.astimezone(tz).date()
+            if local_moment(day, time(0), tz) < row.effective_from:
+                day += timedelta(days=1)
+            out.add(day)
+    return sorted(out)
 
 
 def advise_plan(

@@ -15,13 +15,14 @@ from typer.testing import CliRunner
 
 from pricing_core.adapters.schema import usage_events
 from pricing_core.adapters.schema_billing import plans
+from pricing_core.admin.prices import set_operation_price
 from pricing_core.cli.main import app
 from pricing_core.config import get_settings
 from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.wallets import create_account
 from pricing_core.metering.batch import record_usage_batch
-from pricing_core.plans.advice import advise_plan, recommendation_json
+from pricing_core.plans.advice import advise_plan, monthly_usage_on, recommendation_json
 from pricing_core.plans.subscriptions import SubscriptionSource
 from pricing_core.plans.switching import switch_plan
 
@@ -32,6 +33,7 @@ SEEDED = {  # the migration's plans, restated: fee, included, overage, cap
     "professional": (D("15"), 10_000, D("0.0001"), D("200")),
 }
 TINY = (D("1"), 5, D("0.01"), D("1.2"))
+ADMIN = Principal("ops", None, role="admin")
 
 
 @pytest.fixture
@@ -226,3 +228,20 @@ def test_a_young_account_is_not_compared_over_months_before_it_existed(usage):
     assert [m.month for m in advice.recommendation.months] == ["2025-04"]  # this month only
     older = advise_plan(usage, Principal("heavy", "heavy"), months=2, now=NOW)
     assert [m.month for m in older.recommendation.months] == ["2025-02", "2025-03", "2025-04"]
+
+
+def test_an_operation_priced_fixed_mid_month_stops_counting_as_messages_from_that_day(usage):
+    # chat_message gets a fixed price from February 15th, 00:00 New York: the light
+    # account's February 10th message still counts, its 27th and 28th are other usage
+    set_operation_price(
+        usage, ADMIN, "chat_message", price=D("0.01"), provider_cost=D("0.001"),
+        effective_from=datetime(2025, 2, 15, 5, tzinfo=UTC), reason="flat chats",
+        allow_retroactive=True, now=NOW,
+    )  # fmt: skip
+    with usage.connect() as conn:
+        rows = conn.execute(select(usage_events).where(usage_events.c.account_id == "light")).all()
+        february = monthly_usage_on(conn, "light", ["2025-02"])["2025-02"]
+    priced = {r.created_at.astimezone(UTC).strftime("%m-%d"): payg_price(r) for r in rows}
+    assert february.messages == 1
+    assert february.payg_cost == priced["02-10"]
+    assert february.other_cost == priced["02-27"] + priced["02-28"]
