@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
 
@@ -104,18 +106,21 @@ def usage_report(
             func.sum(d.input_tokens),
             func.sum(d.output_tokens),
             func.sum(d.cached_tokens),
-            func.sum(d.price),
+            type_coerce(func.sum(d.price), BigInteger),
         )
         .where(d.account_id == target, d.day >= start, d.day <= end)
         .group_by(d.day, d.provider, d.model, d.operation)
         .order_by(d.day, d.provider, d.model, d.operation)
     )
     with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(query)]
-    frame = pd.DataFrame(rows, columns=DAILY_COLUMNS)
-    for column in ("requests", "input_tokens", "output_tokens", "cached_tokens"):
-        frame[column] = frame[column].astype("int64")
-    return UsageReport(target, start, end, frame)
+        rows = conn.execute(query).all()
+    # built column by column: a frame from 1,400 row tuples cost more than the query
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(DAILY_COLUMNS)
+    data: dict[str, Any] = dict(zip(DAILY_COLUMNS, columns, strict=True))
+    for name in ("requests", "input_tokens", "output_tokens", "cached_tokens"):
+        data[name] = np.array(data[name], dtype="int64")
+    data["cost"] = [nanos_to_usd(n) for n in data["cost"]]
+    return UsageReport(target, start, end, pd.DataFrame(data, columns=DAILY_COLUMNS))
 
 
 def filter_report(
