@@ -50,6 +50,13 @@ def _local_times(values: Sequence[object]) -> pd.Series:
     )
 
 
+def rows_frame(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> pd.DataFrame:
+    """A frame of query rows, built column by column: from a thousand row tuples pandas
+    took longer (2 ms) than the query that produced them."""
+    data = zip(*rows, strict=True) if rows else [()] * len(columns)
+    return pd.DataFrame(dict(zip(columns, (list(c) for c in data), strict=True)), columns=columns)
+
+
 def shown(amount: Decimal) -> str:
     """An amount of Decimal USD for people, in the display unit (`DisplayUnit.format`:
     USD by `format_money`, or credits)."""

@@ -29,6 +29,7 @@ import pandas as pd
 from sqlalchemy import Engine, Table, select
 
 from pricing_core.adapters.schema import account_daily, platform_daily, usage_daily
+from pricing_core.analytics.common import rows_frame
 from pricing_core.analytics.explore_events import (
     EVENT_COLUMNS,
     Bar,
@@ -157,10 +158,9 @@ def _daily(
             query = query.where(c[group.column].in_(list(kept)))
     with engine.connect() as conn:
         rows = conn.execute(query.group_by(c.day, *keys)).all()
-    frame = pd.DataFrame(
-        [tuple(r) for r in rows], columns=["day", *(d.column for d in dims), *SUMS]
-    )
-    frame["period"] = [period_start(d, Granularity(q.step.value)) for d in frame["day"]]
+    frame = rows_frame(rows, ["day", *(d.column for d in dims), *SUMS])
+    step = Granularity(q.step.value)
+    frame["period"] = [period_start(d, step) for d in frame["day"].tolist()]
     return frame
 
 
@@ -171,10 +171,10 @@ def _answer(q: Question, frame: pd.DataFrame, source: str) -> Answer:
     if frame.empty:
         points = pd.DataFrame(columns=["period", "group", "subgroup", "value"])
         return Answer(q, points, _value(q.metric, {s: 0 for s in SUMS}), source)
-    groups = [str(g) for g in frame[q.group.column]]
-    subs = [str(g) for g in frame[q.subgroup.column]] if q.subgroup else [""] * len(groups)
+    groups = [str(g) for g in frame[q.group.column].tolist()]
+    subs = [str(g) for g in frame[q.subgroup.column].tolist()] if q.subgroup else [""] * len(groups)
     # integers (nano-USD, counts); a sum the database or a join left empty counts 0
-    columns = [[0 if v is None or v != v else int(v) for v in frame[s]] for s in SUMS]
+    columns = [[0 if v is None or v != v else int(v) for v in frame[s].tolist()] for s in SUMS]
     totals = {s: sum(c) for s, c in zip(SUMS, columns, strict=True)}
     spend: dict[str, int] = defaultdict(int)
     for g, price in zip(groups, columns[SUMS.index("price")], strict=True):
@@ -183,7 +183,8 @@ def _answer(q: Question, frame: pd.DataFrame, source: str) -> Answer:
         kept = set(sorted(spend, key=lambda g: (-spend[g], g))[:TOP_GROUPS])
         groups = [g if g in kept else OTHER for g in groups]
     summed: dict[tuple[Any, str, str], list[int]] = {}
-    for key, *values in zip(zip(frame["period"], groups, subs, strict=True), *columns, strict=True):
+    keys = zip(frame["period"].tolist(), groups, subs, strict=True)
+    for key, *values in zip(keys, *columns, strict=True):
         into = summed.setdefault(key, [0] * len(SUMS))
         for k, v in enumerate(values):
             into[k] += v

@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, Connection, Engine, case, func, or_, select, 
 from pricing_core.adapters.schema import api_keys, usage_events
 from pricing_core.adapters.schema_billing import plans, subscriptions
 from pricing_core.analytics.chats import chats_active
-from pricing_core.analytics.common import _local_times, day_bounds
+from pricing_core.analytics.common import _local_times, day_bounds, rows_frame
 from pricing_core.analytics.explore_question import (
     NO_API_KEY,
     NO_CHAT,
@@ -154,9 +154,7 @@ def by_day(engine: Engine, q: Question, target: str | None, dims: list[Group]) -
         query = query.where(c.plan.in_(list(q.filters[Group.PLAN])))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = pd.DataFrame(
-        [tuple(r) for r in rows], columns=["day", *(d.column for d in dims), "requests", *AMOUNTS]
-    )
+    frame = rows_frame(rows, ["day", *(d.column for d in dims), "requests", *AMOUNTS])
     for group, name in MISSING.items():
         if group in dims:
             frame[group.column] = frame[group.column].fillna(name)

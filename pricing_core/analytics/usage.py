@@ -10,14 +10,19 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
 
 from pricing_core.adapters.schema import usage_daily, usage_events
-from pricing_core.analytics.common import _local_times, _target, day_bounds, nanos_str, shown
+from pricing_core.analytics.common import (
+    _local_times,
+    _target,
+    day_bounds,
+    nanos_str,
+    rows_frame,
+    shown,
+)
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.money import ZERO, format_tokens, nanos_to_usd, round_nano
@@ -114,13 +119,11 @@ def usage_report(
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    # built column by column: a frame from 1,400 row tuples cost more than the query
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(DAILY_COLUMNS)
-    data: dict[str, Any] = dict(zip(DAILY_COLUMNS, columns, strict=True))
+    frame = rows_frame(rows, DAILY_COLUMNS)
     for name in ("requests", "input_tokens", "output_tokens", "cached_tokens"):
-        data[name] = np.array(data[name], dtype="int64")
-    data["cost"] = [nanos_to_usd(n) for n in data["cost"]]
-    return UsageReport(target, start, end, pd.DataFrame(data, columns=DAILY_COLUMNS))
+        frame[name] = frame[name].astype("int64")
+    frame["cost"] = [nanos_to_usd(n) for n in frame["cost"].tolist()]
+    return UsageReport(target, start, end, frame)
 
 
 def filter_report(
