@@ -70,12 +70,17 @@ def _previous() -> ModuleType:
     return module
 
 
+def record_usage() -> str:
+    """This revision's `pricing_record_usage` (0013's with the changes above)."""
+    previous = _previous().RECORD_USAGE
+    assert CROSSING in previous and previous.count(ENTRY) == 1
+    return previous.replace(CROSSING, CROSSING_OWN_LINES).replace(ENTRY, ENTRY_ADDED)
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    previous = _previous().RECORD_USAGE
-    assert CROSSING in previous and previous.count(ENTRY) == 1
-    op.execute(previous.replace(CROSSING, CROSSING_OWN_LINES).replace(ENTRY, ENTRY_ADDED))
+    op.execute(record_usage())
 
 
 def downgrade() -> None:

@@ -1,13 +1,24 @@
 """Rollups for the pages' date ranges (on `schema.metadata`): `account_monthly`,
-kept by database triggers on `account_daily`, and `usage_entries_daily`, which every
-recording path (the PL/pgSQL charge, the batch ingest, the general path, the
-unpriced-usage queue) writes in its own transaction."""
+kept by database triggers on `account_daily`, and `usage_entries_daily` and
+`chat_daily`, which every recording path (the PL/pgSQL charge, the batch ingest, the
+general path, the unpriced-usage queue) writes in its own transaction."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, Index, PrimaryKeyConstraint, Table
+from typing import Any
 
-from pricing_core.adapters.schema import ShortId, daily_sums, metadata
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    literal_column,
+)
+
+from pricing_core.adapters.schema import LongId, ShortId, daily_sums, metadata
 from pricing_core.adapters.types import NanoUSD, UTCDateTime
 
 # Account x month (its first day), from `account_daily` (migration 0017).
@@ -38,3 +49,33 @@ usage_entries_daily = Table(
     Column("last_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("account_id", "day"),
 )
+
+# An account's usage per day, chat and API key (migration 0021): Explore's questions
+# by chat or API key without reading the events. "" stands for no chat / no API key
+# (key columns cannot be NULL). Written with the daily rollups by every recording
+# path (`metering.rollups`, the charge function).
+NO_KEY = ""
+chat_daily = Table(
+    "chat_daily",
+    metadata,
+    Column("account_id", ShortId, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("chat_id", LongId, nullable=False),
+    Column("api_key", String(255), nullable=False),
+    *daily_sums(),
+    PrimaryKeyConstraint("account_id", "day", "chat_id", "api_key"),
+)
+
+
+def api_key_sql(dialect: str) -> Any:
+    """SQL: a `usage_events` row's API key as `chat_daily` keys it (the text under
+    "api_key" in its metadata, else ""), for checking the rollup against the events."""
+    m = "usage_events.metadata"
+    if dialect == "postgresql":
+        sql = f"CASE WHEN json_typeof({m}->'api_key') = 'string' THEN {m}->>'api_key' ELSE '' END"
+    else:
+        sql = (
+            f"CASE WHEN json_type({m}, '$.api_key') = 'text' "
+            f"THEN json_extract({m}, '$.api_key') ELSE '' END"
+        )
+    return literal_column(sql)

@@ -252,6 +252,20 @@ def to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+def api_key_of(metadata: Mapping[str, Any] | None) -> str:
+    """The API key a call came through (`API_KEY_METADATA`), "" without one; a value
+    that is not text is not a key (the charge function and the migration agree)."""
+    value = (metadata or {}).get(API_KEY_METADATA)
+    return value if isinstance(value, str) else ""
+
+
+def api_key_of_json(text: str | None) -> str:
+    """`api_key_of` for metadata stored as JSON text; parsed only if it names a key."""
+    if not text or f'"{API_KEY_METADATA}"' not in text:
+        return ""
+    return api_key_of(json.loads(text))
+
+
 def with_api_key(metadata: Mapping[str, Any] | None, key_id: str) -> dict[str, Any] | None:
     """`metadata` with the API key a call came through (`API_KEY_METADATA`), which
     overrides a caller's own value under that name. A caller that used every one of

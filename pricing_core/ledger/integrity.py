@@ -10,7 +10,8 @@
    rollups (`platform_daily`, `account_daily`) equal `usage_daily` regrouped, and
    `account_monthly` equals `account_daily` regrouped by month, `models_in_use`
    lists the models of `platform_daily`, and `usage_entries_daily` equals the usage
-   entries grouped by their events' account and day.
+   entries grouped by their events' account and day; `chat_daily` equals the events
+   grouped by account, day, chat and API key.
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ from pricing_core.adapters.schema import (
     wallets,
 )
 from pricing_core.adapters.schema_prices import models_in_use
-from pricing_core.adapters.schema_rollups import account_monthly, usage_entries_daily
+from pricing_core.adapters.schema_rollups import (
+    NO_KEY,
+    account_monthly,
+    api_key_sql,
+    chat_daily,
+    usage_entries_daily,
+)
 
 
 @dataclass(slots=True)
@@ -188,6 +195,7 @@ def _compare_rollups(conn: Connection) -> list[str]:
         key_len=2, what="models_in_use", sides=("platform_daily", "models_in_use"),
     )  # fmt: skip
     problems += _usage_entries_mismatches(conn)
+    problems += _chat_daily_mismatches(conn)
 
     c = chats.c
     chat_events = (
@@ -234,6 +242,22 @@ def _usage_entries_mismatches(conn: Connection) -> list[str]:
     return _mismatches(
         conn, from_entries, kept, key_len=2, what="usage_entries_daily",
         sides=("usage entries", "usage_entries_daily"),
+    )  # fmt: skip
+
+
+def _chat_daily_mismatches(conn: Connection) -> list[str]:
+    """`chat_daily` (written by every recording path) against the events grouped by
+    account, day, chat and API key."""
+    e, c = usage_events.c, chat_daily.c
+    keys = (e.account_id, e.day, func.coalesce(e.chat_id, NO_KEY), api_key_sql(conn.dialect.name))
+    from_events = select(
+        *(k.label(f"k{i}") for i, k in enumerate(keys)),
+        func.count(),
+        *(func.coalesce(func.sum(e[s]), 0) for s in _SUMS),
+    ).group_by(*keys)
+    kept = select(c.account_id, c.day, c.chat_id, c.api_key, c.requests, *(c[s] for s in _SUMS))
+    return _mismatches(
+        conn, from_events, kept, key_len=4, what="chat_daily", sides=("events", "chat_daily"),
     )  # fmt: skip
 
 

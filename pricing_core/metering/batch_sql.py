@@ -20,6 +20,7 @@ from sqlalchemy import String, and_, select, text
 from sqlalchemy.engine import Connection, Row
 
 from pricing_core.adapters.schema import usage_events
+from pricing_core.domain.usage_event import api_key_of_json
 from pricing_core.metering.rollups import (
     ROLLUP_INPUT,
     add_usage_entries,
@@ -222,7 +223,10 @@ SQLITE_CACHE_KIB = 256 * 1024  # page cache for bulk writes (SQLite's default is
 
 def rollup_input(rec: Records) -> pd.DataFrame:
     """The accepted events as `rollups.upsert_rollups` takes them."""
-    return pd.DataFrame({name: getattr(rec, name) for name in ROLLUP_INPUT})
+    keys = [api_key_of_json(m) for m in rec.metadata]
+    return pd.DataFrame(
+        {name: keys if name == "api_key" else getattr(rec, name) for name in ROLLUP_INPUT}
+    )
 
 
 def _by_account(rec: Records) -> Records:

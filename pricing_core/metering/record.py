@@ -26,7 +26,7 @@ from pricing_core.domain.costing import ChargeBasis, Quote
 from pricing_core.domain.errors import DuplicateRequest, InsufficientBalance, UnknownAccount
 from pricing_core.domain.money import ZERO, nanos_to_usd, usd_to_nanos
 from pricing_core.domain.periods import epoch_micros
-from pricing_core.domain.usage_event import UsageEvent, same_content, validate_event
+from pricing_core.domain.usage_event import UsageEvent, api_key_of, same_content, validate_event
 from pricing_core.ledger.crossings import default_line_nanos, note_crossings_on
 from pricing_core.ledger.holds import HoldStatus, close_hold_on, lock_wallet_on
 from pricing_core.ledger.wallets import EntryKind, get_wallet_on, idempotent_write, post_entry
@@ -80,6 +80,7 @@ def rollup_row(event: UsageEvent, quote: Quote, day: date) -> dict[str, Any]:
         "price": usd_to_nanos(quote.price),
         "micros": epoch_micros(event.created_at),
         "day": day,
+        "api_key": api_key_of(event.metadata),
     }
 
 

@@ -19,6 +19,7 @@ import pyarrow.csv as pa_csv
 from sqlalchemy.engine import Connection
 
 from pricing_core.adapters.schema import PLATFORM_STRIPES
+from pricing_core.adapters.schema_rollups import NO_KEY
 from pricing_core.domain.periods import epoch_micros, from_epoch_micros
 
 _DAILY_KEYS = ("account_id", "day", "user_id", "provider", "model", "operation")
@@ -133,19 +134,19 @@ def insert_rows(conn: Connection, table: str, columns: dict[str, Any], suffix: s
 
 ROLLUP_INPUT = (
     "account_id", "chat_id", "user_id", "provider", "model", "operation", "input_tokens",
-    "output_tokens", "cached_tokens", "provider_cost", "price", "micros", "day",
+    "output_tokens", "cached_tokens", "provider_cost", "price", "micros", "day", "api_key",
 )  # fmt: skip
 
 
 def upsert_rollups(conn: Connection, events: pd.DataFrame) -> None:
     """Add recorded events to the chat totals and the daily rollups (`usage_daily`,
-    `platform_daily`, `account_daily`), one upsert per key.
+    `platform_daily`, `account_daily`, `chat_daily`), one upsert per key.
 
     Args:
         events: one row per newly recorded event, columns `ROLLUP_INPUT`: ids and
             names, token counts, provider_cost and price (integer nano-USD), micros
             (created_at, UTC microseconds), day (the local calendar day, a date) and
-            chat_id (None when the event has no chat).
+            chat_id (None when the event has no chat), api_key ("" without one).
     """
     chats = _chat_totals(events)
     daily = _daily_totals(events)
@@ -156,6 +157,7 @@ def upsert_rollups(conn: Connection, events: pd.DataFrame) -> None:
             daily.assign(stripe=daily["account_id"].map(stripes)), "platform_daily"
         ),
         "account_daily": _regroup(daily, "account_daily"),
+        "chat_daily": _chat_daily(events),
     }
     _upsert_totals(
         conn,
@@ -175,11 +177,15 @@ def add_to_rollups(conn: Connection, event: dict[str, Any], *, requests: int = 1
     `requests=0` adds amounts to an event already counted (a queued event priced)."""
     one = {k: [v] for k, v in event.items()} | {"requests": [requests]}
     one["stripe"] = [stripe_of(event["account_id"])]
+    keyed = one | {"chat_id": [event["chat_id"] or NO_KEY]}  # chat_daily's "" for none
     chat = None
     if event["chat_id"] is not None:
         one |= {"cost": one["price"], "first_at": one["micros"], "last_at": one["micros"]}
         chat = {c: one[c] for c in _CHAT_COLUMNS}
-    rows = {t: {c: one[c] for c in (*keys, *_DAILY_SUMS)} for t, keys in ROLLUP_KEYS.items()}
+    rows = {
+        t: {c: (keyed if t == "chat_daily" else one)[c] for c in (*keys, *_DAILY_SUMS)}
+        for t, keys in ROLLUP_KEYS.items()
+    }
     _upsert_totals(conn, chat, rows)
 
 
@@ -255,6 +261,7 @@ ROLLUP_KEYS: dict[str, tuple[str, ...]] = {
     "usage_daily": _DAILY_KEYS,
     "platform_daily": ("day", "provider", "model", "operation", "stripe"),
     "account_daily": ("account_id", "day"),
+    "chat_daily": ("account_id", "day", "chat_id", "api_key"),
 }
 
 
@@ -294,6 +301,14 @@ def _daily_totals(events: pd.DataFrame) -> pd.DataFrame:
     sums = list(_DAILY_SUMS[1:])
     frame = events[[*_DAILY_KEYS, *sums]].assign(requests=1)
     return frame.groupby(list(_DAILY_KEYS), sort=True).sum().reset_index()
+
+
+def _chat_daily(events: pd.DataFrame) -> pd.DataFrame:
+    sums = list(_DAILY_SUMS[1:])
+    frame = events[["account_id", "day", "api_key", *sums]].assign(
+        chat_id=events["chat_id"].fillna(NO_KEY), requests=1
+    )
+    return frame.groupby(list(ROLLUP_KEYS["chat_daily"]), sort=True).sum().reset_index()
 
 
 def _columns(frame: pd.DataFrame, names: tuple[str, ...]) -> dict[str, Any]:

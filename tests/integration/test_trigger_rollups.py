@@ -8,6 +8,7 @@ entries."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 
 from pricing_core.adapters.schema import ledger_entries, usage_events
 from pricing_core.adapters.schema_prices import models_in_use
-from pricing_core.adapters.schema_rollups import account_monthly, usage_entries_daily
+from pricing_core.adapters.schema_rollups import account_monthly, chat_daily, usage_entries_daily
 from pricing_core.analytics.account_ranges import account_totals
 from pricing_core.analytics.prices import price_book
 from pricing_core.analytics.revenue import top_accounts
@@ -222,3 +223,42 @@ def test_verify_reports_a_usage_day_that_drifted_from_its_entries(engine):
         assert drifted.rowcount == 1
     report = verify_ledger(engine)
     assert any("usage_entries_daily" in p and "'a2'" in p for p in report.violations)
+
+
+def test_chat_daily_equals_the_events_by_chat_and_api_key_on_every_path(engine):
+    for i in range(3):
+        create_account(engine, f"a{i}", name=f"A{i}", opening_credit=Decimal(100), now=NOW)
+    chats = ("c1", None, "c2")
+    keys = ({"api_key": "key_1"}, None, {"api_key": 7, "team": "x"}, {"team": "y"})
+    events = [
+        replace(event, chat_id=chats[k % 3], metadata=keys[k % 4])
+        for k, event in enumerate(_events("s", range(0, 12)) + _events("b", range(8, 20)))
+    ]
+    single = [e for e in events if e.request_id.startswith("s")]
+    for event in single:  # one by one: the general or one-call path
+        record_usage(engine, event, now=NOW)
+    record_usage_batch(engine, [e for e in events if e not in single], now=NOW)
+    e, c = usage_events.c, chat_daily.c
+    with engine.connect() as conn:
+        price = dict(
+            conn.execute(sa.select(e.request_id, sa.type_coerce(e.price, sa.BigInteger))).all()
+        )
+        rows = conn.execute(
+            sa.select(
+                c.account_id, c.day, c.chat_id, c.api_key, c.requests, c.input_tokens
+            ).add_columns(sa.type_coerce(c.price, sa.BigInteger))
+        ).all()
+    want: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for event in events:  # only text under "api_key" is a key; "" for none
+        key = (event.metadata or {}).get("api_key")
+        day = event.created_at.astimezone(UTC).date()
+        sums = want[event.account_id, day, event.chat_id or "", key if isinstance(key, str) else ""]
+        sums[0] += 1
+        sums[1] += event.input_tokens
+        sums[2] += price[event.request_id]
+    assert {tuple(r[:4]): [r[4], r[5], int(r[6])] for r in rows} == dict(want)
+    assert {r.api_key for r in rows} == {"key_1", ""}
+    assert verify_ledger(engine).ok
+    with engine.begin() as conn:
+        conn.execute(chat_daily.update().where(c.chat_id == "c2").values(requests=c.requests + 1))
+    assert any("chat_daily" in v for v in verify_ledger(engine).violations)
