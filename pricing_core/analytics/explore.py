@@ -9,9 +9,10 @@ Sources, cheapest first: an admin's question over every account reads
 `platform_daily` when it needs only provider, model and operation, `account_daily`
 when it needs only the account, else `usage_daily`; a member's reads `usage_daily`
 through its (account_id, day) key. Hourly steps read `usage_events` of at most
-`MAX_HOURLY_DAYS` days (the rollups are daily); questions about chats and API keys,
-which only the events know, group the events in the database (`explore_events`);
-chats are asked of one account at a time. Plans come from the rollups, with the
+`MAX_HOURLY_DAYS` days (the rollups are daily). One account's questions by chat and
+API key (alone, or with each other) read `chat_daily`; with other dimensions, or over
+every account, they group the events in the database (`explore_events`); chats are
+asked of one account at a time. Plans come from the rollups, with the
 events of the days a subscription starts or ends (`explore_plans`).
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -29,9 +30,11 @@ import pandas as pd
 from sqlalchemy import Engine, Table, select
 
 from pricing_core.adapters.schema import account_daily, platform_daily, usage_daily
+from pricing_core.adapters.schema_rollups import NO_KEY, chat_daily
 from pricing_core.analytics.common import rows_frame
 from pricing_core.analytics.explore_events import (
     EVENT_COLUMNS,
+    MISSING,
     Bar,
     bar_events,
     event_dimension_values,
@@ -119,7 +122,10 @@ def explore(
             f"API keys over every account cover at most {MAX_HOURLY_DAYS} days: "
             "narrow the dates or choose an account"
         )
-    if question.step is Step.HOUR or not (rollups or by_plan):
+    by_chat = not everyone and all(d in (Group.CHAT, Group.API_KEY) for d in dims)
+    if question.step is not Step.HOUR and by_chat:
+        frame, source = _by_chat(engine, question, target, dims), chat_daily.name
+    elif question.step is Step.HOUR or not (rollups or by_plan):
         frame, source = events_frame(engine, question, target, dims), "usage_events"
     elif not rollups:
         frame, source = plan_frame(engine, question, target, dims)
@@ -161,6 +167,18 @@ def _daily(
     frame = rows_frame(rows, ["day", *(d.column for d in dims), *SUMS])
     step = Granularity(q.step.value)
     frame["period"] = [period_start(d, step) for d in frame["day"].tolist()]
+    return frame
+
+
+def _by_chat(engine: Engine, q: Question, target: str, dims: list[Group]) -> pd.DataFrame:
+    """`_daily` over `chat_daily`, whose "" is no chat / no API key (MISSING's names)."""
+    filters = {
+        g: tuple(NO_KEY if v == MISSING.get(g) else v for v in kept)
+        for g, kept in q.filters.items()
+    }
+    frame = _daily(engine, chat_daily, replace(q, filters=filters), target, dims)
+    for group in dims:
+        frame[group.column] = [v or MISSING[group] for v in frame[group.column].tolist()]
     return frame
 
 

@@ -194,17 +194,19 @@ def test_explore_by_chat_equals_the_exported_events_of_each_chat(trace_db, monke
     assert len(by_chat) > 1
     answer = explore(trace_db, member, Question(DAY, DAY, Metric.COST, Group.CHAT,
                                                 step=Step.WEEK))  # fmt: skip
-    assert answer.source == "usage_events"
+    assert answer.source == "chat_daily"
     kept = dict(zip(answer.points["group"], answer.points["value"], strict=True))
     if len(by_chat) <= 12:  # TOP_GROUPS: no "other" bar
         assert kept == by_chat
     assert answer.total == sum(by_chat.values())
     chat = max(by_chat, key=lambda c: by_chat[c])
-    filtered = explore(trace_db, member, Question(DAY, DAY, Metric.REQUESTS, Group.MODEL,
-                                                  filters={Group.CHAT: (chat,)}))  # fmt: skip
-    assert filtered.total == sum(
+    requests = sum(
         1 for r in rows if r["account_id"] == account and (r["chat_id"] or NO_CHAT) == chat
     )
+    for group, source in ((Group.MODEL, "usage_events"), (Group.CHAT, "chat_daily")):
+        filtered = explore(trace_db, member, Question(DAY, DAY, Metric.REQUESTS, group,
+                                                      filters={Group.CHAT: (chat,)}))  # fmt: skip
+        assert (filtered.total, filtered.source) == (requests, source)
     events, count = bar_events(trace_db, member, answer.question,
                                Bar(answer.points["period"].iloc[0], chat), limit=1000)  # fmt: skip
     assert sum(events["price"]) == by_chat[chat]

@@ -21,6 +21,7 @@ from pricing_core.analytics.explore import (
     Group,
     Metric,
     Question,
+    Step,
     available_groups,
     bar_events,
     dimension_values,
@@ -64,13 +65,24 @@ def test_explore_groups_by_the_api_key_each_call_came_through(engine):
 
     today = datetime.now(UTC).date()
     answer = explore(engine, OWNER, Question(today, today, Metric.COST, Group.API_KEY))
-    assert answer.source == "usage_events"
+    assert answer.source == "chat_daily"
     assert dict(zip(answer.points["group"], answer.points["value"], strict=True)) == expected
+    hourly = explore(
+        engine, OWNER, Question(today, today, Metric.COST, Group.API_KEY, step=Step.HOUR)
+    )
+    assert hourly.source == "usage_events"  # the events, summed here over the hours
+    by_key: dict[str, Decimal] = {}
+    for key, value in zip(hourly.points["group"], hourly.points["value"], strict=True):
+        by_key[key] = by_key.get(key, Decimal(0)) + value
+    assert by_key == expected
     choices = dimension_values(engine, OWNER, start=today, end=today)[Group.API_KEY]
     assert set(choices) == {first.id, second.id, NO_API_KEY}
     only = explore(engine, OWNER, Question(today, today, Metric.REQUESTS, Group.MODEL,
                                            filters={Group.API_KEY: (NO_API_KEY,)}))  # fmt: skip
     assert only.total == 1
+    library = explore(engine, OWNER, Question(today, today, Metric.REQUESTS, Group.API_KEY,
+                                              filters={Group.API_KEY: (NO_API_KEY,)}))  # fmt: skip
+    assert (library.total, library.source) == (1, "chat_daily")
     events, count = bar_events(engine, OWNER, answer.question,
                                Bar(answer.points["period"].iloc[0], second.id))  # fmt: skip
     assert count == 2 and sum(events["price"]) == expected[second.id]
