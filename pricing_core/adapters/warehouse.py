@@ -163,6 +163,27 @@ class _Server:
         self._run(self._client.insert_df, name, frame, database=database or None)
 
 
+def export_sqlite_rows(path: str, table: str, columns: str, where: str, out: str) -> None:
+    """Write `SELECT columns FROM table WHERE where` of the SQLite file at `path` to the
+    Parquet file `out`, read by ClickHouse's own SQLite reader (stateless chdb). For a
+    worker process only: a second SQLite library in the app's process would release
+    the app's locks on the file."""
+    import chdb  # optional dependency
+
+    try:
+        chdb.query(
+            f"SELECT {columns} FROM sqlite({literal(path)}, {literal(table)}) WHERE {where} "
+            f"INTO OUTFILE {literal(out)} TRUNCATE FORMAT Parquet"
+        )
+    except RuntimeError as exc:
+        raise WarehouseError(str(exc).splitlines()[0]) from None
+
+
+def literal(text: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 _OPEN: dict[str, Warehouse] = {}
 _OPEN_LOCK = threading.Lock()
 

@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import BigInteger, Engine, func, select, type_coerce
 
 from pricing_core.adapters.schema import accounts, usage_events, wallets
-from pricing_core.adapters.warehouse import DATABASE, Warehouse, open_warehouse
+from pricing_core.adapters.warehouse import DATABASE, Warehouse, literal, open_warehouse
 from pricing_core.config import get_settings
 from pricing_core.domain.money import nanos_to_usd
 
@@ -147,11 +147,6 @@ def top_spenders(
         (a, int(n), int(i), int(o), nanos_to_usd(int(p)), nanos_to_usd(int(c)))
         for a, n, i, o, _, c, p in frame[["account_id", *SUMS]].itertuples(index=False, name=None)
     ]
-
-
-def literal(text: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _tail(engine: Engine, mark: int, start: date, end: date, group: list[str]) -> pd.DataFrame:

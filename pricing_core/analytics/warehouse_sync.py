@@ -18,20 +18,34 @@ figures are never older than the last committed charge.
 from __future__ import annotations
 
 import io
+import multiprocessing
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from pricing_core.adapters.schema import usage_events
-from pricing_core.adapters.warehouse import DATABASE, Warehouse, WarehouseError
-from pricing_core.analytics.warehouse import ROLLUP_KEYS, SUMS, literal, state
+from pricing_core.adapters.warehouse import (
+    DATABASE,
+    Warehouse,
+    WarehouseError,
+    export_sqlite_rows,
+    literal,
+)
+from pricing_core.analytics.warehouse import ROLLUP_KEYS, SUMS, state
 from pricing_core.domain.errors import InvalidUsage
 
 BLOCK = 65_536
 REWIND = 1_000
+# A sync of at least this many blocks from a SQLite file has a worker process export
+# each next block while this one folds the current (see `_exported`)
+WORKER_BLOCKS = 4
 _EVENT_COLUMNS = (
     "id", "account_id", "request_id", "user_id", "chat_id", "operation", "provider",
     "model", "input_tokens", "output_tokens", "cached_tokens", "provider_cost", "price",
@@ -80,14 +94,52 @@ def sync(
     blocks = sorted({int(b) for b in unpriced["b"]} | set(forward))
     version = time.time_ns()
     events = 0
-    for done, b in enumerate(blocks, 1):
-        # never past `top`: the watermark says so, and reads add what came after it
-        events += _fold(engine, wh, b, b * block, min((b + 1) * block, top + 1), version)
-        if b in forward:
-            _set_state(wh, max(mark, min((b + 1) * block - 1, top)), block, version)
-        if progress is not None:
-            progress(done, len(blocks))
+    # never past `top`: the watermark says so, and reads add what came after it
+    bounds = [(b * block, min((b + 1) * block, top + 1)) for b in blocks]
+    with _exported(engine, wh, bounds) as files:
+        for done, (b, (lo, hi), staged) in enumerate(zip(blocks, bounds, files, strict=True), 1):
+            events += _fold(engine, wh, b, lo, hi, version, staged)
+            if b in forward:
+                _set_state(wh, max(mark, min((b + 1) * block - 1, top)), block, version)
+            if progress is not None:
+                progress(done, len(blocks))
     return SyncResult(len(blocks), events, max(mark, top))
+
+
+@contextmanager
+def _exported(
+    engine: Engine, wh: Warehouse, bounds: list[tuple[int, int]]
+) -> Iterator[Iterator[str | None]]:
+    """Per block (lo, hi), the Parquet file its events were exported to, or None (the
+    fold reads them itself). From a SQLite file into chdb, a worker process has
+    ClickHouse read the file, a block ahead of the folds: Python's sqlite3 made the
+    rows at 255,000 a second, ClickHouse's reader at 460,000, on another core."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not (wh.embedded and path and path != ":memory:" and len(bounds) >= WORKER_BLOCKS):
+        yield iter([None] * len(bounds))
+        return
+    columns = ", ".join(_EVENT_COLUMNS)
+    spawn = multiprocessing.get_context("spawn")  # no copy of this process's chdb session
+    with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(1, spawn) as worker:
+
+        def export(k: int) -> Future[None]:
+            lo, hi = bounds[k]
+            out = str(Path(tmp) / f"block_{k}.parquet")
+            where = f"id >= {lo} AND id < {hi}"
+            return worker.submit(export_sqlite_rows, str(Path(path).resolve()), "usage_events",
+                                 columns, where, out)  # fmt: skip
+
+        def files() -> Iterator[str]:
+            pending = export(0)
+            for k in range(len(bounds)):
+                pending.result()
+                if k + 1 < len(bounds):
+                    pending = export(k + 1)
+                done = Path(tmp) / f"block_{k}.parquet"
+                yield str(done)
+                done.unlink()
+
+        yield files()
 
 
 def _read_events(engine: Engine, lo: int, hi: int) -> pd.DataFrame:
@@ -123,12 +175,17 @@ def _read_events(engine: Engine, lo: int, hi: int) -> pd.DataFrame:
     return frame
 
 
-def _fold(engine: Engine, wh: Warehouse, b: int, lo: int, hi: int, version: int) -> int:
+def _fold(
+    engine: Engine, wh: Warehouse, b: int, lo: int, hi: int, version: int, staged: str | None
+) -> int:
     """Stage the events lo <= id < hi (the whole block up to the sync's top id, each
-    once), copy them, and write block b's rollup rows from them. Returns: their count."""
+    once; from the Parquet file `staged` if one was exported), copy them, and write
+    block b's rollup rows from them. Returns: their count."""
     staging = f"{DATABASE}.staging"
     wh.command(f"TRUNCATE TABLE {staging}")
-    source = _source(engine) if wh.embedded else None
+    source = f"file({literal(staged)}, Parquet)" if staged else None
+    if source is None and wh.embedded:
+        source = _source(engine)
     if source is not None:  # ClickHouse reads the database itself: no rows through Python
         try:
             wh.command(

@@ -179,6 +179,31 @@ def test_a_sync_killed_mid_way_and_run_again_counts_every_event_once(trace, tmp_
     assert figures(engine) == on_postgres
 
 
+@pytest.mark.parametrize("worker", [True, False])
+def test_a_sqlite_file_synced_through_a_worker_process_serves_the_same_figures(
+    sqlite_url, tmp_path, monkeypatch, worker
+):
+    engine = storage.make_engine(sqlite_url)
+    assert import_real_trace(engine, tmp_path / "trace") == EVENTS
+    on_sqlite = figures(engine)
+    if not worker:  # every block read through Python's sqlite3, in this process
+        monkeypatch.setattr(warehouse_sync, "WORKER_BLOCKS", 10**9)
+    staged: list[str | None] = []
+    fold = warehouse_sync._fold
+
+    def spy(*args):
+        staged.append(args[-1])
+        return fold(*args)
+
+    monkeypatch.setattr(warehouse_sync, "_fold", spy)
+    use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
+    result = warehouse_sync.sync(engine, warehouse.configured(), block=4_096)
+    assert (result.events, result.blocks) == (EVENTS, 7)
+    assert len(staged) == 7 and all((s is not None) == worker for s in staged)
+    assert figures(engine) == on_sqlite
+    engine.dispose()
+
+
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_charge_after_the_last_sync_is_in_the_figures_before_the_next(
     db, request, tmp_path, monkeypatch, reads
@@ -355,6 +380,7 @@ def test_a_charge_committed_later_than_the_rewind_is_folded_by_a_full_sync(
         )  # fmt: skip
         record_usage(engine, event, now=now)
     monkeypatch.setattr(warehouse_sync, "REWIND", 0)
+    monkeypatch.setattr(warehouse_sync, "WORKER_BLOCKS", 10**9)  # blocks read here, below
     read = warehouse_sync._read_events
     # the first event's transaction had not committed when the first sync read
     monkeypatch.setattr(warehouse_sync, "_read_events", lambda e, lo, hi: read(e, max(lo, 2), hi))
@@ -384,7 +410,7 @@ def test_a_database_clickhouse_cannot_read_is_a_warehouse_error_without_its_pass
     engine = create_engine(url)
     use_warehouse(monkeypatch, f"chdb://{tmp_path / 'wh'}")
     with pytest.raises(adapter.WarehouseError, match="pc_no_such_database") as caught:
-        warehouse_sync._fold(engine, warehouse.configured(), 0, 0, 10, 1)
+        warehouse_sync._fold(engine, warehouse.configured(), 0, 0, 10, 1, None)
     assert "s3cret-pw" not in str(caught.value)
     engine.dispose()
 
