@@ -19,10 +19,7 @@ from pricing_core.adapters.schema import model_prices, operation_prices, platfor
 from pricing_core.adapters.schema_prices import models_in_use
 from pricing_core.analytics import warehouse
 from pricing_core.analytics.warehouse import EVER
-from pricing_core.catalog.price_book import (
-    CATALOG_VERSION,
-    load_price_book,
-)
+from pricing_core.catalog.price_book import CATALOG_VERSION, get_price_book
 from pricing_core.domain.costing import TokenRates
 from pricing_core.domain.errors import UnknownModel
 from pricing_core.domain.money import format_rate
@@ -105,8 +102,9 @@ def price_book(
 
 def model_views(engine: Engine, at: datetime) -> list[ModelPriceView]:
     """`price_book` without the admin check, for the public price list
-    (`analytics.public_prices`), which shows only the effective rates."""
-    book = load_price_book(engine)
+    (`analytics.public_prices`), which shows only the effective rates. Rates from the
+    price book charges are priced by (`get_price_book`: cached, cleared on edits)."""
+    book = get_price_book(engine)
     with engine.connect() as conn:
         used = _models_in_use(conn, (at - timedelta(days=30)).date())
     out = []

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from pricing_core.analytics.prices import model_views
 from pricing_core.billing.packages import PackageOffer, list_packages, package_offers
-from pricing_core.catalog.price_book import load_price_book
+from pricing_core.catalog.price_book import get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import TokenRates
 from pricing_core.domain.plans import Plan
@@ -53,7 +53,7 @@ def fixed_prices(engine: Engine, *, now: datetime | None = None) -> list[FixedPr
     """Fixed prices per unit in effect at `now`, by operation then model ("" first).
     Source: `operation_prices` through the price book."""
     at = now or datetime.now(UTC)
-    book = load_price_book(engine)
+    book = get_price_book(engine)
     out = []
     for operation, model in book.operations:
         row = book.operation_row(operation, at, model)
