@@ -14,6 +14,9 @@ stay in PostgreSQL (or SQLite). Money is integer nano-USD (Int64) here as there.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -163,20 +166,49 @@ class _Server:
         self._run(self._client.insert_df, name, frame, database=database or None)
 
 
-def export_sqlite_rows(path: str, table: str, columns: str, where: str, out: str) -> None:
-    """Write `SELECT columns FROM table WHERE where` of the SQLite file at `path` to the
-    Parquet file `out`, read by ClickHouse's own SQLite reader (stateless chdb). For a
-    worker process only: a second SQLite library in the app's process would release
-    the app's locks on the file."""
-    import chdb  # optional dependency
+class SqliteExport:
+    """A worker process (`adapters.chdb_export`) in which ClickHouse writes rows of a
+    SQLite file to Parquet files, one request at a time, while this process works on.
+    `start` sends a request, `wait` blocks until it is done (raises WarehouseError);
+    use as a context manager, which stops the worker."""
 
-    try:
-        chdb.query(
-            f"SELECT {columns} FROM sqlite({literal(path)}, {literal(table)}) WHERE {where} "
-            f"INTO OUTFILE {literal(out)} TRUNCATE FORMAT Parquet"
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "pricing_core.adapters.chdb_export"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def start(self, table: str, columns: str, where: str, out: str) -> None:
+        """Export `SELECT columns FROM table WHERE where` to the Parquet file `out`."""
+        sql = (
+            f"SELECT {columns} FROM sqlite({literal(self._path)}, {literal(table)}) "
+            f"WHERE {where} INTO OUTFILE {literal(out)} TRUNCATE FORMAT Parquet"
         )
-    except RuntimeError as exc:
-        raise WarehouseError(str(exc).splitlines()[0]) from None
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps({"sql": sql}) + "\n")
+        self._proc.stdin.flush()
+
+    def wait(self) -> None:
+        assert self._proc.stdout is not None
+        answer = self._proc.stdout.readline().strip()
+        if answer != "ok":
+            raise WarehouseError(answer.removeprefix("error: ") or "the export worker stopped")
+
+    def __enter__(self) -> SqliteExport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        finally:
+            assert self._proc.stdout is not None
+            self._proc.stdout.close()
 
 
 def literal(text: str) -> str:

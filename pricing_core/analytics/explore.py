@@ -122,8 +122,8 @@ def explore(
             f"API keys over every account cover at most {MAX_HOURLY_DAYS} days: "
             "narrow the dates or choose an account"
         )
-    by_chat = not everyone and all(d in (Group.CHAT, Group.API_KEY) for d in dims)
-    if question.step is not Step.HOUR and by_chat:
+    by_chat = all(d in (Group.CHAT, Group.API_KEY) for d in dims)
+    if target is not None and question.step is not Step.HOUR and by_chat:
         frame, source = _by_chat(engine, question, target, dims), chat_daily.name
     elif question.step is Step.HOUR or not (rollups or by_plan):
         frame, source = events_frame(engine, question, target, dims), "usage_events"

@@ -18,11 +18,9 @@ figures are never older than the last committed charge.
 from __future__ import annotations
 
 import io
-import multiprocessing
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +31,9 @@ from sqlalchemy import Engine, func, select
 from pricing_core.adapters.schema import usage_events
 from pricing_core.adapters.warehouse import (
     DATABASE,
+    SqliteExport,
     Warehouse,
     WarehouseError,
-    export_sqlite_rows,
     literal,
 )
 from pricing_core.analytics.warehouse import ROLLUP_KEYS, SUMS, state
@@ -119,25 +117,23 @@ def _exported(
         yield iter([None] * len(bounds))
         return
     columns = ", ".join(_EVENT_COLUMNS)
-    spawn = multiprocessing.get_context("spawn")  # no copy of this process's chdb session
-    with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(1, spawn) as worker:
+    with tempfile.TemporaryDirectory() as tmp, SqliteExport(str(Path(path).resolve())) as worker:
 
-        def export(k: int) -> Future[None]:
+        def export(k: int) -> str:
             lo, hi = bounds[k]
             out = str(Path(tmp) / f"block_{k}.parquet")
-            where = f"id >= {lo} AND id < {hi}"
-            return worker.submit(export_sqlite_rows, str(Path(path).resolve()), "usage_events",
-                                 columns, where, out)  # fmt: skip
+            worker.start("usage_events", columns, f"id >= {lo} AND id < {hi}", out)
+            return out
 
         def files() -> Iterator[str]:
             pending = export(0)
             for k in range(len(bounds)):
-                pending.result()
+                worker.wait()
+                done = pending
                 if k + 1 < len(bounds):
                     pending = export(k + 1)
-                done = Path(tmp) / f"block_{k}.parquet"
-                yield str(done)
-                done.unlink()
+                yield done
+                Path(done).unlink()
 
         yield files()
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -188,6 +189,13 @@ def test_a_sqlite_file_synced_through_a_worker_process_serves_the_same_figures(
     on_sqlite = figures(engine)
     if not worker:  # every block read through Python's sqlite3, in this process
         monkeypatch.setattr(warehouse_sync, "WORKER_BLOCKS", 10**9)
+    # a main module that must not run again in the worker (Streamlit's script runner
+    # makes the page the __main__ module: a worker spawned by multiprocessing ran it)
+    page = tmp_path / "page.py"
+    page.write_text("raise SystemExit('the page ran in the worker')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(page)
+    monkeypatch.setitem(sys.modules, "__main__", main)
     staged: list[str | None] = []
     fold = warehouse_sync._fold
 
@@ -420,3 +428,12 @@ def test_a_read_may_name_more_accounts_than_clickhouse_parses_by_default(tmp_pat
     ids = ", ".join(warehouse.literal(f"acct-{i:08d}") for i in range(30_000))  # ~500 KB
     answer = wh.frame(f"SELECT count() AS n FROM system.one WHERE 'acct-00029999' IN ({ids})")
     assert int(answer["n"].iloc[0]) == 1
+
+
+def test_an_export_the_worker_cannot_do_is_a_warehouse_error_and_the_worker_stops(tmp_path):
+    with adapter.SqliteExport(str(tmp_path / "missing.db")) as worker:
+        worker.start("usage_events", "id", "id >= 0", str(tmp_path / "out.parquet"))
+        with pytest.raises(adapter.WarehouseError) as caught:
+            worker.wait()
+    assert caught.value.args[0] and "Traceback" not in caught.value.args[0]
+    assert not (tmp_path / "out.parquet").exists()
