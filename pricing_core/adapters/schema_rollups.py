@@ -7,19 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Date,
-    Index,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    literal_column,
-)
+from sqlalchemy import BigInteger, Column, Date, Index, PrimaryKeyConstraint, String, Table
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
-from pricing_core.adapters.schema import LongId, ShortId, daily_sums, metadata
+from pricing_core.adapters.schema import LongId, ShortId, daily_sums, metadata, usage_events
 from pricing_core.adapters.types import NanoUSD, UTCDateTime
+from pricing_core.domain.usage_event import API_KEY_METADATA
 
 # Account x month (its first day), from `account_daily` (migration 0017).
 account_monthly = Table(
@@ -67,15 +61,24 @@ chat_daily = Table(
 )
 
 
-def api_key_sql(dialect: str) -> Any:
-    """SQL: a `usage_events` row's API key as `chat_daily` keys it (the text under
-    "api_key" in its metadata, else ""), for checking the rollup against the events."""
-    m = "usage_events.metadata"
-    if dialect == "postgresql":
-        sql = f"CASE WHEN json_typeof({m}->'api_key') = 'string' THEN {m}->>'api_key' ELSE '' END"
-    else:
-        sql = (
-            f"CASE WHEN json_type({m}, '$.api_key') = 'text' "
-            f"THEN json_extract({m}, '$.api_key') ELSE '' END"
-        )
-    return literal_column(sql)
+class event_api_key(FunctionElement[str]):  # noqa: N801 (used like a SQL function)
+    """SQL: a `usage_events` row's API key, the text under "api_key" in its metadata, or
+    NULL (no key; a number or a boolean there is no key either), as `chat_daily` keys
+    it ("" for NULL) and `usage_event.api_key_of` reads it in Python."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(event_api_key, "postgresql")
+def _event_api_key_pg(element: Any, compiler: Any, **kw: Any) -> str:
+    m = compiler.process(usage_events.c.metadata, **kw)
+    k = API_KEY_METADATA
+    return f"CASE WHEN json_typeof({m}->'{k}') = 'string' THEN {m}->>'{k}' END"
+
+
+@compiles(event_api_key)
+def _event_api_key_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    m = compiler.process(usage_events.c.metadata, **kw)
+    k = API_KEY_METADATA
+    return f"CASE WHEN json_type({m}, '$.{k}') = 'text' THEN json_extract({m}, '$.{k}') END"

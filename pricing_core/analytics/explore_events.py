@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, Connection, Engine, case, func, or_, select, 
 
 from pricing_core.adapters.schema import api_keys, usage_events
 from pricing_core.adapters.schema_billing import plans, subscriptions
+from pricing_core.adapters.schema_rollups import event_api_key
 from pricing_core.analytics.chats import chats_active
 from pricing_core.analytics.common import _local_times, day_bounds, rows_frame
 from pricing_core.analytics.explore_question import (
@@ -29,7 +30,6 @@ from pricing_core.domain.money import nanos_to_usd
 from pricing_core.domain.periods import Granularity, next_period, period_start
 from pricing_core.domain.plans import PAYG_CODE
 from pricing_core.domain.principal import Principal
-from pricing_core.domain.usage_event import API_KEY_METADATA
 
 AMOUNTS = ("input_tokens", "output_tokens", "cached_tokens", "provider_cost", "price")  # summed
 MISSING = {Group.CHAT: NO_CHAT, Group.API_KEY: NO_API_KEY}  # the group of a NULL
@@ -40,7 +40,7 @@ def _expr(group: Group) -> Any:
     account is read, and `_resolve` puts the plan in effect at the event's time."""
     e = usage_events.c
     if group is Group.API_KEY:
-        return e["metadata"][API_KEY_METADATA].as_string()
+        return event_api_key()
     return e.account_id if group is Group.PLAN else e[group.column]
 
 

@@ -37,8 +37,8 @@ from pricing_core.adapters.schema_prices import models_in_use
 from pricing_core.adapters.schema_rollups import (
     NO_KEY,
     account_monthly,
-    api_key_sql,
     chat_daily,
+    event_api_key,
     usage_entries_daily,
 )
 
@@ -249,7 +249,12 @@ def _chat_daily_mismatches(conn: Connection) -> list[str]:
     """`chat_daily` (written by every recording path) against the events grouped by
     account, day, chat and API key."""
     e, c = usage_events.c, chat_daily.c
-    keys = (e.account_id, e.day, func.coalesce(e.chat_id, NO_KEY), api_key_sql(conn.dialect.name))
+    keys = (
+        e.account_id,
+        e.day,
+        func.coalesce(e.chat_id, NO_KEY),
+        func.coalesce(event_api_key(), NO_KEY),
+    )
     from_events = select(
         *(k.label(f"k{i}") for i, k in enumerate(keys)),
         func.count(),

@@ -31,6 +31,7 @@ from pricing_core.api.http import routes
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent, with_api_key
+from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.ledger.wallets import create_account
 from pricing_core.metering.record import record_usage
 from pricing_core.plans.subscriptions import SubscriptionSource
@@ -86,6 +87,24 @@ def test_explore_groups_by_the_api_key_each_call_came_through(engine):
     events, count = bar_events(engine, OWNER, answer.question,
                                Bar(answer.points["period"].iloc[0], second.id))  # fmt: skip
     assert count == 2 and sum(events["price"]) == expected[second.id]
+
+
+def test_only_text_under_api_key_is_an_api_key_in_the_daily_and_the_hourly_answer(engine):
+    create_account(engine, "acct-1", name="Shop", user_id="user-1", opening_credit=Decimal("5"))
+    for i, value in enumerate(["key_1", 7, True, None]):
+        event = UsageEvent(f"m{i}", "acct-1", "user-1", "chat_message", "openai",
+                           "gpt-4o-mini", 500 + i, 50, metadata={"api_key": value})  # fmt: skip
+        record_usage(engine, event)
+    want = {"key_1": 1, NO_API_KEY: 3}
+    today = datetime.now(UTC).date()
+    for step, source in ((Step.DAY, "chat_daily"), (Step.HOUR, "usage_events")):
+        answer = explore(engine, OWNER, Question(today, today, Metric.REQUESTS, Group.API_KEY,
+                                                 step=step))  # fmt: skip
+        counts: dict[str, int] = {}
+        for key, value in zip(answer.points["group"], answer.points["value"], strict=True):
+            counts[key] = counts.get(key, 0) + value
+        assert (counts, answer.source) == (want, source)
+    assert verify_ledger(engine).ok
 
 
 def test_a_caller_that_used_every_metadata_key_keeps_them_all():
