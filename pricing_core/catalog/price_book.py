@@ -27,13 +27,13 @@ from functools import lru_cache
 from importlib.metadata import version
 
 import genai_prices
-from genai_prices import Usage
 from genai_prices.types import ModelPrice, TieredPrices
 from sqlalchemy import Engine, select
 
 from pricing_core.adapters.schema import model_prices, operation_prices
 from pricing_core.adapters.schema_prices import custom_models
 from pricing_core.catalog.custom import CustomModelRow, row_of
+from pricing_core.catalog.linear import provider_cost, standard_cost, usage_of
 from pricing_core.catalog.snapshots import active_sha256, sync_catalog
 from pricing_core.config import get_settings
 from pricing_core.domain.costing import Quote, TokenCounts, TokenRates, quote_fixed, quote_tokens
@@ -125,41 +125,6 @@ def _listed(provider: str, model: str, price: ModelPrice, input_tokens: int = 0)
     )
 
 
-def _usage(counts: TokenCounts) -> Usage:
-    return Usage(
-        input_tokens=counts.input_tokens,
-        output_tokens=counts.output_tokens,
-        cache_read_tokens=counts.cached_tokens,
-        cache_write_tokens=counts.cache_write_tokens,
-    )
-
-
-def provider_cost(
-    provider: str,
-    model: str,
-    counts: TokenCounts,
-    at: datetime,
-    *,
-    context: dict[str, str] | None = None,
-) -> Decimal:
-    """Exact (unrounded) Decimal USD the provider charges for this call; `context` is a
-    genai-prices price context (a service tier's `TIER_CONTEXT`).
-
-    Raises: UnknownModel. Prices: `genai_prices.calc_price` on the catalog in use.
-    """
-    try:
-        result = genai_prices.calc_price(
-            _usage(counts),
-            model,
-            provider_id=provider,
-            genai_request_timestamp=at,
-            price_context=context,
-        )
-    except LookupError:
-        raise UnknownModel(f"unknown model {model!r} for provider {provider!r}") from None
-    return result.total_price
-
-
 def _has_tier(info: object, context: dict[str, str], at: datetime) -> bool:
     """Whether the catalog has its own rates for this tier at `at`."""
     return any(
@@ -239,14 +204,14 @@ class PriceBook:
         row = self.custom_row(provider, model, at, tier)
         if row is not None:
             rule = "" if tier == "standard" else f"{tier} tier, the operator's {tier} rates"
-            cost = row.prices.calc_price(_usage(counts))["total_price"]
+            cost = row.prices.calc_price(usage_of(counts))["total_price"]
             rates = _listed(provider, model, row.prices, counts.input_tokens).rates
             return ProviderTerms(cost, rates, f"custom:{row.id}", rule, one)
         context = TIER_CONTEXT.get(tier)
         row = self.custom_row(provider, model, at)
         if row is not None:
             cost, rates, source, own = (
-                row.prices.calc_price(_usage(counts))["total_price"],
+                row.prices.calc_price(usage_of(counts))["total_price"],
                 _listed(provider, model, row.prices, counts.input_tokens).rates,
                 f"custom:{row.id}", False,
             )  # fmt: skip
@@ -256,7 +221,11 @@ class PriceBook:
             prices = info.get_prices(at, context if own else None)  # type: ignore[attr-defined]
             listed = _listed(found.id, info.id, prices, counts.input_tokens)  # type: ignore[attr-defined]
             rates = listed.rates
-            cost = provider_cost(provider, model, counts, at, context=context if own else None)
+            cost = (
+                provider_cost(provider, model, counts, at, context=context)
+                if own
+                else standard_cost(provider, model, counts, at, prices)
+            )
             source = catalog_version()
         if context is None:
             return ProviderTerms(cost, rates, source, "", one)

@@ -4,25 +4,25 @@ Rows are grouped by (provider, model, operation); inside a group, by the operato
 rows in effect (fixed operation price, markup / override), the genai-prices price
 period (start dates and times of day, in UTC as genai-prices takes them) and the tier
 segment of the input tokens. Each sub-group gets its charge as a `LinearCharge`
-measured from `genai_prices.calc_price` (probes, then verification at other points)
-and is priced with exact integer arithmetic (`domain.costing.linear_nanos`). Anything that
-does not fit that model is priced row by row with `PriceBook.quote`.
+measured from `genai_prices.calc_price` (`catalog.linear.linear_charge`: probes, then
+verification at other points) and is priced with exact integer arithmetic
+(`domain.costing.linear_nanos`). Anything that does not fit that model is priced row
+by row with `PriceBook.quote`.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-from genai_prices.types import ModelPrice, TieredPrices, TimeOfDateConstraint
+from genai_prices.types import ModelPrice, TimeOfDateConstraint
 
+from pricing_core.catalog.linear import linear_charge, tier_starts
 from pricing_core.catalog.price_book import (
     PriceBook,
     _find,
     catalog_version,
-    provider_cost,
     provider_price,
 )
 from pricing_core.domain.costing import (
@@ -38,9 +38,6 @@ from pricing_core.domain.money import MTOK, ZERO, round_nano, usd_to_nanos
 from pricing_core.domain.periods import epoch_micros, from_epoch_micros, time_of_day_micros
 
 DAY_US = 86_400_000_000
-PROBE_LIMIT = 10**9  # the last tier segment is verified up to this many input tokens
-
-_probes: dict[tuple[str, str, int, int], tuple[ModelPrice, LinearCharge | None]] = {}
 
 
 def to_micros(values: pd.Series) -> np.ndarray:
@@ -188,7 +185,7 @@ def _price_key(
     for p, rep in enumerate(reps):
         in_period = period == p
         prices = info.get_prices(rep)  # type: ignore[attr-defined]
-        thresholds = _thresholds(prices)
+        thresholds = tier_starts(prices)
         segment = np.searchsorted(thresholds, tokens_in[pos], side="left")
         for m in np.unique(mp_idx[in_period]):
             for s in np.unique(segment[in_period & (mp_idx == m)]):
@@ -232,16 +229,6 @@ def _periods(info: object, ts: np.ndarray) -> tuple[np.ndarray, list[datetime]]:
     return period_of_code[inverse.reshape(-1)], reps
 
 
-def _thresholds(prices: ModelPrice) -> np.ndarray:
-    starts = {
-        tier.start
-        for value in prices.__dict__.values()
-        if isinstance(value, TieredPrices)
-        for tier in value.tiers
-    }
-    return np.array(sorted(starts), dtype=np.int64)
-
-
 def _price_linear(
     out: _Out,
     book: PriceBook,
@@ -250,7 +237,7 @@ def _price_linear(
     operation: str,
     rep: datetime,
     prices: ModelPrice,
-    thresholds: np.ndarray,
+    thresholds: tuple[int, ...],
     segment: int,
     row: object,
     pos: np.ndarray,
@@ -269,7 +256,7 @@ def _price_linear(
     version = catalog_version()
     if row is not None:
         version += f";mp:{row.id}"  # type: ignore[attr-defined]
-    cost_charge = _probe(provider, model, rep, prices, thresholds, segment)
+    cost_charge = linear_charge(provider, model, rep, prices, thresholds, segment)
     if cost_charge is None or markup < 0:
         _price_each(out, book, pos, frame)
         return
@@ -289,52 +276,6 @@ def _price_linear(
         _price_each(out, book, pos, frame)
         return
     out.put(pos, cost, price, str(ChargeBasis.PAYG), version)
-
-
-def _probe(
-    provider: str,
-    model: str,
-    at: datetime,
-    prices: ModelPrice,
-    thresholds: np.ndarray,
-    segment: int,
-) -> LinearCharge | None:
-    """The provider cost of calls whose input tokens fall in tier `segment`, as a
-    LinearCharge measured from `calc_price` and verified at other points; None if the
-    price is not linear there."""
-    key = (provider, model, id(prices), segment)
-    hit = _probes.get(key)
-    if hit is not None and hit[0] is prices:
-        return hit[1]
-    lo = int(thresholds[segment - 1]) + 1 if segment > 0 else 0
-    hi = int(thresholds[segment]) if segment < len(thresholds) else PROBE_LIMIT
-    charge = _measure(provider, model, at, lo, hi)
-    _probes[key] = (prices, charge)
-    return charge
-
-
-def _measure(provider: str, model: str, at: datetime, lo: int, hi: int) -> LinearCharge | None:
-    def cost(input_tokens: int, output_tokens: int, cached_tokens: int) -> Decimal:
-        return provider_cost(
-            provider, model, TokenCounts(input_tokens, output_tokens, cached_tokens), at
-        )
-
-    base = cost(lo, 0, 0)
-    per_input = cost(lo + 1, 0, 0) - base if hi > lo else ZERO
-    per_output = cost(lo, 1, 0) - base
-    with_cache = max(lo, 1)
-    per_cached = (
-        cost(with_cache, 0, 1) - cost(with_cache, 0, 0) + per_input
-        if with_cache <= hi
-        else per_input
-    )
-    charge = LinearCharge(base - per_input * lo, per_input, per_cached, per_output)
-    mid = (lo + hi) // 2
-    checks = [(hi, 104_729, hi // 2), (mid, 7_919, mid // 3), (lo, 1_000_003, 0), (hi, 0, hi)]
-    for i, o, c in checks:
-        if cost(i, o, c) != charge.at(i - c, c, o):
-            return None
-    return charge
 
 
 def _price_each(out: _Out, book: PriceBook, pos: np.ndarray, frame: pd.DataFrame) -> None:

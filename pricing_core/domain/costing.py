@@ -274,6 +274,23 @@ class LinearCharge:
             self.constant + self.uncached * uncached + self.cached * cached + self.output * output
         )
 
+    def exact_at(self, uncached: int, cached: int, output: int) -> Decimal | None:
+        """`at`, or None where the per-event Decimal path (28 digits) could have rounded:
+        as `linear_nanos`, when a partial sum reaches `EXACT_DIGITS` digits."""
+        exponent, ints = _integer_coefficients(self)
+        counts = (1, uncached, cached, output)
+        if sum(abs(k) * n for k, n in zip(ints, counts, strict=True)) >= 10**EXACT_DIGITS:
+            return None
+        return Decimal(sum(k * n for k, n in zip(ints, counts, strict=True))).scaleb(-exponent)
+
+
+def _integer_coefficients(charge: LinearCharge) -> tuple[int, list[int]]:
+    """(e, [constant, uncached, cached, output] * 10**e as ints), e the least exponent
+    at which every coefficient is an integer."""
+    coefs = (charge.constant, charge.uncached, charge.cached, charge.output)
+    exponent = max(0, *(-c.normalize().as_tuple().exponent for c in coefs))  # type: ignore[operator]
+    return exponent, [int(c.scaleb(exponent)) for c in coefs]
+
 
 def linear_nanos(
     charge: LinearCharge, uncached: np.ndarray, cached: np.ndarray, output: np.ndarray
@@ -286,9 +303,7 @@ def linear_nanos(
         overflow), or None when a row's exact value has more than `EXACT_DIGITS`
         digits (the per-event Decimal path could have rounded: price those per row).
     """
-    coefs = (charge.constant, charge.uncached, charge.cached, charge.output)
-    exponent = max(0, *(-c.normalize().as_tuple().exponent for c in coefs))  # type: ignore[operator]
-    ints = [int(c.scaleb(exponent)) for c in coefs]
+    exponent, ints = _integer_coefficients(charge)
     tops = [1] + [int(a.max()) if len(a) else 0 for a in (uncached, cached, output)]
     bound = sum(abs(k) * t for k, t in zip(ints, tops, strict=True))
     if bound >= 10**EXACT_DIGITS:
