@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -31,7 +32,7 @@ from sqlalchemy import Engine, Table, select
 
 from pricing_core.adapters.schema import account_daily, platform_daily, usage_daily
 from pricing_core.adapters.schema_rollups import NO_KEY, chat_daily
-from pricing_core.analytics.common import rows_frame
+from pricing_core.analytics.common import rows_columns, rows_frame
 from pricing_core.analytics.explore_events import (
     EVENT_COLUMNS,
     MISSING,
@@ -68,6 +69,7 @@ __all__ = [  # the question and the events behind a bar live beside, and read fr
     "bar_events", "dimension_values", "explore", "hourly_view", "replace_url_params",
     "url_params",
 ]  # fmt: skip
+_PRICE = SUMS.index("price")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,15 +126,21 @@ def explore(
         )
     by_chat = all(d in (Group.CHAT, Group.API_KEY) for d in dims)
     if target is not None and question.step is not Step.HOUR and by_chat:
-        frame, source = _by_chat(engine, question, target, dims), chat_daily.name
+        columns, source = _by_chat(engine, question, target, dims), chat_daily.name
     elif question.step is Step.HOUR or not (rollups or by_plan):
-        frame, source = events_frame(engine, question, target, dims), "usage_events"
+        frame = events_frame(engine, question, target, dims)
+        columns, source = _columns(frame), "usage_events"
     elif not rollups:
         frame, source = plan_frame(engine, question, target, dims)
+        columns = _columns(frame)
     else:
         table = _table(dims, everyone)
-        frame, source = _daily(engine, table, question, target, dims), table.name
-    return _answer(question, frame, source)
+        columns, source = _daily(engine, table, question, target, dims), table.name
+    return _answer(question, columns, source)
+
+
+def _columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    return {name: frame[name].tolist() for name in frame.columns}
 
 
 def _dimensions(question: Question) -> list[Group]:
@@ -153,7 +161,10 @@ def _table(dims: list[Group], everyone: bool) -> Table:
 
 def _daily(
     engine: Engine, table: Table, q: Question, target: str | None, dims: list[Group]
-) -> pd.DataFrame:
+) -> dict[str, list[Any]]:
+    """The rollup's rows of the question grouped by day and dimensions, as columns
+    (day, each dimension's column, `SUMS`, period): plain lists, since `_answer` sums
+    them in Python and a frame in between cost more than the query."""
     c = table.c
     keys = [c[d.column] for d in dims]
     query = select(c.day, *keys, *rollup_sums(table)).where(c.day >= q.start, c.day <= q.end)
@@ -164,44 +175,45 @@ def _daily(
             query = query.where(c[group.column].in_(list(kept)))
     with engine.connect() as conn:
         rows = conn.execute(query.group_by(c.day, *keys)).all()
-    frame = rows_frame(rows, ["day", *(d.column for d in dims), *SUMS])
+    columns = rows_columns(rows, ["day", *(d.column for d in dims), *SUMS])
     step = Granularity(q.step.value)
-    frame["period"] = [period_start(d, step) for d in frame["day"].tolist()]
-    return frame
+    columns["period"] = [period_start(d, step) for d in columns["day"]]
+    return columns
 
 
-def _by_chat(engine: Engine, q: Question, target: str, dims: list[Group]) -> pd.DataFrame:
+def _by_chat(engine: Engine, q: Question, target: str, dims: list[Group]) -> dict[str, list[Any]]:
     """`_daily` over `chat_daily`, whose "" is no chat / no API key (MISSING's names)."""
     filters = {
         g: tuple(NO_KEY if v == MISSING.get(g) else v for v in kept)
         for g, kept in q.filters.items()
     }
-    frame = _daily(engine, chat_daily, replace(q, filters=filters), target, dims)
+    columns = _daily(engine, chat_daily, replace(q, filters=filters), target, dims)
     for group in dims:
-        frame[group.column] = [v or MISSING[group] for v in frame[group.column].tolist()]
-    return frame
+        columns[group.column] = [v or MISSING[group] for v in columns[group.column]]
+    return columns
 
 
-def _answer(q: Question, frame: pd.DataFrame, source: str) -> Answer:
-    """Sum the frame per (period, group, subgroup), the groups past the TOP_GROUPS
-    costliest (ties by name) as OTHER, running totals when cumulative. In plain
-    Python: a few hundred rows cost pandas' per-call overhead, 15 ms, not the sums."""
-    if frame.empty:
+def _answer(q: Question, frame: dict[str, list[Any]], source: str) -> Answer:
+    """Sum the columns (period, the dimensions', `SUMS`) per (period, group, subgroup),
+    the groups past the TOP_GROUPS costliest (ties by name) as OTHER, running totals
+    when cumulative. In plain Python: a few hundred rows cost pandas' per-call
+    overhead, 15 ms, not the sums."""
+    if not frame["period"]:
         points = pd.DataFrame(columns=["period", "group", "subgroup", "value"])
-        return Answer(q, points, _value(q.metric, {s: 0 for s in SUMS}), source)
-    groups = [str(g) for g in frame[q.group.column].tolist()]
-    subs = [str(g) for g in frame[q.subgroup.column].tolist()] if q.subgroup else [""] * len(groups)
+        return Answer(q, points, _value(q.metric, [0] * len(SUMS)), source)
+    groups = [str(g) for g in frame[q.group.column]]
+    subs = [str(g) for g in frame[q.subgroup.column]] if q.subgroup else [""] * len(groups)
     # integers (nano-USD, counts); a sum the database or a join left empty counts 0
-    columns = [[0 if v is None or v != v else int(v) for v in frame[s].tolist()] for s in SUMS]
-    totals = {s: sum(c) for s, c in zip(SUMS, columns, strict=True)}
+    columns = [[0 if v is None or v != v else int(v) for v in frame[s]] for s in SUMS]
+    totals = [sum(c) for c in columns]
     spend: dict[str, int] = defaultdict(int)
-    for g, price in zip(groups, columns[SUMS.index("price")], strict=True):
+    for g, price in zip(groups, columns[_PRICE], strict=True):
         spend[g] += price
     if len(spend) > TOP_GROUPS:
         kept = set(sorted(spend, key=lambda g: (-spend[g], g))[:TOP_GROUPS])
         groups = [g if g in kept else OTHER for g in groups]
     summed: dict[tuple[Any, str, str], list[int]] = {}
-    keys = zip(frame["period"].tolist(), groups, subs, strict=True)
+    keys = zip(frame["period"], groups, subs, strict=True)
     for key, *values in zip(keys, *columns, strict=True):
         into = summed.setdefault(key, [0] * len(SUMS))
         for k, v in enumerate(values):
@@ -209,10 +221,10 @@ def _answer(q: Question, frame: pd.DataFrame, source: str) -> Answer:
     if q.cumulative:  # running totals, carried through the periods a group was idle
         summed = _running(summed)
     rows = [
-        (period, g, sub, _value(q.metric, dict(zip(SUMS, values, strict=True))))
+        (period, g, sub, _value(q.metric, values))
         for (period, g, sub), values in sorted(summed.items(), key=lambda kv: kv[0])
     ]
-    points = pd.DataFrame(rows, columns=["period", "group", "subgroup", "value"])
+    points = rows_frame(rows, ["period", "group", "subgroup", "value"])
     return Answer(q, points, _value(q.metric, totals), source)
 
 
@@ -233,15 +245,16 @@ def _running(
     return out
 
 
-def _value(metric: Metric, sums: dict[str, Any]) -> int | Decimal:
+def _value(metric: Metric, sums: Sequence[int]) -> int | Decimal:
+    """The metric of `sums` (integers in `SUMS` order; money in nano-USD)."""
     if metric is Metric.COST:
-        return nanos_to_usd(int(sums["price"]))
+        return nanos_to_usd(sums[_PRICE])
     if metric is Metric.PROVIDER_COST:
-        return nanos_to_usd(int(sums["provider_cost"]))
+        return nanos_to_usd(sums[SUMS.index("provider_cost")])
     if metric is Metric.AVG_COST:
-        requests = int(sums["requests"])
-        return round_nano(nanos_to_usd(int(sums["price"])) / requests) if requests else Decimal(0)
-    return int(sums[metric.value])
+        requests = sums[SUMS.index("requests")]
+        return round_nano(nanos_to_usd(sums[_PRICE]) / requests) if requests else Decimal(0)
+    return sums[SUMS.index(metric.value)]
 
 
 def dimension_values(

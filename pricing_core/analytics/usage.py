@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, String, func, select, type_coerce
 
@@ -20,7 +21,7 @@ from pricing_core.analytics.common import (
     _target,
     day_bounds,
     nanos_str,
-    rows_frame,
+    rows_columns,
     shown,
 )
 from pricing_core.config import get_settings
@@ -116,19 +117,19 @@ def usage_report(
     ).where(d.account_id == target, d.day >= start, d.day <= end)
     summed: dict[tuple[date, str, str, str], list[int]] = {}
     with engine.connect() as conn:
-        for day, provider, model, operation, *sums in conn.execute(query):
-            into = summed.get((day, provider, model, operation))
-            if into is None:
-                summed[day, provider, model, operation] = sums
-            else:
-                for k, v in enumerate(sums):
-                    into[k] += v
-    rows = [(*key, *sums) for key, sums in sorted(summed.items())]
-    frame = rows_frame(rows, DAILY_COLUMNS)
+        stored = conn.execute(query).all()  # one fetch: row by row cost a third more
+    for day, provider, model, operation, *sums in stored:
+        into = summed.get((day, provider, model, operation))
+        if into is None:
+            summed[day, provider, model, operation] = sums
+        else:
+            for k, v in enumerate(sums):
+                into[k] += v
+    columns = rows_columns([(*key, *sums) for key, sums in sorted(summed.items())], DAILY_COLUMNS)
     for name in ("requests", "input_tokens", "output_tokens", "cached_tokens"):
-        frame[name] = frame[name].astype("int64")
-    frame["cost"] = [nanos_to_usd(n) for n in frame["cost"].tolist()]
-    return UsageReport(target, start, end, frame)
+        columns[name] = np.array(columns[name], dtype=np.int64)  # type: ignore[assignment]
+    columns["cost"] = [nanos_to_usd(n) for n in columns["cost"]]
+    return UsageReport(target, start, end, pd.DataFrame(columns, columns=DAILY_COLUMNS))
 
 
 def filter_report(

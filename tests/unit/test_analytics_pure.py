@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pricing_core import analytics
-from pricing_core.analytics.explore import OTHER, TOP_GROUPS, Metric, Question, _answer
+from pricing_core.analytics.explore import OTHER, TOP_GROUPS, Metric, Question, _answer, _columns
 from pricing_core.domain.money import nanos_to_usd, printf_usd_format, usd_str
 
 
@@ -146,7 +146,7 @@ def test_explore_sums_groups_past_the_costliest_twelve_as_other_and_runs_totals(
                          "provider_cost": 0, "price": price})  # fmt: skip
     frame = pd.DataFrame(rows)
     q = Question(days[0], days[-1], Metric.REQUESTS)
-    answer = _answer(q, frame, "test")
+    answer = _answer(q, _columns(frame), "test")
     spend = frame.groupby("model")["price"].sum()
     ranked = sorted(spend.index, key=lambda m: (-spend[m], m))
     kept = set(ranked[:TOP_GROUPS])
@@ -156,7 +156,7 @@ def test_explore_sums_groups_past_the_costliest_twelve_as_other_and_runs_totals(
         want[r["period"], r["model"] if r["model"] in kept else OTHER] += r["requests"]
     got = {(p, g): v for p, g, _, v in answer.points.itertuples(index=False)}
     assert got == dict(want) and answer.total == frame["requests"].sum()
-    running = _answer(dataclasses.replace(q, cumulative=True), frame, "test").points
+    running = _answer(dataclasses.replace(q, cumulative=True), _columns(frame), "test").points
     for group in {g for _, g in want}:
         mine = running[running["group"] == group]
         firsts = [d for d in days if (d, group) in want]
