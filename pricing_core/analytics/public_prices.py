@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from pricing_core.analytics.prices import model_views
+from pricing_core.analytics.prices import daily_ranking, model_views
 from pricing_core.billing.packages import PackageOffer, list_packages, package_offers
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.config import get_settings
@@ -64,13 +64,15 @@ def fixed_prices(engine: Engine, *, now: datetime | None = None) -> list[FixedPr
 
 def price_list(engine: Engine, viewer: Principal, *, now: datetime | None = None) -> PriceList:
     """What the viewer's account pays: token prices of the models in use (busiest
-    first; models the catalog cannot price are left out), fixed prices, the packs on
+    first over the 30 whole days before today, `daily_ranking`; models the catalog
+    cannot price are left out), fixed prices, the packs on
     sale (`package_offers` in the display unit) and the plans the account may choose.
     Any signed-in viewer; nothing here is another account's."""
     at = now or datetime.now(UTC)
+    ranking = daily_ranking(engine, at.date())
     models = [
         ModelRate(v.provider, v.model, v.effective)
-        for v in model_views(engine, at)
+        for v in model_views(engine, at, requests=ranking)
         if v.effective is not None
     ]
     packs = package_offers(list_packages(engine), get_settings().display_unit)

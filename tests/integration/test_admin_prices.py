@@ -14,13 +14,14 @@ from pricing_core.adapters.audit import list_audit
 from pricing_core.admin import prices as ap
 from pricing_core.admin import reprice
 from pricing_core.analytics import prices as price_views
+from pricing_core.analytics.public_prices import price_list
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.domain.costing import TokenRates
 from pricing_core.domain.errors import InvalidUsage, UnknownModel
 from pricing_core.domain.usage_event import UsageEvent
 from pricing_core.ledger.integrity import verify_ledger
 from pricing_core.metering.record import record_usage
-from tests.admin_support import ADMIN, seed_accounts, seed_trace
+from tests.admin_support import ADMIN, MEMBER, seed_accounts, seed_trace
 
 NANO = Decimal("1e-9")
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -261,3 +262,30 @@ def test_the_price_book_shows_list_markup_and_effective_prices_of_models_in_use(
     stale = price_views.catalog_staleness(engine, ADMIN)
     assert stale.last_override_at == NOW
     assert stale.snapshot_prices_as_of <= datetime.now(UTC).date()
+
+
+def test_the_public_price_list_ranks_by_the_30_whole_days_before_today(engine):
+    seed_accounts(engine)
+    calls = [  # (model, days before NOW, calls)
+        ("gpt-4o", 3, 2), ("gpt-4o-mini", 5, 3), ("gpt-4o", 31, 5),  # 31: outside the window
+        ("gpt-4o", 0, 4),  # today: not counted until tomorrow
+        ("gpt-4.1-nano", 0, 1),  # first used today: listed, last
+    ]  # fmt: skip
+    n = 0
+    for model, days, count in calls:
+        for _ in range(count):
+            n += 1
+            event = UsageEvent(f"r{n}", "alice", "alice", "chat_message", "openai", model, 100, 10,
+                               created_at=NOW - timedelta(days=days))  # fmt: skip
+            record_usage(engine, event, now=NOW)
+    by_day: dict[str, int] = {}  # the window's calls per model, counted here
+    for model, days, count in calls:
+        if 1 <= days <= 30:
+            by_day[model] = by_day.get(model, 0) + count
+    ranked = sorted(by_day, key=lambda m: -by_day[m])
+    listed = [m.model for m in price_list(engine, MEMBER, now=NOW).models]
+    assert ranked == ["gpt-4o-mini", "gpt-4o"]
+    assert listed == [*ranked, "gpt-4.1-nano"]
+    # the next day the window moves: today's 4 calls of gpt-4o now count (2 + 4 > 3)
+    tomorrow = [m.model for m in price_list(engine, MEMBER, now=NOW + timedelta(days=1)).models]
+    assert tomorrow == ["gpt-4o", "gpt-4o-mini", "gpt-4.1-nano"]
