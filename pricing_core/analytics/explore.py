@@ -41,7 +41,7 @@ from pricing_core.analytics.explore_events import (
     event_dimension_values,
     events_frame,
 )
-from pricing_core.analytics.explore_plans import SUMS, plan_frame, rollup_sums
+from pricing_core.analytics.explore_plans import plan_frame, rollup_sums
 from pricing_core.analytics.explore_question import (
     MAX_HOURLY_DAYS,
     NO_API_KEY,
@@ -69,7 +69,6 @@ __all__ = [  # the question and the events behind a bar live beside, and read fr
     "bar_events", "dimension_values", "explore", "hourly_view", "replace_url_params",
     "url_params",
 ]  # fmt: skip
-_PRICE = SUMS.index("price")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +162,14 @@ def _daily(
     engine: Engine, table: Table, q: Question, target: str | None, dims: list[Group]
 ) -> dict[str, list[Any]]:
     """The rollup's rows of the question grouped by day and dimensions, as columns
-    (day, each dimension's column, `SUMS`, period): plain lists, since `_answer` sums
-    them in Python and a frame in between cost more than the query."""
+    (day, each dimension's column, the sums `_measures` names, period): plain lists,
+    since `_answer` sums them in Python and a frame in between cost more than the
+    query."""
     c = table.c
     keys = [c[d.column] for d in dims]
-    query = select(c.day, *keys, *rollup_sums(table)).where(c.day >= q.start, c.day <= q.end)
+    measures = set(_measures(q.metric))
+    sums = [s for s in rollup_sums(table) if s.name in measures]
+    query = select(c.day, *keys, *sums).where(c.day >= q.start, c.day <= q.end)
     if target is not None:
         query = query.where(c.account_id == target)
     for group, kept in q.filters.items():
@@ -175,7 +177,7 @@ def _daily(
             query = query.where(c[group.column].in_(list(kept)))
     with engine.connect() as conn:
         rows = conn.execute(query.group_by(c.day, *keys)).all()
-    columns = rows_columns(rows, ["day", *(d.column for d in dims), *SUMS])
+    columns = rows_columns(rows, ["day", *(d.column for d in dims), *(s.name for s in sums)])
     step = Granularity(q.step.value)
     columns["period"] = [period_start(d, step) for d in columns["day"]]
     return columns
@@ -194,20 +196,23 @@ def _by_chat(engine: Engine, q: Question, target: str, dims: list[Group]) -> dic
 
 
 def _answer(q: Question, frame: dict[str, list[Any]], source: str) -> Answer:
-    """Sum the columns (period, the dimensions', `SUMS`) per (period, group, subgroup),
-    the groups past the TOP_GROUPS costliest (ties by name) as OTHER, running totals
-    when cumulative. In plain Python: a few hundred rows cost pandas' per-call
-    overhead, 15 ms, not the sums."""
+    """Sum the columns (period, the dimensions', the sums `_measures` names; the
+    events' frames have them all) per (period, group, subgroup), the groups past the
+    TOP_GROUPS costliest (ties by name) as OTHER, running totals when cumulative. In
+    plain Python: a few hundred rows cost pandas' per-call overhead, 15 ms, not the
+    sums."""
     if not frame["period"]:
         points = pd.DataFrame(columns=["period", "group", "subgroup", "value"])
-        return Answer(q, points, _value(q.metric, [0] * len(SUMS)), source)
+        return Answer(q, points, _value(q.metric, [0, 0, 0]), source)
     groups = [str(g) for g in frame[q.group.column]]
     subs = [str(g) for g in frame[q.subgroup.column]] if q.subgroup else [""] * len(groups)
     # integers (nano-USD, counts); a sum the database or a join left empty counts 0
-    columns = [[0 if v is None or v != v else int(v) for v in frame[s]] for s in SUMS]
+    measures = _measures(q.metric)
+    ints = {s: [0 if v is None or v != v else int(v) for v in frame[s]] for s in set(measures)}
+    columns = [ints[s] for s in measures]
     totals = [sum(c) for c in columns]
     spend: dict[str, int] = defaultdict(int)
-    for g, price in zip(groups, columns[_PRICE], strict=True):
+    for g, price in zip(groups, columns[1], strict=True):
         spend[g] += price
     if len(spend) > TOP_GROUPS:
         kept = set(sorted(spend, key=lambda g: (-spend[g], g))[:TOP_GROUPS])
@@ -215,7 +220,7 @@ def _answer(q: Question, frame: dict[str, list[Any]], source: str) -> Answer:
     summed: dict[tuple[Any, str, str], list[int]] = {}
     keys = zip(frame["period"], groups, subs, strict=True)
     for key, *values in zip(keys, *columns, strict=True):
-        into = summed.setdefault(key, [0] * len(SUMS))
+        into = summed.setdefault(key, [0, 0, 0])
         for k, v in enumerate(values):
             into[k] += v
     if q.cumulative:  # running totals, carried through the periods a group was idle
@@ -236,7 +241,7 @@ def _running(
     periods = sorted({period for period, _, _ in summed})
     out = {}
     for g, sub in sorted({(g, sub) for _, g, sub in summed}):
-        running = [0] * len(SUMS)
+        running = [0, 0, 0]
         for period in periods:
             for k, v in enumerate(summed.get((period, g, sub), ())):
                 running[k] += v
@@ -245,16 +250,19 @@ def _running(
     return out
 
 
+def _measures(metric: Metric) -> tuple[str, str, str]:
+    """The sums an answer reads: requests (where running totals start), price (the
+    groups' ranking) and the metric's own (`_value`)."""
+    own = "price" if metric in (Metric.COST, Metric.AVG_COST) else metric.value
+    return ("requests", "price", own)
+
+
 def _value(metric: Metric, sums: Sequence[int]) -> int | Decimal:
-    """The metric of `sums` (integers in `SUMS` order; money in nano-USD)."""
-    if metric is Metric.COST:
-        return nanos_to_usd(sums[_PRICE])
-    if metric is Metric.PROVIDER_COST:
-        return nanos_to_usd(sums[SUMS.index("provider_cost")])
+    """The metric of `sums`, integers in `_measures` order (money in nano-USD)."""
+    requests, price, own = sums
     if metric is Metric.AVG_COST:
-        requests = sums[SUMS.index("requests")]
-        return round_nano(nanos_to_usd(sums[_PRICE]) / requests) if requests else Decimal(0)
-    return sums[SUMS.index(metric.value)]
+        return round_nano(nanos_to_usd(price) / requests) if requests else Decimal(0)
+    return nanos_to_usd(own) if metric.money else own
 
 
 def dimension_values(
