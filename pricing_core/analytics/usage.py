@@ -129,7 +129,7 @@ def usage_report(
     for name in ("requests", "input_tokens", "output_tokens", "cached_tokens"):
         columns[name] = np.array(columns[name], dtype=np.int64)  # type: ignore[assignment]
     columns["cost"] = [nanos_to_usd(n) for n in columns["cost"]]
-    return UsageReport(target, start, end, pd.DataFrame(columns, columns=DAILY_COLUMNS))
+    return UsageReport(target, start, end, pd.DataFrame(columns))  # in DAILY_COLUMNS order
 
 
 def filter_report(
