@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,6 @@ from pricing_core.analytics.common import (
     _target,
     day_bounds,
     nanos_str,
-    rows_columns,
     shown,
 )
 from pricing_core.config import get_settings
@@ -115,20 +115,23 @@ def usage_report(
         d.cached_tokens,
         type_coerce(d.price, BigInteger),
     ).where(d.account_id == target, d.day >= start, d.day <= end)
-    summed: dict[tuple[date, str, str, str], list[int]] = {}
     with engine.connect() as conn:
         stored = conn.execute(query).all()  # one fetch: row by row cost a third more
-    for day, provider, model, operation, *sums in stored:
-        into = summed.get((day, provider, model, operation))
+    summed: dict[tuple[date, str, str, str], list[int]] = {}
+    for row in stored:
+        key, sums = tuple(row[:4]), row[4:]
+        into = summed.get(key)
         if into is None:
-            summed[day, provider, model, operation] = sums
+            summed[key] = list(sums)
         else:
             for k, v in enumerate(sums):
                 into[k] += v
-    columns = rows_columns([(*key, *sums) for key, sums in sorted(summed.items())], DAILY_COLUMNS)
-    for name in ("requests", "input_tokens", "output_tokens", "cached_tokens"):
-        columns[name] = np.array(columns[name], dtype=np.int64)  # type: ignore[assignment]
-    columns["cost"] = [nanos_to_usd(n) for n in columns["cost"]]
+    keys = sorted(summed)
+    values = [summed[k] for k in keys]
+    columns: dict[str, Any] = {n: [k[i] for k in keys] for i, n in enumerate(DAILY_COLUMNS[:4])}
+    for i, name in enumerate(DAILY_COLUMNS[4:8]):
+        columns[name] = np.array([v[i] for v in values], dtype=np.int64)
+    columns["cost"] = [nanos_to_usd(v[4]) for v in values]
     return UsageReport(target, start, end, pd.DataFrame(columns))  # in DAILY_COLUMNS order
 
 
