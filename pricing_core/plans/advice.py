@@ -185,16 +185,19 @@ def advise_plan(
     tz = get_settings().tz
     current_month = month_of(at, tz)
     with engine.connect() as conn:
-        opened = conn.execute(
-            select(accounts.c.created_at).where(accounts.c.id == account_id)
-        ).scalar()
-        if opened is None:
-            raise UnknownAccount(f"unknown account {account_id!r}")
         # months before the account existed would compare plan fees against no usage;
         # imported history can be older than the account row, so its first usage counts
-        used_since = conn.execute(
-            select(func.min(account_daily.c.day)).where(account_daily.c.account_id == account_id)
-        ).scalar()
+        first_day = (
+            select(func.min(account_daily.c.day))
+            .where(account_daily.c.account_id == account_id)
+            .scalar_subquery()
+        )
+        found = conn.execute(
+            select(accounts.c.created_at, first_day).where(accounts.c.id == account_id)
+        ).first()
+        if found is None:
+            raise UnknownAccount(f"unknown account {account_id!r}")
+        opened, used_since = found
         first = month_of(opened, tz)
         if used_since is not None:
             first = min(first, used_since.strftime("%Y-%m"))
