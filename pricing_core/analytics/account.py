@@ -88,11 +88,19 @@ def balance_state(balance: Decimal) -> BalanceState:
     return BalanceState.OK
 
 
-def _account_name(conn: Connection, account_id: str) -> str:
-    name = conn.execute(select(accounts.c.name).where(accounts.c.id == account_id)).scalar()
-    if name is None:
+def _name_and_first_day(conn: Connection, account_id: str) -> tuple[str, date | None]:
+    """The account's name and its first day with usage (None: no usage), in one query.
+    Raises: UnknownAccount."""
+    first_day = (
+        select(func.min(account_daily.c.day))
+        .where(account_daily.c.account_id == account_id)
+        .scalar_subquery()
+    )
+    found = conn.execute(select(accounts.c.name, first_day).where(accounts.c.id == account_id))
+    row = found.first()
+    if row is None:
         raise UnknownAccount(f"unknown account {account_id!r}")
-    return name
+    return row[0], row[1]
 
 
 def _daily_spend(conn: Connection, account_id: str, start: date, end: date) -> dict[date, Decimal]:
@@ -103,11 +111,6 @@ def _daily_spend(conn: Connection, account_id: str, start: date, end: date) -> d
         .group_by(d.day)
     )
     return {day: total for day, total in rows}
-
-
-def _first_usage_day(conn: Connection, account_id: str) -> date | None:
-    d = usage_daily.c
-    return conn.execute(select(func.min(d.day)).where(d.account_id == account_id)).scalar()
 
 
 # ---------------------------------------------------------------- overview
@@ -123,8 +126,9 @@ def overview(
     """Balance, spend today / this month / last month (configured time zone), the
     forecast (runway at the pace of the last 14 days) and the last ledger entries.
 
-    Reads: wallets, accounts, usage_daily (days since the start of last month),
-    ledger_entries (the last RECENT_ENTRIES posted).
+    Reads: accounts, wallets, account_daily (the days since the start of last month,
+    and the first day), usage_daily (this month's top models), ledger_entries (the
+    last RECENT_ENTRIES posted) with their events and chats; six queries.
     Raises: PermissionDenied, UnknownAccount.
     """
     target = _target(viewer, account_id)
@@ -134,10 +138,9 @@ def overview(
     trend_start = today - timedelta(days=TREND_DAYS - 1)
     since = min(last_month_start, today - timedelta(days=PACE_WINDOW_DAYS), trend_start)
     with engine.connect() as conn:
-        name = _account_name(conn, target)
+        name, first = _name_and_first_day(conn, target)
         wallet = get_wallet_on(conn, target)
         daily = _daily_spend(conn, target, since, today)
-        first = _first_usage_day(conn, target)
         le = ledger_entries.c
         # latest postings first; (created_at, id) is the account index's own order, so
         # a busy account reads twenty entries, not all of them sorted by id
@@ -213,25 +216,18 @@ def _describe_all(
     conn: Connection, account_id: str, entries: tuple[LedgerEntry, ...]
 ) -> tuple[str, ...]:
     """`describe_entry` of each entry, usage entries with their events and chat titles
-    (two indexed queries, however many entries)."""
+    (one indexed query, however many entries)."""
     requests = [x.reference for x in entries if x.kind == EntryKind.USAGE and x.reference]
-    e = usage_events.c
-    events = {
-        r.request_id: r
-        for r in conn.execute(
-            select(e.request_id, e.model, e.chat_id, e.input_tokens, e.output_tokens).where(
-                e.account_id == account_id, e.request_id.in_(requests)
-            )
+    e, c = usage_events.c, chats.c
+    rows = conn.execute(
+        select(e.request_id, e.model, e.chat_id, e.input_tokens, e.output_tokens, c.title)
+        .select_from(
+            usage_events.outerjoin(chats, (c.account_id == e.account_id) & (c.chat_id == e.chat_id))
         )
-    }
-    chat_ids = sorted({r.chat_id for r in events.values() if r.chat_id})
-    titles = dict(
-        conn.execute(
-            select(chats.c.chat_id, chats.c.title).where(
-                chats.c.account_id == account_id, chats.c.chat_id.in_(chat_ids)
-            )
-        ).all()
-    )
+        .where(e.account_id == account_id, e.request_id.in_(requests))
+    ).all()
+    events = {r.request_id: r for r in rows}
+    titles = {r.chat_id: r.title for r in rows if r.chat_id}
     return tuple(
         describe_entry(x, events.get(x.reference) if x.reference else None, titles) for x in entries
     )

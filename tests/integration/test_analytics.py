@@ -10,10 +10,10 @@ import pytest
 from genai_prices import Usage, calc_price
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from pricing_core import analytics
-from pricing_core.adapters.schema import ledger_entries
+from pricing_core.adapters.schema import chats, ledger_entries
 from pricing_core.domain.errors import InvalidUsage, PermissionDenied
 from pricing_core.domain.principal import Principal
 from pricing_core.domain.usage_event import UsageEvent
@@ -118,6 +118,21 @@ def test_the_overview_shows_the_balance_and_spend_computed_from_the_ledger_and_p
         "gpt-4o-mini · chat 'trip' · 800 → 90 tokens",
     )
     assert view.entry_descriptions[-1] == "welcome credit"
+    # a titled chat is named by its title, and only the account's own chat's
+    with data.begin() as conn:
+        conn.execute(
+            update(chats).where(chats.c.account_id == "alice", chats.c.chat_id == "trip")
+            .values(title="Trip plan")
+        )  # fmt: skip
+        conn.execute(insert(chats).values(
+            account_id="empty", user_id="empty", chat_id="code", title="not alice's", requests=0,
+            input_tokens=0, output_tokens=0, provider_cost=0, cost=0, first_at=NOW, last_at=NOW,
+        ))  # fmt: skip
+    titled = analytics.overview(data, ALICE, now=NOW).entry_descriptions[:2]
+    assert titled == (
+        "claude-3-5-haiku-latest · chat 'code' · 3,000 → 10 tokens",
+        "gpt-4o-mini · chat 'Trip plan' · 800 → 90 tokens",
+    )
     # the 30-day trend has every day, today last, and sums to the events in it
     assert len(view.last_30_days) == 30 and view.last_30_days[-1][0] == NOW.date()
     recent = [c for c in CALLS if c[1] == "alice" and c[7].date() > NOW.date() - timedelta(30)]
