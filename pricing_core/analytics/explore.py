@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -32,7 +32,7 @@ from sqlalchemy import Engine, Table, select
 
 from pricing_core.adapters.schema import account_daily, platform_daily, usage_daily
 from pricing_core.adapters.schema_rollups import NO_KEY, chat_daily
-from pricing_core.analytics.common import rows_columns, rows_frame
+from pricing_core.analytics.common import rows_columns
 from pricing_core.analytics.explore_events import (
     EVENT_COLUMNS,
     MISSING,
@@ -203,7 +203,7 @@ def _answer(q: Question, frame: dict[str, list[Any]], source: str) -> Answer:
     sums."""
     if not frame["period"]:
         points = pd.DataFrame(columns=["period", "group", "subgroup", "value"])
-        return Answer(q, points, _value(q.metric, [0, 0, 0]), source)
+        return Answer(q, points, _value_of(q.metric)([0, 0, 0]), source)
     groups = [str(g) for g in frame[q.group.column]]
     subs = [str(g) for g in frame[q.subgroup.column]] if q.subgroup else [""] * len(groups)
     # integers (nano-USD, counts); a sum the database or a join left empty counts 0
@@ -219,18 +219,27 @@ def _answer(q: Question, frame: dict[str, list[Any]], source: str) -> Answer:
         groups = [g if g in kept else OTHER for g in groups]
     summed: dict[tuple[Any, str, str], list[int]] = {}
     keys = zip(frame["period"], groups, subs, strict=True)
-    for key, *values in zip(keys, *columns, strict=True):
-        into = summed.setdefault(key, [0, 0, 0])
-        for k, v in enumerate(values):
-            into[k] += v
+    for key, requests, price, own in zip(keys, *columns, strict=True):
+        into = summed.get(key)
+        if into is None:
+            summed[key] = [requests, price, own]
+        else:
+            into[0] += requests
+            into[1] += price
+            into[2] += own
     if q.cumulative:  # running totals, carried through the periods a group was idle
         summed = _running(summed)
-    rows = [
-        (period, g, sub, _value(q.metric, values))
-        for (period, g, sub), values in sorted(summed.items(), key=lambda kv: kv[0])
-    ]
-    points = rows_frame(rows, ["period", "group", "subgroup", "value"])
-    return Answer(q, points, _value(q.metric, totals), source)
+    ordered = sorted(summed.items())  # the keys are distinct: only they are compared
+    value = _value_of(q.metric)
+    points = pd.DataFrame(
+        {
+            "period": [k[0] for k, _ in ordered],
+            "group": [k[1] for k, _ in ordered],
+            "subgroup": [k[2] for k, _ in ordered],
+            "value": [value(sums) for _, sums in ordered],
+        }
+    )
+    return Answer(q, points, value(totals), source)
 
 
 def _running(
@@ -252,17 +261,18 @@ def _running(
 
 def _measures(metric: Metric) -> tuple[str, str, str]:
     """The sums an answer reads: requests (where running totals start), price (the
-    groups' ranking) and the metric's own (`_value`)."""
+    groups' ranking) and the metric's own (`_value_of`)."""
     own = "price" if metric in (Metric.COST, Metric.AVG_COST) else metric.value
     return ("requests", "price", own)
 
 
-def _value(metric: Metric, sums: Sequence[int]) -> int | Decimal:
-    """The metric of `sums`, integers in `_measures` order (money in nano-USD)."""
-    requests, price, own = sums
+def _value_of(metric: Metric) -> Callable[[Sequence[int]], int | Decimal]:
+    """The metric of sums given as integers in `_measures` order (money in nano-USD)."""
     if metric is Metric.AVG_COST:
-        return round_nano(nanos_to_usd(price) / requests) if requests else Decimal(0)
-    return nanos_to_usd(own) if metric.money else own
+        return lambda s: round_nano(nanos_to_usd(s[1]) / s[0]) if s[0] else Decimal(0)
+    if metric.money:
+        return lambda s: nanos_to_usd(s[2])
+    return lambda s: s[2]
 
 
 def dimension_values(
