@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, or_, select
 
 from pricing_core.adapters.schema import chats, usage_events
-from pricing_core.analytics.common import _target, day_bounds, local_time, printable
+from pricing_core.analytics.common import _target, day_bounds, local_time, printable, rows_frame
 from pricing_core.catalog.price_book import get_price_book
 from pricing_core.domain.errors import InvalidUsage
 from pricing_core.domain.principal import Principal
@@ -135,7 +135,7 @@ def _chats_query(query: Any, target: str, search: str) -> Any:
 
 
 def _chats_frame(rows: Any) -> pd.DataFrame:
-    return pd.DataFrame(
+    return rows_frame(
         [
             (
                 r.chat_id,
@@ -151,7 +151,7 @@ def _chats_frame(rows: Any) -> pd.DataFrame:
             )
             for r in rows
         ],
-        columns=CHAT_COLUMNS,
+        CHAT_COLUMNS,
     )
 
 
@@ -216,7 +216,7 @@ def chat_detail(
         ).all()
         book = get_price_book(engine)
         notes = corrections_notes(conn, [r.id for r in rows])
-        frame = pd.DataFrame(
+        frame = rows_frame(
             [
                 (
                     local_time(r.created_at),
@@ -233,7 +233,7 @@ def chat_detail(
                 )
                 for r in rows
             ],
-            columns=REQUEST_COLUMNS,
+            REQUEST_COLUMNS,
         )
     return ChatDetail(
         chat_id=chat.chat_id,

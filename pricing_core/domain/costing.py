@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -284,12 +285,13 @@ class LinearCharge:
         return Decimal(sum(k * n for k, n in zip(ints, counts, strict=True))).scaleb(-exponent)
 
 
-def _integer_coefficients(charge: LinearCharge) -> tuple[int, list[int]]:
+@lru_cache(maxsize=1024)  # a charge is measured once per price and tier segment
+def _integer_coefficients(charge: LinearCharge) -> tuple[int, tuple[int, ...]]:
     """(e, [constant, uncached, cached, output] * 10**e as ints), e the least exponent
     at which every coefficient is an integer."""
     coefs = (charge.constant, charge.uncached, charge.cached, charge.output)
     exponent = max(0, *(-c.normalize().as_tuple().exponent for c in coefs))  # type: ignore[operator]
-    return exponent, [int(c.scaleb(exponent)) for c in coefs]
+    return exponent, tuple(int(c.scaleb(exponent)) for c in coefs)
 
 
 def linear_nanos(
