@@ -19,6 +19,7 @@ from pricing_core.adapters.schema import (
     ledger_entries,
     usage_daily,
     usage_events,
+    wallets,
 )
 from pricing_core.analytics.common import _target, _today, local_time
 from pricing_core.config import get_settings
@@ -26,7 +27,7 @@ from pricing_core.domain.errors import UnknownAccount
 from pricing_core.domain.forecast import PACE_WINDOW_DAYS, Forecast, forecast_spend
 from pricing_core.domain.money import ZERO
 from pricing_core.domain.principal import Principal
-from pricing_core.ledger.wallets import EntryKind, LedgerEntry, get_wallet_on
+from pricing_core.ledger.wallets import EntryKind, LedgerEntry, Wallet
 
 RECENT_ENTRIES = 20
 TREND_DAYS = 30  # the spend trend on Overview
@@ -88,19 +89,23 @@ def balance_state(balance: Decimal) -> BalanceState:
     return BalanceState.OK
 
 
-def _name_and_first_day(conn: Connection, account_id: str) -> tuple[str, date | None]:
-    """The account's name and its first day with usage (None: no usage), in one query.
-    Raises: UnknownAccount."""
+def _account_on(conn: Connection, account_id: str) -> tuple[str, Wallet, date | None]:
+    """The account's name, its wallet and its first day with usage (None: no usage),
+    in one query. Raises: UnknownAccount."""
     first_day = (
         select(func.min(account_daily.c.day))
         .where(account_daily.c.account_id == account_id)
         .scalar_subquery()
     )
-    found = conn.execute(select(accounts.c.name, first_day).where(accounts.c.id == account_id))
-    row = found.first()
+    w = wallets.c
+    row = conn.execute(
+        select(accounts.c.name, w.balance, w.held, first_day)
+        .join_from(accounts, wallets, w.account_id == accounts.c.id)
+        .where(accounts.c.id == account_id)
+    ).first()
     if row is None:
         raise UnknownAccount(f"unknown account {account_id!r}")
-    return row[0], row[1]
+    return row.name, Wallet(account_id, row.balance, row.held), row[3]
 
 
 def _daily_spend(conn: Connection, account_id: str, start: date, end: date) -> dict[date, Decimal]:
@@ -128,7 +133,7 @@ def overview(
 
     Reads: accounts, wallets, account_daily (the days since the start of last month,
     and the first day), usage_daily (this month's top models), ledger_entries (the
-    last RECENT_ENTRIES posted) with their events and chats; six queries.
+    last RECENT_ENTRIES posted) with their events and chats; five queries.
     Raises: PermissionDenied, UnknownAccount.
     """
     target = _target(viewer, account_id)
@@ -138,8 +143,7 @@ def overview(
     trend_start = today - timedelta(days=TREND_DAYS - 1)
     since = min(last_month_start, today - timedelta(days=PACE_WINDOW_DAYS), trend_start)
     with engine.connect() as conn:
-        name, first = _name_and_first_day(conn, target)
-        wallet = get_wallet_on(conn, target)
+        name, wallet, first = _account_on(conn, target)
         daily = _daily_spend(conn, target, since, today)
         le = ledger_entries.c
         # latest postings first; (created_at, id) is the account index's own order, so
