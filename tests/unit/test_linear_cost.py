@@ -63,7 +63,8 @@ def test_standard_cost_equals_calc_price(model, input_tokens, output_tokens, per
     at = START + timedelta(seconds=second)
     _provider, info = _find(provider, name)
     price = info.get_prices(at)  # type: ignore[attr-defined]
-    assert standard_cost(provider, name, counts, at, price) == calc_price(provider, name, counts, at)
+    expected = calc_price(provider, name, counts, at)
+    assert standard_cost(provider, name, counts, at, price) == expected
 
 
 @pytest.mark.parametrize(
