@@ -7,11 +7,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Date, Index, PrimaryKeyConstraint, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    func,
+    select,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from pricing_core.adapters.schema import LongId, ShortId, daily_sums, metadata, usage_events
+from pricing_core.adapters.schema import (
+    LongId,
+    ShortId,
+    account_daily,
+    daily_sums,
+    metadata,
+    usage_events,
+)
 from pricing_core.adapters.types import NanoUSD, UTCDateTime
 from pricing_core.domain.usage_event import API_KEY_METADATA
 
@@ -82,3 +99,11 @@ def _event_api_key_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
     m = compiler.process(usage_events.c.metadata, **kw)
     k = API_KEY_METADATA
     return f"CASE WHEN json_type({m}, '$.{k}') = 'text' THEN json_extract({m}, '$.{k}') END"
+
+
+def first_usage_day(account_id: str) -> Any:
+    """SQL (a scalar subquery): the account's first day with usage, NULL for none, from
+    `account_daily`: the day Overview's forecast and plan advice both count complete
+    days from (`forecast.complete_days`), so the two pages agree."""
+    d = account_daily.c
+    return select(func.min(d.day)).where(d.account_id == account_id).scalar_subquery()

@@ -21,6 +21,7 @@ from pricing_core.adapters.schema import (
     usage_events,
     wallets,
 )
+from pricing_core.adapters.schema_rollups import first_usage_day
 from pricing_core.analytics.common import _target, _today, local_time
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
@@ -92,14 +93,9 @@ def balance_state(balance: Decimal) -> BalanceState:
 def _account_on(conn: Connection, account_id: str) -> tuple[str, Wallet, date | None]:
     """The account's name, its wallet and its first day with usage (None: no usage),
     in one query. Raises: UnknownAccount."""
-    first_day = (
-        select(func.min(account_daily.c.day))
-        .where(account_daily.c.account_id == account_id)
-        .scalar_subquery()
-    )
     w = wallets.c
     row = conn.execute(
-        select(accounts.c.name, w.balance, w.held, first_day)
+        select(accounts.c.name, w.balance, w.held, first_usage_day(account_id))
         .join_from(accounts, wallets, w.account_id == accounts.c.id)
         .where(accounts.c.id == account_id)
     ).first()

@@ -65,9 +65,9 @@ def fixed_prices(engine: Engine, *, now: datetime | None = None) -> list[FixedPr
 def price_list(engine: Engine, viewer: Principal, *, now: datetime | None = None) -> PriceList:
     """What the viewer's account pays: token prices of the models in use (busiest
     first over the 30 whole days before today, `daily_ranking`; models the catalog
-    cannot price are left out), fixed prices, the packs on
-    sale (`package_offers` in the display unit) and the plans the account may choose.
-    Any signed-in viewer; nothing here is another account's."""
+    cannot price are left out), fixed prices, the packs on sale (`package_offers` in
+    the display unit) and the plans the account may choose. Any signed-in viewer;
+    nothing here is another account's."""
     at = now or datetime.now(UTC)
     ranking = daily_ranking(engine, at.date())
     models = [

@@ -30,7 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from pricing_core.adapters.schema import account_daily, accounts, usage_daily
+from pricing_core.adapters.schema import accounts, usage_daily
+from pricing_core.adapters.schema_rollups import first_usage_day
 from pricing_core.catalog.price_book import PriceBook, get_price_book
 from pricing_core.config import get_settings
 from pricing_core.domain.errors import UnknownAccount
@@ -187,13 +188,10 @@ def advise_plan(
     with engine.connect() as conn:
         # months before the account existed would compare plan fees against no usage;
         # imported history can be older than the account row, so its first usage counts
-        first_day = (
-            select(func.min(account_daily.c.day))
-            .where(account_daily.c.account_id == account_id)
-            .scalar_subquery()
-        )
         found = conn.execute(
-            select(accounts.c.created_at, first_day).where(accounts.c.id == account_id)
+            select(accounts.c.created_at, first_usage_day(account_id)).where(
+                accounts.c.id == account_id
+            )
         ).first()
         if found is None:
             raise UnknownAccount(f"unknown account {account_id!r}")
